@@ -1,0 +1,86 @@
+/** Base class of every error the module throws on purpose; `code` is stable for programs to switch on. */
+export abstract class WebhookError extends Error {
+  abstract readonly code: string;
+
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** Input refused before anything was written. `field` names the offending input path. */
+export class WebhookValidationError extends WebhookError {
+  readonly code = 'WEBHOOK_VALIDATION';
+
+  constructor(
+    readonly field: string,
+    readonly reason: string,
+  ) {
+    super(`Invalid ${field}: ${reason}`);
+  }
+}
+
+export class WebhookNotFoundError extends WebhookError {
+  readonly code = 'WEBHOOK_NOT_FOUND';
+
+  constructor(
+    readonly entityName: string,
+    readonly id: unknown,
+    readonly spaceId?: number,
+  ) {
+    super(
+      spaceId === undefined
+        ? `${entityName} ${String(id)} not found`
+        : `${entityName} ${String(id)} not found in space ${spaceId}`,
+    );
+  }
+}
+
+/** The caller's `version` is not the stored one: somebody else changed the object first. */
+export class WebhookVersionConflictError extends WebhookError {
+  readonly code = 'WEBHOOK_VERSION_CONFLICT';
+
+  constructor(
+    readonly entityName: string,
+    readonly id: number,
+    readonly expectedVersion: number,
+    readonly actualVersion: number | undefined,
+  ) {
+    super(
+      `${entityName} ${id} was changed concurrently: version ${expectedVersion} given, ` +
+        `${actualVersion === undefined ? 'a newer one' : actualVersion} stored; read it again and retry`,
+    );
+  }
+}
+
+/** A lifecycle transition that is not allowed, or a write to an object that is being deleted. */
+export class WebhookStateError extends WebhookError {
+  readonly code = 'WEBHOOK_STATE';
+
+  constructor(
+    readonly entityName: string,
+    readonly id: number,
+    readonly from: string,
+    readonly to: string | undefined,
+    detail?: string,
+  ) {
+    super(
+      detail ??
+        (to === undefined
+          ? `${entityName} ${id} is ${from} and cannot be changed`
+          : `${entityName} ${id} cannot move from ${from} to ${to}`),
+    );
+  }
+}
+
+/** A module option or a decorator is used wrongly; raised while the application boots. */
+export class WebhookConfigurationError extends WebhookError {
+  readonly code = 'WEBHOOK_CONFIGURATION';
+
+  constructor(
+    readonly setting: string,
+    reason: string,
+  ) {
+    super(`nestjs-webhook-listener: ${setting} ${reason}`);
+  }
+}

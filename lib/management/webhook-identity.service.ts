@@ -1,0 +1,101 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { DataSource, EntityManager } from 'typeorm';
+import { WebhookNotFoundError, WebhookValidationError } from '../errors/webhook.errors.js';
+import type { CreationEntityState } from '../model/creation-entity-state.enum.js';
+import { NAME_MAX_LENGTH } from '../model/managed-object.entity.js';
+import { WebhookIdentity } from '../model/webhook-identity.entity.js';
+import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
+import { generateIdentityKeyMaterial } from '../signing/key-material.js';
+import { KeyEncryptionService } from '../signing/key-encryption.service.js';
+import { assertKnownKeys, assertPlainObject, requireId, requireString } from '../validation/input.validation.js';
+import { refuseWhileUsedByLiveListeners } from './listener-usage.js';
+import { commonQueryFields, ManagedObjectService, ROOT_ALIAS, requireSpaceId } from './managed-object.service.js';
+
+export interface CreateWebhookIdentityInput {
+  name: string;
+  state?: CreationEntityState;
+}
+
+export interface UpdateWebhookIdentityInput {
+  id: number;
+  version: number;
+  name?: string;
+  state?: CreationEntityState;
+}
+
+/** What a receiver needs to check an `X-Signature`: the key id and its public key. */
+export interface WebhookPublicKey {
+  id: string;
+  /** Base64 of the DER SubjectPublicKeyInfo. */
+  publicKey: string;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+@Injectable()
+export class WebhookIdentityService extends ManagedObjectService<WebhookIdentity> {
+  protected readonly target = WebhookIdentity;
+  protected readonly queryFields = {
+    ...commonQueryFields(ROOT_ALIAS),
+    keyId: { alias: ROOT_ALIAS, property: 'keyId', kind: 'string' },
+  } as const;
+  protected readonly updatableFields = ['name'];
+  protected readonly immutableFields = ['keyId', 'publicKey', 'privateKey', 'secret'];
+
+  constructor(
+    @Inject(WEBHOOK_DATA_SOURCE) dataSource: DataSource,
+    private readonly keyEncryption: KeyEncryptionService,
+  ) {
+    super(dataSource);
+  }
+
+  /** Creates an identity with a fresh ECDSA P-256 key pair and Standard Webhooks secret. */
+  async create(spaceId: number, input: CreateWebhookIdentityInput): Promise<WebhookIdentity> {
+    requireSpaceId(spaceId);
+    assertPlainObject(input, 'input');
+    assertKnownKeys(input, '', ['name', 'state']);
+    const name = requireString(input.name, 'name', 1, NAME_MAX_LENGTH);
+    const state = this.validateCreateState(input.state);
+    const keys = generateIdentityKeyMaterial();
+    const identity = this.dataSource.manager.create(WebhookIdentity, {
+      linkedSpaceId: spaceId,
+      name,
+      state,
+      keyId: keys.keyId,
+      publicKey: keys.publicKey,
+      privateKey: this.keyEncryption.seal(keys.privateKey, keys.keyId),
+      secret: this.keyEncryption.seal(keys.secret, keys.keyId),
+    });
+    const saved = await this.dataSource.manager.save(identity);
+    this.logger.log(`Created WebhookIdentity ${saved.id} in space ${spaceId} (key ${keys.keyId})`);
+    return this.read(spaceId, saved.id);
+  }
+
+  /** The public key a receiver uses to check signatures made with `keyId`. */
+  async readPublicKey(keyId: string): Promise<WebhookPublicKey> {
+    if (typeof keyId !== 'string' || !UUID.test(keyId)) throw new WebhookValidationError('keyId', 'must be a UUID');
+    const found = await this.dataSource.manager.findOne(WebhookIdentity, { where: { keyId: keyId.toLowerCase() } });
+    if (!found) throw new WebhookNotFoundError('WebhookPublicKey', keyId);
+    return { id: found.keyId, publicKey: found.publicKey };
+  }
+
+  /** The `whsec_…` secret to hand to the receiver; the only call that returns it. */
+  async revealSecret(spaceId: number, id: number): Promise<string> {
+    requireSpaceId(spaceId);
+    requireId(id, 'id');
+    const found = await this.selectInSpace(this.dataSource.manager, spaceId)
+      .addSelect(`${ROOT_ALIAS}.secret`)
+      .andWhere(`${ROOT_ALIAS}.id = :id`, { id })
+      .getOne();
+    if (!found) throw new WebhookNotFoundError('WebhookIdentity', id, spaceId);
+    return this.keyEncryption.open(found.secret!, found.keyId);
+  }
+
+  protected async validateChanges(_manager: EntityManager, _spaceId: number, changes: Record<string, unknown>): Promise<Partial<WebhookIdentity>> {
+    return changes.name === undefined ? {} : { name: requireString(changes.name, 'name', 1, NAME_MAX_LENGTH) };
+  }
+
+  protected override async beforeDelete(manager: EntityManager, current: WebhookIdentity): Promise<void> {
+    await refuseWhileUsedByLiveListeners(manager, 'identity', current);
+  }
+}

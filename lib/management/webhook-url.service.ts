@@ -1,0 +1,91 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { In, type DataSource, type EntityManager } from 'typeorm';
+import type { CreationEntityState } from '../model/creation-entity-state.enum.js';
+import { NAME_MAX_LENGTH } from '../model/managed-object.entity.js';
+import { WebhookUrl } from '../model/webhook-url.entity.js';
+import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
+import { assertKnownKeys, assertPlainObject, requireBoolean, requireString } from '../validation/input.validation.js';
+import { LIVE_STATES } from './lifecycle.js';
+import { refuseWhileUsedByLiveListeners } from './listener-usage.js';
+import { commonQueryFields, ManagedObjectService, ROOT_ALIAS, requireSpaceId } from './managed-object.service.js';
+import { requireWebhookAddress } from './url.validation.js';
+
+export interface CreateWebhookUrlInput {
+  name: string;
+  url: string;
+  state?: CreationEntityState;
+  applicationManaged?: boolean;
+}
+
+export interface UpdateWebhookUrlInput {
+  id: number;
+  version: number;
+  name?: string;
+  url?: string;
+  state?: CreationEntityState;
+  applicationManaged?: boolean;
+}
+
+const CREATE_FIELDS = ['name', 'url', 'state', 'applicationManaged'];
+
+@Injectable()
+export class WebhookUrlService extends ManagedObjectService<WebhookUrl> {
+  protected readonly target = WebhookUrl;
+  protected readonly queryFields = {
+    ...commonQueryFields(ROOT_ALIAS),
+    url: { alias: ROOT_ALIAS, property: 'url', kind: 'string' },
+    applicationManaged: { alias: ROOT_ALIAS, property: 'applicationManaged', kind: 'boolean' },
+  } as const;
+  protected readonly updatableFields = ['name', 'url', 'applicationManaged'];
+  protected readonly immutableFields = [];
+
+  constructor(@Inject(WEBHOOK_DATA_SOURCE) dataSource: DataSource) {
+    super(dataSource);
+  }
+
+  async create(spaceId: number, input: CreateWebhookUrlInput): Promise<WebhookUrl> {
+    requireSpaceId(spaceId);
+    assertPlainObject(input, 'input');
+    assertKnownKeys(input, '', CREATE_FIELDS);
+    const values = {
+      linkedSpaceId: spaceId,
+      name: requireString(input.name, 'name', 1, NAME_MAX_LENGTH),
+      url: requireWebhookAddress(input.url, 'url'),
+      state: this.validateCreateState(input.state),
+      applicationManaged: input.applicationManaged === undefined ? false : requireBoolean(input.applicationManaged, 'applicationManaged'),
+    };
+    const created = await this.insertWith(this.dataSource.manager, values);
+    this.logger.log(`Created WebhookUrl ${created.id} in space ${spaceId}`);
+    return created;
+  }
+
+  /** A live URL of the space with exactly this address, or a new one named after its host. */
+  async findOrCreateWith(manager: EntityManager, spaceId: number, address: string): Promise<WebhookUrl> {
+    const existing = await manager.findOne(WebhookUrl, {
+      where: { linkedSpaceId: spaceId, url: address, state: In([...LIVE_STATES]) },
+      order: { id: 'ASC' },
+    });
+    if (existing) return existing;
+    const name = new URL(address).host.slice(0, NAME_MAX_LENGTH);
+    const created = await this.insertWith(manager, { linkedSpaceId: spaceId, name, url: address, state: 'ACTIVE' as CreationEntityState, applicationManaged: false });
+    this.logger.log(`Created WebhookUrl ${created.id} in space ${spaceId} for a new listener`);
+    return created;
+  }
+
+  protected async validateChanges(_manager: EntityManager, _spaceId: number, changes: Record<string, unknown>): Promise<Partial<WebhookUrl>> {
+    const valid: Partial<WebhookUrl> = {};
+    if (changes.name !== undefined) valid.name = requireString(changes.name, 'name', 1, NAME_MAX_LENGTH);
+    if (changes.url !== undefined) valid.url = requireWebhookAddress(changes.url, 'url');
+    if (changes.applicationManaged !== undefined) valid.applicationManaged = requireBoolean(changes.applicationManaged, 'applicationManaged');
+    return valid;
+  }
+
+  protected override async beforeDelete(manager: EntityManager, current: WebhookUrl): Promise<void> {
+    await refuseWhileUsedByLiveListeners(manager, 'url', current);
+  }
+
+  private async insertWith(manager: EntityManager, values: Partial<WebhookUrl>): Promise<WebhookUrl> {
+    const saved = await manager.save(WebhookUrl, manager.create(WebhookUrl, values));
+    return this.readWith(manager, values.linkedSpaceId!, saved.id);
+  }
+}

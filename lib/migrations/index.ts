@@ -1,0 +1,27 @@
+import { WebhookConfigurationError } from '../errors/webhook.errors.js';
+import { WebhookInitialMysql1795796132963 } from './mysql/1795796132963-webhook-initial.js';
+import { WebhookInitialPostgres1795796132963 } from './postgres/1795796132963-webhook-initial.js';
+import { WebhookInitialSqlite1795796132963 } from './sqlite/1795796132963-webhook-initial.js';
+
+/** The module's migrations per database family, oldest first; add them to the host's `migrations`. */
+export const WEBHOOK_MIGRATIONS = {
+  postgres: [WebhookInitialPostgres1795796132963],
+  mysql: [WebhookInitialMysql1795796132963],
+  sqlite: [WebhookInitialSqlite1795796132963],
+} as const;
+
+/** The migrations for a TypeORM DataSource `type` (postgres, mysql, mariadb, better-sqlite3, sqlite). */
+export function webhookMigrationsFor(dataSourceType: string): Function[] {
+  switch (dataSourceType) {
+    case 'postgres':
+      return [...WEBHOOK_MIGRATIONS.postgres];
+    case 'mysql':
+    case 'mariadb':
+      return [...WEBHOOK_MIGRATIONS.mysql];
+    case 'better-sqlite3':
+    case 'sqlite':
+      return [...WEBHOOK_MIGRATIONS.sqlite];
+    default:
+      throw new WebhookConfigurationError('DataSource type', `"${dataSourceType}" has no webhook migrations; supported: postgres, mysql, mariadb, better-sqlite3, sqlite`);
+  }
+}

@@ -1,0 +1,142 @@
+import { WebhookConfigurationError } from '../errors/webhook.errors.js';
+import type { ResolvedWebhookOptions, WebhookModuleOptions, WebhookSignatureScheme } from './webhook-options.interface.js';
+
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+const MAX_DELAY_MS = 2_147_483_647; // the largest delay Node's timers accept
+
+export const DEFAULT_RETRY_SCHEDULE_MS = [5 * SECOND, 5 * MINUTE, 30 * MINUTE, 2 * HOUR, 5 * HOUR, 10 * HOUR, 10 * HOUR];
+export const SIGNATURE_SCHEMES: readonly WebhookSignatureScheme[] = ['x-signature', 'standard-webhooks'];
+
+type Section = Record<string, unknown>;
+
+/** Checks the options a host passed and fills in the defaults; any mistake stops the boot. */
+export function resolveWebhookOptions(options: WebhookModuleOptions | undefined): ResolvedWebhookOptions {
+  const root = section(options ?? {}, 'options', [
+    'defaultSpaceId', 'delivery', 'scheduler', 'security', 'retention', 'signing', 'worker',
+  ]);
+  const delivery = section(root.delivery, 'delivery', [
+    'concurrency', 'perUrlConcurrency', 'timeoutMs', 'retrySchedule', 'batchSize', 'pollIntervalMs',
+    'leaseMs', 'maxResponseBytes', 'deactivateAfter',
+  ]);
+  const deactivateAfter = section(delivery.deactivateAfter, 'delivery.deactivateAfter', ['noSuccessForMs', 'abandonedDeliveries']);
+  const scheduler = section(root.scheduler, 'scheduler', ['lifecycleIntervalMs', 'purgeIntervalMs', 'retentionIntervalMs']);
+  const security = section(root.security, 'security', ['allowPrivateNetworks', 'allowedHosts']);
+  const retention = section(root.retention, 'retention', ['deletedListenerPurgeAfterMs', 'deliveryLogTtlMs']);
+  const signing = section(root.signing, 'signing', ['keyEncryptionKey', 'schemes']);
+  const worker = section(root.worker, 'worker', ['enabled']);
+
+  const perUrlConcurrency = integer(delivery.perUrlConcurrency, 'delivery.perUrlConcurrency', 8, 1, 10_000);
+  const concurrency = integer(delivery.concurrency, 'delivery.concurrency', 64, 1, 10_000);
+  return {
+    defaultSpaceId: integer(root.defaultSpaceId, 'defaultSpaceId', 1, 1, 2_147_483_647),
+    delivery: {
+      concurrency,
+      perUrlConcurrency: Math.min(perUrlConcurrency, concurrency),
+      timeoutMs: integer(delivery.timeoutMs, 'delivery.timeoutMs', 10 * SECOND, 1, 10 * MINUTE),
+      retrySchedule: delayList(delivery.retrySchedule, 'delivery.retrySchedule', DEFAULT_RETRY_SCHEDULE_MS),
+      batchSize: integer(delivery.batchSize, 'delivery.batchSize', 100, 1, 10_000),
+      pollIntervalMs: integer(delivery.pollIntervalMs, 'delivery.pollIntervalMs', 5 * SECOND, 10, MAX_DELAY_MS),
+      leaseMs: integer(delivery.leaseMs, 'delivery.leaseMs', MINUTE, 1000, MAX_DELAY_MS),
+      maxResponseBytes: integer(delivery.maxResponseBytes, 'delivery.maxResponseBytes', 4096, 0, 1024 * 1024),
+      deactivateAfter: {
+        noSuccessForMs: integer(deactivateAfter.noSuccessForMs, 'delivery.deactivateAfter.noSuccessForMs', 5 * DAY, 0, Number.MAX_SAFE_INTEGER),
+        abandonedDeliveries: integer(deactivateAfter.abandonedDeliveries, 'delivery.deactivateAfter.abandonedDeliveries', 10, 1, 1_000_000),
+      },
+    },
+    scheduler: {
+      lifecycleIntervalMs: integer(scheduler.lifecycleIntervalMs, 'scheduler.lifecycleIntervalMs', 10 * SECOND, 10, MAX_DELAY_MS),
+      purgeIntervalMs: integer(scheduler.purgeIntervalMs, 'scheduler.purgeIntervalMs', HOUR, 10, MAX_DELAY_MS),
+      retentionIntervalMs: integer(scheduler.retentionIntervalMs, 'scheduler.retentionIntervalMs', HOUR, 10, MAX_DELAY_MS),
+    },
+    security: {
+      allowPrivateNetworks: boolean(security.allowPrivateNetworks, 'security.allowPrivateNetworks', false),
+      allowedHosts: hostList(security.allowedHosts, 'security.allowedHosts'),
+    },
+    retention: {
+      deletedListenerPurgeAfterMs: integer(retention.deletedListenerPurgeAfterMs, 'retention.deletedListenerPurgeAfterMs', 30 * DAY, 0, Number.MAX_SAFE_INTEGER),
+      deliveryLogTtlMs: integer(retention.deliveryLogTtlMs, 'retention.deliveryLogTtlMs', 30 * DAY, 0, Number.MAX_SAFE_INTEGER),
+    },
+    signing: {
+      keyEncryptionKey: encryptionKey(signing.keyEncryptionKey),
+      schemes: schemeList(signing.schemes),
+    },
+    worker: { enabled: boolean(worker.enabled, 'worker.enabled', true) },
+  };
+}
+
+function fail(path: string, reason: string): never {
+  throw new WebhookConfigurationError(path === 'options' ? 'options' : `option ${path}`, reason);
+}
+
+function section(value: unknown, path: string, known: string[]): Section {
+  if (value === undefined) return {};
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) fail(path, 'must be an object');
+  const unknown = Object.keys(value).filter((key) => !known.includes(key));
+  if (unknown.length > 0) {
+    fail(path, `has unknown ${unknown.length === 1 ? 'key' : 'keys'} ${unknown.map((k) => `"${k}"`).join(', ')}; allowed: ${known.join(', ')}`);
+  }
+  return value as Section;
+}
+
+function integer(value: unknown, path: string, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    fail(path, `must be an integer from ${min} to ${max}, got ${describe(value)}`);
+  }
+  return value;
+}
+
+function boolean(value: unknown, path: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') fail(path, `must be true or false, got ${describe(value)}`);
+  return value;
+}
+
+function delayList(value: unknown, path: string, fallback: number[]): number[] {
+  if (value === undefined) return [...fallback];
+  if (!Array.isArray(value) || value.length > 100) fail(path, 'must be a list of at most 100 delays in ms');
+  return value.map((delay, index) => integer(delay, `${path}[${index}]`, 0, 0, MAX_DELAY_MS));
+}
+
+function hostList(value: unknown, path: string): string[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) fail(path, 'must be a list of host names');
+  return value.map((host, index) => {
+    if (typeof host !== 'string' || host.length === 0 || host.length > 253 || /[\s/@]/.test(host)) {
+      fail(`${path}[${index}]`, `must be a host name, got ${describe(host)}`);
+    }
+    return host.toLowerCase();
+  });
+}
+
+function schemeList(value: unknown): WebhookSignatureScheme[] {
+  if (value === undefined) return [...SIGNATURE_SCHEMES];
+  const allowed = `allowed: ${SIGNATURE_SCHEMES.map((s) => `"${s}"`).join(', ')}`;
+  if (!Array.isArray(value) || value.length === 0) fail('signing.schemes', `must be a non-empty list; ${allowed}`);
+  for (const scheme of value) {
+    if (!SIGNATURE_SCHEMES.includes(scheme)) fail('signing.schemes', `has ${describe(scheme)}; ${allowed}`);
+  }
+  return [...new Set(value as WebhookSignatureScheme[])];
+}
+
+function encryptionKey(value: unknown): Buffer | null {
+  if (value === undefined) return null;
+  const reason = 'must be 32 bytes written as base64 or as 64 hex characters';
+  if (typeof value !== 'string') fail('signing.keyEncryptionKey', reason);
+  const key = /^[0-9a-fA-F]{64}$/.test(value) ? Buffer.from(value, 'hex') : decodeBase64(value);
+  if (key?.length !== 32) fail('signing.keyEncryptionKey', reason);
+  return key;
+}
+
+function decodeBase64(value: string): Buffer | null {
+  return /^[A-Za-z0-9+/_-]+={0,2}$/.test(value) ? Buffer.from(value, 'base64') : null;
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return `"${value.length > 40 ? `${value.slice(0, 40)}…` : value}"`;
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value);
+  return Array.isArray(value) ? 'a list' : typeof value;
+}

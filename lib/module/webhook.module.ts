@@ -1,0 +1,32 @@
+import { Module } from '@nestjs/common';
+import { WebhookIdentityService } from '../management/webhook-identity.service.js';
+import { WebhookListenerService } from '../management/webhook-listener.service.js';
+import { WebhookUrlService } from '../management/webhook-url.service.js';
+import { WebhookEntityMetadataAccessor } from '../registry/webhook-entity-metadata.accessor.js';
+import { WebhookEntityRegistry } from '../registry/webhook-entity.registry.js';
+import { KeyEncryptionService } from '../signing/key-encryption.service.js';
+import { WEBHOOK_RESOLVED_OPTIONS } from './webhook.constants.js';
+import { ConfigurableWebhookModule, WEBHOOK_MODULE_OPTIONS } from './webhook.module-definition.js';
+import type { WebhookModuleOptions } from './webhook-options.interface.js';
+import { resolveWebhookOptions } from './webhook-options.validation.js';
+
+const PUBLIC_SERVICES = [WebhookListenerService, WebhookUrlService, WebhookIdentityService, WebhookEntityRegistry];
+
+/**
+ * Outgoing webhooks for the host's entities. Import once with `forRoot()` or `forRootAsync()`,
+ * after `TypeOrmModule.forRoot()`.
+ */
+@Module({
+  providers: [
+    {
+      provide: WEBHOOK_RESOLVED_OPTIONS,
+      inject: [WEBHOOK_MODULE_OPTIONS],
+      useFactory: (options: WebhookModuleOptions) => resolveWebhookOptions(options),
+    },
+    WebhookEntityMetadataAccessor,
+    KeyEncryptionService,
+    ...PUBLIC_SERVICES,
+  ],
+  exports: PUBLIC_SERVICES,
+})
+export class WebhookModule extends ConfigurableWebhookModule {}

@@ -1,0 +1,186 @@
+import { Brackets, type DataSource, type ObjectLiteral, type SelectQueryBuilder, type WhereExpressionBuilder } from 'typeorm';
+import { WebhookValidationError } from '../errors/webhook.errors.js';
+import { CREATION_ENTITY_STATES } from '../model/creation-entity-state.enum.js';
+import {
+  assertKnownKeys,
+  assertPlainObject,
+  requireArray,
+  requireBoolean,
+  requireInteger,
+  requireOneOf,
+  requireString,
+} from '../validation/input.validation.js';
+import {
+  ALL_OPERATORS,
+  MAX_FILTER_DEPTH,
+  MAX_FILTER_NODES,
+  MAX_PAGE_SIZE,
+  MAX_VALUE_LENGTH,
+  OPERATORS_BY_KIND,
+  type QueryField,
+} from './entity-query.constants.js';
+import type { CriteriaOperator, EntityQueryFilter } from './entity-query.types.js';
+
+type Dialect = 'postgres' | 'mysql' | 'sqlite';
+
+const COMPARISON_SQL: Partial<Record<CriteriaOperator, string>> = {
+  GREATER_THAN: '>',
+  GREATER_THAN_OR_EQUAL: '>=',
+  LESS_THAN: '<',
+  LESS_THAN_OR_EQUAL: '<=',
+};
+
+/**
+ * Turns an EntityQuery into conditions on a TypeORM query builder. Field names are looked up in
+ * an allow-list and every value is bound as a parameter, so no user text ever becomes SQL.
+ * Text comparisons are case-sensitive on every database (MySQL compares bytes for them).
+ */
+export class EntityQueryCompiler<T extends ObjectLiteral> {
+  private parameterCount = 0;
+  private nodeCount = 0;
+  private readonly dialect: Dialect;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly fields: Readonly<Record<string, QueryField>>,
+    private readonly qb: SelectQueryBuilder<T>,
+  ) {
+    this.dialect = dialectOf(dataSource);
+  }
+
+  applyFilter(filter: unknown, path = 'query.filter'): void {
+    if (filter === undefined || filter === null) return;
+    this.qb.andWhere(new Brackets((where) => this.addNode(where, filter, path, 1)));
+  }
+
+  applyOrder(orderBys: unknown, path = 'query.orderBys'): void {
+    if (orderBys !== undefined) {
+      requireArray(orderBys, path, 10).forEach((orderBy, index) => {
+        const itemPath = `${path}[${index}]`;
+        assertPlainObject(orderBy, itemPath);
+        assertKnownKeys(orderBy, itemPath, ['fieldName', 'sorting']);
+        const field = this.field(orderBy.fieldName, `${itemPath}.fieldName`);
+        const sorting = requireOneOf(orderBy.sorting ?? 'ASC', `${itemPath}.sorting`, ['ASC', 'DESC'] as const);
+        this.qb.addOrderBy(this.column(field), sorting);
+      });
+    }
+    this.qb.addOrderBy(this.column(this.fields.id), 'ASC');
+  }
+
+  applyPage(startingEntity: unknown, numberOfEntities: unknown): void {
+    const offset = startingEntity === undefined ? 0 : requireInteger(startingEntity, 'query.startingEntity', 0, 2_147_483_647);
+    const limit = numberOfEntities === undefined ? MAX_PAGE_SIZE : requireInteger(numberOfEntities, 'query.numberOfEntities', 1, MAX_PAGE_SIZE);
+    this.qb.offset(offset).limit(limit);
+  }
+
+  private addNode(where: WhereExpressionBuilder, node: unknown, path: string, depth: number): void {
+    if (depth > MAX_FILTER_DEPTH) throw new WebhookValidationError(path, `nests deeper than ${MAX_FILTER_DEPTH} levels`);
+    if (++this.nodeCount > MAX_FILTER_NODES) throw new WebhookValidationError(path, `makes the filter longer than ${MAX_FILTER_NODES} nodes`);
+    assertPlainObject(node, path);
+    assertKnownKeys(node, path, ['type', 'fieldName', 'operator', 'value', 'children']);
+    const type = requireOneOf(node.type, `${path}.type`, ['LEAF', 'AND', 'OR'] as const);
+    if (type === 'LEAF') {
+      where.andWhere(this.leafCondition(node as unknown as EntityQueryFilter, path));
+      return;
+    }
+    const children = requireArray(node.children, `${path}.children`, MAX_FILTER_NODES);
+    if (children.length === 0) throw new WebhookValidationError(`${path}.children`, 'must hold at least one filter');
+    where.andWhere(
+      new Brackets((group) =>
+        children.forEach((child, index) => {
+          const join = type === 'AND' || index === 0 ? group.andWhere.bind(group) : group.orWhere.bind(group);
+          join(new Brackets((inner) => this.addNode(inner, child, `${path}.children[${index}]`, depth + 1)));
+        }),
+      ),
+    );
+  }
+
+  private leafCondition(leaf: EntityQueryFilter, path: string): string {
+    const field = this.field(leaf.fieldName, `${path}.fieldName`);
+    const operator = requireOneOf(leaf.operator, `${path}.operator`, ALL_OPERATORS);
+    if (!OPERATORS_BY_KIND[field.kind].includes(operator)) {
+      throw new WebhookValidationError(`${path}.operator`, `${operator} does not apply to ${leaf.fieldName}; use one of ${OPERATORS_BY_KIND[field.kind].join(', ')}`);
+    }
+    const column = this.column(field);
+    if (operator === 'IS_NULL') return `${column} IS NULL`;
+    if (operator === 'IS_NOT_NULL') return `${column} IS NOT NULL`;
+    const value = this.bind(field, leaf.value, `${path}.value`);
+    switch (operator) {
+      case 'EQUALS':
+        return `${this.caseSensitive(field, column)} = ${value}`;
+      case 'NOT_EQUALS':
+        return `${this.caseSensitive(field, column)} <> ${value}`;
+      case 'EQUALS_IGNORE_CASE':
+        return `LOWER(${column}) = LOWER(${value})`;
+      case 'NOT_EQUALS_IGNORE_CASE':
+        return `LOWER(${column}) <> LOWER(${value})`;
+      case 'CONTAINS':
+        return `${this.position(column, value)} > 0`;
+      case 'NOT_CONTAINS':
+        return `${this.position(column, value)} = 0`;
+      default:
+        return `${this.caseSensitive(field, column)} ${COMPARISON_SQL[operator]} ${value}`;
+    }
+  }
+
+  private field(name: unknown, path: string): QueryField {
+    const field = typeof name === 'string' && Object.hasOwn(this.fields, name) ? this.fields[name] : undefined;
+    if (!field) throw new WebhookValidationError(path, `must be one of ${Object.keys(this.fields).join(', ')}`);
+    return field;
+  }
+
+  private column(field: QueryField): string {
+    const metadata = this.qb.expressionMap.findAliasByName(field.alias).metadata;
+    const databaseName = metadata.findColumnWithPropertyPath(field.property)!.databaseName;
+    return `${this.qb.escape(field.alias)}.${this.qb.escape(databaseName)}`;
+  }
+
+  private caseSensitive(field: QueryField, column: string): string {
+    return this.dialect === 'mysql' && (field.kind === 'string' || field.kind === 'state') ? `BINARY ${column}` : column;
+  }
+
+  private position(column: string, value: string): string {
+    if (this.dialect === 'postgres') return `strpos(${column}, ${value})`;
+    if (this.dialect === 'mysql') return `INSTR(BINARY ${column}, ${value})`;
+    return `instr(${column}, ${value})`;
+  }
+
+  /** Checks a value against the field's type and binds it in the form the driver stores. */
+  private bind(field: QueryField, raw: unknown, path: string): string {
+    const value = this.coerce(field, raw, path);
+    const metadata = this.qb.expressionMap.findAliasByName(field.alias).metadata;
+    const column = metadata.findColumnWithPropertyPath(field.property)!;
+    const name = `q${this.parameterCount++}`;
+    this.qb.setParameter(name, this.dataSource.driver.preparePersistentValue(value, column));
+    return `:${name}`;
+  }
+
+  private coerce(field: QueryField, value: unknown, path: string): unknown {
+    switch (field.kind) {
+      case 'integer':
+        return requireInteger(value, path, -Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
+      case 'boolean':
+        return requireBoolean(value, path);
+      case 'string':
+        return requireString(value, path, 0, MAX_VALUE_LENGTH);
+      case 'state':
+        return requireOneOf(value, path, CREATION_ENTITY_STATES);
+      case 'date':
+        return requireDate(value, path);
+    }
+  }
+}
+
+function requireDate(value: unknown, path: string): Date {
+  const date = value instanceof Date ? value : typeof value === 'string' && value.length <= 40 ? new Date(value) : null;
+  if (!date || Number.isNaN(date.getTime())) throw new WebhookValidationError(path, 'must be a Date or an ISO 8601 date string');
+  return date;
+}
+
+export function dialectOf(dataSource: DataSource): Dialect {
+  const type = dataSource.options.type;
+  if (type === 'postgres') return 'postgres';
+  if (type === 'mysql' || type === 'mariadb') return 'mysql';
+  if (type === 'better-sqlite3') return 'sqlite';
+  throw new WebhookValidationError('dataSource.type', `${type} is not supported; use postgres, mysql, mariadb or better-sqlite3`);
+}

@@ -1,0 +1,64 @@
+import { WebhookValidationError } from '../errors/webhook.errors.js';
+
+/** Largest id or space id a webhook table holds (a 32-bit signed integer column). */
+export const MAX_ID = 2_147_483_647;
+
+export function assertPlainObject(value: unknown, field: string): asserts value is Record<string, unknown> {
+  const prototype = value !== null && typeof value === 'object' ? Object.getPrototypeOf(value) : undefined;
+  if (prototype !== Object.prototype && prototype !== null) {
+    throw new WebhookValidationError(field, 'must be a plain object');
+  }
+}
+
+/** Refuses keys that are not in `allowed`, which also keeps `__proto__` and friends out. */
+export function assertKnownKeys(value: Record<string, unknown>, field: string, allowed: readonly string[]): void {
+  for (const key of Object.keys(value)) {
+    if (!allowed.includes(key)) {
+      throw new WebhookValidationError(joinPath(field, key), `is not a known field; allowed: ${allowed.join(', ')}`);
+    }
+  }
+}
+
+export function requireId(value: unknown, field: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_ID) {
+    throw new WebhookValidationError(field, `must be an integer from 1 to ${MAX_ID}`);
+  }
+  return value;
+}
+
+export function requireInteger(value: unknown, field: string, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new WebhookValidationError(field, `must be an integer from ${min} to ${max}`);
+  }
+  return value;
+}
+
+export function requireString(value: unknown, field: string, min: number, max: number): string {
+  if (typeof value !== 'string' || value.length < min || value.length > max) {
+    throw new WebhookValidationError(field, `must be a string of ${min} to ${max} characters`);
+  }
+  return value;
+}
+
+export function requireBoolean(value: unknown, field: string): boolean {
+  if (typeof value !== 'boolean') throw new WebhookValidationError(field, 'must be true or false');
+  return value;
+}
+
+export function requireOneOf<T extends string>(value: unknown, field: string, allowed: readonly T[]): T {
+  if (typeof value !== 'string' || !allowed.includes(value as T)) {
+    throw new WebhookValidationError(field, `must be one of ${allowed.join(', ')}`);
+  }
+  return value as T;
+}
+
+export function requireArray(value: unknown, field: string, maxLength: number): unknown[] {
+  if (!Array.isArray(value) || value.length > maxLength) {
+    throw new WebhookValidationError(field, `must be a list of at most ${maxLength} items`);
+  }
+  return value;
+}
+
+export function joinPath(parent: string, key: string): string {
+  return parent ? `${parent}.${key}` : key;
+}

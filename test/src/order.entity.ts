@@ -1,0 +1,42 @@
+import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
+import { WebhookEntity, WebhookSpace, WebhookState } from '../../lib/index.js';
+
+export enum OrderState {
+  PENDING = 'PENDING',
+  CONFIRMED = 'CONFIRMED',
+  SHIPPED = 'SHIPPED',
+  CANCELLED = 'CANCELLED',
+}
+
+@Entity('test_order')
+@WebhookEntity({ name: 'Order', id: 1001, states: OrderState })
+export class Order {
+  @PrimaryGeneratedColumn()
+  id: number;
+
+  @WebhookSpace()
+  @Column({ type: 'int' })
+  tenantId: number;
+
+  @WebhookState()
+  @Column({ type: 'varchar', length: 20 })
+  state: OrderState;
+}
+
+export enum RefundStage {
+  Requested,
+  Approved,
+  Paid,
+}
+
+/** A second entity with a numeric enum, no explicit name or id, and no space property. */
+@Entity('test_refund')
+@WebhookEntity({ states: RefundStage })
+export class Refund {
+  @PrimaryGeneratedColumn('uuid')
+  id: string;
+
+  @WebhookState()
+  @Column({ type: 'int' })
+  stage: RefundStage;
+}

@@ -1,0 +1,54 @@
+import { Module, type DynamicModule, type INestApplicationContext } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
+import type { DataSource } from 'typeorm';
+import { WEBHOOK_ENTITIES, WebhookModule, type WebhookModuleOptions } from '../../lib/index.js';
+import { connectionOptions, type TestDatabase } from './databases.js';
+import { Order, Refund } from './order.entity.js';
+
+export const HOST_ENTITIES = [Order, Refund];
+
+export interface TestApp {
+  app: INestApplicationContext;
+  dataSource: DataSource;
+  get<T>(token: new (...args: never[]) => T): T;
+  close(): Promise<void>;
+}
+
+export interface TestAppOptions {
+  webhook?: WebhookModuleOptions;
+  /** Replaces `WebhookModule.forRoot(webhook)`. */
+  webhookModule?: DynamicModule;
+  hostEntities?: Function[];
+  /** Use `autoLoadEntities` instead of listing the webhook entities. */
+  autoLoadEntities?: boolean;
+  extraImports?: DynamicModule[];
+  /** Nest log levels; default errors only. */
+  logger?: false | ('error' | 'warn' | 'log' | 'debug')[];
+}
+
+/** Boots a real Nest application context on a fresh schema of the given database. */
+export async function createTestApp(database: TestDatabase, options: TestAppOptions = {}): Promise<TestApp> {
+  const hostEntities = options.hostEntities ?? HOST_ENTITIES;
+  const typeorm = TypeOrmModule.forRoot({
+    ...connectionOptions(database),
+    entities: options.autoLoadEntities ? hostEntities : [...hostEntities, ...WEBHOOK_ENTITIES],
+    autoLoadEntities: options.autoLoadEntities ?? false,
+    synchronize: true,
+    dropSchema: true,
+  } as Parameters<typeof TypeOrmModule.forRoot>[0]);
+
+  @Module({
+    imports: [typeorm, options.webhookModule ?? WebhookModule.forRoot(options.webhook ?? {}), ...(options.extraImports ?? [])],
+  })
+  class TestAppModule {}
+
+  const app = await NestFactory.createApplicationContext(TestAppModule, { logger: options.logger ?? ['error'], abortOnError: false });
+  const dataSource = app.get<DataSource>(getDataSourceToken());
+  return {
+    app,
+    dataSource,
+    get: (token) => app.get(token),
+    close: () => app.close(),
+  };
+}
