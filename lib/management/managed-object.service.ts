@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import { In, type DataSource, type EntityManager, type EntityTarget, type SelectQueryBuilder } from 'typeorm';
 import { WebhookNotFoundError, WebhookValidationError, WebhookVersionConflictError } from '../errors/webhook.errors.js';
 import { CreationEntityState } from '../model/creation-entity-state.enum.js';
+import { inTransaction } from '../persistence/transaction.js';
 import type { ManagedWebhookObject } from '../model/managed-object.entity.js';
 import type { QueryField } from '../query/entity-query.constants.js';
 import { EntityQueryCompiler } from '../query/entity-query.compiler.js';
@@ -94,7 +95,7 @@ export abstract class ManagedObjectService<T extends ManagedWebhookObject> {
     const { id: _id, version: _version, state, ...rest } = input;
     const targetState = state === undefined ? undefined : requireOneOf(state, 'state', Object.values(CreationEntityState));
 
-    return this.dataSource.transaction(async (manager) => {
+    return inTransaction(this.dataSource, async (manager) => {
       const current = await this.readWith(manager, spaceId, id);
       assertWritable(this.entityName, id, current.state);
       if (current.version !== version) throw new WebhookVersionConflictError(this.entityName, id, version, current.version);
@@ -111,7 +112,7 @@ export abstract class ManagedObjectService<T extends ManagedWebhookObject> {
   async delete(spaceId: number, id: number): Promise<T> {
     requireSpaceId(spaceId);
     requireId(id, 'id');
-    return this.dataSource.transaction(async (manager) => {
+    return inTransaction(this.dataSource, async (manager) => {
       const current = await this.readWith(manager, spaceId, id);
       assertWritable(this.entityName, id, current.state);
       await this.beforeDelete(manager, current);

@@ -4,6 +4,7 @@ import { WebhookNotFoundError, WebhookValidationError } from '../errors/webhook.
 import type { CreationEntityState } from '../model/creation-entity-state.enum.js';
 import { NAME_MAX_LENGTH } from '../model/managed-object.entity.js';
 import { WebhookIdentity } from '../model/webhook-identity.entity.js';
+import { inTransaction } from '../persistence/transaction.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
 import { generateIdentityKeyMaterial } from '../signing/key-material.js';
 import { KeyEncryptionService } from '../signing/key-encryption.service.js';
@@ -57,16 +58,19 @@ export class WebhookIdentityService extends ManagedObjectService<WebhookIdentity
     const name = requireString(input.name, 'name', 1, NAME_MAX_LENGTH);
     const state = this.validateCreateState(input.state);
     const keys = generateIdentityKeyMaterial();
-    const identity = this.dataSource.manager.create(WebhookIdentity, {
+    const saved = await inTransaction(this.dataSource, (manager) =>
+      manager.save(
+        manager.create(WebhookIdentity, {
       linkedSpaceId: spaceId,
       name,
       state,
       keyId: keys.keyId,
       publicKey: keys.publicKey,
       privateKey: this.keyEncryption.seal(keys.privateKey, keys.keyId),
-      secret: this.keyEncryption.seal(keys.secret, keys.keyId),
-    });
-    const saved = await this.dataSource.manager.save(identity);
+          secret: this.keyEncryption.seal(keys.secret, keys.keyId),
+        }),
+      ),
+    );
     this.logger.log(`Created WebhookIdentity ${saved.id} in space ${spaceId} (key ${keys.keyId})`);
     return this.read(spaceId, saved.id);
   }

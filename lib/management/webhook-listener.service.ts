@@ -6,6 +6,7 @@ import { NAME_MAX_LENGTH } from '../model/managed-object.entity.js';
 import { WebhookIdentity } from '../model/webhook-identity.entity.js';
 import { WebhookListener } from '../model/webhook-listener.entity.js';
 import { WebhookUrl } from '../model/webhook-url.entity.js';
+import { inTransaction } from '../persistence/transaction.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
 import { WebhookEntityRegistry, type RegisteredWebhookEntity } from '../registry/webhook-entity.registry.js';
 import {
@@ -99,7 +100,7 @@ export class WebhookListenerService extends ManagedObjectService<WebhookListener
     const urlRef = typeof input.url === 'number' ? requireId(input.url, 'url') : requireWebhookAddress(input.url, 'url');
     const identityId = input.identity === undefined || input.identity === null ? null : requireId(input.identity, 'identity');
 
-    return this.dataSource.transaction(async (manager) => {
+    return inTransaction(this.dataSource, async (manager) => {
       const url = typeof urlRef === 'number' ? await requireLiveReference(manager, WebhookUrl, spaceId, urlRef, 'url') : await this.urls.findOrCreateWith(manager, spaceId, urlRef);
       const identity = identityId === null ? null : await requireLiveReference(manager, WebhookIdentity, spaceId, identityId, 'identity');
       const saved = await manager.save(

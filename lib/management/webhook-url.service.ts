@@ -3,6 +3,7 @@ import { In, type DataSource, type EntityManager } from 'typeorm';
 import type { CreationEntityState } from '../model/creation-entity-state.enum.js';
 import { NAME_MAX_LENGTH } from '../model/managed-object.entity.js';
 import { WebhookUrl } from '../model/webhook-url.entity.js';
+import { inTransaction } from '../persistence/transaction.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
 import { assertKnownKeys, assertPlainObject, requireBoolean, requireString } from '../validation/input.validation.js';
 import { LIVE_STATES } from './lifecycle.js';
@@ -54,7 +55,7 @@ export class WebhookUrlService extends ManagedObjectService<WebhookUrl> {
       state: this.validateCreateState(input.state),
       applicationManaged: input.applicationManaged === undefined ? false : requireBoolean(input.applicationManaged, 'applicationManaged'),
     };
-    const created = await this.insertWith(this.dataSource.manager, values);
+    const created = await inTransaction(this.dataSource, (manager) => this.insertWith(manager, values));
     this.logger.log(`Created WebhookUrl ${created.id} in space ${spaceId}`);
     return created;
   }

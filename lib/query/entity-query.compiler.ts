@@ -1,5 +1,6 @@
 import { Brackets, type DataSource, type ObjectLiteral, type SelectQueryBuilder, type WhereExpressionBuilder } from 'typeorm';
-import { WebhookValidationError } from '../errors/webhook.errors.js';
+import { WebhookConfigurationError, WebhookValidationError } from '../errors/webhook.errors.js';
+import { isSqlite } from '../persistence/transaction.js';
 import { CREATION_ENTITY_STATES } from '../model/creation-entity-state.enum.js';
 import {
   assertKnownKeys,
@@ -64,7 +65,9 @@ export class EntityQueryCompiler<T extends ObjectLiteral> {
         this.qb.addOrderBy(this.column(field), sorting);
       });
     }
-    this.qb.addOrderBy(this.column(this.fields.id), 'ASC');
+    // A final order by id makes pages stable; an explicit order by id already is.
+    const idColumn = this.column(this.fields.id);
+    if (!(idColumn in this.qb.expressionMap.orderBys)) this.qb.addOrderBy(idColumn, 'ASC');
   }
 
   applyPage(startingEntity: unknown, numberOfEntities: unknown): void {
@@ -178,9 +181,9 @@ function requireDate(value: unknown, path: string): Date {
 }
 
 export function dialectOf(dataSource: DataSource): Dialect {
-  const type = dataSource.options.type;
+  const type: string = dataSource.options.type;
   if (type === 'postgres') return 'postgres';
   if (type === 'mysql' || type === 'mariadb') return 'mysql';
-  if (type === 'better-sqlite3') return 'sqlite';
-  throw new WebhookValidationError('dataSource.type', `${type} is not supported; use postgres, mysql, mariadb or better-sqlite3`);
+  if (isSqlite(dataSource)) return 'sqlite';
+  throw new WebhookConfigurationError('DataSource type', `"${type}" is not supported; use postgres, mysql, mariadb, better-sqlite3 or sqlite`);
 }

@@ -1,0 +1,310 @@
+import {
+  CreationEntityState,
+  WebhookIdentityService,
+  WebhookListenerService,
+  WebhookNotFoundError,
+  WebhookStateError,
+  WebhookUrlService,
+  WebhookValidationError,
+  WebhookVersionConflictError,
+  type CreateWebhookListenerInput,
+} from '../../lib/index.js';
+import { selectedDatabases } from '../src/databases.js';
+import { freshSpace } from '../src/spaces.js';
+import { createTestApp, type TestApp } from '../src/test-app.js';
+
+describe.each(selectedDatabases())('WebhookListenerService on %s', (database) => {
+  let testApp: TestApp;
+  let listeners: WebhookListenerService;
+  let urls: WebhookUrlService;
+  let identities: WebhookIdentityService;
+
+  beforeAll(async () => {
+    testApp = await createTestApp(database);
+    listeners = testApp.get(WebhookListenerService);
+    urls = testApp.get(WebhookUrlService);
+    identities = testApp.get(WebhookIdentityService);
+  });
+  afterAll(() => testApp.close());
+
+  const valid = (overrides: Partial<CreateWebhookListenerInput> = {}): CreateWebhookListenerInput => ({
+    name: 'Order events',
+    entity: 'Order',
+    entityStates: ['CONFIRMED', 'SHIPPED'],
+    url: 'https://receiver.example.com/webhooks',
+    ...overrides,
+  });
+
+  async function rowCounts() {
+    const count = async (table: string) => Number((await testApp.dataSource.query(`SELECT COUNT(*) AS n FROM ${table}`))[0].n);
+    return { listeners: await count('webhook_listener'), urls: await count('webhook_url'), identities: await count('webhook_identity') };
+  }
+
+  describe('create', () => {
+    it('stores a listener with its defaults and returns it with its URL', async () => {
+      const space = freshSpace();
+      const created = await listeners.create(space, valid());
+      expect(created).toMatchObject({
+        id: expect.any(Number),
+        linkedSpaceId: space,
+        name: 'Order events',
+        entity: 'Order',
+        entityStates: ['CONFIRMED', 'SHIPPED'],
+        notifyEveryChange: false,
+        enablePayloadSignatureAndState: true,
+        state: CreationEntityState.ACTIVE,
+        identity: null,
+        plannedPurgeDate: null,
+        version: 1,
+        url: { url: 'https://receiver.example.com/webhooks', linkedSpaceId: space, state: 'ACTIVE' },
+      });
+      expect(created.createdOn).toBeInstanceOf(Date);
+      expect(created.updatedOn).toBeInstanceOf(Date);
+      expect(await listeners.read(space, created.id)).toEqual(created);
+    });
+
+    it('reuses a live URL of the space with the same address, and creates one per space', async () => {
+      const space = freshSpace();
+      const first = await listeners.create(space, valid());
+      const second = await listeners.create(space, valid({ name: 'second' }));
+      const elsewhere = await listeners.create(freshSpace(), valid());
+      expect(second.url.id).toBe(first.url.id);
+      expect(elsewhere.url.id).not.toBe(first.url.id);
+      expect(await urls.count(space)).toBe(1);
+    });
+
+    it('takes a WebhookUrl id and an identity id of the same space', async () => {
+      const space = freshSpace();
+      const url = await urls.create(space, { name: 'receiver', url: 'http://receiver.example.com/in' });
+      const identity = await identities.create(space, { name: 'signing' });
+      const created = await listeners.create(space, valid({ url: url.id, identity: identity.id }));
+      expect(created.url.id).toBe(url.id);
+      expect(created.identity).toMatchObject({ id: identity.id, keyId: identity.keyId });
+      expect(created.identity).not.toHaveProperty('privateKey');
+      expect(created.identity).not.toHaveProperty('secret');
+    });
+
+    it('treats a URL or identity of another space as not found, and writes nothing', async () => {
+      const space = freshSpace();
+      const foreignUrl = await urls.create(freshSpace(), { name: 'theirs', url: 'https://other.example.com/x' });
+      const foreignIdentity = await identities.create(freshSpace(), { name: 'theirs' });
+      const before = await rowCounts();
+      await expect(listeners.create(space, valid({ url: foreignUrl.id }))).rejects.toThrow(WebhookNotFoundError);
+      await expect(listeners.create(space, valid({ identity: foreignIdentity.id }))).rejects.toThrow(WebhookNotFoundError);
+      await expect(listeners.create(space, valid({ url: 2_000_000_000 }))).rejects.toThrow(WebhookNotFoundError);
+      expect(await rowCounts()).toEqual(before);
+    });
+
+    it('refuses a URL that is being deleted', async () => {
+      const space = freshSpace();
+      const url = await urls.create(space, { name: 'old', url: 'https://old.example.com/x' });
+      await urls.delete(space, url.id);
+      await expect(listeners.create(space, valid({ url: url.id }))).rejects.toThrow(expect.objectContaining({ field: 'url' }));
+    });
+
+    it('accepts an empty state list (every state) and may start in CREATE or INACTIVE', async () => {
+      const space = freshSpace();
+      expect((await listeners.create(space, valid({ entityStates: [] }))).entityStates).toEqual([]);
+      expect((await listeners.create(space, valid({ entityStates: undefined }))).entityStates).toEqual([]);
+      expect((await listeners.create(space, valid({ state: CreationEntityState.CREATE }))).state).toBe('CREATE');
+      expect((await listeners.create(space, valid({ state: CreationEntityState.INACTIVE }))).state).toBe('INACTIVE');
+    });
+
+    it.each<[string, Record<string, unknown>]>([
+      ['name', { name: '' }],
+      ['name', { name: 'x'.repeat(51) }],
+      ['name', { name: 42 }],
+      ['entity', { entity: 'Invoice' }],
+      ['entity', { entity: undefined }],
+      ['entityStates[1]', { entityStates: ['CONFIRMED', 'LOST'] }],
+      ['entityStates', { entityStates: 'CONFIRMED' }],
+      ['notifyEveryChange', { notifyEveryChange: 'yes' }],
+      ['enablePayloadSignatureAndState', { enablePayloadSignatureAndState: 1 }],
+      ['url', { url: 'ftp://files.example.com/x' }],
+      ['url', { url: 'http://a' }],
+      ['url', { url: `https://example.com/${'p'.repeat(500)}` }],
+      ['url', { url: 'https://user:secret@example.com/hook' }],
+      ['url', { url: 'https://example.com/hook#part' }],
+      ['url', { url: 'not a url at all' }],
+      ['url', { url: 0 }],
+      ['url', { url: null }],
+      ['identity', { identity: -3 }],
+      ['state', { state: 'DELETING' }],
+      ['state', { state: 'DELETED' }],
+      ['state', { state: 'ENABLED' }],
+      ['colour', { colour: 'red' }],
+      ['__proto__', JSON.parse('{"__proto__": {"polluted": true}}')],
+    ])('refuses a bad %s and writes nothing', async (field, overrides) => {
+      const before = await rowCounts();
+      const error = await listeners.create(freshSpace(), { ...valid(), ...overrides } as CreateWebhookListenerInput).catch((e) => e);
+      expect(error).toBeInstanceOf(WebhookValidationError);
+      expect(error.field).toBe(field);
+      expect(await rowCounts()).toEqual(before);
+      expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    });
+
+    it('refuses a bad space id', async () => {
+      for (const spaceId of [0, -1, 1.5, Number.NaN, 2 ** 40, '1' as unknown as number]) {
+        await expect(listeners.create(spaceId, valid())).rejects.toThrow(expect.objectContaining({ field: 'spaceId' }));
+      }
+    });
+  });
+
+  describe('read', () => {
+    it('hides listeners of other spaces', async () => {
+      const created = await listeners.create(freshSpace(), valid());
+      await expect(listeners.read(freshSpace(), created.id)).rejects.toThrow(WebhookNotFoundError);
+    });
+
+    it('refuses ids that cannot exist', async () => {
+      for (const id of [0, -5, 2.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 53]) {
+        await expect(listeners.read(1, id)).rejects.toThrow(expect.objectContaining({ field: 'id' }));
+      }
+      await expect(listeners.read(1, 2_147_483_647)).rejects.toThrow(WebhookNotFoundError);
+    });
+  });
+
+  describe('update', () => {
+    it('changes the allowed fields and bumps the version', async () => {
+      const space = freshSpace();
+      const created = await listeners.create(space, valid());
+      const updated = await listeners.update(space, {
+        id: created.id,
+        version: created.version,
+        name: 'Renamed',
+        entityStates: ['CANCELLED'],
+        notifyEveryChange: true,
+        enablePayloadSignatureAndState: false,
+      });
+      expect(updated).toMatchObject({
+        name: 'Renamed',
+        entityStates: ['CANCELLED'],
+        notifyEveryChange: true,
+        enablePayloadSignatureAndState: false,
+        version: created.version + 1,
+        url: { id: created.url.id },
+      });
+      expect(await listeners.read(space, created.id)).toEqual(updated);
+    });
+
+    it('gives a version conflict for a stale version and leaves the row as it was', async () => {
+      const space = freshSpace();
+      const created = await listeners.create(space, valid());
+      await listeners.update(space, { id: created.id, version: created.version, name: 'first writer' });
+      const error = await listeners.update(space, { id: created.id, version: created.version, name: 'second writer' }).catch((e) => e);
+      expect(error).toBeInstanceOf(WebhookVersionConflictError);
+      expect(error).toMatchObject({ expectedVersion: 1, actualVersion: 2 });
+      expect((await listeners.read(space, created.id)).name).toBe('first writer');
+    });
+
+    it('lets exactly one of two concurrent updates of the same version win', async () => {
+      const space = freshSpace();
+      const created = await listeners.create(space, valid());
+      const results = await Promise.allSettled(
+        ['a', 'b', 'c', 'd'].map((name) => listeners.update(space, { id: created.id, version: created.version, name })),
+      );
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      for (const result of results.filter((r): r is PromiseRejectedResult => r.status === 'rejected')) {
+        expect(result.reason).toBeInstanceOf(WebhookVersionConflictError);
+      }
+      expect((await listeners.read(space, created.id)).version).toBe(created.version + 1);
+    });
+
+    it.each(['entity', 'url', 'identity', 'linkedSpaceId'])('refuses to change %s after create', async (field) => {
+      const space = freshSpace();
+      const created = await listeners.create(space, valid());
+      const error = await listeners.update(space, { id: created.id, version: created.version, [field]: field === 'entity' ? 'Refund' : 1 }).catch((e) => e);
+      expect(error).toBeInstanceOf(WebhookValidationError);
+      expect(error.field).toBe(field);
+      expect(await listeners.read(space, created.id)).toEqual(created);
+    });
+
+    it.each<[string, Record<string, unknown>]>([
+      ['name', { name: '' }],
+      ['entityStates[0]', { entityStates: ['NOPE'] }],
+      ['notifyEveryChange', { notifyEveryChange: null }],
+      ['version', { version: 'one' }],
+      ['id', { id: 'one' }],
+      ['createdOn', { createdOn: new Date() }],
+      ['state', { state: 'GONE' }],
+    ])('refuses a bad %s and changes nothing', async (field, overrides) => {
+      const space = freshSpace();
+      const created = await listeners.create(space, valid());
+      const error = await listeners.update(space, { id: created.id, version: created.version, ...overrides }).catch((e) => e);
+      expect(error).toBeInstanceOf(WebhookValidationError);
+      expect(error.field).toBe(field);
+      expect(await listeners.read(space, created.id)).toEqual(created);
+    });
+
+    it('does not update a listener of another space', async () => {
+      const created = await listeners.create(freshSpace(), valid());
+      await expect(listeners.update(freshSpace(), { id: created.id, version: created.version, name: 'x' })).rejects.toThrow(WebhookNotFoundError);
+    });
+
+    const { CREATE, ACTIVE, INACTIVE, DELETING, DELETED } = CreationEntityState;
+    it.each([
+      [CREATE, ACTIVE],
+      [CREATE, INACTIVE],
+      [ACTIVE, INACTIVE],
+      [INACTIVE, ACTIVE],
+      [ACTIVE, ACTIVE],
+    ])('moves %s → %s', async (from, to) => {
+      const space = freshSpace();
+      const created = await listeners.create(space, valid({ state: from }));
+      expect((await listeners.update(space, { id: created.id, version: created.version, state: to })).state).toBe(to);
+    });
+
+    it.each([
+      [ACTIVE, CREATE],
+      [INACTIVE, CREATE],
+      [ACTIVE, DELETING],
+      [ACTIVE, DELETED],
+      [CREATE, DELETED],
+    ])('refuses %s → %s', async (from, to) => {
+      const space = freshSpace();
+      const created = await listeners.create(space, valid({ state: from }));
+      const error = await listeners.update(space, { id: created.id, version: created.version, state: to }).catch((e) => e);
+      expect(error).toBeInstanceOf(WebhookStateError);
+      expect(error).toMatchObject({ from, to });
+      expect((await listeners.read(space, created.id)).state).toBe(from);
+    });
+
+    it('refuses any update of a DELETING listener, even to ACTIVE', async () => {
+      const space = freshSpace();
+      const created = await listeners.create(space, valid());
+      const deleting = await listeners.delete(space, created.id);
+      for (const change of [{ state: ACTIVE }, { name: 'late' }]) {
+        await expect(listeners.update(space, { id: created.id, version: deleting.version, ...change })).rejects.toThrow(WebhookStateError);
+      }
+    });
+  });
+
+  describe('delete', () => {
+    it('moves a live listener to DELETING and keeps it readable', async () => {
+      const space = freshSpace();
+      const created = await listeners.create(space, valid({ state: CreationEntityState.INACTIVE }));
+      const deleted = await listeners.delete(space, created.id);
+      expect(deleted).toMatchObject({ id: created.id, state: 'DELETING', version: created.version + 1 });
+      expect(await listeners.read(space, created.id)).toEqual(deleted);
+    });
+
+    it('refuses to delete twice, and another space cannot delete', async () => {
+      const space = freshSpace();
+      const created = await listeners.create(space, valid());
+      await expect(listeners.delete(freshSpace(), created.id)).rejects.toThrow(WebhookNotFoundError);
+      await listeners.delete(space, created.id);
+      await expect(listeners.delete(space, created.id)).rejects.toThrow(WebhookStateError);
+    });
+  });
+
+  describe('entities', () => {
+    it('lists the registered webhook entities with their ids and states', () => {
+      expect(listeners.listEntities()).toEqual(
+        expect.arrayContaining([
+          { name: 'Order', id: 1001, states: ['PENDING', 'CONFIRMED', 'SHIPPED', 'CANCELLED'] },
+          { name: 'Refund', id: expect.any(Number), states: ['0', '1', '2'] },
+        ]),
+      );
+    });
+  });
+});

@@ -1,0 +1,154 @@
+import {
+  CreationEntityState,
+  WebhookIdentityService,
+  WebhookListenerService,
+  WebhookUrlService,
+  WebhookValidationError,
+  type EntityQueryFilter,
+  type WebhookListener,
+} from '../../lib/index.js';
+import { selectedDatabases } from '../src/databases.js';
+import { freshSpace } from '../src/spaces.js';
+import { createTestApp, type TestApp } from '../src/test-app.js';
+
+const leaf = (fieldName: string, operator: EntityQueryFilter['operator'], value?: unknown): EntityQueryFilter => ({ type: 'LEAF', fieldName, operator, value });
+const and = (...children: EntityQueryFilter[]): EntityQueryFilter => ({ type: 'AND', children });
+const or = (...children: EntityQueryFilter[]): EntityQueryFilter => ({ type: 'OR', children });
+
+describe.each(selectedDatabases())('EntityQuery search on %s', (database) => {
+  let testApp: TestApp;
+  let listeners: WebhookListenerService;
+  let space: number;
+  let L: Record<'alpha' | 'beta' | 'gamma' | 'delta' | 'shipping', WebhookListener>;
+  let urlA: number;
+
+  beforeAll(async () => {
+    testApp = await createTestApp(database);
+    listeners = testApp.get(WebhookListenerService);
+    space = freshSpace();
+    const identity = await testApp.get(WebhookIdentityService).create(space, { name: 'key' });
+    const a = 'https://a.example.com/hook';
+    const b = 'https://b.example.com/hook';
+    L = {
+      alpha: await listeners.create(space, { name: 'Alpha orders', entity: 'Order', url: a }),
+      beta: await listeners.create(space, { name: 'beta orders', entity: 'Order', url: b, notifyEveryChange: true, state: CreationEntityState.INACTIVE }),
+      gamma: await listeners.create(space, { name: 'Gamma refunds', entity: 'Refund', url: a, identity: identity.id }),
+      delta: await listeners.create(space, { name: 'delta', entity: 'Refund', url: b, notifyEveryChange: true, state: CreationEntityState.CREATE }),
+      shipping: await listeners.create(space, { name: 'ALPHA shipping', entity: 'Order', url: b }),
+    };
+    L.shipping = await listeners.delete(space, L.shipping.id);
+    urlA = L.alpha.url.id;
+    await listeners.create(freshSpace(), { name: 'Alpha orders', entity: 'Order', url: a });
+  });
+  afterAll(() => testApp.close());
+
+  async function names(filter?: EntityQueryFilter): Promise<string[]> {
+    const found = await listeners.search(space, { filter });
+    expect(await listeners.count(space, filter)).toBe(found.length);
+    return found.map((listener) => listener.name);
+  }
+
+  it('returns every listener of the space, and only of the space, without a filter', async () => {
+    expect(await names()).toEqual(['Alpha orders', 'beta orders', 'Gamma refunds', 'delta', 'ALPHA shipping']);
+  });
+
+  it.each<[string, () => EntityQueryFilter, string[]]>([
+    ['EQUALS is case-sensitive', () => leaf('name', 'EQUALS', 'delta'), ['delta']],
+    ['EQUALS finds no other case', () => leaf('name', 'EQUALS', 'DELTA'), []],
+    ['NOT_EQUALS', () => leaf('state', 'NOT_EQUALS', 'ACTIVE'), ['beta orders', 'delta', 'ALPHA shipping']],
+    ['EQUALS_IGNORE_CASE', () => leaf('name', 'EQUALS_IGNORE_CASE', 'ALPHA ORDERS'), ['Alpha orders']],
+    ['NOT_EQUALS_IGNORE_CASE', () => leaf('name', 'NOT_EQUALS_IGNORE_CASE', 'alpha ORDERS'), ['beta orders', 'Gamma refunds', 'delta', 'ALPHA shipping']],
+    ['CONTAINS', () => leaf('name', 'CONTAINS', 'orders'), ['Alpha orders', 'beta orders']],
+    ['CONTAINS is case-sensitive', () => leaf('name', 'CONTAINS', 'Orders'), []],
+    ['CONTAINS treats % and _ as text', () => leaf('name', 'CONTAINS', '%_'), []],
+    ['NOT_CONTAINS', () => leaf('name', 'NOT_CONTAINS', 'a'), ['ALPHA shipping']],
+    ['GREATER_THAN', () => leaf('id', 'GREATER_THAN', L.beta.id), ['Gamma refunds', 'delta', 'ALPHA shipping']],
+    ['GREATER_THAN_OR_EQUAL', () => leaf('id', 'GREATER_THAN_OR_EQUAL', L.delta.id), ['delta', 'ALPHA shipping']],
+    ['LESS_THAN', () => leaf('id', 'LESS_THAN', L.beta.id), ['Alpha orders']],
+    ['LESS_THAN_OR_EQUAL', () => leaf('id', 'LESS_THAN_OR_EQUAL', L.beta.id), ['Alpha orders', 'beta orders']],
+    ['GREATER_THAN on a date', () => leaf('createdOn', 'GREATER_THAN', new Date('2000-01-01T00:00:00Z')), ['Alpha orders', 'beta orders', 'Gamma refunds', 'delta', 'ALPHA shipping']],
+    ['LESS_THAN on an ISO date string', () => leaf('createdOn', 'LESS_THAN', '2000-01-01T00:00:00Z'), []],
+    ['IS_NULL on a relation', () => leaf('identity.id', 'IS_NULL'), ['Alpha orders', 'beta orders', 'delta', 'ALPHA shipping']],
+    ['IS_NOT_NULL on a relation', () => leaf('identity.id', 'IS_NOT_NULL'), ['Gamma refunds']],
+    ['IS_NULL on a date', () => leaf('plannedPurgeDate', 'IS_NULL'), ['Alpha orders', 'beta orders', 'Gamma refunds', 'delta', 'ALPHA shipping']],
+    ['EQUALS on a boolean', () => leaf('notifyEveryChange', 'EQUALS', true), ['beta orders', 'delta']],
+    ['NOT_EQUALS on a boolean', () => leaf('enablePayloadSignatureAndState', 'NOT_EQUALS', true), []],
+    ['EQUALS on url.id', () => leaf('url.id', 'EQUALS', urlA), ['Alpha orders', 'Gamma refunds']],
+    ['CONTAINS on url.url', () => leaf('url.url', 'CONTAINS', 'b.example'), ['beta orders', 'delta', 'ALPHA shipping']],
+    ['a value with SQL in it is only a value', () => leaf('name', 'EQUALS', "x' OR '1'='1"), []],
+    [
+      'OR of ANDs',
+      () => or(and(leaf('entity', 'EQUALS', 'Order'), leaf('state', 'EQUALS', 'ACTIVE')), and(leaf('entity', 'EQUALS', 'Refund'), leaf('notifyEveryChange', 'EQUALS', true))),
+      ['Alpha orders', 'delta'],
+    ],
+    [
+      'AND of ORs, three levels deep',
+      () =>
+        and(
+          or(leaf('name', 'CONTAINS', 'a'), leaf('name', 'CONTAINS', 'A')),
+          leaf('state', 'NOT_EQUALS', 'CREATE'),
+          or(leaf('url.id', 'EQUALS', urlA), and(leaf('identity.id', 'IS_NOT_NULL'), leaf('entity', 'EQUALS', 'Refund'))),
+        ),
+      ['Alpha orders', 'Gamma refunds'],
+    ],
+    ['a one-child OR', () => or(leaf('name', 'EQUALS', 'delta')), ['delta']],
+  ])('%s', async (_title, filter, expected) => {
+    expect(await names(filter())).toEqual(expected);
+  });
+
+  it('orders and pages', async () => {
+    const byState = await listeners.search(space, { orderBys: [{ fieldName: 'state', sorting: 'ASC' }] });
+    expect(byState.map((l) => l.name)).toEqual(['Alpha orders', 'Gamma refunds', 'delta', 'ALPHA shipping', 'beta orders']);
+    const page = await listeners.search(space, { orderBys: [{ fieldName: 'id', sorting: 'DESC' }], startingEntity: 1, numberOfEntities: 2 });
+    expect(page.map((l) => l.name)).toEqual(['delta', 'Gamma refunds']);
+  });
+
+  it('returns at most 100 per page', async () => {
+    const other = freshSpace();
+    const url = await testApp.get(WebhookUrlService).create(other, { name: 'many', url: 'https://many.example.com/x' });
+    for (let i = 0; i < 101; i++) await listeners.create(other, { name: `l${i}`, entity: 'Order', url: url.id });
+    expect(await listeners.search(other, {})).toHaveLength(100);
+    expect(await listeners.search(other, { startingEntity: 100 })).toHaveLength(1);
+    expect(await listeners.count(other)).toBe(101);
+  });
+
+  it.each<[string, unknown]>([
+    ['query.filter.fieldName', { filter: leaf('name; DROP TABLE webhook_listener', 'EQUALS', 'x') }],
+    ['query.filter.fieldName', { filter: leaf('linkedSpaceId', 'EQUALS', 1) }],
+    ['query.filter.fieldName', { filter: leaf('identity.secret', 'IS_NULL') }],
+    ['query.filter.fieldName', { filter: leaf('constructor', 'IS_NULL') }],
+    ['query.filter.operator', { filter: leaf('id', 'CONTAINS', '1') }],
+    ['query.filter.operator', { filter: leaf('name', 'LIKE', 'x') }],
+    ['query.filter.value', { filter: leaf('id', 'EQUALS', '1 OR 1=1') }],
+    ['query.filter.value', { filter: leaf('state', 'EQUALS', 'SLEEPING') }],
+    ['query.filter.value', { filter: leaf('createdOn', 'GREATER_THAN', 'yesterday') }],
+    ['query.filter.value', { filter: leaf('notifyEveryChange', 'EQUALS', 'true') }],
+    ['query.filter.children', { filter: { type: 'AND', children: [] } }],
+    ['query.filter.type', { filter: { type: 'XOR', children: [] } }],
+    ['query.filter.children[0].children[0]', { filter: and(or('oops' as never)) }],
+    ['query.orderBys[0].fieldName', { orderBys: [{ fieldName: 'name DESC; --', sorting: 'ASC' }] }],
+    ['query.orderBys[0].sorting', { orderBys: [{ fieldName: 'name', sorting: 'UP' }] }],
+    ['query.numberOfEntities', { numberOfEntities: 101 }],
+    ['query.startingEntity', { startingEntity: -1 }],
+    ['query.where', { where: '1=1' }],
+  ])('refuses a bad %s', async (field, query) => {
+    const error = await listeners.search(space, query as never).catch((e) => e);
+    expect(error).toBeInstanceOf(WebhookValidationError);
+    expect(error.field).toBe(field);
+  });
+
+  it('refuses a filter nested deeper than 8 levels', async () => {
+    let filter: EntityQueryFilter = leaf('id', 'IS_NOT_NULL');
+    for (let i = 0; i < 9; i++) filter = and(filter);
+    await expect(listeners.search(space, { filter })).rejects.toThrow(WebhookValidationError);
+  });
+
+  it('searches URLs and identities with their own fields', async () => {
+    const found = await testApp.get(WebhookUrlService).search(space, { filter: leaf('url', 'CONTAINS', 'a.example') });
+    expect(found.map((u) => u.url)).toEqual(['https://a.example.com/hook']);
+    const identities = testApp.get(WebhookIdentityService);
+    const [identity] = await identities.search(space, {});
+    expect(await identities.search(space, { filter: leaf('keyId', 'EQUALS', identity.keyId) })).toEqual([identity]);
+    expect(await identities.count(space, leaf('name', 'EQUALS', 'nope'))).toBe(0);
+  });
+});
