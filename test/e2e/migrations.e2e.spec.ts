@@ -1,0 +1,36 @@
+import { DataSource } from 'typeorm';
+import { WEBHOOK_ENTITIES, WebhookConfigurationError, webhookMigrationsFor } from '../../lib/index.js';
+import { connectionOptions, selectedDatabases } from '../src/databases.js';
+
+describe.each(selectedDatabases())('webhook migrations on %s', (database) => {
+  let dataSource: DataSource;
+
+  beforeAll(async () => {
+    const options = connectionOptions(database);
+    dataSource = new DataSource({ ...options, entities: [...WEBHOOK_ENTITIES], migrations: webhookMigrationsFor(options.type) } as never);
+    await dataSource.initialize();
+    await dataSource.dropDatabase();
+  });
+  afterAll(() => dataSource.destroy());
+
+  it('build exactly the schema that synchronize would, and undo cleanly', async () => {
+    const applied = await dataSource.runMigrations({ transaction: 'each' });
+    expect(applied.length).toBeGreaterThan(0);
+
+    const pending = await dataSource.driver.createSchemaBuilder().log();
+    expect(pending.upQueries.map((query) => query.query)).toEqual([]);
+
+    const tables = async () => (await dataSource.createQueryRunner().getTables(['webhook_listener', 'webhook_url', 'webhook_identity'])).map((t) => t.name.split('.').pop());
+    expect((await tables()).sort()).toEqual(['webhook_identity', 'webhook_listener', 'webhook_url']);
+
+    for (let i = 0; i < applied.length; i++) await dataSource.undoLastMigration({ transaction: 'each' });
+    expect(await tables()).toEqual([]);
+  });
+});
+
+describe('webhookMigrationsFor', () => {
+  it('names the supported database types when given another', () => {
+    expect(() => webhookMigrationsFor('oracle')).toThrow(WebhookConfigurationError);
+    expect(() => webhookMigrationsFor('oracle')).toThrow(/postgres, mysql, mariadb, better-sqlite3, sqlite/);
+  });
+});
