@@ -8,9 +8,19 @@ export { WebhookEntity, WebhookSpace, WebhookState } from './registry/webhook-en
 export type { WebhookEntityOptions, WebhookEntityStates } from './registry/webhook-entity.decorator.js';
 export { WebhookEntityRegistry } from './registry/webhook-entity.registry.js';
 export type { RegisteredWebhookEntity } from './registry/webhook-entity.registry.js';
-export type { CriteriaOperator, EntityQuery, EntityQueryFilter, EntityQueryFilterType, EntityQueryOrderBy } from './query/entity-query.types.js';
+export type {
+  CriteriaOperator,
+  EntityQuery,
+  EntityQueryFilter,
+  EntityQueryFilterType,
+  EntityQueryOrderBy,
+} from './query/entity-query.types.js';
 export { WebhookListenerService } from './management/webhook-listener.service.js';
-export type { CreateWebhookListenerInput, UpdateWebhookListenerInput, WebhookListenerEntity } from './management/webhook-listener.service.js';
+export type {
+  CreateWebhookListenerInput,
+  UpdateWebhookListenerInput,
+  WebhookListenerEntity,
+} from './management/webhook-listener.service.js';
 export { WebhookUrlService } from './management/webhook-url.service.js';
 export type { CreateWebhookUrlInput, UpdateWebhookUrlInput } from './management/webhook-url.service.js';
 export { WebhookIdentityService } from './management/webhook-identity.service.js';

@@ -28,11 +28,7 @@ export class WebhookNotFoundError extends WebhookError {
     readonly id: unknown,
     readonly spaceId?: number,
   ) {
-    super(
-      spaceId === undefined
-        ? `${entityName} ${String(id)} not found`
-        : `${entityName} ${String(id)} not found in space ${spaceId}`,
-    );
+    super(spaceId === undefined ? `${entityName} ${String(id)} not found` : `${entityName} ${String(id)} not found in space ${spaceId}`);
   }
 }
 

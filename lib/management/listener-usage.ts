@@ -15,6 +15,12 @@ export async function refuseWhileUsedByLiveListeners(
   });
   if (users > 0) {
     const entityName = relation === 'url' ? 'WebhookUrl' : 'WebhookIdentity';
-    throw new WebhookStateError(entityName, used.id, used.state, 'DELETING', `${entityName} ${used.id} is used by ${users} live listener(s); delete or move them first`);
+    throw new WebhookStateError(
+      entityName,
+      used.id,
+      used.state,
+      'DELETING',
+      `${entityName} ${used.id} is used by ${users} live listener(s); delete or move them first`,
+    );
   }
 }

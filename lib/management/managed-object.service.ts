@@ -7,14 +7,7 @@ import type { ManagedWebhookObject } from '../model/managed-object.entity.js';
 import type { QueryField } from '../query/entity-query.constants.js';
 import { EntityQueryCompiler } from '../query/entity-query.compiler.js';
 import type { EntityQuery, EntityQueryFilter } from '../query/entity-query.types.js';
-import {
-  assertKnownKeys,
-  assertPlainObject,
-  MAX_ID,
-  requireId,
-  requireInteger,
-  requireOneOf,
-} from '../validation/input.validation.js';
+import { assertKnownKeys, assertPlainObject, MAX_ID, requireId, requireInteger, requireOneOf } from '../validation/input.validation.js';
 import { assertTransition, assertWritable, CREATABLE_STATES, LIVE_STATES } from './lifecycle.js';
 
 export const ROOT_ALIAS = 'o';
@@ -103,7 +96,9 @@ export abstract class ManagedObjectService<T extends ManagedWebhookObject> {
       const changes = await this.validateChanges(manager, spaceId, rest, current);
       const affected = await this.writeIf(manager, spaceId, id, { version }, { ...changes, ...(targetState && { state: targetState }) });
       if (affected === 0) throw new WebhookVersionConflictError(this.entityName, id, version, undefined);
-      this.logger.log(`Updated ${this.entityName} ${id} in space ${spaceId}${targetState && targetState !== current.state ? ` (${current.state} → ${targetState})` : ''}`);
+      this.logger.log(
+        `Updated ${this.entityName} ${id} in space ${spaceId}${targetState && targetState !== current.state ? ` (${current.state} → ${targetState})` : ''}`,
+      );
       return this.readWith(manager, spaceId, id);
     });
   }

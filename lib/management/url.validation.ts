@@ -6,7 +6,8 @@ import { requireString } from '../validation/input.validation.js';
 export function requireWebhookAddress(value: unknown, field: string): string {
   const address = requireString(value, field, URL_MIN_LENGTH, URL_MAX_LENGTH);
   // eslint-disable-next-line no-control-regex
-  if (/[\s\u0000-\u001f\u007f]/.test(address)) throw new WebhookValidationError(field, 'must not contain white space or control characters');
+  if (/[\s\u0000-\u001f\u007f]/.test(address))
+    throw new WebhookValidationError(field, 'must not contain white space or control characters');
   let parsed: URL;
   try {
     parsed = new URL(address);

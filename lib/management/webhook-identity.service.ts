@@ -61,12 +61,12 @@ export class WebhookIdentityService extends ManagedObjectService<WebhookIdentity
     const saved = await inTransaction(this.dataSource, (manager) =>
       manager.save(
         manager.create(WebhookIdentity, {
-      linkedSpaceId: spaceId,
-      name,
-      state,
-      keyId: keys.keyId,
-      publicKey: keys.publicKey,
-      privateKey: this.keyEncryption.seal(keys.privateKey, keys.keyId),
+          linkedSpaceId: spaceId,
+          name,
+          state,
+          keyId: keys.keyId,
+          publicKey: keys.publicKey,
+          privateKey: this.keyEncryption.seal(keys.privateKey, keys.keyId),
           secret: this.keyEncryption.seal(keys.secret, keys.keyId),
         }),
       ),
@@ -95,7 +95,11 @@ export class WebhookIdentityService extends ManagedObjectService<WebhookIdentity
     return this.keyEncryption.open(found.secret!, found.keyId);
   }
 
-  protected async validateChanges(_manager: EntityManager, _spaceId: number, changes: Record<string, unknown>): Promise<Partial<WebhookIdentity>> {
+  protected async validateChanges(
+    _manager: EntityManager,
+    _spaceId: number,
+    changes: Record<string, unknown>,
+  ): Promise<Partial<WebhookIdentity>> {
     return changes.name === undefined ? {} : { name: requireString(changes.name, 'name', 1, NAME_MAX_LENGTH) };
   }
 

@@ -95,13 +95,18 @@ export class WebhookListenerService extends ManagedObjectService<WebhookListener
     const entityStates = input.entityStates === undefined ? [] : requireEntityStates(input.entityStates, entity);
     const notifyEveryChange = input.notifyEveryChange === undefined ? false : requireBoolean(input.notifyEveryChange, 'notifyEveryChange');
     const enablePayloadSignatureAndState =
-      input.enablePayloadSignatureAndState === undefined ? true : requireBoolean(input.enablePayloadSignatureAndState, 'enablePayloadSignatureAndState');
+      input.enablePayloadSignatureAndState === undefined
+        ? true
+        : requireBoolean(input.enablePayloadSignatureAndState, 'enablePayloadSignatureAndState');
     const state = this.validateCreateState(input.state);
     const urlRef = typeof input.url === 'number' ? requireId(input.url, 'url') : requireWebhookAddress(input.url, 'url');
     const identityId = input.identity === undefined || input.identity === null ? null : requireId(input.identity, 'identity');
 
     return inTransaction(this.dataSource, async (manager) => {
-      const url = typeof urlRef === 'number' ? await requireLiveReference(manager, WebhookUrl, spaceId, urlRef, 'url') : await this.urls.findOrCreateWith(manager, spaceId, urlRef);
+      const url =
+        typeof urlRef === 'number'
+          ? await requireLiveReference(manager, WebhookUrl, spaceId, urlRef, 'url')
+          : await this.urls.findOrCreateWith(manager, spaceId, urlRef);
       const identity = identityId === null ? null : await requireLiveReference(manager, WebhookIdentity, spaceId, identityId, 'identity');
       const saved = await manager.save(
         WebhookListener,
@@ -134,7 +139,8 @@ export class WebhookListenerService extends ManagedObjectService<WebhookListener
   ): Promise<Partial<WebhookListener>> {
     const valid: Partial<WebhookListener> = {};
     if (changes.name !== undefined) valid.name = requireString(changes.name, 'name', 1, NAME_MAX_LENGTH);
-    if (changes.entityStates !== undefined) valid.entityStates = requireEntityStates(changes.entityStates, this.requireEntity(current.entity));
+    if (changes.entityStates !== undefined)
+      valid.entityStates = requireEntityStates(changes.entityStates, this.requireEntity(current.entity));
     if (changes.notifyEveryChange !== undefined) valid.notifyEveryChange = requireBoolean(changes.notifyEveryChange, 'notifyEveryChange');
     if (changes.enablePayloadSignatureAndState !== undefined) {
       valid.enablePayloadSignatureAndState = requireBoolean(changes.enablePayloadSignatureAndState, 'enablePayloadSignatureAndState');
@@ -146,7 +152,10 @@ export class WebhookListenerService extends ManagedObjectService<WebhookListener
     const entity = typeof value === 'string' ? this.registry.find(value) : undefined;
     if (!entity) {
       const known = this.registry.list().map((entry) => entry.name);
-      throw new WebhookValidationError('entity', `must be a registered webhook entity (${known.length ? known.join(', ') : 'none registered: decorate an entity with @WebhookEntity'})`);
+      throw new WebhookValidationError(
+        'entity',
+        `must be a registered webhook entity (${known.length ? known.join(', ') : 'none registered: decorate an entity with @WebhookEntity'})`,
+      );
     }
     return entity;
   }

@@ -68,16 +68,27 @@ export class WebhookUrlService extends ManagedObjectService<WebhookUrl> {
     });
     if (existing) return existing;
     const name = new URL(address).host.slice(0, NAME_MAX_LENGTH);
-    const created = await this.insertWith(manager, { linkedSpaceId: spaceId, name, url: address, state: 'ACTIVE' as CreationEntityState, applicationManaged: false });
+    const created = await this.insertWith(manager, {
+      linkedSpaceId: spaceId,
+      name,
+      url: address,
+      state: 'ACTIVE' as CreationEntityState,
+      applicationManaged: false,
+    });
     this.logger.log(`Created WebhookUrl ${created.id} in space ${spaceId} for a new listener`);
     return created;
   }
 
-  protected async validateChanges(_manager: EntityManager, _spaceId: number, changes: Record<string, unknown>): Promise<Partial<WebhookUrl>> {
+  protected async validateChanges(
+    _manager: EntityManager,
+    _spaceId: number,
+    changes: Record<string, unknown>,
+  ): Promise<Partial<WebhookUrl>> {
     const valid: Partial<WebhookUrl> = {};
     if (changes.name !== undefined) valid.name = requireString(changes.name, 'name', 1, NAME_MAX_LENGTH);
     if (changes.url !== undefined) valid.url = requireWebhookAddress(changes.url, 'url');
-    if (changes.applicationManaged !== undefined) valid.applicationManaged = requireBoolean(changes.applicationManaged, 'applicationManaged');
+    if (changes.applicationManaged !== undefined)
+      valid.applicationManaged = requireBoolean(changes.applicationManaged, 'applicationManaged');
     return valid;
   }
 

@@ -22,6 +22,9 @@ export function webhookMigrationsFor(dataSourceType: string): Function[] {
     case 'sqlite':
       return [...WEBHOOK_MIGRATIONS.sqlite];
     default:
-      throw new WebhookConfigurationError('DataSource type', `"${dataSourceType}" has no webhook migrations; supported: postgres, mysql, mariadb, better-sqlite3, sqlite`);
+      throw new WebhookConfigurationError(
+        'DataSource type',
+        `"${dataSourceType}" has no webhook migrations; supported: postgres, mysql, mariadb, better-sqlite3, sqlite`,
+      );
   }
 }

@@ -14,12 +14,17 @@ type Section = Record<string, unknown>;
 
 /** Checks the options a host passed and fills in the defaults; any mistake stops the boot. */
 export function resolveWebhookOptions(options: WebhookModuleOptions | undefined): ResolvedWebhookOptions {
-  const root = section(options ?? {}, 'options', [
-    'defaultSpaceId', 'delivery', 'scheduler', 'security', 'retention', 'signing', 'worker',
-  ]);
+  const root = section(options ?? {}, 'options', ['defaultSpaceId', 'delivery', 'scheduler', 'security', 'retention', 'signing', 'worker']);
   const delivery = section(root.delivery, 'delivery', [
-    'concurrency', 'perUrlConcurrency', 'timeoutMs', 'retrySchedule', 'batchSize', 'pollIntervalMs',
-    'leaseMs', 'maxResponseBytes', 'deactivateAfter',
+    'concurrency',
+    'perUrlConcurrency',
+    'timeoutMs',
+    'retrySchedule',
+    'batchSize',
+    'pollIntervalMs',
+    'leaseMs',
+    'maxResponseBytes',
+    'deactivateAfter',
   ]);
   const deactivateAfter = section(delivery.deactivateAfter, 'delivery.deactivateAfter', ['noSuccessForMs', 'abandonedDeliveries']);
   const scheduler = section(root.scheduler, 'scheduler', ['lifecycleIntervalMs', 'purgeIntervalMs', 'retentionIntervalMs']);
@@ -42,7 +47,13 @@ export function resolveWebhookOptions(options: WebhookModuleOptions | undefined)
       leaseMs: integer(delivery.leaseMs, 'delivery.leaseMs', MINUTE, 1000, MAX_DELAY_MS),
       maxResponseBytes: integer(delivery.maxResponseBytes, 'delivery.maxResponseBytes', 4096, 0, 1024 * 1024),
       deactivateAfter: {
-        noSuccessForMs: integer(deactivateAfter.noSuccessForMs, 'delivery.deactivateAfter.noSuccessForMs', 5 * DAY, 0, Number.MAX_SAFE_INTEGER),
+        noSuccessForMs: integer(
+          deactivateAfter.noSuccessForMs,
+          'delivery.deactivateAfter.noSuccessForMs',
+          5 * DAY,
+          0,
+          Number.MAX_SAFE_INTEGER,
+        ),
         abandonedDeliveries: integer(deactivateAfter.abandonedDeliveries, 'delivery.deactivateAfter.abandonedDeliveries', 10, 1, 1_000_000),
       },
     },
@@ -56,7 +67,13 @@ export function resolveWebhookOptions(options: WebhookModuleOptions | undefined)
       allowedHosts: hostList(security.allowedHosts, 'security.allowedHosts'),
     },
     retention: {
-      deletedListenerPurgeAfterMs: integer(retention.deletedListenerPurgeAfterMs, 'retention.deletedListenerPurgeAfterMs', 30 * DAY, 0, Number.MAX_SAFE_INTEGER),
+      deletedListenerPurgeAfterMs: integer(
+        retention.deletedListenerPurgeAfterMs,
+        'retention.deletedListenerPurgeAfterMs',
+        30 * DAY,
+        0,
+        Number.MAX_SAFE_INTEGER,
+      ),
       deliveryLogTtlMs: integer(retention.deliveryLogTtlMs, 'retention.deliveryLogTtlMs', 30 * DAY, 0, Number.MAX_SAFE_INTEGER),
     },
     signing: {
@@ -76,7 +93,10 @@ function section(value: unknown, path: string, known: string[]): Section {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) fail(path, 'must be an object');
   const unknown = Object.keys(value).filter((key) => !known.includes(key));
   if (unknown.length > 0) {
-    fail(path, `has unknown ${unknown.length === 1 ? 'key' : 'keys'} ${unknown.map((k) => `"${k}"`).join(', ')}; allowed: ${known.join(', ')}`);
+    fail(
+      path,
+      `has unknown ${unknown.length === 1 ? 'key' : 'keys'} ${unknown.map((k) => `"${k}"`).join(', ')}; allowed: ${known.join(', ')}`,
+    );
   }
   return value as Section;
 }

@@ -24,9 +24,6 @@ export const {
     ...definition,
     global: extras.isGlobal,
     imports: [...(definition.imports ?? []), TypeOrmModule.forFeature([...WEBHOOK_ENTITIES], extras.dataSourceName)],
-    providers: [
-      ...(definition.providers ?? []),
-      { provide: WEBHOOK_DATA_SOURCE, useExisting: getDataSourceToken(extras.dataSourceName) },
-    ],
+    providers: [...(definition.providers ?? []), { provide: WEBHOOK_DATA_SOURCE, useExisting: getDataSourceToken(extras.dataSourceName) }],
   }))
   .build();

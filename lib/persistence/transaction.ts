@@ -16,7 +16,10 @@ export function inTransaction<T>(dataSource: DataSource, work: (manager: EntityM
     () => dataSource.transaction(work),
     () => dataSource.transaction(work),
   );
-  sqliteQueues.set(dataSource, run.catch(() => undefined));
+  sqliteQueues.set(
+    dataSource,
+    run.catch(() => undefined),
+  );
   return run;
 }
 

@@ -72,13 +72,15 @@ export class EntityQueryCompiler<T extends ObjectLiteral> {
 
   applyPage(startingEntity: unknown, numberOfEntities: unknown): void {
     const offset = startingEntity === undefined ? 0 : requireInteger(startingEntity, 'query.startingEntity', 0, 2_147_483_647);
-    const limit = numberOfEntities === undefined ? MAX_PAGE_SIZE : requireInteger(numberOfEntities, 'query.numberOfEntities', 1, MAX_PAGE_SIZE);
+    const limit =
+      numberOfEntities === undefined ? MAX_PAGE_SIZE : requireInteger(numberOfEntities, 'query.numberOfEntities', 1, MAX_PAGE_SIZE);
     this.qb.offset(offset).limit(limit);
   }
 
   private addNode(where: WhereExpressionBuilder, node: unknown, path: string, depth: number): void {
     if (depth > MAX_FILTER_DEPTH) throw new WebhookValidationError(path, `nests deeper than ${MAX_FILTER_DEPTH} levels`);
-    if (++this.nodeCount > MAX_FILTER_NODES) throw new WebhookValidationError(path, `makes the filter longer than ${MAX_FILTER_NODES} nodes`);
+    if (++this.nodeCount > MAX_FILTER_NODES)
+      throw new WebhookValidationError(path, `makes the filter longer than ${MAX_FILTER_NODES} nodes`);
     assertPlainObject(node, path);
     assertKnownKeys(node, path, ['type', 'fieldName', 'operator', 'value', 'children']);
     const type = requireOneOf(node.type, `${path}.type`, ['LEAF', 'AND', 'OR'] as const);
@@ -102,7 +104,10 @@ export class EntityQueryCompiler<T extends ObjectLiteral> {
     const field = this.field(leaf.fieldName, `${path}.fieldName`);
     const operator = requireOneOf(leaf.operator, `${path}.operator`, ALL_OPERATORS);
     if (!OPERATORS_BY_KIND[field.kind].includes(operator)) {
-      throw new WebhookValidationError(`${path}.operator`, `${operator} does not apply to ${leaf.fieldName}; use one of ${OPERATORS_BY_KIND[field.kind].join(', ')}`);
+      throw new WebhookValidationError(
+        `${path}.operator`,
+        `${operator} does not apply to ${leaf.fieldName}; use one of ${OPERATORS_BY_KIND[field.kind].join(', ')}`,
+      );
     }
     const column = this.column(field);
     if (operator === 'IS_NULL') return `${column} IS NULL`;
@@ -185,5 +190,8 @@ export function dialectOf(dataSource: DataSource): Dialect {
   if (type === 'postgres') return 'postgres';
   if (type === 'mysql' || type === 'mariadb') return 'mysql';
   if (isSqlite(dataSource)) return 'sqlite';
-  throw new WebhookConfigurationError('DataSource type', `"${type}" is not supported; use postgres, mysql, mariadb, better-sqlite3 or sqlite`);
+  throw new WebhookConfigurationError(
+    'DataSource type',
+    `"${type}" is not supported; use postgres, mysql, mariadb, better-sqlite3 or sqlite`,
+  );
 }

@@ -1,10 +1,6 @@
 import 'reflect-metadata';
 import { Injectable } from '@nestjs/common';
-import {
-  WEBHOOK_ENTITY_METADATA,
-  WEBHOOK_SPACE_METADATA,
-  WEBHOOK_STATE_METADATA,
-} from './webhook-entity.constants.js';
+import { WEBHOOK_ENTITY_METADATA, WEBHOOK_SPACE_METADATA, WEBHOOK_STATE_METADATA } from './webhook-entity.constants.js';
 import type { WebhookEntityOptions } from './webhook-entity.decorator.js';
 
 /** The one place that reads what the webhook decorators wrote. */

@@ -1,9 +1,5 @@
 import 'reflect-metadata';
-import {
-  WEBHOOK_ENTITY_METADATA,
-  WEBHOOK_SPACE_METADATA,
-  WEBHOOK_STATE_METADATA,
-} from './webhook-entity.constants.js';
+import { WEBHOOK_ENTITY_METADATA, WEBHOOK_SPACE_METADATA, WEBHOOK_STATE_METADATA } from './webhook-entity.constants.js';
 
 /** An enum object (`enum OrderState { … }`) or a plain list of state names. */
 export type WebhookEntityStates = Readonly<Record<string, string | number>> | readonly (string | number)[];

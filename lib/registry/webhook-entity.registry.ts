@@ -33,7 +33,9 @@ export class WebhookEntityRegistry implements OnModuleInit {
 
   onModuleInit(): void {
     const entities = this.build();
-    this.logger.log(`Monitoring ${entities.size} webhook entit${entities.size === 1 ? 'y' : 'ies'}: ${[...entities.keys()].join(', ') || '(none)'}`);
+    this.logger.log(
+      `Monitoring ${entities.size} webhook entit${entities.size === 1 ? 'y' : 'ies'}: ${[...entities.keys()].join(', ') || '(none)'}`,
+    );
   }
 
   list(): RegisteredWebhookEntity[] {
@@ -63,7 +65,10 @@ export class WebhookEntityRegistry implements OnModuleInit {
       }
       const clash = byId.get(entry.id);
       if (clash !== undefined) {
-        throw new WebhookConfigurationError('@WebhookEntity', `id ${entry.id} is used by both ${clash} and ${entry.name}; give each a unique id`);
+        throw new WebhookConfigurationError(
+          '@WebhookEntity',
+          `id ${entry.id} is used by both ${clash} and ${entry.name}; give each a unique id`,
+        );
       }
       byName.set(entry.name, entry);
       byId.set(entry.id, entry.name);
@@ -75,7 +80,10 @@ export class WebhookEntityRegistry implements OnModuleInit {
   private describe(metadata: EntityMetadata, target: Function, options: WebhookEntityOptions): RegisteredWebhookEntity {
     const name = options.name ?? target.name;
     if (typeof name !== 'string' || !/^[A-Za-z][A-Za-z0-9_.-]{0,99}$/.test(name)) {
-      throw new WebhookConfigurationError(`@WebhookEntity on ${target.name}`, `name must be 1-100 letters, digits, "_", "." or "-", starting with a letter`);
+      throw new WebhookConfigurationError(
+        `@WebhookEntity on ${target.name}`,
+        `name must be 1-100 letters, digits, "_", "." or "-", starting with a letter`,
+      );
     }
     const id = options.id ?? deriveEntityId(name);
     if (!Number.isSafeInteger(id) || id <= 0) {
@@ -100,10 +108,14 @@ export class WebhookEntityRegistry implements OnModuleInit {
     required: boolean,
   ): string | null {
     if (properties.length > 1) {
-      throw new WebhookConfigurationError(`${decorator} on ${target.name}`, `is used on ${properties.join(' and ')}; use it on exactly one property`);
+      throw new WebhookConfigurationError(
+        `${decorator} on ${target.name}`,
+        `is used on ${properties.join(' and ')}; use it on exactly one property`,
+      );
     }
     if (properties.length === 0) {
-      if (required) throw new WebhookConfigurationError(`@WebhookEntity on ${target.name}`, `needs one property marked with ${decorator}()`);
+      if (required)
+        throw new WebhookConfigurationError(`@WebhookEntity on ${target.name}`, `needs one property marked with ${decorator}()`);
       return null;
     }
     const [property] = properties;

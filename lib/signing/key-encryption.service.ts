@@ -40,7 +40,10 @@ export class KeyEncryptionService {
         .setAuthTag(Buffer.from(tag, 'base64'));
       return Buffer.concat([decipher.update(Buffer.from(sealed, 'base64')), decipher.final()]).toString('utf8');
     } catch {
-      throw new WebhookConfigurationError('option signing.keyEncryptionKey', 'does not open the stored key material (was the key changed?)');
+      throw new WebhookConfigurationError(
+        'option signing.keyEncryptionKey',
+        'does not open the stored key material (was the key changed?)',
+      );
     }
   }
 }

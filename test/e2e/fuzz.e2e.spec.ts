@@ -1,9 +1,4 @@
-import {
-  WebhookError,
-  WebhookIdentityService,
-  WebhookListenerService,
-  WebhookUrlService,
-} from '../../lib/index.js';
+import { WebhookError, WebhookIdentityService, WebhookListenerService, WebhookUrlService } from '../../lib/index.js';
 import { selectedDatabases } from '../src/databases.js';
 import { createTestApp, type TestApp } from '../src/test-app.js';
 
@@ -21,11 +16,46 @@ function random(seed: number) {
 }
 
 const NASTY_VALUES: readonly unknown[] = [
-  undefined, null, Number.NaN, Number.POSITIVE_INFINITY, -1, 0, 1, 1.5, 2 ** 31, 2 ** 53, -(2 ** 63), '', ' ', 'x'.repeat(10_240),
-  "'; DROP TABLE webhook_listener; --", '" OR "1"="1', '%', '_', '\\', '\u0000', '💥'.repeat(30), 'ACTIVE', 'DELETED', 'Order',
-  'https://example.com/ok', 'http://127.0.0.1/x', 'javascript:alert(1)', true, false, [], ['CONFIRMED'], [1, 2], {},
-  JSON.parse('{"__proto__": {"polluted": 1}}'), { constructor: { prototype: { polluted: 1 } } }, new Date('invalid'), new Date(0),
-  () => 1, Symbol('s'), 10n,
+  undefined,
+  null,
+  Number.NaN,
+  Number.POSITIVE_INFINITY,
+  -1,
+  0,
+  1,
+  1.5,
+  2 ** 31,
+  2 ** 53,
+  -(2 ** 63),
+  '',
+  ' ',
+  'x'.repeat(10_240),
+  "'; DROP TABLE webhook_listener; --",
+  '" OR "1"="1',
+  '%',
+  '_',
+  '\\',
+  '\u0000',
+  '💥'.repeat(30),
+  'ACTIVE',
+  'DELETED',
+  'Order',
+  'https://example.com/ok',
+  'http://127.0.0.1/x',
+  'javascript:alert(1)',
+  true,
+  false,
+  [],
+  ['CONFIRMED'],
+  [1, 2],
+  {},
+  JSON.parse('{"__proto__": {"polluted": 1}}'),
+  { constructor: { prototype: { polluted: 1 } } },
+  new Date('invalid'),
+  new Date(0),
+  () => 1,
+  Symbol('s'),
+  10n,
 ];
 const NASTY_KEYS = ['name; --', '__proto__', 'constructor', 'prototype', 'url.id', 'id', 'version', 'linkedSpaceId', "x' OR 1=1", ''];
 const VALID_VALUES: Record<string, readonly unknown[]> = {
@@ -38,8 +68,30 @@ const VALID_VALUES: Record<string, readonly unknown[]> = {
   state: ['ACTIVE', 'INACTIVE', 'CREATE'],
   applicationManaged: [true, false],
 };
-const CREATE_KEYS = ['name', 'entity', 'entityStates', 'notifyEveryChange', 'enablePayloadSignatureAndState', 'url', 'identity', 'state', 'applicationManaged'];
-const FIELD_NAMES = ['id', 'name', 'state', 'url.id', 'url.url', 'identity.id', 'createdOn', 'notifyEveryChange', 'name; DROP TABLE x', '__proto__', 'url.__proto__'];
+const CREATE_KEYS = [
+  'name',
+  'entity',
+  'entityStates',
+  'notifyEveryChange',
+  'enablePayloadSignatureAndState',
+  'url',
+  'identity',
+  'state',
+  'applicationManaged',
+];
+const FIELD_NAMES = [
+  'id',
+  'name',
+  'state',
+  'url.id',
+  'url.url',
+  'identity.id',
+  'createdOn',
+  'notifyEveryChange',
+  'name; DROP TABLE x',
+  '__proto__',
+  'url.__proto__',
+];
 const OPERATORS = ['EQUALS', 'NOT_EQUALS', 'CONTAINS', 'GREATER_THAN', 'IS_NULL', 'IS_NOT_NULL', 'EQUALS_IGNORE_CASE', 'DROP', ''];
 
 describe.each(selectedDatabases())('malformed input to every service method on %s', (database) => {
@@ -84,14 +136,26 @@ describe.each(selectedDatabases())('malformed input to every service method on %
     const filter = (depth: number): unknown => {
       if (rng.next() < 0.1) return value();
       if (depth < 3 && rng.next() < 0.4) {
-        return { type: rng.pick(['AND', 'OR', 'LEAF', 'NOT']), children: Array.from({ length: Math.floor(rng.next() * 3) }, () => filter(depth + 1)) };
+        return {
+          type: rng.pick(['AND', 'OR', 'LEAF', 'NOT']),
+          children: Array.from({ length: Math.floor(rng.next() * 3) }, () => filter(depth + 1)),
+        };
       }
-      return { type: 'LEAF', fieldName: rng.pick(FIELD_NAMES), operator: rng.pick(OPERATORS), value: rng.next() < 0.5 ? rng.pick<unknown>([listener.id, 'seed', 'ACTIVE']) : value() };
+      return {
+        type: 'LEAF',
+        fieldName: rng.pick(FIELD_NAMES),
+        operator: rng.pick(OPERATORS),
+        value: rng.next() < 0.5 ? rng.pick<unknown>([listener.id, 'seed', 'ACTIVE']) : value(),
+      };
     };
     const query = (): unknown =>
       rng.next() < 0.1
         ? value()
-        : { filter: filter(0), orderBys: rng.next() < 0.5 ? undefined : [{ fieldName: rng.pick(FIELD_NAMES), sorting: rng.pick(['ASC', 'DESC', 'sideways']) }], numberOfEntities: rng.pick([undefined, 1, 100, 101, -1, Number.NaN]) };
+        : {
+            filter: filter(0),
+            orderBys: rng.next() < 0.5 ? undefined : [{ fieldName: rng.pick(FIELD_NAMES), sorting: rng.pick(['ASC', 'DESC', 'sideways']) }],
+            numberOfEntities: rng.pick([undefined, 1, 100, 101, -1, Number.NaN]),
+          };
 
     type Call = [string, () => Promise<unknown>, (result: unknown) => void];
     const isObjectWithId = (result: unknown) => expect(result).toEqual(expect.objectContaining({ id: expect.any(Number) }));
@@ -104,14 +168,30 @@ describe.each(selectedDatabases())('malformed input to every service method on %
     const calls: Call[] = Object.entries(services).flatMap(([name, service]): Call[] => [
       [`${name}.create`, () => service.create(someSpace() as number, input() as never), isObjectWithId],
       [`${name}.read`, () => service.read(someSpace() as number, someId() as number), isObjectWithId],
-      [`${name}.update`, () => service.update(someSpace() as number, { ...(input() as object), id: someId(), version: rng.next() < 0.6 ? rng.pick([1, 2, 3]) : value() } as never), isObjectWithId],
+      [
+        `${name}.update`,
+        () =>
+          service.update(
+            someSpace() as number,
+            { ...(input() as object), id: someId(), version: rng.next() < 0.6 ? rng.pick([1, 2, 3]) : value() } as never,
+          ),
+        isObjectWithId,
+      ],
       [`${name}.delete`, () => service.delete(someSpace() as number, someId() as number), isObjectWithId],
       [`${name}.search`, () => service.search(someSpace() as number, query() as never), isPage],
       [`${name}.count`, () => service.count(someSpace() as number, filter(0) as never), isCount],
     ]);
     calls.push(
-      ['identities.readPublicKey', () => identities.readPublicKey(rng.pick<unknown>([identity.keyId, ...NASTY_VALUES]) as string), isObjectWithId.bind(null)],
-      ['identities.revealSecret', () => identities.revealSecret(someSpace() as number, someId() as number), (secret) => expect(String(secret)).toMatch(/^whsec_/)],
+      [
+        'identities.readPublicKey',
+        () => identities.readPublicKey(rng.pick<unknown>([identity.keyId, ...NASTY_VALUES]) as string),
+        isObjectWithId.bind(null),
+      ],
+      [
+        'identities.revealSecret',
+        () => identities.revealSecret(someSpace() as number, someId() as number),
+        (secret) => expect(String(secret)).toMatch(/^whsec_/),
+      ],
     );
     calls[calls.length - 2][2] = (result) => expect(result).toEqual({ id: identity.keyId, publicKey: identity.publicKey });
 

@@ -213,7 +213,9 @@ describe.each(selectedDatabases())('WebhookListenerService on %s', (database) =>
     it.each(['entity', 'url', 'identity', 'linkedSpaceId'])('refuses to change %s after create', async (field) => {
       const space = freshSpace();
       const created = await listeners.create(space, valid());
-      const error = await listeners.update(space, { id: created.id, version: created.version, [field]: field === 'entity' ? 'Refund' : 1 }).catch((e) => e);
+      const error = await listeners
+        .update(space, { id: created.id, version: created.version, [field]: field === 'entity' ? 'Refund' : 1 })
+        .catch((e) => e);
       expect(error).toBeInstanceOf(WebhookValidationError);
       expect(error.field).toBe(field);
       expect(await listeners.read(space, created.id)).toEqual(created);
@@ -238,7 +240,9 @@ describe.each(selectedDatabases())('WebhookListenerService on %s', (database) =>
 
     it('does not update a listener of another space', async () => {
       const created = await listeners.create(freshSpace(), valid());
-      await expect(listeners.update(freshSpace(), { id: created.id, version: created.version, name: 'x' })).rejects.toThrow(WebhookNotFoundError);
+      await expect(listeners.update(freshSpace(), { id: created.id, version: created.version, name: 'x' })).rejects.toThrow(
+        WebhookNotFoundError,
+      );
     });
 
     const { CREATE, ACTIVE, INACTIVE, DELETING, DELETED } = CreationEntityState;

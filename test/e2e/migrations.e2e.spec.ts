@@ -20,7 +20,10 @@ describe.each(selectedDatabases())('webhook migrations on %s', (database) => {
     const pending = await dataSource.driver.createSchemaBuilder().log();
     expect(pending.upQueries.map((query) => query.query)).toEqual([]);
 
-    const tables = async () => (await dataSource.createQueryRunner().getTables(['webhook_listener', 'webhook_url', 'webhook_identity'])).map((t) => t.name.split('.').pop());
+    const tables = async () =>
+      (await dataSource.createQueryRunner().getTables(['webhook_listener', 'webhook_url', 'webhook_identity'])).map((t) =>
+        t.name.split('.').pop(),
+      );
     expect((await tables()).sort()).toEqual(['webhook_identity', 'webhook_listener', 'webhook_url']);
 
     for (let i = 0; i < applied.length; i++) await dataSource.undoLastMigration({ transaction: 'each' });

@@ -71,8 +71,20 @@ describe.each(selectedDatabases())('WebhookEntityRegistry on %s', (database) => 
     const app = await createTestApp(database, { hostEntities: [Order, Refund, Ticket] });
     try {
       const registry = app.get(WebhookEntityRegistry);
-      expect(registry.find('Order')).toMatchObject({ id: 1001, states: ['PENDING', 'CONFIRMED', 'SHIPPED', 'CANCELLED'], stateProperty: 'state', spaceProperty: 'tenantId', primaryKey: ['id'], target: Order });
-      expect(registry.find('Refund')).toMatchObject({ id: deriveEntityId('Refund'), states: ['0', '1', '2'], stateProperty: 'stage', spaceProperty: null });
+      expect(registry.find('Order')).toMatchObject({
+        id: 1001,
+        states: ['PENDING', 'CONFIRMED', 'SHIPPED', 'CANCELLED'],
+        stateProperty: 'state',
+        spaceProperty: 'tenantId',
+        primaryKey: ['id'],
+        target: Order,
+      });
+      expect(registry.find('Refund')).toMatchObject({
+        id: deriveEntityId('Refund'),
+        states: ['0', '1', '2'],
+        stateProperty: 'stage',
+        spaceProperty: null,
+      });
       expect(registry.find('Ticket')).toMatchObject({ stateProperty: 'status', spaceProperty: 'shop', primaryKey: ['code'] });
       expect(registry.findByTarget(Ticket)?.name).toBe('Ticket');
       expect(registry.list()).toHaveLength(3);

@@ -11,7 +11,12 @@ import { selectedDatabases } from '../src/databases.js';
 import { freshSpace } from '../src/spaces.js';
 import { createTestApp, type TestApp } from '../src/test-app.js';
 
-const leaf = (fieldName: string, operator: EntityQueryFilter['operator'], value?: unknown): EntityQueryFilter => ({ type: 'LEAF', fieldName, operator, value });
+const leaf = (fieldName: string, operator: EntityQueryFilter['operator'], value?: unknown): EntityQueryFilter => ({
+  type: 'LEAF',
+  fieldName,
+  operator,
+  value,
+});
 const and = (...children: EntityQueryFilter[]): EntityQueryFilter => ({ type: 'AND', children });
 const or = (...children: EntityQueryFilter[]): EntityQueryFilter => ({ type: 'OR', children });
 
@@ -31,9 +36,21 @@ describe.each(selectedDatabases())('EntityQuery search on %s', (database) => {
     const b = 'https://b.example.com/hook';
     L = {
       alpha: await listeners.create(space, { name: 'Alpha orders', entity: 'Order', url: a }),
-      beta: await listeners.create(space, { name: 'beta orders', entity: 'Order', url: b, notifyEveryChange: true, state: CreationEntityState.INACTIVE }),
+      beta: await listeners.create(space, {
+        name: 'beta orders',
+        entity: 'Order',
+        url: b,
+        notifyEveryChange: true,
+        state: CreationEntityState.INACTIVE,
+      }),
       gamma: await listeners.create(space, { name: 'Gamma refunds', entity: 'Refund', url: a, identity: identity.id }),
-      delta: await listeners.create(space, { name: 'delta', entity: 'Refund', url: b, notifyEveryChange: true, state: CreationEntityState.CREATE }),
+      delta: await listeners.create(space, {
+        name: 'delta',
+        entity: 'Refund',
+        url: b,
+        notifyEveryChange: true,
+        state: CreationEntityState.CREATE,
+      }),
       shipping: await listeners.create(space, { name: 'ALPHA shipping', entity: 'Order', url: b }),
     };
     L.shipping = await listeners.delete(space, L.shipping.id);
@@ -57,7 +74,11 @@ describe.each(selectedDatabases())('EntityQuery search on %s', (database) => {
     ['EQUALS finds no other case', () => leaf('name', 'EQUALS', 'DELTA'), []],
     ['NOT_EQUALS', () => leaf('state', 'NOT_EQUALS', 'ACTIVE'), ['beta orders', 'delta', 'ALPHA shipping']],
     ['EQUALS_IGNORE_CASE', () => leaf('name', 'EQUALS_IGNORE_CASE', 'ALPHA ORDERS'), ['Alpha orders']],
-    ['NOT_EQUALS_IGNORE_CASE', () => leaf('name', 'NOT_EQUALS_IGNORE_CASE', 'alpha ORDERS'), ['beta orders', 'Gamma refunds', 'delta', 'ALPHA shipping']],
+    [
+      'NOT_EQUALS_IGNORE_CASE',
+      () => leaf('name', 'NOT_EQUALS_IGNORE_CASE', 'alpha ORDERS'),
+      ['beta orders', 'Gamma refunds', 'delta', 'ALPHA shipping'],
+    ],
     ['CONTAINS', () => leaf('name', 'CONTAINS', 'orders'), ['Alpha orders', 'beta orders']],
     ['CONTAINS is case-sensitive', () => leaf('name', 'CONTAINS', 'Orders'), []],
     ['CONTAINS treats % and _ as text', () => leaf('name', 'CONTAINS', '%_'), []],
@@ -66,11 +87,19 @@ describe.each(selectedDatabases())('EntityQuery search on %s', (database) => {
     ['GREATER_THAN_OR_EQUAL', () => leaf('id', 'GREATER_THAN_OR_EQUAL', L.delta.id), ['delta', 'ALPHA shipping']],
     ['LESS_THAN', () => leaf('id', 'LESS_THAN', L.beta.id), ['Alpha orders']],
     ['LESS_THAN_OR_EQUAL', () => leaf('id', 'LESS_THAN_OR_EQUAL', L.beta.id), ['Alpha orders', 'beta orders']],
-    ['GREATER_THAN on a date', () => leaf('createdOn', 'GREATER_THAN', new Date('2000-01-01T00:00:00Z')), ['Alpha orders', 'beta orders', 'Gamma refunds', 'delta', 'ALPHA shipping']],
+    [
+      'GREATER_THAN on a date',
+      () => leaf('createdOn', 'GREATER_THAN', new Date('2000-01-01T00:00:00Z')),
+      ['Alpha orders', 'beta orders', 'Gamma refunds', 'delta', 'ALPHA shipping'],
+    ],
     ['LESS_THAN on an ISO date string', () => leaf('createdOn', 'LESS_THAN', '2000-01-01T00:00:00Z'), []],
     ['IS_NULL on a relation', () => leaf('identity.id', 'IS_NULL'), ['Alpha orders', 'beta orders', 'delta', 'ALPHA shipping']],
     ['IS_NOT_NULL on a relation', () => leaf('identity.id', 'IS_NOT_NULL'), ['Gamma refunds']],
-    ['IS_NULL on a date', () => leaf('plannedPurgeDate', 'IS_NULL'), ['Alpha orders', 'beta orders', 'Gamma refunds', 'delta', 'ALPHA shipping']],
+    [
+      'IS_NULL on a date',
+      () => leaf('plannedPurgeDate', 'IS_NULL'),
+      ['Alpha orders', 'beta orders', 'Gamma refunds', 'delta', 'ALPHA shipping'],
+    ],
     ['EQUALS on a boolean', () => leaf('notifyEveryChange', 'EQUALS', true), ['beta orders', 'delta']],
     ['NOT_EQUALS on a boolean', () => leaf('enablePayloadSignatureAndState', 'NOT_EQUALS', true), []],
     ['EQUALS on url.id', () => leaf('url.id', 'EQUALS', urlA), ['Alpha orders', 'Gamma refunds']],
@@ -78,7 +107,11 @@ describe.each(selectedDatabases())('EntityQuery search on %s', (database) => {
     ['a value with SQL in it is only a value', () => leaf('name', 'EQUALS', "x' OR '1'='1"), []],
     [
       'OR of ANDs',
-      () => or(and(leaf('entity', 'EQUALS', 'Order'), leaf('state', 'EQUALS', 'ACTIVE')), and(leaf('entity', 'EQUALS', 'Refund'), leaf('notifyEveryChange', 'EQUALS', true))),
+      () =>
+        or(
+          and(leaf('entity', 'EQUALS', 'Order'), leaf('state', 'EQUALS', 'ACTIVE')),
+          and(leaf('entity', 'EQUALS', 'Refund'), leaf('notifyEveryChange', 'EQUALS', true)),
+        ),
       ['Alpha orders', 'delta'],
     ],
     [
@@ -99,7 +132,11 @@ describe.each(selectedDatabases())('EntityQuery search on %s', (database) => {
   it('orders and pages', async () => {
     const byState = await listeners.search(space, { orderBys: [{ fieldName: 'state', sorting: 'ASC' }] });
     expect(byState.map((l) => l.name)).toEqual(['Alpha orders', 'Gamma refunds', 'delta', 'ALPHA shipping', 'beta orders']);
-    const page = await listeners.search(space, { orderBys: [{ fieldName: 'id', sorting: 'DESC' }], startingEntity: 1, numberOfEntities: 2 });
+    const page = await listeners.search(space, {
+      orderBys: [{ fieldName: 'id', sorting: 'DESC' }],
+      startingEntity: 1,
+      numberOfEntities: 2,
+    });
     expect(page.map((l) => l.name)).toEqual(['delta', 'Gamma refunds']);
   });
 
@@ -118,7 +155,7 @@ describe.each(selectedDatabases())('EntityQuery search on %s', (database) => {
     ['query.filter.fieldName', { filter: leaf('identity.secret', 'IS_NULL') }],
     ['query.filter.fieldName', { filter: leaf('constructor', 'IS_NULL') }],
     ['query.filter.operator', { filter: leaf('id', 'CONTAINS', '1') }],
-    ['query.filter.operator', { filter: leaf('name', 'LIKE', 'x') }],
+    ['query.filter.operator', { filter: leaf('name', 'LIKE' as never, 'x') }],
     ['query.filter.value', { filter: leaf('id', 'EQUALS', '1 OR 1=1') }],
     ['query.filter.value', { filter: leaf('state', 'EQUALS', 'SLEEPING') }],
     ['query.filter.value', { filter: leaf('createdOn', 'GREATER_THAN', 'yesterday') }],

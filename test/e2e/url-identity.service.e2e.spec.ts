@@ -35,8 +35,21 @@ describe.each(selectedDatabases())('WebhookUrlService and WebhookIdentityService
     it('creates, reads, updates and deletes a URL', async () => {
       const space = freshSpace();
       const created = await urls.create(space, { name: 'Shop receiver', url: 'https://shop.example.com/hooks?x=1' });
-      expect(created).toMatchObject({ linkedSpaceId: space, name: 'Shop receiver', url: 'https://shop.example.com/hooks?x=1', state: 'ACTIVE', applicationManaged: false, version: 1 });
-      const updated = await urls.update(space, { id: created.id, version: 1, url: 'http://shop.example.com/v2', applicationManaged: true, state: CreationEntityState.INACTIVE });
+      expect(created).toMatchObject({
+        linkedSpaceId: space,
+        name: 'Shop receiver',
+        url: 'https://shop.example.com/hooks?x=1',
+        state: 'ACTIVE',
+        applicationManaged: false,
+        version: 1,
+      });
+      const updated = await urls.update(space, {
+        id: created.id,
+        version: 1,
+        url: 'http://shop.example.com/v2',
+        applicationManaged: true,
+        state: CreationEntityState.INACTIVE,
+      });
       expect(updated).toMatchObject({ url: 'http://shop.example.com/v2', applicationManaged: true, state: 'INACTIVE', version: 2 });
       await expect(urls.update(space, { id: created.id, version: 1, name: 'stale' })).rejects.toThrow(WebhookVersionConflictError);
       expect(await urls.delete(space, created.id)).toMatchObject({ state: 'DELETING' });
@@ -127,10 +140,14 @@ describe.each(selectedDatabases())('WebhookUrlService and WebhookIdentityService
       const space = freshSpace();
       const identity = await identities.create(space, { name: 'fixed' });
       for (const field of ['keyId', 'publicKey', 'privateKey', 'secret']) {
-        await expect(identities.update(space, { id: identity.id, version: 1, [field]: 'x' })).rejects.toThrow(expect.objectContaining({ field }));
+        await expect(identities.update(space, { id: identity.id, version: 1, [field]: 'x' })).rejects.toThrow(
+          expect.objectContaining({ field }),
+        );
       }
       await expect(identities.revealSecret(freshSpace(), identity.id)).rejects.toThrow(WebhookNotFoundError);
-      expect(await identities.update(space, { id: identity.id, version: 1, name: 'renamed', state: CreationEntityState.INACTIVE })).toMatchObject({
+      expect(
+        await identities.update(space, { id: identity.id, version: 1, name: 'renamed', state: CreationEntityState.INACTIVE }),
+      ).toMatchObject({
         name: 'renamed',
         state: 'INACTIVE',
         version: 2,

@@ -10,9 +10,13 @@ const KNOWN: readonly TestDatabase[] = ['sqlite', 'postgres', 'mariadb'];
  */
 export function selectedDatabases(): TestDatabase[] {
   const raw = process.env.WEBHOOK_TEST_DATABASES ?? 'sqlite';
-  const names = raw.split(',').map((name) => name.trim()).filter(Boolean);
+  const names = raw
+    .split(',')
+    .map((name) => name.trim())
+    .filter(Boolean);
   for (const name of names) {
-    if (!KNOWN.includes(name as TestDatabase)) throw new Error(`WEBHOOK_TEST_DATABASES: unknown database "${name}" (known: ${KNOWN.join(', ')})`);
+    if (!KNOWN.includes(name as TestDatabase))
+      throw new Error(`WEBHOOK_TEST_DATABASES: unknown database "${name}" (known: ${KNOWN.join(', ')})`);
   }
   return names as TestDatabase[];
 }
