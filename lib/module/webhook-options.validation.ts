@@ -14,7 +14,7 @@ type Section = Record<string, unknown>;
 
 /** Checks the options a host passed and fills in the defaults; any mistake stops the boot. */
 export function resolveWebhookOptions(options: WebhookModuleOptions | undefined): ResolvedWebhookOptions {
-  const root = section(options ?? {}, 'options', ['defaultSpaceId', 'delivery', 'scheduler', 'security', 'retention', 'signing', 'worker']);
+  const root = section(options, 'options', ['defaultSpaceId', 'delivery', 'scheduler', 'security', 'retention', 'signing', 'worker']);
   const delivery = section(root.delivery, 'delivery', [
     'concurrency',
     'perUrlConcurrency',

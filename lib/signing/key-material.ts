@@ -1,6 +1,5 @@
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
-
-export const STANDARD_WEBHOOKS_SECRET_PREFIX = 'whsec_';
+import { STANDARD_WEBHOOKS_SECRET_PREFIX } from './signature-format.js';
 
 export interface IdentityKeyMaterial {
   keyId: string;

@@ -6,6 +6,7 @@ const { NestFactory } = require('@nestjs/core');
 const { TypeOrmModule } = require('@nestjs/typeorm');
 const { Column, Entity, PrimaryGeneratedColumn } = require('typeorm');
 const webhooks = require('nestjs-webhook-listener');
+const { verifyStandardWebhook, verifyXSignature } = require('nestjs-webhook-listener/verify');
 
 const {
   WEBHOOK_ENTITIES,
@@ -52,6 +53,8 @@ async function main() {
     app.get(WebhookListenerService).create(1, { name: '', entity: 'Order', url: 'https://x.example.com/y' }),
     WebhookValidationError,
   );
+  assert.equal(verifyXSignature('garbage', '{}', identity.publicKey), false);
+  assert.equal(verifyStandardWebhook({}, '{}', await app.get(WebhookIdentityService).revealSecret(1, identity.id)), false);
   await app.close();
   console.log(
     `cjs-nest11: OK (NestJS ${installedVersion('@nestjs/core')}, TypeORM ${installedVersion('typeorm')}, listener ${listener.id})`,

@@ -15,6 +15,7 @@ import {
   WebhookState,
   WebhookValidationError,
 } from 'nestjs-webhook-listener';
+import { verifyStandardWebhook, verifyXSignature } from 'nestjs-webhook-listener/verify';
 
 class Order {}
 // Plain JavaScript has no decorator syntax, so the decorators are applied as the compiler would.
@@ -45,6 +46,8 @@ await assert.rejects(
   app.get(WebhookListenerService).create(1, { name: '', entity: 'Order', url: 'https://x.example.com/y' }),
   WebhookValidationError,
 );
+assert.equal(verifyXSignature('garbage', '{}', identity.publicKey), false);
+assert.equal(verifyStandardWebhook({}, '{}', await app.get(WebhookIdentityService).revealSecret(1, identity.id)), false);
 await app.close();
 const installedVersion = (name) =>
   JSON.parse(readFileSync(new URL(`./node_modules/${name}/package.json`, import.meta.url), 'utf8')).version;

@@ -1,0 +1,114 @@
+// Receiver-side checks of webhook signatures. Imports only node:crypto: usable in any Node service.
+import { createPublicKey, timingSafeEqual, verify, type KeyObject } from 'node:crypto';
+import {
+  decodeStandardWebhooksSecret,
+  parseXSignature,
+  STANDARD_WEBHOOKS_VERSION,
+  standardWebhooksSignature,
+  X_SIGNATURE_ALGORITHM,
+} from '../signing/signature-format.js';
+
+export type RawBody = string | Buffer | Uint8Array;
+
+/** Headers as Node's `IncomingMessage.headers`, a plain record, or a fetch `Headers`. */
+export type WebhookHeaders = Record<string, string | string[] | undefined> | { get(name: string): string | null };
+
+export interface StandardWebhookVerifyOptions {
+  /** Largest accepted distance between `webhook-timestamp` and now, in seconds. Default 300. */
+  toleranceSec?: number;
+  /** The current time, for tests. Default `new Date()`. */
+  now?: Date;
+}
+
+/**
+ * Thrown for a key or secret that cannot be a verification key at all: a configuration mistake
+ * on the receiver's side, as opposed to a request that does not verify (which gives `false`).
+ */
+export class WebhookVerificationKeyError extends Error {
+  readonly code = 'WEBHOOK_VERIFICATION_KEY';
+
+  constructor(readonly argument: 'publicKey' | 'secret') {
+    super(
+      argument === 'publicKey'
+        ? 'publicKey must be the base64 DER SubjectPublicKeyInfo of an EC P-256 key'
+        : 'secret must be a Standard Webhooks secret: "whsec_" followed by base64 of at least 16 bytes',
+    );
+    this.name = 'WebhookVerificationKeyError';
+  }
+}
+
+/**
+ * Checks an `X-Signature` header (`algorithm=SHA256withECDSA, keyId=…, signature=…`) against the
+ * raw request body and the identity's public key. `false` for any header or body that does not verify.
+ */
+export function verifyXSignature(headerValue: unknown, rawBody: RawBody, publicKeyBase64: string): boolean {
+  const key = publicKeyFrom(publicKeyBase64);
+  if (typeof headerValue !== 'string' || !isRawBody(rawBody)) return false;
+  const parsed = parseXSignature(headerValue);
+  if (!parsed || parsed.algorithm !== X_SIGNATURE_ALGORITHM || !/^[A-Za-z0-9+/]+={0,2}$/.test(parsed.signature)) return false;
+  try {
+    return verify('sha256', toBuffer(rawBody), { key, dsaEncoding: 'der' }, Buffer.from(parsed.signature, 'base64'));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Checks the Standard Webhooks headers (`webhook-id`, `webhook-timestamp`, `webhook-signature`)
+ * against the raw body and the `whsec_…` secret. Any `v1` signature in the header may match.
+ * `false` for missing or malformed headers, a timestamp outside the tolerance, or no match.
+ */
+export function verifyStandardWebhook(
+  headers: WebhookHeaders,
+  rawBody: RawBody,
+  secret: string,
+  options: StandardWebhookVerifyOptions = {},
+): boolean {
+  const key = typeof secret === 'string' ? decodeStandardWebhooksSecret(secret) : null;
+  if (!key) throw new WebhookVerificationKeyError('secret');
+  const id = header(headers, 'webhook-id');
+  const timestamp = header(headers, 'webhook-timestamp');
+  const signatures = header(headers, 'webhook-signature');
+  if (!id || !timestamp || !signatures || !/^\d{1,12}$/.test(timestamp) || !isRawBody(rawBody)) return false;
+  const timestampSec = Number(timestamp);
+  const nowSec = Math.floor((options.now ?? new Date()).getTime() / 1000);
+  if (Math.abs(nowSec - timestampSec) > (options.toleranceSec ?? 300)) return false;
+
+  const expected = Buffer.from(standardWebhooksSignature(key, id, timestampSec, toBuffer(rawBody)), 'base64');
+  return signatures.split(' ').some((entry) => {
+    const [version, signature] = entry.split(',', 2);
+    if (version !== STANDARD_WEBHOOKS_VERSION || !signature) return false;
+    const given = Buffer.from(signature, 'base64');
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  });
+}
+
+function publicKeyFrom(publicKeyBase64: unknown): KeyObject {
+  try {
+    if (typeof publicKeyBase64 !== 'string') throw new TypeError();
+    const key = createPublicKey({ key: Buffer.from(publicKeyBase64, 'base64'), format: 'der', type: 'spki' });
+    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') throw new TypeError();
+    return key;
+  } catch {
+    throw new WebhookVerificationKeyError('publicKey');
+  }
+}
+
+function header(headers: WebhookHeaders, name: string): string | undefined {
+  if (!headers || typeof headers !== 'object') return undefined;
+  if (typeof (headers as { get?: unknown }).get === 'function')
+    return (headers as { get(n: string): string | null }).get(name) ?? undefined;
+  const record = headers as Record<string, unknown>;
+  const found = Object.keys(record).find((key) => key.toLowerCase() === name);
+  const value = found === undefined ? undefined : record[found];
+  if (Array.isArray(value)) return value.length === 1 && typeof value[0] === 'string' ? value[0] : undefined;
+  return typeof value === 'string' ? value : undefined;
+}
+
+function isRawBody(body: unknown): body is RawBody {
+  return typeof body === 'string' || body instanceof Uint8Array;
+}
+
+function toBuffer(body: RawBody): Buffer {
+  return typeof body === 'string' ? Buffer.from(body, 'utf8') : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+}

@@ -1,0 +1,72 @@
+import { WebhookConfigurationError } from '../../lib/index.js';
+import { DEFAULT_RETRY_SCHEDULE_MS, resolveWebhookOptions } from '../../lib/module/webhook-options.validation.js';
+
+describe('resolveWebhookOptions', () => {
+  it('fills in the documented defaults', () => {
+    expect(resolveWebhookOptions({})).toEqual({
+      defaultSpaceId: 1,
+      delivery: {
+        concurrency: 64,
+        perUrlConcurrency: 8,
+        timeoutMs: 10_000,
+        retrySchedule: DEFAULT_RETRY_SCHEDULE_MS,
+        batchSize: 100,
+        pollIntervalMs: 5_000,
+        leaseMs: 60_000,
+        maxResponseBytes: 4096,
+        deactivateAfter: { noSuccessForMs: 5 * 24 * 3600_000, abandonedDeliveries: 10 },
+      },
+      scheduler: { lifecycleIntervalMs: 10_000, purgeIntervalMs: 3600_000, retentionIntervalMs: 3600_000 },
+      security: { allowPrivateNetworks: false, allowedHosts: [] },
+      retention: { deletedListenerPurgeAfterMs: 30 * 24 * 3600_000, deliveryLogTtlMs: 30 * 24 * 3600_000 },
+      signing: { keyEncryptionKey: null, schemes: ['x-signature', 'standard-webhooks'] },
+      worker: { enabled: true },
+    });
+    expect(DEFAULT_RETRY_SCHEDULE_MS).toEqual([5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000]);
+  });
+
+  it('keeps given values and caps the per-URL concurrency at the global one', () => {
+    const resolved = resolveWebhookOptions({
+      defaultSpaceId: 9,
+      delivery: { concurrency: 4, perUrlConcurrency: 16, retrySchedule: [10, 20] },
+      security: { allowedHosts: ['Receiver.Internal'] },
+      signing: { keyEncryptionKey: 'ab'.repeat(32), schemes: ['standard-webhooks'] },
+      worker: { enabled: false },
+    });
+    expect(resolved).toMatchObject({
+      defaultSpaceId: 9,
+      delivery: { concurrency: 4, perUrlConcurrency: 4, retrySchedule: [10, 20] },
+      security: { allowedHosts: ['receiver.internal'] },
+      signing: { schemes: ['standard-webhooks'] },
+      worker: { enabled: false },
+    });
+    expect(resolved.signing.keyEncryptionKey).toEqual(Buffer.alloc(32, 0xab));
+    expect(
+      resolveWebhookOptions({ signing: { keyEncryptionKey: Buffer.alloc(32, 1).toString('base64') } }).signing.keyEncryptionKey,
+    ).toEqual(Buffer.alloc(32, 1));
+  });
+
+  it.each<[unknown, string]>([
+    [null, 'options must be an object'],
+    [{ delivery: [] }, 'option delivery must be an object'],
+    [
+      { delivery: { deactivateAfter: { never: true } } },
+      'option delivery.deactivateAfter has unknown key "never"; allowed: noSuccessForMs, abandonedDeliveries',
+    ],
+    [{ delivery: { timeoutMs: '10s' } }, 'option delivery.timeoutMs must be an integer from 1 to 600000, got "10s"'],
+    [{ security: { allowedHosts: ['http://x/'] } }, 'option security.allowedHosts[0] must be a host name'],
+    [{ signing: { schemes: [] } }, 'option signing.schemes must be a non-empty list'],
+    [{ signing: { keyEncryptionKey: 'zz'.repeat(32) } }, 'option signing.keyEncryptionKey must be 32 bytes'],
+    [{ worker: { enabled: 1 } }, 'option worker.enabled must be true or false, got 1'],
+  ])('refuses %j', (options, message) => {
+    expect(() => resolveWebhookOptions(options as never)).toThrow(WebhookConfigurationError);
+    expect(() => resolveWebhookOptions(options as never)).toThrow(message);
+  });
+
+  it('never repeats the key encryption key in its message', () => {
+    const secretLooking = 'c2VjcmV0LXNlY3JldC1zZWNyZXQ=';
+    expect(() => resolveWebhookOptions({ signing: { keyEncryptionKey: secretLooking } })).toThrow(
+      expect.objectContaining({ message: expect.not.stringContaining(secretLooking) }),
+    );
+  });
+});
