@@ -11,7 +11,7 @@ const { WEBHOOK_ENTITIES, WEBHOOK_MIGRATIONS } = await import('../dist/esm/index
 const timestamp = Date.now();
 const dialects = {
   postgres: { type: 'postgres', host: '127.0.0.1', port: 5432, username: 'postgres', database: 'test' },
-  mysql: { type: 'mysql', host: '127.0.0.1', port: 3306, username: 'root', database: 'test' },
+  mysql: { type: 'mariadb', host: '127.0.0.1', port: 3306, username: 'root', database: 'test' },
   sqlite: { type: 'better-sqlite3', database: ':memory:' },
 };
 const literal = (sql) => '`' + sql.replace(/\\/g, '\\\\').replace(/`/g, '\\`').replace(/\$\{/g, '\\${') + '`';

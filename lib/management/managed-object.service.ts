@@ -88,7 +88,7 @@ export abstract class ManagedObjectService<T extends ManagedWebhookObject> {
     const { id: _id, version: _version, state, ...rest } = input;
     const targetState = state === undefined ? undefined : requireOneOf(state, 'state', Object.values(CreationEntityState));
 
-    return inTransaction(this.dataSource, async (manager) => {
+    const updated = await inTransaction(this.dataSource, async (manager) => {
       const current = await this.readWith(manager, spaceId, id);
       assertWritable(this.entityName, id, current.state);
       if (current.version !== version) throw new WebhookVersionConflictError(this.entityName, id, version, current.version);
@@ -101,13 +101,15 @@ export abstract class ManagedObjectService<T extends ManagedWebhookObject> {
       );
       return this.readWith(manager, spaceId, id);
     });
+    this.afterCommit(updated);
+    return updated;
   }
 
   /** Moves a live object to DELETING; the scheduler finishes it. Deleted objects stay readable. */
   async delete(spaceId: number, id: number): Promise<T> {
     requireSpaceId(spaceId);
     requireId(id, 'id');
-    return inTransaction(this.dataSource, async (manager) => {
+    const deleting = await inTransaction(this.dataSource, async (manager) => {
       const current = await this.readWith(manager, spaceId, id);
       assertWritable(this.entityName, id, current.state);
       await this.beforeDelete(manager, current);
@@ -116,6 +118,8 @@ export abstract class ManagedObjectService<T extends ManagedWebhookObject> {
       this.logger.log(`Deleting ${this.entityName} ${id} in space ${spaceId}`);
       return this.readWith(manager, spaceId, id);
     });
+    this.afterCommit(deleting);
+    return deleting;
   }
 
   /** Checks the changes of an update beyond `id`, `version` and `state`, and returns what to write. */
@@ -125,6 +129,9 @@ export abstract class ManagedObjectService<T extends ManagedWebhookObject> {
     changes: Record<string, unknown>,
     current: T,
   ): Promise<Partial<T>>;
+
+  /** Called once a create, update or delete has committed; the default does nothing. */
+  protected afterCommit(_object: T): void {}
 
   /** A hook for refusing a delete (e.g. an object still in use); the default allows it. */
   protected async beforeDelete(_manager: EntityManager, _current: T): Promise<void> {}

@@ -7,6 +7,7 @@ import { WebhookIdentity } from '../model/webhook-identity.entity.js';
 import { WebhookListener } from '../model/webhook-listener.entity.js';
 import { WebhookUrl } from '../model/webhook-url.entity.js';
 import { inTransaction } from '../persistence/transaction.js';
+import { ListenerMatchCache } from '../capture/listener-match.cache.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
 import { WebhookEntityRegistry, type RegisteredWebhookEntity } from '../registry/webhook-entity.registry.js';
 import {
@@ -77,6 +78,7 @@ export class WebhookListenerService extends ManagedObjectService<WebhookListener
     @Inject(WEBHOOK_DATA_SOURCE) dataSource: DataSource,
     private readonly registry: WebhookEntityRegistry,
     private readonly urls: WebhookUrlService,
+    private readonly matchCache: ListenerMatchCache,
   ) {
     super(dataSource);
   }
@@ -102,7 +104,7 @@ export class WebhookListenerService extends ManagedObjectService<WebhookListener
     const urlRef = typeof input.url === 'number' ? requireId(input.url, 'url') : requireWebhookAddress(input.url, 'url');
     const identityId = input.identity === undefined || input.identity === null ? null : requireId(input.identity, 'identity');
 
-    return inTransaction(this.dataSource, async (manager) => {
+    const created = await inTransaction(this.dataSource, async (manager) => {
       const url =
         typeof urlRef === 'number'
           ? await requireLiveReference(manager, WebhookUrl, spaceId, urlRef, 'url')
@@ -125,6 +127,13 @@ export class WebhookListenerService extends ManagedObjectService<WebhookListener
       this.logger.log(`Created WebhookListener ${saved.id} in space ${spaceId} for ${entity.name} → WebhookUrl ${url.id}`);
       return this.readWith(manager, spaceId, saved.id);
     });
+    this.afterCommit(created);
+    return created;
+  }
+
+  /** Listeners matched by captured changes are cached; a committed change makes this instance reload them. */
+  protected override afterCommit(listener: WebhookListener): void {
+    this.matchCache.invalidate(listener.linkedSpaceId, listener.entity);
   }
 
   protected override withRelations(qb: SelectQueryBuilder<WebhookListener>): SelectQueryBuilder<WebhookListener> {

@@ -1,4 +1,11 @@
 import { Module } from '@nestjs/common';
+import { ChangeRecorder } from '../capture/change-recorder.service.js';
+import { CommitNotifier } from '../capture/commit-notifier.js';
+import { ListenerMatchCache } from '../capture/listener-match.cache.js';
+import { WebhookCaptureSubscriber } from '../capture/webhook-capture.subscriber.js';
+import { WebhookPublisher } from '../capture/webhook-publisher.service.js';
+import { chooseEventEmitter, EventEmitter2, WEBHOOK_EVENT_EMITTER } from '../events/event-emitter.js';
+import { WebhookListenerRepository } from '../persistence/webhook-listener.repository.js';
 import { WebhookIdentityService } from '../management/webhook-identity.service.js';
 import { WebhookListenerService } from '../management/webhook-listener.service.js';
 import { WebhookUrlService } from '../management/webhook-url.service.js';
@@ -10,7 +17,14 @@ import { ConfigurableWebhookModule, WEBHOOK_MODULE_OPTIONS } from './webhook.mod
 import type { WebhookModuleOptions } from './webhook-options.interface.js';
 import { resolveWebhookOptions } from './webhook-options.validation.js';
 
-const PUBLIC_SERVICES = [WebhookListenerService, WebhookUrlService, WebhookIdentityService, WebhookEntityRegistry];
+const PUBLIC_SERVICES = [
+  WebhookListenerService,
+  WebhookUrlService,
+  WebhookIdentityService,
+  WebhookEntityRegistry,
+  WebhookListenerRepository,
+  WebhookPublisher,
+];
 
 /**
  * Outgoing webhooks for the host's entities. Import once with `forRoot()` or `forRootAsync()`,
@@ -23,8 +37,17 @@ const PUBLIC_SERVICES = [WebhookListenerService, WebhookUrlService, WebhookIdent
       inject: [WEBHOOK_MODULE_OPTIONS],
       useFactory: (options: WebhookModuleOptions) => resolveWebhookOptions(options),
     },
+    {
+      provide: WEBHOOK_EVENT_EMITTER,
+      inject: [{ token: EventEmitter2, optional: true }],
+      useFactory: chooseEventEmitter,
+    },
     WebhookEntityMetadataAccessor,
     KeyEncryptionService,
+    ListenerMatchCache,
+    CommitNotifier,
+    ChangeRecorder,
+    WebhookCaptureSubscriber,
     ...PUBLIC_SERVICES,
   ],
   exports: PUBLIC_SERVICES,

@@ -25,6 +25,7 @@ export interface RegisteredWebhookEntity {
 export class WebhookEntityRegistry implements OnModuleInit {
   private readonly logger = new Logger('WebhookEntityRegistry');
   private entries: Map<string, RegisteredWebhookEntity> | null = null;
+  private readonly byTarget = new Map<Function | string, RegisteredWebhookEntity | null>();
 
   constructor(
     @Inject(WEBHOOK_DATA_SOURCE) private readonly dataSource: DataSource,
@@ -46,8 +47,14 @@ export class WebhookEntityRegistry implements OnModuleInit {
     return this.build().get(name);
   }
 
-  findByTarget(target: Function): RegisteredWebhookEntity | undefined {
-    return this.list().find((entry) => entry.target === target);
+  /** The registration of an entity class; `undefined` for any other class (answered from a map: capture asks for every write). */
+  findByTarget(target: Function | string): RegisteredWebhookEntity | undefined {
+    let found = this.byTarget.get(target);
+    if (found === undefined) {
+      found = this.list().find((entry) => entry.target === target) ?? null;
+      this.byTarget.set(target, found);
+    }
+    return found ?? undefined;
   }
 
   private build(): Map<string, RegisteredWebhookEntity> {

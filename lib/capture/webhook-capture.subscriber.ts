@@ -1,0 +1,164 @@
+import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import type {
+  DataSource,
+  EntityManager,
+  EntityMetadata,
+  EntitySubscriberInterface,
+  InsertEvent,
+  ObjectLiteral,
+  RecoverEvent,
+  RemoveEvent,
+  SoftRemoveEvent,
+  TransactionCommitEvent,
+  TransactionRollbackEvent,
+  UpdateEvent,
+} from 'typeorm';
+import { WEBHOOK_DATA_SOURCE, WEBHOOK_RESOLVED_OPTIONS } from '../module/webhook.constants.js';
+import type { ResolvedWebhookOptions } from '../module/webhook-options.interface.js';
+import { inTransaction } from '../persistence/transaction.js';
+import { WebhookEntityRegistry, type RegisteredWebhookEntity } from '../registry/webhook-entity.registry.js';
+import { MAX_ID } from '../validation/input.validation.js';
+import { ChangeRecorder, type EntityChange } from './change-recorder.service.js';
+import { CommitNotifier } from './commit-notifier.js';
+
+type RowEvent = InsertEvent<ObjectLiteral> | UpdateEvent<ObjectLiteral> | RemoveEvent<ObjectLiteral>;
+
+/**
+ * Sees every write TypeORM reports for a webhook entity and records the matching events in the
+ * same transaction. Registered once on the module's DataSource.
+ */
+@Injectable()
+export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnModuleInit, OnModuleDestroy {
+  private readonly logger = new Logger('WebhookCapture');
+  private readonly warnedUncapturedUpdates = new Set<string>();
+
+  constructor(
+    @Inject(WEBHOOK_DATA_SOURCE) private readonly dataSource: DataSource,
+    @Inject(WEBHOOK_RESOLVED_OPTIONS) private readonly options: ResolvedWebhookOptions,
+    private readonly registry: WebhookEntityRegistry,
+    private readonly recorder: ChangeRecorder,
+    private readonly notifier: CommitNotifier,
+  ) {}
+
+  onModuleInit(): void {
+    if (!this.dataSource.subscribers.some((subscriber) => subscriber instanceof WebhookCaptureSubscriber)) {
+      this.dataSource.subscribers.push(this);
+    }
+  }
+
+  onModuleDestroy(): void {
+    const index = this.dataSource.subscribers.indexOf(this);
+    if (index >= 0) this.dataSource.subscribers.splice(index, 1);
+  }
+
+  async afterInsert(event: InsertEvent<ObjectLiteral>): Promise<void> {
+    const entity = this.registry.findByTarget(event.metadata.target);
+    if (entity) await this.capture(event, entity, event.entity, undefined, true);
+  }
+
+  async afterUpdate(event: UpdateEvent<ObjectLiteral>): Promise<void> {
+    const entity = this.registry.findByTarget(event.metadata.target);
+    if (!entity || !event.entity) return;
+    if (!event.databaseEntity) {
+      this.warnUncapturedUpdate(entity, event.entity);
+      return;
+    }
+    const before = event.databaseEntity;
+    const after = { ...before, ...definedValues(event.entity) };
+    const stateChanged = String(before[entity.stateProperty]) !== String(after[entity.stateProperty]);
+    await this.capture(event, entity, after, before, stateChanged);
+  }
+
+  async afterRemove(event: RemoveEvent<ObjectLiteral>): Promise<void> {
+    await this.captureRemoval(event);
+  }
+
+  async afterSoftRemove(event: SoftRemoveEvent<ObjectLiteral>): Promise<void> {
+    await this.captureRemoval(event);
+  }
+
+  async afterRecover(event: RecoverEvent<ObjectLiteral>): Promise<void> {
+    await this.captureRemoval(event);
+  }
+
+  afterTransactionCommit(event: TransactionCommitEvent): void {
+    this.notifier.committed(event.queryRunner);
+  }
+
+  afterTransactionRollback(event: TransactionRollbackEvent): void {
+    this.notifier.rolledBack(event.queryRunner);
+  }
+
+  /** Removal, soft removal and recovery keep the state: only `notifyEveryChange` listeners hear of them. */
+  private async captureRemoval(event: RemoveEvent<ObjectLiteral>): Promise<void> {
+    const entity = this.registry.findByTarget(event.metadata.target);
+    if (!entity) return;
+    const row = { ...definedValues(event.entity ?? {}), ...definedValues(event.databaseEntity ?? {}) };
+    await this.capture(event, entity, row, undefined, false, event.entityId);
+  }
+
+  private async capture(
+    event: RowEvent,
+    entity: RegisteredWebhookEntity,
+    row: ObjectLiteral,
+    before: ObjectLiteral | undefined,
+    stateChanged: boolean,
+    knownId?: unknown,
+  ): Promise<void> {
+    const change = this.describeChange(event.metadata, entity, row, before, stateChanged, knownId);
+    if (!change) return;
+    if (event.queryRunner?.isTransactionActive) {
+      await this.recorder.record(event.manager, change);
+    } else {
+      // A write outside any transaction (e.g. `repository.insert()`) is already committed; the
+      // event follows in a transaction of its own.
+      await inTransaction(this.dataSource, (manager: EntityManager) => this.recorder.record(manager, change));
+    }
+  }
+
+  private describeChange(
+    metadata: EntityMetadata,
+    entity: RegisteredWebhookEntity,
+    row: ObjectLiteral,
+    before: ObjectLiteral | undefined,
+    stateChanged: boolean,
+    knownId: unknown,
+  ): EntityChange | null {
+    const state = row[entity.stateProperty];
+    const entityId = entityIdOf(metadata, row, before, knownId);
+    const spaceId = entity.spaceProperty === null ? this.options.defaultSpaceId : row[entity.spaceProperty];
+    if (state === null || state === undefined || entityId === null) {
+      this.logger.warn(`A change of ${entity.name} without ${entityId === null ? 'a primary key' : 'a state'} was not published`);
+      return null;
+    }
+    if (!Number.isInteger(spaceId) || spaceId < 1 || spaceId > MAX_ID) {
+      this.logger.warn(`${entity.name} ${entityId} has no valid space id in ${entity.spaceProperty} (${String(spaceId)}); its change was not published`);
+      return null;
+    }
+    return { entity, entityId, spaceId, state: String(state), stateChanged };
+  }
+
+  private warnUncapturedUpdate(entity: RegisteredWebhookEntity, values: ObjectLiteral): void {
+    if (!(entity.stateProperty in values) || this.warnedUncapturedUpdates.has(entity.name)) return;
+    this.warnedUncapturedUpdates.add(entity.name);
+    this.logger.warn(
+      `${entity.name}.${entity.stateProperty} was changed through update() or a query builder, which do not say which rows ` +
+        'changed: no webhook was recorded. Use save(), or WebhookPublisher.publish() in the same transaction.',
+    );
+  }
+}
+
+function definedValues(row: ObjectLiteral): ObjectLiteral {
+  return Object.fromEntries(Object.entries(row).filter(([, value]) => value !== undefined));
+}
+
+/** The primary key as text; composite keys joined with ":" in column order. */
+function entityIdOf(metadata: EntityMetadata, row: ObjectLiteral, before: ObjectLiteral | undefined, knownId: unknown): string | null {
+  const values = metadata.primaryColumns.map((column) => column.getEntityValue(row) ?? (before && column.getEntityValue(before)));
+  if (values.every((value) => value !== undefined && value !== null)) return values.map(String).join(':');
+  if (knownId !== undefined && knownId !== null) {
+    const fromId = metadata.primaryColumns.map((column) => (typeof knownId === 'object' ? column.getEntityValue(knownId as ObjectLiteral) : knownId));
+    if (fromId.every((value) => value !== undefined && value !== null)) return fromId.map(String).join(':');
+  }
+  return null;
+}

@@ -1,0 +1,13 @@
+// eventemitter2 is CommonJS: its class is reached through the default export in both builds.
+import eventemitter2 from 'eventemitter2';
+import type { EventEmitter2 as EventEmitter2Class } from 'eventemitter2';
+
+export const EventEmitter2 = (eventemitter2 as unknown as { EventEmitter2: typeof EventEmitter2Class }).EventEmitter2;
+export type EventEmitter2 = EventEmitter2Class;
+
+/** The emitter the module publishes its events on: the host's EventEmitter2 when it has one. */
+export const WEBHOOK_EVENT_EMITTER = Symbol('WEBHOOK_EVENT_EMITTER');
+
+export function chooseEventEmitter(hostEmitter: EventEmitter2 | undefined | null): EventEmitter2 {
+  return hostEmitter ?? new EventEmitter2({ wildcard: true, delimiter: '.', maxListeners: 50 });
+}

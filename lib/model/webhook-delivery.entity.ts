@@ -1,0 +1,64 @@
+import { Column, CreateDateColumn, Entity, Index, JoinColumn, ManyToOne, PrimaryGeneratedColumn } from 'typeorm';
+import { BIGINT_AS_NUMBER } from './bigint.transformer.js';
+import { WebhookEvent } from './webhook-event.entity.js';
+import { WebhookListener } from './webhook-listener.entity.js';
+
+export enum WebhookDeliveryState {
+  /** Waiting for its next attempt (the first, or a retry). */
+  PENDING = 'PENDING',
+  SUCCEEDED = 'SUCCEEDED',
+  /** Every attempt of the retry schedule failed; kept in the log. */
+  ABANDONED = 'ABANDONED',
+  /** Its listener was deleted before it was delivered. */
+  CANCELLED = 'CANCELLED',
+}
+
+/** One event for one listener: what the dispatcher sends, retries and logs. */
+@Entity('webhook_delivery')
+@Index('IDX_webhook_delivery_due', ['state', 'nextAttemptAt'])
+@Index('IDX_webhook_delivery_listener', ['listenerId', 'state'])
+export class WebhookDelivery {
+  @PrimaryGeneratedColumn()
+  id: number;
+
+  @Column({ type: 'int' })
+  eventId: number;
+
+  @ManyToOne(() => WebhookEvent, { onDelete: 'CASCADE' })
+  @JoinColumn({ name: 'eventId', foreignKeyConstraintName: 'FK_webhook_delivery_event' })
+  event?: WebhookEvent;
+
+  @Column({ type: 'int' })
+  listenerId: number;
+
+  @ManyToOne(() => WebhookListener, { onDelete: 'CASCADE' })
+  @JoinColumn({ name: 'listenerId', foreignKeyConstraintName: 'FK_webhook_delivery_listener' })
+  listener?: WebhookListener;
+
+  /** The listener's URL, copied so that the dispatcher can cap requests per URL without a join. */
+  @Column({ type: 'int' })
+  urlId: number;
+
+  @Column({ type: 'int' })
+  linkedSpaceId: number;
+
+  @Column({ type: 'varchar', length: 16 })
+  state: WebhookDeliveryState;
+
+  @Column({ type: 'int', default: 0 })
+  attempts: number;
+
+  /** Epoch milliseconds of the next attempt. */
+  @Column({ type: 'bigint', transformer: BIGINT_AS_NUMBER })
+  nextAttemptAt: number;
+
+  /** The instance that holds the delivery while it is in flight, and until when (epoch ms). */
+  @Column({ type: 'varchar', length: 64, nullable: true })
+  leaseOwner: string | null;
+
+  @Column({ type: 'bigint', nullable: true, transformer: BIGINT_AS_NUMBER })
+  leaseUntil: number | null;
+
+  @CreateDateColumn()
+  createdOn: Date;
+}

@@ -1,0 +1,63 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { DataSource, EntityManager, FindManyOptions, FindOneOptions } from 'typeorm';
+import { CreationEntityState } from '../model/creation-entity-state.enum.js';
+import { WebhookListener } from '../model/webhook-listener.entity.js';
+import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
+
+/** What matching a change needs of a listener, read without loading the whole row. */
+export interface MatchableListener {
+  id: number;
+  urlId: number;
+  /** `null`: every state. */
+  entityStates: ReadonlySet<string> | null;
+  notifyEveryChange: boolean;
+}
+
+/**
+ * Read access to listeners, with the module's hot queries as named methods. Writes go through
+ * `WebhookListenerService`, which validates them; this class offers none.
+ */
+@Injectable()
+export class WebhookListenerRepository {
+  constructor(@Inject(WEBHOOK_DATA_SOURCE) private readonly dataSource: DataSource) {}
+
+  find(options?: FindManyOptions<WebhookListener>): Promise<WebhookListener[]> {
+    return this.dataSource.getRepository(WebhookListener).find(options);
+  }
+
+  findOne(options: FindOneOptions<WebhookListener>): Promise<WebhookListener | null> {
+    return this.dataSource.getRepository(WebhookListener).findOne(options);
+  }
+
+  count(options?: FindManyOptions<WebhookListener>): Promise<number> {
+    return this.dataSource.getRepository(WebhookListener).count(options);
+  }
+
+  /**
+   * ACTIVE listeners of a space for an entity: the lookup behind every captured change, served by
+   * the index on (linkedSpaceId, entity, state).
+   */
+  async findActiveForEntity(spaceId: number, entityName: string, manager: EntityManager = this.dataSource.manager): Promise<MatchableListener[]> {
+    const qb = manager.createQueryBuilder(WebhookListener, 'l');
+    const column = (name: string) => `${qb.escape('l')}.${qb.escape(name)}`;
+    const rows: { id: number | string; urlId: number | string; entityStates: string; notifyEveryChange: unknown }[] = await qb
+      .select(column('id'), 'id')
+      .addSelect(column('urlId'), 'urlId')
+      .addSelect(column('entityStates'), 'entityStates')
+      .addSelect(column('notifyEveryChange'), 'notifyEveryChange')
+      .where(`${column('linkedSpaceId')} = :spaceId`, { spaceId })
+      .andWhere(`${column('entity')} = :entityName`, { entityName })
+      .andWhere(`${column('state')} = :state`, { state: CreationEntityState.ACTIVE })
+      .orderBy(column('id'), 'ASC')
+      .getRawMany();
+    return rows.map((row) => {
+      const states: string[] = JSON.parse(row.entityStates);
+      return {
+        id: Number(row.id),
+        urlId: Number(row.urlId),
+        entityStates: states.length === 0 ? null : new Set(states),
+        notifyEveryChange: row.notifyEveryChange === true || Number(row.notifyEveryChange) === 1,
+      };
+    });
+  }
+}
