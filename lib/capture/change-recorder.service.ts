@@ -35,18 +35,14 @@ export class ChangeRecorder {
 
     const now = new Date();
     const eventId = await insertReturningId(
-      manager
-        .createQueryBuilder()
-        .insert()
-        .into(WebhookEvent)
-        .values({
-          linkedSpaceId: change.spaceId,
-          entityName: change.entity.name,
-          listenerEntityId: change.entity.id,
-          entityId: change.entityId,
-          state: change.state,
-          createdOn: now,
-        }),
+      manager.createQueryBuilder().insert().into(WebhookEvent).values({
+        linkedSpaceId: change.spaceId,
+        entityName: change.entity.name,
+        listenerEntityId: change.entity.id,
+        entityId: change.entityId,
+        state: change.state,
+        createdOn: now,
+      }),
     );
     await manager
       .createQueryBuilder()

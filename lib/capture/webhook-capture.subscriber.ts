@@ -132,7 +132,9 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
       return null;
     }
     if (!Number.isInteger(spaceId) || spaceId < 1 || spaceId > MAX_ID) {
-      this.logger.warn(`${entity.name} ${entityId} has no valid space id in ${entity.spaceProperty} (${String(spaceId)}); its change was not published`);
+      this.logger.warn(
+        `${entity.name} ${entityId} has no valid space id in ${entity.spaceProperty} (${String(spaceId)}); its change was not published`,
+      );
       return null;
     }
     return { entity, entityId, spaceId, state: String(state), stateChanged };
@@ -157,7 +159,9 @@ function entityIdOf(metadata: EntityMetadata, row: ObjectLiteral, before: Object
   const values = metadata.primaryColumns.map((column) => column.getEntityValue(row) ?? (before && column.getEntityValue(before)));
   if (values.every((value) => value !== undefined && value !== null)) return values.map(String).join(':');
   if (knownId !== undefined && knownId !== null) {
-    const fromId = metadata.primaryColumns.map((column) => (typeof knownId === 'object' ? column.getEntityValue(knownId as ObjectLiteral) : knownId));
+    const fromId = metadata.primaryColumns.map((column) =>
+      typeof knownId === 'object' ? column.getEntityValue(knownId as ObjectLiteral) : knownId,
+    );
     if (fromId.every((value) => value !== undefined && value !== null)) return fromId.map(String).join(':');
   }
   return null;

@@ -37,7 +37,11 @@ export class WebhookListenerRepository {
    * ACTIVE listeners of a space for an entity: the lookup behind every captured change, served by
    * the index on (linkedSpaceId, entity, state).
    */
-  async findActiveForEntity(spaceId: number, entityName: string, manager: EntityManager = this.dataSource.manager): Promise<MatchableListener[]> {
+  async findActiveForEntity(
+    spaceId: number,
+    entityName: string,
+    manager: EntityManager = this.dataSource.manager,
+  ): Promise<MatchableListener[]> {
     const qb = manager.createQueryBuilder(WebhookListener, 'l');
     const column = (name: string) => `${qb.escape('l')}.${qb.escape(name)}`;
     const rows: { id: number | string; urlId: number | string; entityStates: string; notifyEveryChange: unknown }[] = await qb

@@ -17,8 +17,21 @@ export interface WebhookEntityOptions {
 export function WebhookEntity(options: WebhookEntityOptions = {}): ClassDecorator {
   return (target) => {
     Reflect.defineMetadata(WEBHOOK_ENTITY_METADATA, { ...options }, target);
+    decoratedWebhookEntities().add(target);
   };
 }
+
+/**
+ * Every class decorated with `@WebhookEntity` in this process, so that boot can point out one
+ * that the DataSource does not know. Kept on `globalThis` because the ES module and CommonJS
+ * builds of the package may both be loaded.
+ */
+export function decoratedWebhookEntities(): Set<Function> {
+  const store = globalThis as { [DECORATED_CLASSES]?: Set<Function> };
+  return (store[DECORATED_CLASSES] ??= new Set());
+}
+
+const DECORATED_CLASSES = Symbol.for('nestjs-webhook-listener:decorated-entities');
 
 /** Marks the property that holds the entity's state. Exactly one per webhook entity. */
 export function WebhookState(): PropertyDecorator {

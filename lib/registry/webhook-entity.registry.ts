@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
-import type { DataSource, EntityMetadata } from 'typeorm';
+import { getMetadataArgsStorage, type DataSource, type EntityMetadata } from 'typeorm';
 import { WebhookConfigurationError } from '../errors/webhook.errors.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
 import { WebhookEntityMetadataAccessor } from './webhook-entity-metadata.accessor.js';
-import type { WebhookEntityOptions, WebhookEntityStates } from './webhook-entity.decorator.js';
+import { decoratedWebhookEntities, type WebhookEntityOptions, type WebhookEntityStates } from './webhook-entity.decorator.js';
 
 /** A host entity whose state changes are published (wallee calls these "listener entities"). */
 export interface RegisteredWebhookEntity {
@@ -34,6 +34,7 @@ export class WebhookEntityRegistry implements OnModuleInit {
 
   onModuleInit(): void {
     const entities = this.build();
+    this.checkDecoratedClassesAreEntities();
     this.logger.log(
       `Monitoring ${entities.size} webhook entit${entities.size === 1 ? 'y' : 'ies'}: ${[...entities.keys()].join(', ') || '(none)'}`,
     );
@@ -55,6 +56,19 @@ export class WebhookEntityRegistry implements OnModuleInit {
       this.byTarget.set(target, found);
     }
     return found ?? undefined;
+  }
+
+  /** A decorated class TypeORM knows nothing of is a mistake; one of another DataSource is only worth a warning. */
+  private checkDecoratedClassesAreEntities(): void {
+    const ownTargets = new Set(this.dataSource.entityMetadatas.map((metadata) => metadata.target));
+    const typeormEntities = new Set(getMetadataArgsStorage().tables.map((table) => table.target));
+    for (const target of decoratedWebhookEntities()) {
+      if (ownTargets.has(target)) continue;
+      if (!typeormEntities.has(target)) {
+        throw new WebhookConfigurationError(`@WebhookEntity on ${target.name}`, 'needs a TypeORM entity: add @Entity() to the class');
+      }
+      this.logger.warn(`${target.name} has @WebhookEntity but is not an entity of the module's DataSource; its changes are not published`);
+    }
   }
 
   private build(): Map<string, RegisteredWebhookEntity> {

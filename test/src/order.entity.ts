@@ -1,4 +1,4 @@
-import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
+import { Column, DeleteDateColumn, Entity, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
 import { WebhookEntity, WebhookSpace, WebhookState } from '../../lib/index.js';
 
 export enum OrderState {
@@ -39,4 +39,32 @@ export class Refund {
   @WebhookState()
   @Column({ type: 'int' })
   stage: RefundStage;
+}
+
+export enum ParcelState {
+  PACKED = 'PACKED',
+  IN_TRANSIT = 'IN_TRANSIT',
+  DELIVERED = 'DELIVERED',
+}
+
+/** A third entity with a string primary key, a space and soft deletion. */
+@Entity('test_parcel')
+@WebhookEntity({ name: 'Parcel', states: ParcelState })
+export class Parcel {
+  @PrimaryColumn({ type: 'varchar', length: 40 })
+  code: string;
+
+  @WebhookSpace()
+  @Column({ type: 'int' })
+  shop: number;
+
+  @WebhookState()
+  @Column({ type: 'varchar', length: 20 })
+  state: ParcelState;
+
+  @Column({ type: 'varchar', length: 100, default: '' })
+  note: string;
+
+  @DeleteDateColumn({ nullable: true })
+  removedOn: Date | null;
 }

@@ -1,12 +1,12 @@
 import { Module, type DynamicModule, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
-import type { DataSource } from 'typeorm';
+import type { DataSource, Logger } from 'typeorm';
 import { WEBHOOK_ENTITIES, WebhookModule, type WebhookModuleOptions } from '../../lib/index.js';
 import { connectionOptions, type TestDatabase } from './databases.js';
-import { Order, Refund } from './order.entity.js';
+import { Order, Parcel, Refund } from './order.entity.js';
 
-export const HOST_ENTITIES = [Order, Refund];
+export const HOST_ENTITIES = [Order, Refund, Parcel];
 
 export interface TestApp {
   app: INestApplicationContext;
@@ -23,6 +23,8 @@ export interface TestAppOptions {
   /** Use `autoLoadEntities` instead of listing the webhook entities. */
   autoLoadEntities?: boolean;
   extraImports?: DynamicModule[];
+  /** A TypeORM logger, e.g. to count statements. */
+  typeormLogger?: Logger;
   /** Nest log levels; default errors only. */
   logger?: false | ('error' | 'warn' | 'log' | 'debug')[];
 }
@@ -36,6 +38,7 @@ export async function createTestApp(database: TestDatabase, options: TestAppOpti
     autoLoadEntities: options.autoLoadEntities ?? false,
     synchronize: true,
     dropSchema: true,
+    ...(options.typeormLogger && { logging: true, logger: options.typeormLogger }),
   } as Parameters<typeof TypeOrmModule.forRoot>[0]);
 
   @Module({

@@ -1,0 +1,387 @@
+import { EventEmitterModule } from '@nestjs/event-emitter';
+import type { EntityManager } from 'typeorm';
+import {
+  CreationEntityState,
+  WEBHOOK_EVENT_EMITTER,
+  WEBHOOK_EVENTS_COMMITTED,
+  WebhookListenerService,
+  WebhookPublisher,
+  WebhookUrlService,
+  WebhookValidationError,
+  type CreateWebhookListenerInput,
+  type WebhookEventsCommittedPayload,
+} from '../../lib/index.js';
+import { EventEmitter2 } from '../../lib/events/event-emitter.js';
+import { selectedDatabases } from '../src/databases.js';
+import { Order, OrderState, Parcel, ParcelState, Refund, RefundStage } from '../src/order.entity.js';
+import { freshSpace } from '../src/spaces.js';
+import { StatementCounter } from '../src/statement-counter.js';
+import { createTestApp, type TestApp } from '../src/test-app.js';
+
+interface EventRow {
+  id: number;
+  linkedSpaceId: number;
+  entityName: string;
+  listenerEntityId: number;
+  entityId: string;
+  state: string;
+}
+
+describe.each(selectedDatabases())('capture of entity changes on %s', (database) => {
+  let testApp: TestApp;
+  let listeners: WebhookListenerService;
+  let wakeUps: WebhookEventsCommittedPayload[];
+  const statements = new StatementCounter();
+
+  beforeAll(async () => {
+    testApp = await createTestApp(database, { typeormLogger: statements });
+    listeners = testApp.get(WebhookListenerService);
+    testApp.app
+      .get<EventEmitter2>(WEBHOOK_EVENT_EMITTER)
+      .on(WEBHOOK_EVENTS_COMMITTED, (payload: WebhookEventsCommittedPayload) => wakeUps.push(payload));
+  });
+  beforeEach(() => {
+    wakeUps = [];
+  });
+  afterAll(() => testApp.close());
+
+  const orders = () => testApp.dataSource.getRepository(Order);
+  const isSqlite = database === 'sqlite';
+
+  async function listen(space: number, overrides: Partial<CreateWebhookListenerInput> = {}) {
+    return listeners.create(space, { name: 'l', entity: 'Order', url: `https://${space}.example.com/hook`, ...overrides });
+  }
+
+  async function eventsOf(entityName: string, entityId: string | number): Promise<EventRow[]> {
+    const rows: EventRow[] = await testApp.dataSource.query(
+      `SELECT * FROM webhook_event WHERE ${quote('entityName')} = ${param(1)} AND ${quote('entityId')} = ${param(2)} ORDER BY id`,
+      [entityName, String(entityId)],
+    );
+    return rows.map((row) => ({
+      ...row,
+      id: Number(row.id),
+      linkedSpaceId: Number(row.linkedSpaceId),
+      listenerEntityId: Number(row.listenerEntityId),
+    }));
+  }
+
+  async function deliveriesOf(eventId: number): Promise<{ listenerId: number; urlId: number; state: string; linkedSpaceId: number }[]> {
+    const rows = await testApp.dataSource.query(
+      `SELECT * FROM webhook_delivery WHERE ${quote('eventId')} = ${param(1)} ORDER BY ${quote('listenerId')}`,
+      [eventId],
+    );
+    return rows.map((row: Record<string, unknown>) => ({
+      listenerId: Number(row.listenerId),
+      urlId: Number(row.urlId),
+      state: row.state,
+      linkedSpaceId: Number(row.linkedSpaceId),
+    }));
+  }
+
+  async function countIn(table: string, space: number): Promise<number> {
+    const [row] = await testApp.dataSource.query(`SELECT COUNT(*) AS n FROM ${table} WHERE ${quote('linkedSpaceId')} = ${param(1)}`, [
+      space,
+    ]);
+    return Number(row.n);
+  }
+
+  function quote(name: string) {
+    return database === 'mariadb' ? `\`${name}\`` : `"${name}"`;
+  }
+  function param(index: number) {
+    return database === 'postgres' ? `$${index}` : '?';
+  }
+
+  it('records one event and one delivery per matching listener when an entity is inserted into a watched state', async () => {
+    const space = freshSpace();
+    const watching = await Promise.all([1, 2, 3].map(() => listen(space, { entityStates: ['CONFIRMED'] })));
+    const everyState = await listen(space, { entityStates: [] });
+    await listen(space, { entityStates: ['SHIPPED'] });
+
+    const order = await orders().save({ tenantId: space, state: OrderState.CONFIRMED });
+
+    const events = await eventsOf('Order', order.id);
+    expect(events).toEqual([
+      expect.objectContaining({
+        linkedSpaceId: space,
+        entityName: 'Order',
+        listenerEntityId: 1001,
+        entityId: String(order.id),
+        state: 'CONFIRMED',
+      }),
+    ]);
+    const deliveries = await deliveriesOf(events[0].id);
+    expect(deliveries.map((d) => d.listenerId)).toEqual([...watching, everyState].map((l) => l.id).sort((a, b) => a - b));
+    expect(deliveries.every((d) => d.state === 'PENDING' && d.linkedSpaceId === space)).toBe(true);
+    expect(new Set(deliveries.map((d) => d.urlId))).toEqual(new Set([...watching, everyState].map((l) => l.url.id)));
+    expect(wakeUps).toEqual([{ events: 1, deliveries: 4 }]);
+  });
+
+  it('records nothing for a change into a state no listener watches', async () => {
+    const space = freshSpace();
+    await listen(space, { entityStates: ['SHIPPED'] });
+    const order: Order = await orders().save({ tenantId: space, state: OrderState.PENDING });
+    order.state = OrderState.CANCELLED;
+    await orders().save(order);
+    expect(await eventsOf('Order', order.id)).toEqual([]);
+    expect(wakeUps).toEqual([]);
+  });
+
+  it('records nothing for a save() that changes nothing', async () => {
+    const space = freshSpace();
+    await listen(space, { notifyEveryChange: true });
+    const order = await orders().save({ tenantId: space, state: OrderState.PENDING });
+    await orders().save({ ...order });
+    await orders().save({ id: order.id, tenantId: space, state: OrderState.PENDING });
+    expect(await eventsOf('Order', order.id)).toHaveLength(1);
+  });
+
+  it('sends a same-state update to notifyEveryChange listeners, and a state change to both', async () => {
+    const space = freshSpace();
+    const onChange = await listen(space, { entityStates: ['PENDING', 'SHIPPED'] });
+    const onEveryUpdate = await listen(space, { entityStates: ['PENDING', 'SHIPPED'], notifyEveryChange: true });
+    const parcelListener = await listen(space, { entity: 'Parcel', entityStates: ['PACKED'], notifyEveryChange: true });
+    const parcels = testApp.dataSource.getRepository(Parcel);
+    const parcel = await parcels.save({ code: `P-${space}`, shop: space, state: ParcelState.PACKED });
+    await parcels.save({ ...parcel, note: 'fragile' });
+    const parcelEvents = await eventsOf('Parcel', parcel.code);
+    expect(parcelEvents.map((e) => e.state)).toEqual(['PACKED', 'PACKED']);
+    expect((await deliveriesOf(parcelEvents[1].id)).map((d) => d.listenerId)).toEqual([parcelListener.id]);
+
+    const order = await orders().save({ tenantId: space, state: OrderState.SHIPPED });
+    await orders().save({ ...order, state: OrderState.PENDING });
+    const events = await eventsOf('Order', order.id);
+    expect(events.map((e) => e.state)).toEqual(['SHIPPED', 'PENDING']);
+    expect((await deliveriesOf(events[1].id)).map((d) => d.listenerId)).toEqual([onChange.id, onEveryUpdate.id]);
+  });
+
+  it('never matches INACTIVE, CREATE or DELETING listeners, nor those of other spaces or entities', async () => {
+    const space = freshSpace();
+    await listen(space, { state: CreationEntityState.INACTIVE });
+    await listen(space, { state: CreationEntityState.CREATE });
+    const deleting = await listen(space);
+    await listeners.delete(space, deleting.id);
+    await listen(freshSpace());
+    await listen(space, { entity: 'Parcel' });
+    const order = await orders().save({ tenantId: space, state: OrderState.CONFIRMED });
+    expect(await eventsOf('Order', order.id)).toEqual([]);
+  });
+
+  it('sees listener changes made through the services at once', async () => {
+    const space = freshSpace();
+    const listener = await listen(space, { entityStates: ['CONFIRMED'] });
+    const first = await orders().save({ tenantId: space, state: OrderState.CONFIRMED });
+    expect(await eventsOf('Order', first.id)).toHaveLength(1);
+
+    const inactive = await listeners.update(space, { id: listener.id, version: listener.version, state: CreationEntityState.INACTIVE });
+    const second = await orders().save({ tenantId: space, state: OrderState.CONFIRMED });
+    expect(await eventsOf('Order', second.id)).toEqual([]);
+
+    await listeners.update(space, {
+      id: listener.id,
+      version: inactive.version,
+      state: CreationEntityState.ACTIVE,
+      entityStates: ['PENDING'],
+    });
+    const third = await orders().save({ tenantId: space, state: OrderState.PENDING });
+    expect(await eventsOf('Order', third.id)).toHaveLength(1);
+  });
+
+  it('records nothing and wakes nothing when a transaction changing 100 entities rolls back', async () => {
+    const space = freshSpace();
+    await listen(space);
+    await expect(
+      testApp.dataSource.transaction(async (manager) => {
+        for (let i = 0; i < 100; i++) await manager.save(Order, { tenantId: space, state: OrderState.CONFIRMED });
+        expect(await manager.count(Order, { where: { tenantId: space } })).toBe(100);
+        throw new Error('roll back');
+      }),
+    ).rejects.toThrow('roll back');
+    expect(await countIn('webhook_event', space)).toBe(0);
+    expect(await countIn('webhook_delivery', space)).toBe(0);
+    expect(await orders().countBy({ tenantId: space })).toBe(0);
+    expect(wakeUps).toEqual([]);
+  });
+
+  it('wakes once, after the outer commit, for changes in nested transactions', async () => {
+    const space = freshSpace();
+    await listen(space);
+    await testApp.dataSource.transaction(async (manager) => {
+      await manager.save(Order, { tenantId: space, state: OrderState.PENDING });
+      await manager.transaction(async (inner) => {
+        await inner.save(Order, { tenantId: space, state: OrderState.CONFIRMED });
+      });
+      await expect(
+        manager.transaction(async (inner) => {
+          await inner.save(Order, { tenantId: space, state: OrderState.SHIPPED });
+          throw new Error('inner rollback');
+        }),
+      ).rejects.toThrow('inner rollback');
+      await manager.save(Order, { tenantId: space, state: OrderState.CANCELLED });
+      expect(wakeUps).toEqual([]);
+    });
+    expect(wakeUps).toHaveLength(1);
+    const states = (
+      await testApp.dataSource.query(`SELECT state FROM webhook_event WHERE ${quote('linkedSpaceId')} = ${param(1)} ORDER BY id`, [space])
+    ).map((r: { state: string }) => r.state);
+    expect(states).toEqual(['PENDING', 'CONFIRMED', 'CANCELLED']);
+    expect(await countIn('webhook_delivery', space)).toBe(3);
+  });
+
+  it('records exactly the rows of 20 concurrent transactions', async () => {
+    const space = freshSpace();
+    const listenersOfSpace = await Promise.all([1, 2, 3].map(() => listen(space)));
+    const transaction = (i: number) =>
+      testApp.dataSource.transaction(async (manager) => {
+        for (let j = 0; j < 5; j++)
+          await manager.save(Order, { tenantId: space, state: j % 2 ? OrderState.CONFIRMED : OrderState.PENDING });
+        if (i % 4 === 3) throw new Error('rolled back on purpose');
+      });
+    const runs = Array.from({ length: 20 }, (_, i) => i);
+    // SQLite has one connection, on which TypeORM runs one transaction at a time.
+    const results = isSqlite ? await sequentially(runs, transaction) : await Promise.allSettled(runs.map(transaction));
+    const committed = results.filter((r) => r.status === 'fulfilled').length;
+    expect(committed).toBe(15);
+    expect(await countIn('webhook_event', space)).toBe(15 * 5);
+    expect(await countIn('webhook_delivery', space)).toBe(15 * 5 * listenersOfSpace.length);
+    expect(wakeUps.reduce((sum, w) => sum + w.events, 0)).toBe(15 * 5);
+  });
+
+  it('adds at most 3 statements to a save() with 10 matching listeners', async () => {
+    const space = freshSpace();
+    const quiet = freshSpace();
+    const url = await testApp.get(WebhookUrlService).create(space, { name: 'u', url: 'https://ten.example.com/x' });
+    for (let i = 0; i < 10; i++) await listen(space, { url: url.id });
+    await orders().save({ tenantId: quiet, state: OrderState.CONFIRMED }); // warms the cache of the quiet space
+
+    const baseline = await statements.count(() => orders().save({ tenantId: quiet, state: OrderState.CONFIRMED }));
+    const cold = await statements.count(() => orders().save({ tenantId: space, state: OrderState.CONFIRMED }));
+    const warm = await statements.count(() => orders().save({ tenantId: space, state: OrderState.SHIPPED }));
+    console.log(
+      `${database}: a save() sends ${baseline.length} statements without a match, ${cold.length} with 10 listeners (cold cache), ${warm.length} (warm cache)`,
+    );
+    expect(cold.length - baseline.length).toBeLessThanOrEqual(3);
+    expect(warm.length - baseline.length).toBeLessThanOrEqual(2);
+    expect(warm.filter((sql) => /webhook_delivery/.test(sql))).toHaveLength(1);
+    expect(await countIn('webhook_delivery', space)).toBe(20);
+  });
+
+  it('uses numeric, uuid and string primary keys as the event entityId', async () => {
+    const space = freshSpace();
+    await listen(space);
+    await listen(space, { entity: 'Parcel' });
+    await listen(1, { entity: 'Refund' }); // Refund has no space property: it belongs to defaultSpaceId 1
+    const order = await orders().save({ tenantId: space, state: OrderState.PENDING });
+    const refund = await testApp.dataSource.getRepository(Refund).save({ stage: RefundStage.Approved });
+    const parcel = await testApp.dataSource.getRepository(Parcel).save({ code: `code:${space}`, shop: space, state: ParcelState.PACKED });
+    expect((await eventsOf('Order', order.id))[0]).toMatchObject({ entityId: String(order.id) });
+    expect(refund.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect((await eventsOf('Refund', refund.id))[0]).toMatchObject({ entityId: refund.id, state: '1', linkedSpaceId: 1 });
+    expect((await eventsOf('Parcel', parcel.code))[0]).toMatchObject({ entityId: `code:${space}`, state: 'PACKED' });
+  });
+
+  it('reports remove and soft remove as a change that keeps the state', async () => {
+    const space = freshSpace();
+    const onEveryUpdate = await listen(space, { entity: 'Parcel', notifyEveryChange: true });
+    await listen(space, { entity: 'Parcel' });
+    const parcels = testApp.dataSource.getRepository(Parcel);
+    const soft = await parcels.save({ code: `soft-${space}`, shop: space, state: ParcelState.IN_TRANSIT });
+    await parcels.softRemove(soft);
+    const hard = await parcels.save({ code: `hard-${space}`, shop: space, state: ParcelState.DELIVERED });
+    await parcels.remove(hard);
+
+    for (const code of [`soft-${space}`, `hard-${space}`]) {
+      const events = await eventsOf('Parcel', code);
+      expect(events).toHaveLength(2);
+      expect(events[1].state).toBe(events[0].state);
+      expect((await deliveriesOf(events[1].id)).map((d) => d.listenerId)).toEqual([onEveryUpdate.id]);
+    }
+  });
+
+  it('records an insert made outside a transaction, and wakes at once', async () => {
+    const space = freshSpace();
+    await listen(space);
+    await orders().insert({ tenantId: space, state: OrderState.CONFIRMED });
+    expect(await countIn('webhook_event', space)).toBe(1);
+    expect(wakeUps).toEqual([{ events: 1, deliveries: 1 }]);
+  });
+
+  it('does not capture update() of the state, and WebhookPublisher.publish() fills the gap in the same transaction', async () => {
+    const space = freshSpace();
+    await listen(space, { entityStates: ['SHIPPED'] });
+    const order = await orders().save({ tenantId: space, state: OrderState.PENDING });
+    const publisher = testApp.get(WebhookPublisher);
+
+    await testApp.dataSource.transaction(async (manager: EntityManager) => {
+      await manager.update(Order, { id: order.id }, { state: OrderState.SHIPPED });
+      expect(await countIn('webhook_event', space)).toBe(0);
+      expect(await publisher.publish({ entity: 'Order', entityId: order.id, state: 'SHIPPED', spaceId: space }, manager)).toEqual({
+        deliveries: 1,
+      });
+      expect(wakeUps).toEqual([]);
+    });
+    expect(await eventsOf('Order', order.id)).toEqual([expect.objectContaining({ state: 'SHIPPED' })]);
+    expect(wakeUps).toEqual([{ events: 1, deliveries: 1 }]);
+
+    await expect(
+      testApp.dataSource.transaction(async (manager) => {
+        await publisher.publish({ entity: 'Order', entityId: order.id, state: 'SHIPPED', spaceId: space }, manager);
+        throw new Error('roll back');
+      }),
+    ).rejects.toThrow('roll back');
+    expect(await eventsOf('Order', order.id)).toHaveLength(1);
+
+    expect(await publisher.publish({ entity: 'Order', entityId: String(order.id), state: 'SHIPPED', spaceId: space })).toEqual({
+      deliveries: 1,
+    });
+    expect(await publisher.publish({ entity: 'Order', entityId: order.id, state: 'PENDING', spaceId: space })).toEqual({ deliveries: 0 });
+    expect(await eventsOf('Order', order.id)).toHaveLength(2);
+  });
+
+  it.each<[string, Record<string, unknown>]>([
+    ['entity', { entity: 'Invoice' }],
+    ['state', { state: 'LOST' }],
+    ['entityId', { entityId: '' }],
+    ['entityId', { entityId: 1.5 }],
+    ['spaceId', { spaceId: undefined }],
+    ['spaceId', { spaceId: -1 }],
+    ['extra', { extra: true }],
+  ])('refuses to publish with a bad %s', async (field, overrides) => {
+    const input = { entity: 'Order', entityId: 1, state: 'SHIPPED', spaceId: 5, ...overrides };
+    const error = await testApp
+      .get(WebhookPublisher)
+      .publish(input as never)
+      .catch((e) => e);
+    expect(error).toBeInstanceOf(WebhookValidationError);
+    expect(error.field).toBe(field);
+  });
+});
+
+describe('capture with the host EventEmitter2', () => {
+  it('announces commits on the emitter of @nestjs/event-emitter when the host has one', async () => {
+    const testApp = await createTestApp('sqlite', { extraImports: [EventEmitterModule.forRoot()] });
+    try {
+      const hostEmitter = testApp.app.get(EventEmitter2);
+      expect(testApp.app.get(WEBHOOK_EVENT_EMITTER)).toBe(hostEmitter);
+      const heard: unknown[] = [];
+      hostEmitter.on(WEBHOOK_EVENTS_COMMITTED, (payload: unknown) => heard.push(payload));
+      await testApp.get(WebhookListenerService).create(1, { name: 'l', entity: 'Order', url: 'https://host.example.com/x' });
+      await testApp.dataSource.getRepository(Order).save({ tenantId: 1, state: OrderState.PENDING });
+      expect(heard).toEqual([{ events: 1, deliveries: 1 }]);
+    } finally {
+      await testApp.close();
+    }
+  });
+});
+
+async function sequentially<T>(items: number[], run: (item: number) => Promise<T>): Promise<PromiseSettledResult<T>[]> {
+  const results: PromiseSettledResult<T>[] = [];
+  for (const item of items) {
+    try {
+      results.push({ status: 'fulfilled', value: await run(item) });
+    } catch (reason) {
+      results.push({ status: 'rejected', reason });
+    }
+  }
+  return results;
+}
