@@ -39,3 +39,18 @@ export { WEBHOOK_MODULE_OPTIONS } from './module/webhook.module-definition.js';
 export type { WebhookModuleExtras } from './module/webhook.module-definition.js';
 export type * from './module/webhook-options.interface.js';
 export { WEBHOOK_MIGRATIONS, webhookMigrationsFor } from './migrations/index.js';
+export { WebhookDeliveryService } from './delivery/webhook-delivery.service.js';
+export { WebhookDeliveryAttempt, WebhookAttemptOutcome } from './model/webhook-delivery-attempt.entity.js';
+export {
+  WEBHOOK_DELIVERY_ABANDONED,
+  WEBHOOK_DELIVERY_FAILED,
+  WEBHOOK_DELIVERY_SUCCEEDED,
+  WEBHOOK_LISTENER_DEACTIVATED,
+  WEBHOOK_LISTENER_STATE_CHANGED,
+} from './delivery/delivery.constants.js';
+export type {
+  WebhookDeliveryEventPayload,
+  WebhookListenerDeactivatedPayload,
+  WebhookListenerStateChangedPayload,
+} from './delivery/delivery.constants.js';
+export type { WebhookPayload } from './delivery/payload.js';

@@ -59,6 +59,7 @@ export class ChangeRecorder {
           nextAttemptAt: now.getTime(),
           leaseOwner: null,
           leaseUntil: null,
+          completedAt: null,
           createdOn: now,
         })),
       )

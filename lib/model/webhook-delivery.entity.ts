@@ -59,6 +59,10 @@ export class WebhookDelivery {
   @Column({ type: 'bigint', nullable: true, transformer: BIGINT_AS_NUMBER })
   leaseUntil: number | null;
 
+  /** Epoch milliseconds when it succeeded, was abandoned or cancelled. */
+  @Column({ type: 'bigint', nullable: true, transformer: BIGINT_AS_NUMBER })
+  completedAt: number | null;
+
   @CreateDateColumn()
   createdOn: Date;
 }

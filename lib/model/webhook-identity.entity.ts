@@ -16,6 +16,10 @@ export class WebhookIdentity extends ManagedWebhookObject {
   @Column({ type: 'text' })
   publicKey: string;
 
+  /** The identity that signs for listeners of its space that name none; made on first need. */
+  @Column({ type: 'boolean', default: false })
+  spaceDefault: boolean;
+
   @Column({ type: 'text', select: false })
   privateKey?: string;
 

@@ -1,3 +1,4 @@
+import { WebhookDeliveryAttempt } from './webhook-delivery-attempt.entity.js';
 import { WebhookDelivery } from './webhook-delivery.entity.js';
 import { WebhookEvent } from './webhook-event.entity.js';
 import { WebhookIdentity } from './webhook-identity.entity.js';
@@ -5,4 +6,4 @@ import { WebhookListener } from './webhook-listener.entity.js';
 import { WebhookUrl } from './webhook-url.entity.js';
 
 /** Add these to the host's TypeORM `entities` (or rely on `autoLoadEntities`). */
-export const WEBHOOK_ENTITIES = [WebhookListener, WebhookUrl, WebhookIdentity, WebhookEvent, WebhookDelivery] as const;
+export const WEBHOOK_ENTITIES = [WebhookListener, WebhookUrl, WebhookIdentity, WebhookEvent, WebhookDelivery, WebhookDeliveryAttempt] as const;

@@ -17,6 +17,8 @@ export interface WebhookDeliveryOptions {
   leaseMs?: number;
   /** Bytes of a receiver's response body kept in the attempt log. Default 4 096. */
   maxResponseBytes?: number;
+  /** Response statuses after which a delivery is abandoned at once instead of retried. Default []. */
+  noRetryStatuses?: number[];
   /** When a listener whose deliveries keep failing is deactivated. */
   deactivateAfter?: {
     /** No success for this long… Default 5 days. */

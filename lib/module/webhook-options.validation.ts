@@ -46,6 +46,7 @@ export function resolveWebhookOptions(options: WebhookModuleOptions | undefined)
       pollIntervalMs: integer(delivery.pollIntervalMs, 'delivery.pollIntervalMs', 5 * SECOND, 10, MAX_DELAY_MS),
       leaseMs: integer(delivery.leaseMs, 'delivery.leaseMs', MINUTE, 1000, MAX_DELAY_MS),
       maxResponseBytes: integer(delivery.maxResponseBytes, 'delivery.maxResponseBytes', 4096, 0, 1024 * 1024),
+      noRetryStatuses: statusList(delivery.noRetryStatuses, 'delivery.noRetryStatuses'),
       deactivateAfter: {
         noSuccessForMs: integer(
           deactivateAfter.noSuccessForMs,
@@ -119,6 +120,12 @@ function delayList(value: unknown, path: string, fallback: number[]): number[] {
   if (value === undefined) return [...fallback];
   if (!Array.isArray(value) || value.length > 100) fail(path, 'must be a list of at most 100 delays in ms');
   return value.map((delay, index) => integer(delay, `${path}[${index}]`, 0, 0, MAX_DELAY_MS));
+}
+
+function statusList(value: unknown, path: string): number[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) fail(path, 'must be a list of HTTP statuses');
+  return value.map((status, index) => integer(status, `${path}[${index}]`, 0, 100, 599));
 }
 
 function hostList(value: unknown, path: string): string[] {

@@ -6,6 +6,12 @@ import { WebhookCaptureSubscriber } from '../capture/webhook-capture.subscriber.
 import { WebhookPublisher } from '../capture/webhook-publisher.service.js';
 import { chooseEventEmitter, EventEmitter2, WEBHOOK_EVENT_EMITTER } from '../events/event-emitter.js';
 import { WebhookListenerRepository } from '../persistence/webhook-listener.repository.js';
+import { DeliveryStore } from '../delivery/delivery.store.js';
+import { ListenerHealthService } from '../delivery/listener-health.service.js';
+import { WebhookDeliveryService } from '../delivery/webhook-delivery.service.js';
+import { WebhookDispatcher } from '../delivery/webhook-dispatcher.service.js';
+import { chooseSchedulerRegistry, SchedulerRegistry, WEBHOOK_SCHEDULER_REGISTRY } from '../scheduling/scheduler.js';
+import { WebhookSigner } from '../signing/webhook-signer.service.js';
 import { WebhookIdentityService } from '../management/webhook-identity.service.js';
 import { WebhookListenerService } from '../management/webhook-listener.service.js';
 import { WebhookUrlService } from '../management/webhook-url.service.js';
@@ -24,6 +30,7 @@ const PUBLIC_SERVICES = [
   WebhookEntityRegistry,
   WebhookListenerRepository,
   WebhookPublisher,
+  WebhookDeliveryService,
 ];
 
 /**
@@ -48,6 +55,15 @@ const PUBLIC_SERVICES = [
     CommitNotifier,
     ChangeRecorder,
     WebhookCaptureSubscriber,
+    {
+      provide: WEBHOOK_SCHEDULER_REGISTRY,
+      inject: [{ token: SchedulerRegistry, optional: true }],
+      useFactory: chooseSchedulerRegistry,
+    },
+    WebhookSigner,
+    DeliveryStore,
+    ListenerHealthService,
+    WebhookDispatcher,
     ...PUBLIC_SERVICES,
   ],
   exports: PUBLIC_SERVICES,

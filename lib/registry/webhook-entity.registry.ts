@@ -17,8 +17,12 @@ export interface RegisteredWebhookEntity {
   readonly stateProperty: string;
   readonly spaceProperty: string | null;
   readonly primaryKey: readonly string[];
+  /** One numeric primary key column: `entityId` is then sent as a JSON number. */
+  readonly numericId: boolean;
   readonly target: Function;
 }
+
+const NUMERIC_COLUMN_TYPES: readonly unknown[] = [Number, 'int', 'integer', 'int2', 'int4', 'int8', 'smallint', 'mediumint', 'bigint', 'tinyint'];
 
 /** The webhook entities of the module's DataSource, built once from TypeORM's entity metadata. */
 @Injectable()
@@ -117,6 +121,7 @@ export class WebhookEntityRegistry implements OnModuleInit {
       stateProperty: this.singleColumnProperty(metadata, target, this.accessor.getStateProperties(target), '@WebhookState', true)!,
       spaceProperty: this.singleColumnProperty(metadata, target, this.accessor.getSpaceProperties(target), '@WebhookSpace', false),
       primaryKey: metadata.primaryColumns.map((column) => column.propertyName),
+      numericId: metadata.primaryColumns.length === 1 && NUMERIC_COLUMN_TYPES.includes(metadata.primaryColumns[0].type),
       target,
     };
   }

@@ -21,12 +21,17 @@ describe.each(selectedDatabases())('webhook migrations on %s', (database) => {
     expect(pending.upQueries.map((query) => query.query)).toEqual([]);
 
     const tables = async () =>
-      (
-        await dataSource
-          .createQueryRunner()
-          .getTables(['webhook_listener', 'webhook_url', 'webhook_identity', 'webhook_event', 'webhook_delivery'])
-      ).map((t) => t.name.split('.').pop());
-    expect((await tables()).sort()).toEqual(['webhook_delivery', 'webhook_event', 'webhook_identity', 'webhook_listener', 'webhook_url']);
+      (await dataSource.createQueryRunner().getTables(dataSource.entityMetadatas.map((metadata) => metadata.tableName))).map((t) =>
+        t.name.split('.').pop(),
+      );
+    expect((await tables()).sort()).toEqual([
+      'webhook_delivery',
+      'webhook_delivery_attempt',
+      'webhook_event',
+      'webhook_identity',
+      'webhook_listener',
+      'webhook_url',
+    ]);
 
     for (let i = 0; i < applied.length; i++) await dataSource.undoLastMigration({ transaction: 'each' });
     expect(await tables()).toEqual([]);

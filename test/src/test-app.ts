@@ -42,7 +42,7 @@ export async function createTestApp(database: TestDatabase, options: TestAppOpti
   } as Parameters<typeof TypeOrmModule.forRoot>[0]);
 
   @Module({
-    imports: [typeorm, options.webhookModule ?? WebhookModule.forRoot(options.webhook ?? {}), ...(options.extraImports ?? [])],
+    imports: [typeorm, options.webhookModule ?? WebhookModule.forRoot(withWorkerOffByDefault(options.webhook)), ...(options.extraImports ?? [])],
   })
   class TestAppModule {}
 
@@ -54,4 +54,9 @@ export async function createTestApp(database: TestDatabase, options: TestAppOpti
     get: (token) => app.get(token),
     close: () => app.close(),
   };
+}
+
+/** Suites that do not test delivery keep the worker off, so no request leaves for their example URLs. */
+function withWorkerOffByDefault(options: WebhookModuleOptions = {}): WebhookModuleOptions {
+  return { ...options, worker: { enabled: false, ...options.worker } };
 }

@@ -14,6 +14,7 @@ describe('resolveWebhookOptions', () => {
         pollIntervalMs: 5_000,
         leaseMs: 60_000,
         maxResponseBytes: 4096,
+        noRetryStatuses: [],
         deactivateAfter: { noSuccessForMs: 5 * 24 * 3600_000, abandonedDeliveries: 10 },
       },
       scheduler: { lifecycleIntervalMs: 10_000, purgeIntervalMs: 3600_000, retentionIntervalMs: 3600_000 },

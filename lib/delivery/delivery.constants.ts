@@ -1,0 +1,40 @@
+import type { WebhookDeliveryState } from '../model/webhook-delivery.entity.js';
+
+export const DELIVERY_POLL_INTERVAL_NAME = 'nestjs-webhook-listener:delivery-poll';
+export const DELIVERY_RETRY_TIMEOUT_NAME = 'nestjs-webhook-listener:delivery-retry';
+
+/** Names of the events the module emits (eventemitter2). */
+export const WEBHOOK_DELIVERY_SUCCEEDED = 'webhook.delivery.succeeded';
+export const WEBHOOK_DELIVERY_FAILED = 'webhook.delivery.failed';
+export const WEBHOOK_DELIVERY_ABANDONED = 'webhook.delivery.abandoned';
+export const WEBHOOK_LISTENER_DEACTIVATED = 'webhook.listener.deactivated';
+export const WEBHOOK_LISTENER_STATE_CHANGED = 'webhook.listener.state-changed';
+
+export interface WebhookDeliveryEventPayload {
+  deliveryId: number;
+  eventId: number;
+  listenerId: number;
+  spaceId: number;
+  /** 1 for the first attempt. */
+  attempt: number;
+  durationMs: number;
+  statusCode: number | null;
+  error: string | null;
+  /** The resulting state of the delivery. */
+  state: WebhookDeliveryState;
+  /** For `webhook.delivery.failed`: when the next attempt is due (epoch ms). */
+  nextAttemptAt: number | null;
+}
+
+export interface WebhookListenerDeactivatedPayload {
+  listenerId: number;
+  spaceId: number;
+  reason: string;
+}
+
+export interface WebhookListenerStateChangedPayload {
+  listenerId: number;
+  spaceId: number;
+  from: string;
+  to: string;
+}

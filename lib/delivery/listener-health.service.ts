@@ -1,0 +1,73 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { In, MoreThan, type DataSource } from 'typeorm';
+import { ListenerMatchCache } from '../capture/listener-match.cache.js';
+import { EventEmitter2, WEBHOOK_EVENT_EMITTER } from '../events/event-emitter.js';
+import { CreationEntityState } from '../model/creation-entity-state.enum.js';
+import { WebhookDelivery, WebhookDeliveryState } from '../model/webhook-delivery.entity.js';
+import { WebhookListener } from '../model/webhook-listener.entity.js';
+import { WEBHOOK_DATA_SOURCE, WEBHOOK_RESOLVED_OPTIONS } from '../module/webhook.constants.js';
+import type { ResolvedWebhookOptions } from '../module/webhook-options.interface.js';
+import { inTransaction } from '../persistence/transaction.js';
+import {
+  WEBHOOK_LISTENER_DEACTIVATED,
+  WEBHOOK_LISTENER_STATE_CHANGED,
+  type WebhookListenerDeactivatedPayload,
+  type WebhookListenerStateChangedPayload,
+} from './delivery.constants.js';
+
+/**
+ * Deactivates listeners whose receivers keep failing, as wallee does: when the last
+ * `deactivateAfter.abandonedDeliveries` finished deliveries were all abandoned and none succeeded
+ * within `deactivateAfter.noSuccessForMs`; and at once on `410 Gone`.
+ */
+@Injectable()
+export class ListenerHealthService {
+  private readonly logger = new Logger('WebhookListenerHealth');
+
+  constructor(
+    @Inject(WEBHOOK_DATA_SOURCE) private readonly dataSource: DataSource,
+    @Inject(WEBHOOK_RESOLVED_OPTIONS) private readonly options: ResolvedWebhookOptions,
+    @Inject(WEBHOOK_EVENT_EMITTER) private readonly emitter: EventEmitter2,
+    private readonly matchCache: ListenerMatchCache,
+  ) {}
+
+  async afterAbandoned(listenerId: number): Promise<void> {
+    const { abandonedDeliveries, noSuccessForMs } = this.options.delivery.deactivateAfter;
+    const repository = this.dataSource.getRepository(WebhookDelivery);
+    const recentSuccess = await repository.findOne({
+      select: { id: true },
+      where: { listenerId, state: WebhookDeliveryState.SUCCEEDED, completedAt: MoreThan(Date.now() - noSuccessForMs) },
+    });
+    if (recentSuccess) return;
+    const lastFinished = await repository.find({
+      select: { id: true, state: true },
+      where: { listenerId, state: In([WebhookDeliveryState.SUCCEEDED, WebhookDeliveryState.ABANDONED]) },
+      order: { completedAt: 'DESC', id: 'DESC' },
+      take: abandonedDeliveries,
+    });
+    if (lastFinished.length === abandonedDeliveries && lastFinished.every((d) => d.state === WebhookDeliveryState.ABANDONED)) {
+      await this.deactivate(listenerId, `the last ${abandonedDeliveries} deliveries were abandoned and none succeeded for ${Math.round(noSuccessForMs / 3_600_000)} h`);
+    }
+  }
+
+  async deactivate(listenerId: number, reason: string): Promise<void> {
+    const listener = await inTransaction(this.dataSource, async (manager) => {
+      const found = await manager.findOne(WebhookListener, { where: { id: listenerId } });
+      if (!found || found.state !== CreationEntityState.ACTIVE) return null;
+      const { affected } = await manager
+        .createQueryBuilder()
+        .update(WebhookListener)
+        .set({ state: CreationEntityState.INACTIVE })
+        .where({ id: listenerId, state: CreationEntityState.ACTIVE })
+        .execute();
+      return affected ? found : null;
+    });
+    if (!listener) return;
+    this.matchCache.invalidate(listener.linkedSpaceId, listener.entity);
+    this.logger.warn(`Deactivated WebhookListener ${listenerId} of space ${listener.linkedSpaceId}: ${reason}`);
+    const deactivated: WebhookListenerDeactivatedPayload = { listenerId, spaceId: listener.linkedSpaceId, reason };
+    const changed: WebhookListenerStateChangedPayload = { listenerId, spaceId: listener.linkedSpaceId, from: CreationEntityState.ACTIVE, to: CreationEntityState.INACTIVE };
+    this.emitter.emit(WEBHOOK_LISTENER_DEACTIVATED, deactivated);
+    this.emitter.emit(WEBHOOK_LISTENER_STATE_CHANGED, changed);
+  }
+}

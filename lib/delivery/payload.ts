@@ -1,0 +1,48 @@
+/** The JSON body a receiver gets, field for field as the wallee / PostFinance Checkout platform sends it. */
+export interface WebhookPayload {
+  eventId: number;
+  entityId: number | string;
+  listenerEntityId: number;
+  listenerEntityTechnicalName: string;
+  spaceId: number;
+  webhookListenerId: number;
+  timestamp: string;
+  state?: string;
+}
+
+export interface PayloadSource {
+  eventId: number;
+  entityId: string;
+  /** Send `entityId` as a JSON number (for entities with one numeric primary key). */
+  numericEntityId: boolean;
+  listenerEntityId: number;
+  entityName: string;
+  spaceId: number;
+  listenerId: number;
+  createdOn: Date;
+  state: string | null;
+  includeState: boolean;
+}
+
+export function buildPayload(source: PayloadSource): string {
+  const payload: WebhookPayload = {
+    eventId: source.eventId,
+    entityId: source.numericEntityId && isSafeIntegerText(source.entityId) ? Number(source.entityId) : source.entityId,
+    listenerEntityId: source.listenerEntityId,
+    listenerEntityTechnicalName: source.entityName,
+    spaceId: source.spaceId,
+    webhookListenerId: source.listenerId,
+    timestamp: formatWebhookTimestamp(source.createdOn),
+  };
+  if (source.includeState && source.state !== null) payload.state = source.state;
+  return JSON.stringify(payload);
+}
+
+/** `2023-12-19T13:43:35+0000`: UTC, whole seconds, offset without a colon. */
+export function formatWebhookTimestamp(date: Date): string {
+  return `${date.toISOString().slice(0, 19)}+0000`;
+}
+
+function isSafeIntegerText(text: string): boolean {
+  return /^-?\d{1,16}$/.test(text) && Number.isSafeInteger(Number(text)) && String(Number(text)) === text;
+}

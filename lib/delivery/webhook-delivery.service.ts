@@ -1,0 +1,104 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { DataSource } from 'typeorm';
+import { WebhookNotFoundError } from '../errors/webhook.errors.js';
+import { EventEmitter2, WEBHOOK_EVENT_EMITTER } from '../events/event-emitter.js';
+import { WebhookDeliveryAttempt } from '../model/webhook-delivery-attempt.entity.js';
+import { WebhookDelivery, WebhookDeliveryState } from '../model/webhook-delivery.entity.js';
+import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
+import { WEBHOOK_EVENTS_COMMITTED } from '../capture/capture.constants.js';
+import { inTransaction } from '../persistence/transaction.js';
+import type { QueryField } from '../query/entity-query.constants.js';
+import { EntityQueryCompiler } from '../query/entity-query.compiler.js';
+import type { EntityQuery, EntityQueryFilter } from '../query/entity-query.types.js';
+import { assertKnownKeys, assertPlainObject, requireId } from '../validation/input.validation.js';
+
+const field = (alias: string, property: string, kind: QueryField['kind']): QueryField => ({ alias, property, kind });
+
+const DELIVERY_FIELDS: Record<string, QueryField> = {
+  id: field('d', 'id', 'integer'),
+  eventId: field('d', 'eventId', 'integer'),
+  listenerId: field('d', 'listenerId', 'integer'),
+  urlId: field('d', 'urlId', 'integer'),
+  state: field('d', 'state', 'string'),
+  attempts: field('d', 'attempts', 'integer'),
+  nextAttemptAt: field('d', 'nextAttemptAt', 'integer'),
+  completedAt: field('d', 'completedAt', 'integer'),
+  createdOn: field('d', 'createdOn', 'date'),
+};
+
+const ATTEMPT_FIELDS: Record<string, QueryField> = {
+  id: field('a', 'id', 'integer'),
+  deliveryId: field('a', 'deliveryId', 'integer'),
+  listenerId: field('a', 'listenerId', 'integer'),
+  attemptNumber: field('a', 'attemptNumber', 'integer'),
+  startedAt: field('a', 'startedAt', 'integer'),
+  durationMs: field('a', 'durationMs', 'integer'),
+  outcome: field('a', 'outcome', 'string'),
+  statusCode: field('a', 'statusCode', 'integer'),
+};
+
+/** The delivery log: deliveries and their attempts, searchable per space, and redelivery on demand. */
+@Injectable()
+export class WebhookDeliveryService {
+  private readonly logger = new Logger('WebhookDeliveryService');
+
+  constructor(
+    @Inject(WEBHOOK_DATA_SOURCE) private readonly dataSource: DataSource,
+    @Inject(WEBHOOK_EVENT_EMITTER) private readonly emitter: EventEmitter2,
+  ) {}
+
+  /** Deliveries of a space; filter on `listenerId`, `state`, `createdOn`, `completedAt` (epoch ms) … */
+  searchDeliveries(spaceId: number, query: EntityQuery = {}): Promise<WebhookDelivery[]> {
+    return this.search(spaceId, query, WebhookDelivery, 'd', DELIVERY_FIELDS);
+  }
+
+  countDeliveries(spaceId: number, filter?: EntityQueryFilter): Promise<number> {
+    requireId(spaceId, 'spaceId');
+    const qb = this.dataSource.manager.createQueryBuilder(WebhookDelivery, 'd').where('d.linkedSpaceId = :spaceId', { spaceId });
+    new EntityQueryCompiler(this.dataSource, DELIVERY_FIELDS, qb).applyFilter(filter, 'filter');
+    return qb.getCount();
+  }
+
+  /** Attempts of a space, e.g. `{ filter: { type: 'LEAF', fieldName: 'deliveryId', operator: 'EQUALS', value: id } }`. */
+  searchAttempts(spaceId: number, query: EntityQuery = {}): Promise<WebhookDeliveryAttempt[]> {
+    return this.search(spaceId, query, WebhookDeliveryAttempt, 'a', ATTEMPT_FIELDS);
+  }
+
+  /** Makes a delivery due now, also an abandoned or cancelled one; its attempts so far stay in the log. */
+  async redeliver(spaceId: number, deliveryId: number): Promise<WebhookDelivery> {
+    requireId(spaceId, 'spaceId');
+    requireId(deliveryId, 'deliveryId');
+    const delivery = await inTransaction(this.dataSource, async (manager) => {
+      const found = await manager.findOne(WebhookDelivery, { where: { id: deliveryId, linkedSpaceId: spaceId } });
+      if (!found) throw new WebhookNotFoundError('WebhookDelivery', deliveryId, spaceId);
+      await manager
+        .createQueryBuilder()
+        .update(WebhookDelivery)
+        .set({ state: WebhookDeliveryState.PENDING, nextAttemptAt: Date.now(), completedAt: null, leaseOwner: null, leaseUntil: null })
+        .where({ id: deliveryId })
+        .execute();
+      return manager.findOneOrFail(WebhookDelivery, { where: { id: deliveryId } });
+    });
+    this.logger.log(`Redelivering WebhookDelivery ${deliveryId} of space ${spaceId}`);
+    this.emitter.emit(WEBHOOK_EVENTS_COMMITTED, { events: 0, deliveries: 1 });
+    return delivery;
+  }
+
+  private async search<T extends WebhookDelivery | WebhookDeliveryAttempt>(
+    spaceId: number,
+    query: EntityQuery,
+    target: new () => T,
+    alias: string,
+    fields: Record<string, QueryField>,
+  ): Promise<T[]> {
+    requireId(spaceId, 'spaceId');
+    assertPlainObject(query, 'query');
+    assertKnownKeys(query, 'query', ['filter', 'orderBys', 'startingEntity', 'numberOfEntities']);
+    const qb = this.dataSource.manager.createQueryBuilder(target, alias).where(`${alias}.linkedSpaceId = :spaceId`, { spaceId });
+    const compiler = new EntityQueryCompiler(this.dataSource, fields, qb);
+    compiler.applyFilter(query.filter);
+    compiler.applyOrder(query.orderBys);
+    compiler.applyPage(query.startingEntity, query.numberOfEntities);
+    return qb.getMany();
+  }
+}

@@ -1,0 +1,278 @@
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import { WEBHOOK_EVENTS_COMMITTED } from '../capture/capture.constants.js';
+import { EventEmitter2, WEBHOOK_EVENT_EMITTER } from '../events/event-emitter.js';
+import { WebhookDeliveryState } from '../model/webhook-delivery.entity.js';
+import { WEBHOOK_RESOLVED_OPTIONS } from '../module/webhook.constants.js';
+import type { ResolvedWebhookOptions } from '../module/webhook-options.interface.js';
+import { WebhookEntityRegistry } from '../registry/webhook-entity.registry.js';
+import { removeInterval, removeTimeout, replaceInterval, replaceTimeout, SchedulerRegistry, WEBHOOK_SCHEDULER_REGISTRY } from '../scheduling/scheduler.js';
+import { SsrfGuard } from '../security/ssrf-guard.js';
+import { WebhookSigner } from '../signing/webhook-signer.service.js';
+import {
+  DELIVERY_POLL_INTERVAL_NAME,
+  DELIVERY_RETRY_TIMEOUT_NAME,
+  WEBHOOK_DELIVERY_ABANDONED,
+  WEBHOOK_DELIVERY_FAILED,
+  WEBHOOK_DELIVERY_SUCCEEDED,
+  type WebhookDeliveryEventPayload,
+} from './delivery.constants.js';
+import { DeliveryStore, type ClaimedDelivery, type DeliveryCompletion, type FinishedAttempt } from './delivery.store.js';
+import { HttpSender, type AttemptResult } from './http-sender.js';
+import { ListenerHealthService } from './listener-health.service.js';
+import { buildPayload } from './payload.js';
+import { decideAfterAttempt } from './retry-policy.js';
+
+const USER_AGENT = 'nestjs-webhook-listener';
+/** Pause before claiming again after the database failed us. */
+const ERROR_BACKOFF_MS = 1_000;
+
+/**
+ * Turns due deliveries into HTTP requests: claims them in batches under a lease, sends them with
+ * bounded global and per-URL concurrency, and writes the outcomes back in batches. Woken by
+ * commits that recorded events, by its own retry timer, and by a polling backstop.
+ */
+@Injectable()
+export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly logger = new Logger('WebhookDispatcher');
+  readonly owner = `${hostname().slice(0, 40)}:${process.pid}:${randomBytes(4).toString('hex')}`;
+  private readonly sender: HttpSender;
+  private readonly inFlight = new Map<number, ClaimedDelivery>();
+  private readonly inFlightPerUrl = new Map<number, number>();
+  private readonly released = new Set<number>();
+  private readonly finished: FinishedAttempt[] = [];
+  private running = false;
+  private pumping = false;
+  private wakeRequested = false;
+  /** The last claim left due deliveries behind: a finished request should claim again at once. */
+  private backlogLikely = false;
+  private flushing: Promise<void> | null = null;
+  private nextRetryAt = Number.POSITIVE_INFINITY;
+  private idleWaiters: (() => void)[] = [];
+  private readonly onCommitted = () => this.wake();
+
+  constructor(
+    @Inject(WEBHOOK_RESOLVED_OPTIONS) private readonly options: ResolvedWebhookOptions,
+    @Inject(WEBHOOK_EVENT_EMITTER) private readonly emitter: EventEmitter2,
+    @Inject(WEBHOOK_SCHEDULER_REGISTRY) private readonly scheduler: SchedulerRegistry,
+    private readonly store: DeliveryStore,
+    private readonly signer: WebhookSigner,
+    private readonly registry: WebhookEntityRegistry,
+    private readonly health: ListenerHealthService,
+  ) {
+    const { timeoutMs, maxResponseBytes, perUrlConcurrency } = options.delivery;
+    this.sender = new HttpSender({ timeoutMs, maxResponseBytes, connectionsPerOrigin: perUrlConcurrency, userAgent: USER_AGENT }, new SsrfGuard(options.security));
+  }
+
+  onApplicationBootstrap(): void {
+    if (!this.options.worker.enabled) {
+      this.logger.log('Delivery worker disabled (worker.enabled: false)');
+      return;
+    }
+    this.running = true;
+    this.emitter.on(WEBHOOK_EVENTS_COMMITTED, this.onCommitted);
+    replaceInterval(this.scheduler, DELIVERY_POLL_INTERVAL_NAME, () => this.wake(), this.options.delivery.pollIntervalMs);
+    this.logger.log(`Delivering as ${this.owner} (concurrency ${this.options.delivery.concurrency}, ${this.options.delivery.perUrlConcurrency} per URL)`);
+    this.wake();
+  }
+
+  /** Stops claiming, waits up to `delivery.timeoutMs` for requests in flight, gives the rest back, writes all results. */
+  async onModuleDestroy(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.emitter.off(WEBHOOK_EVENTS_COMMITTED, this.onCommitted);
+    removeInterval(this.scheduler, DELIVERY_POLL_INTERVAL_NAME);
+    removeTimeout(this.scheduler, DELIVERY_RETRY_TIMEOUT_NAME);
+    const drained = await this.waitForIdle(this.options.delivery.timeoutMs + 500);
+    if (!drained) {
+      const unfinished = [...this.inFlight.keys()];
+      unfinished.forEach((id) => this.released.add(id));
+      this.logger.warn(`Shutdown: giving back ${unfinished.length} deliveries still in flight`);
+      await this.sender.destroy();
+      await this.store.release(this.owner, unfinished).catch((error) => this.logger.error(`Could not give back deliveries: ${describe(error)}`));
+    }
+    await this.flush();
+    await this.sender.close().catch(() => undefined);
+  }
+
+  /** Asks for a claim round; cheap to call often. */
+  wake(): void {
+    if (!this.running) return;
+    this.wakeRequested = true;
+    if (!this.pumping) void this.pump();
+  }
+
+  /** Deliveries this instance is sending right now. */
+  get inFlightCount(): number {
+    return this.inFlight.size;
+  }
+
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      while (this.wakeRequested && this.running) {
+        this.wakeRequested = false;
+        await this.claimWhileRoom();
+      }
+    } catch (error) {
+      this.logger.error(`Claiming deliveries failed, trying again in ${ERROR_BACKOFF_MS} ms: ${describe(error)}`);
+      this.scheduleWake(Date.now() + ERROR_BACKOFF_MS);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private async claimWhileRoom(): Promise<void> {
+    const { concurrency, batchSize, leaseMs, perUrlConcurrency } = this.options.delivery;
+    while (this.running && this.inFlight.size < concurrency) {
+      const room = Math.min(batchSize, concurrency - this.inFlight.size);
+      const busy = [...this.inFlightPerUrl].filter(([, count]) => count >= perUrlConcurrency).map(([urlId]) => urlId);
+      const { ids, more } = await this.store.claim(this.owner, room, leaseMs, busy, (urlId) => perUrlConcurrency - (this.inFlightPerUrl.get(urlId) ?? 0));
+      this.backlogLikely = more || busy.length > 0;
+      if (ids.length === 0) return;
+      const deliveries = await this.store.load(ids);
+      for (const delivery of deliveries) this.start(delivery);
+      if (!more) return;
+    }
+  }
+
+  private start(delivery: ClaimedDelivery): void {
+    this.inFlight.set(delivery.id, delivery);
+    this.inFlightPerUrl.set(delivery.urlId, (this.inFlightPerUrl.get(delivery.urlId) ?? 0) + 1);
+    void this.attempt(delivery)
+      .then(
+        (outcome) => this.record(outcome),
+        (error) => this.logger.error(`Delivery ${delivery.id} failed unexpectedly: ${describe(error)}`),
+      )
+      .finally(() => this.settle(delivery));
+  }
+
+  private async attempt(delivery: ClaimedDelivery): Promise<FinishedAttempt> {
+    if (!delivery.listenerActive) return { delivery, result: null, completion: { kind: 'cancelled' } };
+    const body = buildPayload({
+      eventId: delivery.eventId,
+      entityId: delivery.entityId,
+      numericEntityId: this.registry.find(delivery.entityName)?.numericId ?? false,
+      listenerEntityId: delivery.listenerEntityId,
+      entityName: delivery.entityName,
+      spaceId: delivery.spaceId,
+      listenerId: delivery.listenerId,
+      createdOn: delivery.eventCreatedOn,
+      state: delivery.state,
+      includeState: delivery.signed,
+    });
+    const webhookId = `msg_${delivery.id}`;
+    const headers = delivery.signed
+      ? this.signer.headers(delivery.keys ?? (await this.store.spaceDefaultKeys(delivery.spaceId)), webhookId, body)
+      : this.signer.unsignedHeaders(webhookId);
+    const result = await this.sender.send({ url: delivery.url, body, headers });
+    return { delivery, result, completion: this.completionOf(delivery, result) };
+  }
+
+  private completionOf(delivery: ClaimedDelivery, result: AttemptResult): DeliveryCompletion {
+    const decision = decideAfterAttempt(result, delivery.attempts + 1, this.options.delivery);
+    if (decision.kind === 'retry') return { kind: 'retry', nextAttemptAt: Date.now() + decision.delayMs };
+    if (decision.kind === 'abandon') {
+      if (decision.deactivateListener) void this.health.deactivate(delivery.listenerId, decision.reason).catch((error) => this.logger.error(describe(error)));
+      return { kind: 'abandoned' };
+    }
+    return { kind: 'succeeded' };
+  }
+
+  private record(outcome: FinishedAttempt): void {
+    if (this.released.delete(outcome.delivery.id)) return;
+    this.finished.push(outcome);
+    void this.flush();
+  }
+
+  private settle(delivery: ClaimedDelivery): void {
+    this.inFlight.delete(delivery.id);
+    const perUrl = (this.inFlightPerUrl.get(delivery.urlId) ?? 1) - 1;
+    if (perUrl > 0) this.inFlightPerUrl.set(delivery.urlId, perUrl);
+    else this.inFlightPerUrl.delete(delivery.urlId);
+    if (this.inFlight.size === 0) this.idleWaiters.splice(0).forEach((resolve) => resolve());
+    if (this.backlogLikely) this.wake();
+  }
+
+  /** Writes finished attempts in batches, one flush at a time; on a database error it keeps them and tries again. */
+  private flush(): Promise<void> {
+    this.flushing ??= (async () => {
+      try {
+        while (this.finished.length > 0) {
+          const batch = this.finished.splice(0, 500);
+          try {
+            await this.store.complete(this.owner, batch);
+          } catch (error) {
+            this.finished.unshift(...batch);
+            this.logger.error(`Writing ${batch.length} delivery results failed, retrying: ${describe(error)}`);
+            await new Promise((resolve) => setTimeout(resolve, ERROR_BACKOFF_MS));
+            continue;
+          }
+          this.announce(batch);
+        }
+      } finally {
+        this.flushing = null;
+      }
+    })();
+    return this.flushing;
+  }
+
+  private announce(batch: FinishedAttempt[]): void {
+    for (const { delivery, result, completion } of batch) {
+      if (!result) continue;
+      const payload: WebhookDeliveryEventPayload = {
+        deliveryId: delivery.id,
+        eventId: delivery.eventId,
+        listenerId: delivery.listenerId,
+        spaceId: delivery.spaceId,
+        attempt: delivery.attempts + 1,
+        durationMs: result.durationMs,
+        statusCode: result.statusCode,
+        error: result.error,
+        state: completion.kind === 'succeeded' ? WebhookDeliveryState.SUCCEEDED : completion.kind === 'retry' ? WebhookDeliveryState.PENDING : WebhookDeliveryState.ABANDONED,
+        nextAttemptAt: completion.kind === 'retry' ? completion.nextAttemptAt : null,
+      };
+      if (completion.kind === 'succeeded') this.emitter.emit(WEBHOOK_DELIVERY_SUCCEEDED, payload);
+      if (completion.kind === 'retry') {
+        this.emitter.emit(WEBHOOK_DELIVERY_FAILED, payload);
+        this.scheduleWake(completion.nextAttemptAt);
+      }
+      if (completion.kind === 'abandoned') {
+        this.logger.warn(`Abandoned delivery ${delivery.id} to listener ${delivery.listenerId} after ${payload.attempt} attempt(s): ${result.error}`);
+        this.emitter.emit(WEBHOOK_DELIVERY_ABANDONED, payload);
+        void this.health.afterAbandoned(delivery.listenerId).catch((error) => this.logger.error(describe(error)));
+      }
+    }
+  }
+
+  /** One timer for the earliest retry this instance scheduled; the poll covers the rest. */
+  private scheduleWake(at: number): void {
+    if (!this.running || at >= this.nextRetryAt) return;
+    this.nextRetryAt = at;
+    replaceTimeout(
+      this.scheduler,
+      DELIVERY_RETRY_TIMEOUT_NAME,
+      () => {
+        this.nextRetryAt = Number.POSITIVE_INFINITY;
+        this.wake();
+      },
+      Math.max(0, at - Date.now()) + 5,
+    );
+  }
+
+  private waitForIdle(timeoutMs: number): Promise<boolean> {
+    if (this.inFlight.size === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      this.idleWaiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,34 @@
+import { SchedulerRegistry } from '@nestjs/schedule';
+
+/** The SchedulerRegistry the module's timers go to: the host's when it imports ScheduleModule. */
+export const WEBHOOK_SCHEDULER_REGISTRY = Symbol('WEBHOOK_SCHEDULER_REGISTRY');
+
+export function chooseSchedulerRegistry(hostRegistry: SchedulerRegistry | undefined | null): SchedulerRegistry {
+  return hostRegistry ?? new SchedulerRegistry();
+}
+
+export { SchedulerRegistry };
+
+/** Registers an interval under `name`, replacing one of the same name. */
+export function replaceInterval(registry: SchedulerRegistry, name: string, callback: () => void, ms: number): void {
+  removeInterval(registry, name);
+  registry.addInterval(name, setInterval(callback, ms));
+}
+
+export function removeInterval(registry: SchedulerRegistry, name: string): void {
+  if (registry.doesExist('interval', name)) registry.deleteInterval(name);
+}
+
+/** Registers a one-shot timer under `name`, replacing one of the same name. */
+export function replaceTimeout(registry: SchedulerRegistry, name: string, callback: () => void, ms: number): void {
+  removeTimeout(registry, name);
+  const timer = setTimeout(() => {
+    removeTimeout(registry, name);
+    callback();
+  }, ms);
+  registry.addTimeout(name, timer);
+}
+
+export function removeTimeout(registry: SchedulerRegistry, name: string): void {
+  if (registry.doesExist('timeout', name)) registry.deleteTimeout(name);
+}

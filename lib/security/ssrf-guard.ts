@@ -1,0 +1,75 @@
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { isIP } from 'node:net';
+import ipaddr from 'ipaddr.js';
+import type { ResolvedWebhookOptions } from '../module/webhook-options.interface.js';
+
+/** A delivery the SSRF guard stopped before anything was sent. */
+export class WebhookAddressRefusedError extends Error {
+  readonly code = 'WEBHOOK_ADDRESS_REFUSED';
+
+  constructor(
+    readonly host: string,
+    readonly address: string,
+    readonly range: string,
+  ) {
+    super(`${host} resolves to ${address} (${range}), which is not a public address; allow it with security.allowedHosts or security.allowPrivateNetworks`);
+    this.name = 'WebhookAddressRefusedError';
+  }
+}
+
+/** The range of an address when it is not public unicast, else `null`. */
+export function nonPublicRange(address: string): string | null {
+  if (!ipaddr.isValid(address)) return 'invalid';
+  let parsed = ipaddr.parse(address);
+  if (parsed.kind() === 'ipv6') {
+    const v6 = parsed as ipaddr.IPv6;
+    // Addresses that embed an IPv4 address are judged by it: IPv4-mapped (::ffff:a.b.c.d) and NAT64 (64:ff9b::/96).
+    if (v6.isIPv4MappedAddress()) parsed = v6.toIPv4Address();
+    else if (v6.range() === 'rfc6052') parsed = ipaddr.fromByteArray(v6.toByteArray().slice(12));
+  }
+  const range = parsed.range();
+  return range === 'unicast' ? null : range;
+}
+
+type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
+
+/**
+ * Decides, per host, whether deliveries may connect to it, and gives undici a `lookup` that
+ * resolves a name once, checks every address, and hands back only checked ones: the connection
+ * goes to the address that was checked, so a second DNS answer cannot sneak in another one.
+ */
+export class SsrfGuard {
+  private readonly allowedHosts: ReadonlySet<string>;
+
+  constructor(private readonly options: ResolvedWebhookOptions['security']) {
+    this.allowedHosts = new Set(options.allowedHosts);
+  }
+
+  /** Whether a host skips the address check. */
+  isExempt(host: string): boolean {
+    return this.options.allowPrivateNetworks || this.allowedHosts.has(host.toLowerCase());
+  }
+
+  /** Checks a host that is an IP literal (no lookup happens for those); names are checked at connect time. */
+  checkLiteral(host: string): void {
+    const address = host.startsWith('[') ? host.slice(1, -1) : host;
+    if (!isIP(address) || this.isExempt(host)) return;
+    const range = nonPublicRange(address);
+    if (range) throw new WebhookAddressRefusedError(host, address, range);
+  }
+
+  /** A `dns.lookup` replacement for net/tls connect. */
+  readonly lookup = (hostname: string, options: { all?: boolean } | number | undefined, callback: LookupCallback): void => {
+    dnsLookup(hostname, { all: true }, (error, addresses) => {
+      if (error) return callback(error, []);
+      if (!this.isExempt(hostname)) {
+        for (const { address } of addresses) {
+          const range = nonPublicRange(address);
+          if (range) return callback(new WebhookAddressRefusedError(hostname, address, range) as NodeJS.ErrnoException, []);
+        }
+      }
+      if (typeof options === 'object' && options?.all) return callback(null, addresses);
+      return callback(null, addresses[0].address, addresses[0].family);
+    });
+  };
+}

@@ -1,0 +1,76 @@
+import { createPrivateKey, sign, type KeyObject } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import { WEBHOOK_RESOLVED_OPTIONS } from '../module/webhook.constants.js';
+import type { ResolvedWebhookOptions, WebhookSignatureScheme } from '../module/webhook-options.interface.js';
+import { KeyEncryptionService } from './key-encryption.service.js';
+import { decodeStandardWebhooksSecret, formatXSignature, STANDARD_WEBHOOKS_VERSION, standardWebhooksSignature } from './signature-format.js';
+
+/** An identity's key material as stored (private parts possibly sealed). */
+export interface StoredIdentityKeys {
+  identityId: number;
+  keyId: string;
+  privateKey: string;
+  secret: string;
+}
+
+interface OpenedKeys {
+  keyId: string;
+  privateKey: KeyObject;
+  hmacKey: Buffer;
+}
+
+/** How long opened keys are kept in memory; a rotated identity is picked up within this time. */
+const OPENED_KEYS_TTL_MS = 60_000;
+
+/** Signs request bodies with both schemes; keeps opened keys briefly, since unsealing costs more than signing. */
+@Injectable()
+export class WebhookSigner {
+  private readonly schemes: ReadonlySet<WebhookSignatureScheme>;
+  private readonly opened = new Map<string, { keys: OpenedKeys; expiresAt: number }>();
+
+  constructor(
+    @Inject(WEBHOOK_RESOLVED_OPTIONS) options: ResolvedWebhookOptions,
+    private readonly keyEncryption: KeyEncryptionService,
+  ) {
+    this.schemes = new Set(options.signing.schemes);
+  }
+
+  /** Signature headers for one attempt; `webhookId` stays the same on every retry of a delivery. */
+  headers(stored: StoredIdentityKeys, webhookId: string, body: string, now: Date = new Date()): Record<string, string> {
+    const keys = this.open(stored);
+    const headers: Record<string, string> = {};
+    if (this.schemes.has('x-signature')) {
+      const signature = sign('sha256', Buffer.from(body), { key: keys.privateKey, dsaEncoding: 'der' }).toString('base64');
+      headers['x-signature'] = formatXSignature(keys.keyId, signature);
+    }
+    if (this.schemes.has('standard-webhooks')) {
+      const timestamp = Math.floor(now.getTime() / 1000);
+      headers['webhook-id'] = webhookId;
+      headers['webhook-timestamp'] = String(timestamp);
+      headers['webhook-signature'] = `${STANDARD_WEBHOOKS_VERSION},${standardWebhooksSignature(keys.hmacKey, webhookId, timestamp, body)}`;
+    }
+    return headers;
+  }
+
+  /** Without signing, receivers still get the id and time Standard Webhooks uses to drop duplicates. */
+  unsignedHeaders(webhookId: string, now: Date = new Date()): Record<string, string> {
+    return { 'webhook-id': webhookId, 'webhook-timestamp': String(Math.floor(now.getTime() / 1000)) };
+  }
+
+  forget(identityKeyId: string): void {
+    this.opened.delete(identityKeyId);
+  }
+
+  private open(stored: StoredIdentityKeys): OpenedKeys {
+    const cached = this.opened.get(stored.keyId);
+    if (cached && cached.expiresAt > Date.now()) return cached.keys;
+    const privateDer = this.keyEncryption.open(stored.privateKey, stored.keyId);
+    const keys: OpenedKeys = {
+      keyId: stored.keyId,
+      privateKey: createPrivateKey({ key: Buffer.from(privateDer, 'base64'), format: 'der', type: 'pkcs8' }),
+      hmacKey: decodeStandardWebhooksSecret(this.keyEncryption.open(stored.secret, stored.keyId))!,
+    };
+    this.opened.set(stored.keyId, { keys, expiresAt: Date.now() + OPENED_KEYS_TTL_MS });
+    return keys;
+  }
+}
