@@ -1,0 +1,97 @@
+import { EncryptionUtil } from 'postfinancecheckout';
+import { Webhook } from 'standardwebhooks';
+import {
+  WebhookDeliveryService,
+  WebhookIdentityService,
+  WebhookListenerService,
+  type WebhookDeliveryAttempt,
+  type WebhookModuleOptions,
+} from '../../lib/index.js';
+import { verifyStandardWebhook, verifyXSignature } from '../../lib/verify/index.js';
+import { selectedDatabases } from '../src/databases.js';
+import { Order, OrderState, Parcel, ParcelState } from '../src/order.entity.js';
+import { TestReceiver, waitFor } from '../src/receiver.js';
+import { freshSpace } from '../src/spaces.js';
+import { createTestApp, type TestApp } from '../src/test-app.js';
+
+const FAST: WebhookModuleOptions = {
+  security: { allowPrivateNetworks: true },
+  delivery: { pollIntervalMs: 100, timeoutMs: 2_000, retrySchedule: [50, 50, 50] },
+  worker: { enabled: true },
+};
+
+describe.each(selectedDatabases())('delivery on %s', (database) => {
+  let testApp: TestApp;
+  let receiver: TestReceiver;
+
+  beforeAll(async () => {
+    receiver = await new TestReceiver().start();
+    testApp = await createTestApp(database, { webhook: FAST });
+  });
+  afterAll(async () => {
+    await testApp.close();
+    await receiver.stop();
+  });
+
+  const attemptsOf = async (space: number, deliveryId: number): Promise<WebhookDeliveryAttempt[]> =>
+    testApp.get(WebhookDeliveryService).searchAttempts(space, {
+      filter: { type: 'LEAF', fieldName: 'deliveryId', operator: 'EQUALS', value: deliveryId },
+      orderBys: [{ fieldName: 'attemptNumber', sorting: 'ASC' }],
+    });
+
+  it('posts exactly the documented body, signed both ways, verifiable by receivers', async () => {
+    const space = freshSpace();
+    const identity = await testApp.get(WebhookIdentityService).create(space, { name: 'signing' });
+    const listener = await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(`/signed/${space}`), identity: identity.id });
+    const order = await testApp.dataSource.getRepository(Order).save({ tenantId: space, state: OrderState.CONFIRMED });
+
+    const [request] = await waitFor(() => receiver.to(`/signed/${space}`).length === 1 && receiver.to(`/signed/${space}`), 'the signed request');
+    const body = JSON.parse(request.rawBody.toString('utf8'));
+    expect(Object.keys(body)).toEqual(['eventId', 'entityId', 'listenerEntityId', 'listenerEntityTechnicalName', 'spaceId', 'webhookListenerId', 'timestamp', 'state']);
+    expect(body).toEqual({
+      eventId: expect.any(Number),
+      entityId: order.id,
+      listenerEntityId: 1001,
+      listenerEntityTechnicalName: 'Order',
+      spaceId: space,
+      webhookListenerId: listener.id,
+      timestamp: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+0000$/),
+      state: 'CONFIRMED',
+    });
+    expect(Math.abs(Date.parse(body.timestamp.replace('+0000', 'Z')) - Date.now())).toBeLessThan(60_000);
+    expect(request.headers['content-type']).toBe('application/json');
+
+    const xSignature = String(request.headers['x-signature']);
+    expect(xSignature).toMatch(new RegExp(`^algorithm=SHA256withECDSA, keyId=${identity.keyId}, signature=[A-Za-z0-9+/]+=*$`));
+    expect(verifyXSignature(xSignature, request.rawBody, identity.publicKey)).toBe(true);
+    const signature = xSignature.split('signature=')[1];
+    expect(EncryptionUtil.isContentValid(request.rawBody.toString('utf8'), signature, identity.publicKey)).toBe(true);
+    expect(EncryptionUtil.isContentValid(request.rawBody.toString('utf8').replace('CONFIRMED', 'SHIPPED'), signature, identity.publicKey)).toBe(false);
+
+    const secret = await testApp.get(WebhookIdentityService).revealSecret(space, identity.id);
+    const headers = { 'webhook-id': String(request.headers['webhook-id']), 'webhook-timestamp': String(request.headers['webhook-timestamp']), 'webhook-signature': String(request.headers['webhook-signature']) };
+    expect(() => new Webhook(secret).verify(request.rawBody.toString('utf8'), headers)).not.toThrow();
+    expect(verifyStandardWebhook(request.headers, request.rawBody, secret)).toBe(true);
+    expect(verifyStandardWebhook(request.headers, Buffer.concat([request.rawBody, Buffer.from(' ')]), secret)).toBe(false);
+  });
+
+  it('signs with the space default identity when a listener names none, and sends no state or signature when disabled', async () => {
+    const space = freshSpace();
+    await testApp.get(WebhookListenerService).create(space, { name: 'default', entity: 'Parcel', url: receiver.url(`/default/${space}`) });
+    await testApp.get(WebhookListenerService).create(space, { name: 'plain', entity: 'Parcel', url: receiver.url(`/plain/${space}`), enablePayloadSignatureAndState: false });
+    await testApp.dataSource.getRepository(Parcel).save({ code: `p-${space}`, shop: space, state: ParcelState.PACKED });
+
+    const [signed] = await waitFor(() => receiver.to(`/default/${space}`).length === 1 && receiver.to(`/default/${space}`), 'the default-signed request');
+    const [plain] = await waitFor(() => receiver.to(`/plain/${space}`).length === 1 && receiver.to(`/plain/${space}`), 'the unsigned request');
+    const [identity] = await testApp.get(WebhookIdentityService).search(space, {});
+    expect(identity).toMatchObject({ name: 'Default', spaceDefault: true });
+    expect(verifyXSignature(signed.headers['x-signature'], signed.rawBody, identity.publicKey)).toBe(true);
+    expect(JSON.parse(signed.rawBody.toString()).entityId).toBe(`p-${space}`);
+
+    const plainBody = JSON.parse(plain.rawBody.toString());
+    expect(plainBody).not.toHaveProperty('state');
+    expect(Object.keys(plainBody)).toHaveLength(7);
+    expect(plain.headers['x-signature']).toBeUndefined();
+    expect(plain.headers['webhook-signature']).toBeUndefined();
+  });
+});
