@@ -233,12 +233,9 @@ export class DeliveryStore {
   private async reschedule(manager: EntityManager, owner: string, finished: FinishedAttempt[]): Promise<void> {
     if (finished.length === 0) return;
     const q = (name: string) => this.dataSource.driver.escape(name);
-    const parameters: Record<string, number> = {};
-    const cases = finished.map((f, index) => {
-      parameters[`id${index}`] = f.delivery.id;
-      parameters[`at${index}`] = (f.completion as { nextAttemptAt: number }).nextAttemptAt;
-      return `WHEN :id${index} THEN :at${index}`;
-    });
+    // Ids and times are integers the dispatcher computed, written inline: a bound parameter in a
+    // CASE arm would need a cast whose spelling differs per database.
+    const cases = finished.map((f) => `WHEN ${safeInteger(f.delivery.id)} THEN ${safeInteger((f.completion as { nextAttemptAt: number }).nextAttemptAt)}`);
     await manager
       .createQueryBuilder()
       .update(WebhookDelivery)
@@ -249,7 +246,6 @@ export class DeliveryStore {
         leaseUntil: null,
       })
       .where({ id: In(finished.map((f) => f.delivery.id)), leaseOwner: owner })
-      .setParameters(parameters)
       .execute();
   }
 
@@ -262,4 +258,9 @@ export class DeliveryStore {
       .getOne();
     return found && { identityId: found.id, keyId: found.keyId, privateKey: found.privateKey!, secret: found.secret! };
   }
+}
+
+function safeInteger(value: number): string {
+  if (!Number.isSafeInteger(value)) throw new Error(`not a safe integer: ${value}`);
+  return String(value);
 }

@@ -114,7 +114,7 @@ function classifyFailure(error: unknown): Omit<AttemptResult, 'startedAt' | 'dur
   );
   if (timedOut) return failure(WebhookAttemptOutcome.TIMEOUT, `timed out: ${timedOut.message}`);
   const cause = findCause(error, (candidate) => typeof (candidate as NodeJS.ErrnoException).code === 'string') as NodeJS.ErrnoException | undefined;
-  const message = cause ? `${cause.code}: ${cause.message}` : error instanceof Error ? error.message : String(error);
+  const message = cause ? `${cause.code}: ${cause.message}` : ((error as Error | undefined)?.message ?? String(error));
   return failure(WebhookAttemptOutcome.NETWORK_ERROR, message);
 }
 
@@ -122,9 +122,12 @@ function failure(outcome: WebhookAttemptOutcome, error: string): Omit<AttemptRes
   return { outcome, statusCode: null, responseBody: null, error: error.slice(0, ATTEMPT_ERROR_MAX_LENGTH), retryAfterMs: null };
 }
 
+/** Walks an error and its causes; checks shape rather than `instanceof`, since DOMException may come from another realm. */
 function findCause(error: unknown, test: (candidate: Error) => boolean): Error | undefined {
-  for (let current = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
-    if (test(current)) return current;
+  let current = error;
+  for (let depth = 0; typeof current === 'object' && current !== null && depth < 5; depth++) {
+    if (test(current as Error)) return current as Error;
+    current = (current as Error).cause;
   }
   return undefined;
 }

@@ -50,6 +50,8 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   private flushing: Promise<void> | null = null;
   private nextRetryAt = Number.POSITIVE_INFINITY;
   private idleWaiters: (() => void)[] = [];
+  /** After this time (set at shutdown) results that cannot be written are dropped: their leases expire and they are sent again. */
+  private giveUpWritingAt = Number.POSITIVE_INFINITY;
   private readonly onCommitted = () => this.wake();
 
   constructor(
@@ -84,6 +86,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     this.emitter.off(WEBHOOK_EVENTS_COMMITTED, this.onCommitted);
     removeInterval(this.scheduler, DELIVERY_POLL_INTERVAL_NAME);
     removeTimeout(this.scheduler, DELIVERY_RETRY_TIMEOUT_NAME);
+    this.giveUpWritingAt = Date.now() + 2 * this.options.delivery.timeoutMs + 1_000;
     const drained = await this.waitForIdle(this.options.delivery.timeoutMs + 500);
     if (!drained) {
       const unfinished = [...this.inFlight.keys()];
@@ -204,6 +207,10 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
           try {
             await this.store.complete(this.owner, batch);
           } catch (error) {
+            if (Date.now() > this.giveUpWritingAt) {
+              this.logger.error(`Shutdown: could not write ${batch.length} delivery results; they will be sent again: ${describe(error)}`);
+              continue;
+            }
             this.finished.unshift(...batch);
             this.logger.error(`Writing ${batch.length} delivery results failed, retrying: ${describe(error)}`);
             await new Promise((resolve) => setTimeout(resolve, ERROR_BACKOFF_MS));

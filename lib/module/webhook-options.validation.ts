@@ -24,6 +24,7 @@ export function resolveWebhookOptions(options: WebhookModuleOptions | undefined)
     'pollIntervalMs',
     'leaseMs',
     'maxResponseBytes',
+    'noRetryStatuses',
     'deactivateAfter',
   ]);
   const deactivateAfter = section(delivery.deactivateAfter, 'delivery.deactivateAfter', ['noSuccessForMs', 'abandonedDeliveries']);

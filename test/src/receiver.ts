@@ -80,11 +80,11 @@ export class TestReceiver {
 }
 
 /** Waits until `check` returns a truthy value, polling; fails with `message` after `timeoutMs`. */
-export async function waitFor<T>(check: () => Promise<T> | T, message: string, timeoutMs = 15_000): Promise<T> {
+export async function waitFor<T>(check: () => Promise<T> | T, message: string, timeoutMs = 15_000): Promise<Exclude<T, false | null | undefined | 0 | ''>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
-    if (value) return value;
+    if (value) return value as Exclude<T, false | null | undefined | 0 | ''>;
     if (Date.now() > deadline) throw new Error(`Timed out waiting for ${message}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
