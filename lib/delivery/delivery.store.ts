@@ -34,10 +34,7 @@ export interface ClaimedDelivery {
 
 /** How a finished attempt changes its delivery. */
 export type DeliveryCompletion =
-  | { kind: 'succeeded' }
-  | { kind: 'retry'; nextAttemptAt: number }
-  | { kind: 'abandoned' }
-  | { kind: 'cancelled' };
+  { kind: 'succeeded' } | { kind: 'retry'; nextAttemptAt: number } | { kind: 'abandoned' } | { kind: 'cancelled' };
 
 export interface FinishedAttempt {
   delivery: ClaimedDelivery;
@@ -92,7 +89,12 @@ export class DeliveryStore {
         ids.push(Number(candidate.id));
       }
       if (ids.length > 0) {
-        await manager.createQueryBuilder().update(WebhookDelivery).set({ leaseOwner: owner, leaseUntil: now + leaseMs }).where({ id: In(ids) }).execute();
+        await manager
+          .createQueryBuilder()
+          .update(WebhookDelivery)
+          .set({ leaseOwner: owner, leaseUntil: now + leaseMs })
+          .where({ id: In(ids) })
+          .execute();
       }
       return { ids, more: ids.length >= limit || candidates.length > ids.length };
     });
@@ -215,11 +217,23 @@ export class DeliveryStore {
   async release(owner: string, ids: number[]): Promise<void> {
     if (ids.length === 0) return;
     await inTransaction(this.dataSource, (manager) =>
-      manager.createQueryBuilder().update(WebhookDelivery).set({ leaseOwner: null, leaseUntil: null }).where({ id: In(ids), leaseOwner: owner }).execute(),
+      manager
+        .createQueryBuilder()
+        .update(WebhookDelivery)
+        .set({ leaseOwner: null, leaseUntil: null })
+        .where({ id: In(ids), leaseOwner: owner })
+        .execute(),
     );
   }
 
-  private async finish(manager: EntityManager, owner: string, finished: FinishedAttempt[], state: WebhookDeliveryState, now: number, attempted: boolean): Promise<void> {
+  private async finish(
+    manager: EntityManager,
+    owner: string,
+    finished: FinishedAttempt[],
+    state: WebhookDeliveryState,
+    now: number,
+    attempted: boolean,
+  ): Promise<void> {
     if (finished.length === 0) return;
     const attempts = this.dataSource.driver.escape('attempts');
     await manager
@@ -235,7 +249,9 @@ export class DeliveryStore {
     const q = (name: string) => this.dataSource.driver.escape(name);
     // Ids and times are integers the dispatcher computed, written inline: a bound parameter in a
     // CASE arm would need a cast whose spelling differs per database.
-    const cases = finished.map((f) => `WHEN ${safeInteger(f.delivery.id)} THEN ${safeInteger((f.completion as { nextAttemptAt: number }).nextAttemptAt)}`);
+    const cases = finished.map(
+      (f) => `WHEN ${safeInteger(f.delivery.id)} THEN ${safeInteger((f.completion as { nextAttemptAt: number }).nextAttemptAt)}`,
+    );
     await manager
       .createQueryBuilder()
       .update(WebhookDelivery)

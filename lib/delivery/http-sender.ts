@@ -46,7 +46,11 @@ export class HttpSender {
 
   async send(outgoing: OutgoingRequest): Promise<AttemptResult> {
     const startedAt = Date.now();
-    const finish = (result: Omit<AttemptResult, 'startedAt' | 'durationMs'>): AttemptResult => ({ ...result, startedAt, durationMs: Date.now() - startedAt });
+    const finish = (result: Omit<AttemptResult, 'startedAt' | 'durationMs'>): AttemptResult => ({
+      ...result,
+      startedAt,
+      durationMs: Date.now() - startedAt,
+    });
     try {
       this.guard.checkLiteral(new URL(outgoing.url).hostname);
       const response = await request(outgoing.url, {
@@ -113,7 +117,8 @@ function classifyFailure(error: unknown): Omit<AttemptResult, 'startedAt' | 'dur
       (cause as Error).name === 'TimeoutError',
   );
   if (timedOut) return failure(WebhookAttemptOutcome.TIMEOUT, `timed out: ${timedOut.message}`);
-  const cause = findCause(error, (candidate) => typeof (candidate as NodeJS.ErrnoException).code === 'string') as NodeJS.ErrnoException | undefined;
+  const cause = findCause(error, (candidate) => typeof (candidate as NodeJS.ErrnoException).code === 'string') as
+    NodeJS.ErrnoException | undefined;
   const message = cause ? `${cause.code}: ${cause.message}` : ((error as Error | undefined)?.message ?? String(error));
   return failure(WebhookAttemptOutcome.NETWORK_ERROR, message);
 }
@@ -137,6 +142,7 @@ export function parseRetryAfter(value: string | string[] | undefined, now = Date
   const text = Array.isArray(value) ? value[0] : value;
   if (!text) return null;
   if (/^\d{1,10}$/.test(text.trim())) return Number(text.trim()) * 1000;
+  if (!/^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/.test(text.trim())) return null;
   const date = Date.parse(text);
   return Number.isNaN(date) ? null : Math.max(0, date - now);
 }

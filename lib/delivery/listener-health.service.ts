@@ -46,7 +46,10 @@ export class ListenerHealthService {
       take: abandonedDeliveries,
     });
     if (lastFinished.length === abandonedDeliveries && lastFinished.every((d) => d.state === WebhookDeliveryState.ABANDONED)) {
-      await this.deactivate(listenerId, `the last ${abandonedDeliveries} deliveries were abandoned and none succeeded for ${Math.round(noSuccessForMs / 3_600_000)} h`);
+      await this.deactivate(
+        listenerId,
+        `the last ${abandonedDeliveries} deliveries were abandoned and none succeeded for ${Math.round(noSuccessForMs / 3_600_000)} h`,
+      );
     }
   }
 
@@ -66,7 +69,12 @@ export class ListenerHealthService {
     this.matchCache.invalidate(listener.linkedSpaceId, listener.entity);
     this.logger.warn(`Deactivated WebhookListener ${listenerId} of space ${listener.linkedSpaceId}: ${reason}`);
     const deactivated: WebhookListenerDeactivatedPayload = { listenerId, spaceId: listener.linkedSpaceId, reason };
-    const changed: WebhookListenerStateChangedPayload = { listenerId, spaceId: listener.linkedSpaceId, from: CreationEntityState.ACTIVE, to: CreationEntityState.INACTIVE };
+    const changed: WebhookListenerStateChangedPayload = {
+      listenerId,
+      spaceId: listener.linkedSpaceId,
+      from: CreationEntityState.ACTIVE,
+      to: CreationEntityState.INACTIVE,
+    };
     this.emitter.emit(WEBHOOK_LISTENER_DEACTIVATED, deactivated);
     this.emitter.emit(WEBHOOK_LISTENER_STATE_CHANGED, changed);
   }

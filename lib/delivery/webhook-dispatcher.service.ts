@@ -7,7 +7,14 @@ import { WebhookDeliveryState } from '../model/webhook-delivery.entity.js';
 import { WEBHOOK_RESOLVED_OPTIONS } from '../module/webhook.constants.js';
 import type { ResolvedWebhookOptions } from '../module/webhook-options.interface.js';
 import { WebhookEntityRegistry } from '../registry/webhook-entity.registry.js';
-import { removeInterval, removeTimeout, replaceInterval, replaceTimeout, SchedulerRegistry, WEBHOOK_SCHEDULER_REGISTRY } from '../scheduling/scheduler.js';
+import {
+  removeInterval,
+  removeTimeout,
+  replaceInterval,
+  replaceTimeout,
+  SchedulerRegistry,
+  WEBHOOK_SCHEDULER_REGISTRY,
+} from '../scheduling/scheduler.js';
 import { SsrfGuard } from '../security/ssrf-guard.js';
 import { WebhookSigner } from '../signing/webhook-signer.service.js';
 import {
@@ -62,9 +69,12 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     private readonly signer: WebhookSigner,
     private readonly registry: WebhookEntityRegistry,
     private readonly health: ListenerHealthService,
+    ssrfGuard: SsrfGuard,
   ) {
-    const { timeoutMs, maxResponseBytes, perUrlConcurrency } = options.delivery;
-    this.sender = new HttpSender({ timeoutMs, maxResponseBytes, connectionsPerOrigin: perUrlConcurrency, userAgent: USER_AGENT }, new SsrfGuard(options.security));
+    const { timeoutMs, maxResponseBytes, concurrency } = options.delivery;
+    // Several URLs can share an origin: its pool may use every connection the global cap allows,
+    // while the per-URL cap is kept by the dispatcher.
+    this.sender = new HttpSender({ timeoutMs, maxResponseBytes, connectionsPerOrigin: concurrency, userAgent: USER_AGENT }, ssrfGuard);
   }
 
   onApplicationBootstrap(): void {
@@ -75,7 +85,9 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     this.running = true;
     this.emitter.on(WEBHOOK_EVENTS_COMMITTED, this.onCommitted);
     replaceInterval(this.scheduler, DELIVERY_POLL_INTERVAL_NAME, () => this.wake(), this.options.delivery.pollIntervalMs);
-    this.logger.log(`Delivering as ${this.owner} (concurrency ${this.options.delivery.concurrency}, ${this.options.delivery.perUrlConcurrency} per URL)`);
+    this.logger.log(
+      `Delivering as ${this.owner} (concurrency ${this.options.delivery.concurrency}, ${this.options.delivery.perUrlConcurrency} per URL)`,
+    );
     this.wake();
   }
 
@@ -93,7 +105,9 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
       unfinished.forEach((id) => this.released.add(id));
       this.logger.warn(`Shutdown: giving back ${unfinished.length} deliveries still in flight`);
       await this.sender.destroy();
-      await this.store.release(this.owner, unfinished).catch((error) => this.logger.error(`Could not give back deliveries: ${describe(error)}`));
+      await this.store
+        .release(this.owner, unfinished)
+        .catch((error) => this.logger.error(`Could not give back deliveries: ${describe(error)}`));
     }
     await this.flush();
     await this.sender.close().catch(() => undefined);
@@ -131,7 +145,13 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     while (this.running && this.inFlight.size < concurrency) {
       const room = Math.min(batchSize, concurrency - this.inFlight.size);
       const busy = [...this.inFlightPerUrl].filter(([, count]) => count >= perUrlConcurrency).map(([urlId]) => urlId);
-      const { ids, more } = await this.store.claim(this.owner, room, leaseMs, busy, (urlId) => perUrlConcurrency - (this.inFlightPerUrl.get(urlId) ?? 0));
+      const { ids, more } = await this.store.claim(
+        this.owner,
+        room,
+        leaseMs,
+        busy,
+        (urlId) => perUrlConcurrency - (this.inFlightPerUrl.get(urlId) ?? 0),
+      );
       this.backlogLikely = more || busy.length > 0;
       if (ids.length === 0) return;
       const deliveries = await this.store.load(ids);
@@ -177,7 +197,8 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     const decision = decideAfterAttempt(result, delivery.attempts + 1, this.options.delivery);
     if (decision.kind === 'retry') return { kind: 'retry', nextAttemptAt: Date.now() + decision.delayMs };
     if (decision.kind === 'abandon') {
-      if (decision.deactivateListener) void this.health.deactivate(delivery.listenerId, decision.reason).catch((error) => this.logger.error(describe(error)));
+      if (decision.deactivateListener)
+        void this.health.deactivate(delivery.listenerId, decision.reason).catch((error) => this.logger.error(describe(error)));
       return { kind: 'abandoned' };
     }
     return { kind: 'succeeded' };
@@ -237,7 +258,12 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
         durationMs: result.durationMs,
         statusCode: result.statusCode,
         error: result.error,
-        state: completion.kind === 'succeeded' ? WebhookDeliveryState.SUCCEEDED : completion.kind === 'retry' ? WebhookDeliveryState.PENDING : WebhookDeliveryState.ABANDONED,
+        state:
+          completion.kind === 'succeeded'
+            ? WebhookDeliveryState.SUCCEEDED
+            : completion.kind === 'retry'
+              ? WebhookDeliveryState.PENDING
+              : WebhookDeliveryState.ABANDONED,
         nextAttemptAt: completion.kind === 'retry' ? completion.nextAttemptAt : null,
       };
       if (completion.kind === 'succeeded') this.emitter.emit(WEBHOOK_DELIVERY_SUCCEEDED, payload);
@@ -246,7 +272,9 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
         this.scheduleWake(completion.nextAttemptAt);
       }
       if (completion.kind === 'abandoned') {
-        this.logger.warn(`Abandoned delivery ${delivery.id} to listener ${delivery.listenerId} after ${payload.attempt} attempt(s): ${result.error}`);
+        this.logger.warn(
+          `Abandoned delivery ${delivery.id} to listener ${delivery.listenerId} after ${payload.attempt} attempt(s): ${result.error}`,
+        );
         this.emitter.emit(WEBHOOK_DELIVERY_ABANDONED, payload);
         void this.health.afterAbandoned(delivery.listenerId).catch((error) => this.logger.error(describe(error)));
       }

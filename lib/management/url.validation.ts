@@ -1,9 +1,10 @@
 import { WebhookValidationError } from '../errors/webhook.errors.js';
 import { URL_MAX_LENGTH, URL_MIN_LENGTH } from '../model/webhook-url.entity.js';
+import type { SsrfGuard } from '../security/ssrf-guard.js';
 import { requireString } from '../validation/input.validation.js';
 
 /** An absolute http(s) address with no credentials, no fragment and no white space. */
-export function requireWebhookAddress(value: unknown, field: string): string {
+export function requireWebhookAddress(value: unknown, field: string, guard: SsrfGuard): string {
   const address = requireString(value, field, URL_MIN_LENGTH, URL_MAX_LENGTH);
   // eslint-disable-next-line no-control-regex
   if (/[\s\u0000-\u001f\u007f]/.test(address))
@@ -20,5 +21,10 @@ export function requireWebhookAddress(value: unknown, field: string): string {
   }
   if (address.includes('#')) throw new WebhookValidationError(field, 'must not contain a fragment (#…)');
   if (!parsed.hostname) throw new WebhookValidationError(field, 'must name a host');
+  try {
+    guard.checkLiteral(parsed.hostname);
+  } catch (error) {
+    throw new WebhookValidationError(field, (error as Error).message);
+  }
   return address;
 }

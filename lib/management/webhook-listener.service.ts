@@ -8,6 +8,7 @@ import { WebhookListener } from '../model/webhook-listener.entity.js';
 import { WebhookUrl } from '../model/webhook-url.entity.js';
 import { inTransaction } from '../persistence/transaction.js';
 import { ListenerMatchCache } from '../capture/listener-match.cache.js';
+import { SsrfGuard } from '../security/ssrf-guard.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
 import { WebhookEntityRegistry, type RegisteredWebhookEntity } from '../registry/webhook-entity.registry.js';
 import {
@@ -79,6 +80,7 @@ export class WebhookListenerService extends ManagedObjectService<WebhookListener
     private readonly registry: WebhookEntityRegistry,
     private readonly urls: WebhookUrlService,
     private readonly matchCache: ListenerMatchCache,
+    private readonly ssrfGuard: SsrfGuard,
   ) {
     super(dataSource);
   }
@@ -101,7 +103,7 @@ export class WebhookListenerService extends ManagedObjectService<WebhookListener
         ? true
         : requireBoolean(input.enablePayloadSignatureAndState, 'enablePayloadSignatureAndState');
     const state = this.validateCreateState(input.state);
-    const urlRef = typeof input.url === 'number' ? requireId(input.url, 'url') : requireWebhookAddress(input.url, 'url');
+    const urlRef = typeof input.url === 'number' ? requireId(input.url, 'url') : requireWebhookAddress(input.url, 'url', this.ssrfGuard);
     const identityId = input.identity === undefined || input.identity === null ? null : requireId(input.identity, 'identity');
 
     const created = await inTransaction(this.dataSource, async (manager) => {

@@ -4,6 +4,7 @@ import type { CreationEntityState } from '../model/creation-entity-state.enum.js
 import { NAME_MAX_LENGTH } from '../model/managed-object.entity.js';
 import { WebhookUrl } from '../model/webhook-url.entity.js';
 import { inTransaction } from '../persistence/transaction.js';
+import { SsrfGuard } from '../security/ssrf-guard.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
 import { assertKnownKeys, assertPlainObject, requireBoolean, requireString } from '../validation/input.validation.js';
 import { LIVE_STATES } from './lifecycle.js';
@@ -40,7 +41,10 @@ export class WebhookUrlService extends ManagedObjectService<WebhookUrl> {
   protected readonly updatableFields = ['name', 'url', 'applicationManaged'];
   protected readonly immutableFields = [];
 
-  constructor(@Inject(WEBHOOK_DATA_SOURCE) dataSource: DataSource) {
+  constructor(
+    @Inject(WEBHOOK_DATA_SOURCE) dataSource: DataSource,
+    private readonly ssrfGuard: SsrfGuard,
+  ) {
     super(dataSource);
   }
 
@@ -51,7 +55,7 @@ export class WebhookUrlService extends ManagedObjectService<WebhookUrl> {
     const values = {
       linkedSpaceId: spaceId,
       name: requireString(input.name, 'name', 1, NAME_MAX_LENGTH),
-      url: requireWebhookAddress(input.url, 'url'),
+      url: requireWebhookAddress(input.url, 'url', this.ssrfGuard),
       state: this.validateCreateState(input.state),
       applicationManaged: input.applicationManaged === undefined ? false : requireBoolean(input.applicationManaged, 'applicationManaged'),
     };
@@ -86,7 +90,7 @@ export class WebhookUrlService extends ManagedObjectService<WebhookUrl> {
   ): Promise<Partial<WebhookUrl>> {
     const valid: Partial<WebhookUrl> = {};
     if (changes.name !== undefined) valid.name = requireString(changes.name, 'name', 1, NAME_MAX_LENGTH);
-    if (changes.url !== undefined) valid.url = requireWebhookAddress(changes.url, 'url');
+    if (changes.url !== undefined) valid.url = requireWebhookAddress(changes.url, 'url', this.ssrfGuard);
     if (changes.applicationManaged !== undefined)
       valid.applicationManaged = requireBoolean(changes.applicationManaged, 'applicationManaged');
     return valid;

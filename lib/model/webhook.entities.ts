@@ -6,4 +6,11 @@ import { WebhookListener } from './webhook-listener.entity.js';
 import { WebhookUrl } from './webhook-url.entity.js';
 
 /** Add these to the host's TypeORM `entities` (or rely on `autoLoadEntities`). */
-export const WEBHOOK_ENTITIES = [WebhookListener, WebhookUrl, WebhookIdentity, WebhookEvent, WebhookDelivery, WebhookDeliveryAttempt] as const;
+export const WEBHOOK_ENTITIES = [
+  WebhookListener,
+  WebhookUrl,
+  WebhookIdentity,
+  WebhookEvent,
+  WebhookDelivery,
+  WebhookDeliveryAttempt,
+] as const;

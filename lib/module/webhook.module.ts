@@ -12,6 +12,7 @@ import { WebhookDeliveryService } from '../delivery/webhook-delivery.service.js'
 import { WebhookDispatcher } from '../delivery/webhook-dispatcher.service.js';
 import { chooseSchedulerRegistry, SchedulerRegistry, WEBHOOK_SCHEDULER_REGISTRY } from '../scheduling/scheduler.js';
 import { WebhookSigner } from '../signing/webhook-signer.service.js';
+import { SsrfGuard } from '../security/ssrf-guard.js';
 import { WebhookIdentityService } from '../management/webhook-identity.service.js';
 import { WebhookListenerService } from '../management/webhook-listener.service.js';
 import { WebhookUrlService } from '../management/webhook-url.service.js';
@@ -49,6 +50,7 @@ const PUBLIC_SERVICES = [
       inject: [{ token: EventEmitter2, optional: true }],
       useFactory: chooseEventEmitter,
     },
+    { provide: SsrfGuard, inject: [WEBHOOK_RESOLVED_OPTIONS], useFactory: SsrfGuard.fromOptions },
     WebhookEntityMetadataAccessor,
     KeyEncryptionService,
     ListenerMatchCache,

@@ -22,7 +22,18 @@ export interface RegisteredWebhookEntity {
   readonly target: Function;
 }
 
-const NUMERIC_COLUMN_TYPES: readonly unknown[] = [Number, 'int', 'integer', 'int2', 'int4', 'int8', 'smallint', 'mediumint', 'bigint', 'tinyint'];
+const NUMERIC_COLUMN_TYPES: readonly unknown[] = [
+  Number,
+  'int',
+  'integer',
+  'int2',
+  'int4',
+  'int8',
+  'smallint',
+  'mediumint',
+  'bigint',
+  'tinyint',
+];
 
 /** The webhook entities of the module's DataSource, built once from TypeORM's entity metadata. */
 @Injectable()

@@ -12,7 +12,9 @@ export class WebhookAddressRefusedError extends Error {
     readonly address: string,
     readonly range: string,
   ) {
-    super(`${host} resolves to ${address} (${range}), which is not a public address; allow it with security.allowedHosts or security.allowPrivateNetworks`);
+    super(
+      `${host} resolves to ${address} (${range}), which is not a public address; allow it with security.allowedHosts or security.allowPrivateNetworks`,
+    );
     this.name = 'WebhookAddressRefusedError';
   }
 }
@@ -43,6 +45,10 @@ export class SsrfGuard {
 
   constructor(private readonly options: ResolvedWebhookOptions['security']) {
     this.allowedHosts = new Set(options.allowedHosts);
+  }
+
+  static fromOptions(options: ResolvedWebhookOptions): SsrfGuard {
+    return new SsrfGuard(options.security);
   }
 
   /** Whether a host skips the address check. */

@@ -3,7 +3,12 @@ import { Inject, Injectable } from '@nestjs/common';
 import { WEBHOOK_RESOLVED_OPTIONS } from '../module/webhook.constants.js';
 import type { ResolvedWebhookOptions, WebhookSignatureScheme } from '../module/webhook-options.interface.js';
 import { KeyEncryptionService } from './key-encryption.service.js';
-import { decodeStandardWebhooksSecret, formatXSignature, STANDARD_WEBHOOKS_VERSION, standardWebhooksSignature } from './signature-format.js';
+import {
+  decodeStandardWebhooksSecret,
+  formatXSignature,
+  STANDARD_WEBHOOKS_VERSION,
+  standardWebhooksSignature,
+} from './signature-format.js';
 
 /** An identity's key material as stored (private parts possibly sealed). */
 export interface StoredIdentityKeys {

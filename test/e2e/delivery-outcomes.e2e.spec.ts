@@ -29,12 +29,65 @@ interface Scenario {
 }
 
 const SCENARIOS: Scenario[] = [
-  { name: 'two 500s, then 200', behaviours: [answer(500), answer(500), answer(200)], outcomes: [['HTTP_ERROR', 500], ['HTTP_ERROR', 500], ['SUCCEEDED', 200]], finalState: 'SUCCEEDED' },
-  { name: 'too slow, then 200', behaviours: [slow, answer(204)], outcomes: [['TIMEOUT', null], ['SUCCEEDED', 204]], finalState: 'SUCCEEDED' },
-  { name: 'reset connection, then 200', behaviours: [reset, answer(200)], outcomes: [['NETWORK_ERROR', null], ['SUCCEEDED', 200]], finalState: 'SUCCEEDED' },
-  { name: '429 with Retry-After, then 200', behaviours: [answer(429, 'slow down', { 'retry-after': '1' }), answer(200)], outcomes: [['HTTP_ERROR', 429], ['SUCCEEDED', 200]], finalState: 'SUCCEEDED' },
-  { name: '301 (not followed) until abandoned', behaviours: [answer(301, '', { location: '/elsewhere' })], outcomes: [['HTTP_ERROR', 301], ['HTTP_ERROR', 301], ['HTTP_ERROR', 301], ['HTTP_ERROR', 301]], finalState: 'ABANDONED' },
-  { name: '500 until abandoned', behaviours: [answer(500, 'x'.repeat(10_000))], outcomes: [['HTTP_ERROR', 500], ['HTTP_ERROR', 500], ['HTTP_ERROR', 500], ['HTTP_ERROR', 500]], finalState: 'ABANDONED' },
+  {
+    name: 'two 500s, then 200',
+    behaviours: [answer(500), answer(500), answer(200)],
+    outcomes: [
+      ['HTTP_ERROR', 500],
+      ['HTTP_ERROR', 500],
+      ['SUCCEEDED', 200],
+    ],
+    finalState: 'SUCCEEDED',
+  },
+  {
+    name: 'too slow, then 200',
+    behaviours: [slow, answer(204)],
+    outcomes: [
+      ['TIMEOUT', null],
+      ['SUCCEEDED', 204],
+    ],
+    finalState: 'SUCCEEDED',
+  },
+  {
+    name: 'reset connection, then 200',
+    behaviours: [reset, answer(200)],
+    outcomes: [
+      ['NETWORK_ERROR', null],
+      ['SUCCEEDED', 200],
+    ],
+    finalState: 'SUCCEEDED',
+  },
+  {
+    name: '429 with Retry-After, then 200',
+    behaviours: [answer(429, 'slow down', { 'retry-after': '1' }), answer(200)],
+    outcomes: [
+      ['HTTP_ERROR', 429],
+      ['SUCCEEDED', 200],
+    ],
+    finalState: 'SUCCEEDED',
+  },
+  {
+    name: '301 (not followed) until abandoned',
+    behaviours: [answer(301, '', { location: '/elsewhere' })],
+    outcomes: [
+      ['HTTP_ERROR', 301],
+      ['HTTP_ERROR', 301],
+      ['HTTP_ERROR', 301],
+      ['HTTP_ERROR', 301],
+    ],
+    finalState: 'ABANDONED',
+  },
+  {
+    name: '500 until abandoned',
+    behaviours: [answer(500, 'x'.repeat(10_000))],
+    outcomes: [
+      ['HTTP_ERROR', 500],
+      ['HTTP_ERROR', 500],
+      ['HTTP_ERROR', 500],
+      ['HTTP_ERROR', 500],
+    ],
+    finalState: 'ABANDONED',
+  },
   { name: '422, which is never retried', behaviours: [answer(422)], outcomes: [['HTTP_ERROR', 422]], finalState: 'ABANDONED' },
   { name: '410 Gone', behaviours: [answer(410)], outcomes: [['HTTP_ERROR', 410]], finalState: 'ABANDONED' },
 ];
@@ -93,12 +146,21 @@ describe.each(selectedDatabases())('delivery outcomes on %s', (database) => {
 
     await waitFor(() => events.filter((e) => e.payload.deliveryId === delivery.id).length === outcomes.length, 'the delivery events');
     const mine = events.filter((e) => e.payload.deliveryId === delivery.id);
-    const expectedNames = outcomes.map((_, i) => (i < outcomes.length - 1 ? WEBHOOK_DELIVERY_FAILED : finalState === 'SUCCEEDED' ? WEBHOOK_DELIVERY_SUCCEEDED : WEBHOOK_DELIVERY_ABANDONED));
+    const expectedNames = outcomes.map((_, i) =>
+      i < outcomes.length - 1
+        ? WEBHOOK_DELIVERY_FAILED
+        : finalState === 'SUCCEEDED'
+          ? WEBHOOK_DELIVERY_SUCCEEDED
+          : WEBHOOK_DELIVERY_ABANDONED,
+    );
     expect(mine.map((e) => e.name)).toEqual(expectedNames);
     expect(mine.map((e) => e.payload.attempt)).toEqual(outcomes.map((_, i) => i + 1));
 
     if (name === '410 Gone') {
-      await waitFor(async () => (await testApp.get(WebhookListenerService).read(space, listener.id)).state === CreationEntityState.INACTIVE, 'the listener to be deactivated');
+      await waitFor(
+        async () => (await testApp.get(WebhookListenerService).read(space, listener.id)).state === CreationEntityState.INACTIVE,
+        'the listener to be deactivated',
+      );
       expect(deactivated).toContainEqual({ listenerId: listener.id, spaceId: space, reason: 'receiver answered 410 Gone' });
     }
     if (name.startsWith('500 until')) {
@@ -114,7 +176,9 @@ describe.each(selectedDatabases())('delivery outcomes on %s', (database) => {
     await testApp.dataSource.getRepository(Order).save({ tenantId: space, state: OrderState.CONFIRMED });
     const deliveries = testApp.get(WebhookDeliveryService);
     const [abandoned] = await waitFor(async () => {
-      const found = await deliveries.searchDeliveries(space, { filter: { type: 'LEAF', fieldName: 'state', operator: 'EQUALS', value: 'ABANDONED' } });
+      const found = await deliveries.searchDeliveries(space, {
+        filter: { type: 'LEAF', fieldName: 'state', operator: 'EQUALS', value: 'ABANDONED' },
+      });
       return found.length === 1 && found;
     }, 'the abandoned delivery');
     await deliveries.redeliver(space, abandoned.id);

@@ -1,10 +1,6 @@
 import { EncryptionUtil } from 'postfinancecheckout';
 import { Webhook } from 'standardwebhooks';
-import {
-  WebhookIdentityService,
-  WebhookListenerService,
-  type WebhookModuleOptions,
-} from '../../lib/index.js';
+import { WebhookIdentityService, WebhookListenerService, type WebhookModuleOptions } from '../../lib/index.js';
 import { verifyStandardWebhook, verifyXSignature } from '../../lib/verify/index.js';
 import { selectedDatabases } from '../src/databases.js';
 import { Order, OrderState, Parcel, ParcelState } from '../src/order.entity.js';
@@ -34,12 +30,26 @@ describe.each(selectedDatabases())('delivery on %s', (database) => {
   it('posts exactly the documented body, signed both ways, verifiable by receivers', async () => {
     const space = freshSpace();
     const identity = await testApp.get(WebhookIdentityService).create(space, { name: 'signing' });
-    const listener = await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(`/signed/${space}`), identity: identity.id });
+    const listener = await testApp
+      .get(WebhookListenerService)
+      .create(space, { name: 'l', entity: 'Order', url: receiver.url(`/signed/${space}`), identity: identity.id });
     const order = await testApp.dataSource.getRepository(Order).save({ tenantId: space, state: OrderState.CONFIRMED });
 
-    const [request] = await waitFor(() => receiver.to(`/signed/${space}`).length === 1 && receiver.to(`/signed/${space}`), 'the signed request');
+    const [request] = await waitFor(
+      () => receiver.to(`/signed/${space}`).length === 1 && receiver.to(`/signed/${space}`),
+      'the signed request',
+    );
     const body = JSON.parse(request.rawBody.toString('utf8'));
-    expect(Object.keys(body)).toEqual(['eventId', 'entityId', 'listenerEntityId', 'listenerEntityTechnicalName', 'spaceId', 'webhookListenerId', 'timestamp', 'state']);
+    expect(Object.keys(body)).toEqual([
+      'eventId',
+      'entityId',
+      'listenerEntityId',
+      'listenerEntityTechnicalName',
+      'spaceId',
+      'webhookListenerId',
+      'timestamp',
+      'state',
+    ]);
     expect(body).toEqual({
       eventId: expect.any(Number),
       entityId: order.id,
@@ -58,10 +68,16 @@ describe.each(selectedDatabases())('delivery on %s', (database) => {
     expect(verifyXSignature(xSignature, request.rawBody, identity.publicKey)).toBe(true);
     const signature = xSignature.split('signature=')[1];
     expect(EncryptionUtil.isContentValid(request.rawBody.toString('utf8'), signature, identity.publicKey)).toBe(true);
-    expect(EncryptionUtil.isContentValid(request.rawBody.toString('utf8').replace('CONFIRMED', 'SHIPPED'), signature, identity.publicKey)).toBe(false);
+    expect(
+      EncryptionUtil.isContentValid(request.rawBody.toString('utf8').replace('CONFIRMED', 'SHIPPED'), signature, identity.publicKey),
+    ).toBe(false);
 
     const secret = await testApp.get(WebhookIdentityService).revealSecret(space, identity.id);
-    const headers = { 'webhook-id': String(request.headers['webhook-id']), 'webhook-timestamp': String(request.headers['webhook-timestamp']), 'webhook-signature': String(request.headers['webhook-signature']) };
+    const headers = {
+      'webhook-id': String(request.headers['webhook-id']),
+      'webhook-timestamp': String(request.headers['webhook-timestamp']),
+      'webhook-signature': String(request.headers['webhook-signature']),
+    };
     expect(() => new Webhook(secret).verify(request.rawBody.toString('utf8'), headers)).not.toThrow();
     expect(verifyStandardWebhook(request.headers, request.rawBody, secret)).toBe(true);
     expect(verifyStandardWebhook(request.headers, Buffer.concat([request.rawBody, Buffer.from(' ')]), secret)).toBe(false);
@@ -70,11 +86,19 @@ describe.each(selectedDatabases())('delivery on %s', (database) => {
   it('signs with the space default identity when a listener names none, and sends no state or signature when disabled', async () => {
     const space = freshSpace();
     await testApp.get(WebhookListenerService).create(space, { name: 'default', entity: 'Parcel', url: receiver.url(`/default/${space}`) });
-    await testApp.get(WebhookListenerService).create(space, { name: 'plain', entity: 'Parcel', url: receiver.url(`/plain/${space}`), enablePayloadSignatureAndState: false });
+    await testApp
+      .get(WebhookListenerService)
+      .create(space, { name: 'plain', entity: 'Parcel', url: receiver.url(`/plain/${space}`), enablePayloadSignatureAndState: false });
     await testApp.dataSource.getRepository(Parcel).save({ code: `p-${space}`, shop: space, state: ParcelState.PACKED });
 
-    const [signed] = await waitFor(() => receiver.to(`/default/${space}`).length === 1 && receiver.to(`/default/${space}`), 'the default-signed request');
-    const [plain] = await waitFor(() => receiver.to(`/plain/${space}`).length === 1 && receiver.to(`/plain/${space}`), 'the unsigned request');
+    const [signed] = await waitFor(
+      () => receiver.to(`/default/${space}`).length === 1 && receiver.to(`/default/${space}`),
+      'the default-signed request',
+    );
+    const [plain] = await waitFor(
+      () => receiver.to(`/plain/${space}`).length === 1 && receiver.to(`/plain/${space}`),
+      'the unsigned request',
+    );
     const [identity] = await testApp.get(WebhookIdentityService).search(space, {});
     expect(identity).toMatchObject({ name: 'Default', spaceDefault: true });
     expect(verifyXSignature(signed.headers['x-signature'], signed.rawBody, identity.publicKey)).toBe(true);

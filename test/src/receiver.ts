@@ -61,7 +61,12 @@ export class TestReceiver {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
-  /** Never answers (until the receiver stops). */
+  /** Answers every held request with 200. */
+  releaseHeld(): void {
+    this.held.splice(0).forEach((response) => response.writableEnded || response.destroyed || response.writeHead(200).end('late'));
+  }
+
+  /** Never answers (until released or the receiver stops). */
   readonly hold: ReceiverBehaviour = (_request, _index, response) => {
     this.held.push(response);
   };
@@ -70,7 +75,12 @@ export class TestReceiver {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
-      const received: ReceivedRequest = { path: request.url ?? '/', headers: request.headers, rawBody: Buffer.concat(chunks), receivedAt: Date.now() };
+      const received: ReceivedRequest = {
+        path: request.url ?? '/',
+        headers: request.headers,
+        rawBody: Buffer.concat(chunks),
+        receivedAt: Date.now(),
+      };
       const index = this.to(received.path).length;
       this.requests.push(received);
       const behaviours = this.scripts.get(received.path) ?? [answer(200, 'ok')];
@@ -80,7 +90,11 @@ export class TestReceiver {
 }
 
 /** Waits until `check` returns a truthy value, polling; fails with `message` after `timeoutMs`. */
-export async function waitFor<T>(check: () => Promise<T> | T, message: string, timeoutMs = 15_000): Promise<Exclude<T, false | null | undefined | 0 | ''>> {
+export async function waitFor<T>(
+  check: () => Promise<T> | T,
+  message: string,
+  timeoutMs = 15_000,
+): Promise<Exclude<T, false | null | undefined | 0 | ''>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();

@@ -1,7 +1,7 @@
 import { Module, type DynamicModule, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
-import type { DataSource, Logger } from 'typeorm';
+import type { DataSource, DataSourceOptions, Logger } from 'typeorm';
 import { WEBHOOK_ENTITIES, WebhookModule, type WebhookModuleOptions } from '../../lib/index.js';
 import { connectionOptions, type TestDatabase } from './databases.js';
 import { Order, Parcel, Refund } from './order.entity.js';
@@ -23,6 +23,10 @@ export interface TestAppOptions {
   /** Use `autoLoadEntities` instead of listing the webhook entities. */
   autoLoadEntities?: boolean;
   extraImports?: DynamicModule[];
+  /** Connection settings instead of the database's defaults (e.g. an SQLite file two apps share). */
+  connection?: DataSourceOptions;
+  /** Keep the tables of an earlier app instead of dropping them. */
+  keepSchema?: boolean;
   /** A TypeORM logger, e.g. to count statements. */
   typeormLogger?: Logger;
   /** Nest log levels; default errors only. */
@@ -33,16 +37,20 @@ export interface TestAppOptions {
 export async function createTestApp(database: TestDatabase, options: TestAppOptions = {}): Promise<TestApp> {
   const hostEntities = options.hostEntities ?? HOST_ENTITIES;
   const typeorm = TypeOrmModule.forRoot({
-    ...connectionOptions(database),
+    ...(options.connection ?? connectionOptions(database)),
     entities: options.autoLoadEntities ? hostEntities : [...hostEntities, ...WEBHOOK_ENTITIES],
     autoLoadEntities: options.autoLoadEntities ?? false,
     synchronize: true,
-    dropSchema: true,
+    dropSchema: !options.keepSchema,
     ...(options.typeormLogger && { logging: true, logger: options.typeormLogger }),
   } as Parameters<typeof TypeOrmModule.forRoot>[0]);
 
   @Module({
-    imports: [typeorm, options.webhookModule ?? WebhookModule.forRoot(withWorkerOffByDefault(options.webhook)), ...(options.extraImports ?? [])],
+    imports: [
+      typeorm,
+      options.webhookModule ?? WebhookModule.forRoot(withWorkerOffByDefault(options.webhook)),
+      ...(options.extraImports ?? []),
+    ],
   })
   class TestAppModule {}
 

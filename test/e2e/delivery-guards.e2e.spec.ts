@@ -1,0 +1,209 @@
+import { tmpdir } from 'node:os';
+import { DataSource, type DataSourceOptions } from 'typeorm';
+import { join } from 'node:path';
+import { rmSync } from 'node:fs';
+import {
+  WEBHOOK_EVENT_EMITTER,
+  WEBHOOK_LISTENER_DEACTIVATED,
+  WebhookDeliveryService,
+  WebhookListenerService,
+  WebhookValidationError,
+  type WebhookModuleOptions,
+} from '../../lib/index.js';
+import type { EventEmitter2 } from '../../lib/events/event-emitter.js';
+import { WebhookDispatcher } from '../../lib/delivery/webhook-dispatcher.service.js';
+import { connectionOptions, selectedDatabases, type TestDatabase } from '../src/databases.js';
+import { Order, OrderState } from '../src/order.entity.js';
+import { answer, TestReceiver, waitFor } from '../src/receiver.js';
+import { freshSpace } from '../src/spaces.js';
+import { createTestApp, type TestApp } from '../src/test-app.js';
+
+const WORKER: WebhookModuleOptions = { worker: { enabled: true }, delivery: { pollIntervalMs: 100, retrySchedule: [50, 50] } };
+
+async function saveOrders(app: TestApp, space: number, count: number): Promise<void> {
+  await app.dataSource.transaction(async (manager) => {
+    for (let i = 0; i < count; i++) await manager.save(Order, { tenantId: space, state: OrderState.CONFIRMED });
+  });
+}
+
+describe.each(selectedDatabases())('delivery guards on %s', (database) => {
+  let receiver: TestReceiver;
+
+  beforeAll(async () => {
+    receiver = await new TestReceiver().start();
+  });
+  afterAll(() => receiver?.stop());
+
+  describe('SSRF guard with the default security options', () => {
+    let testApp: TestApp;
+    beforeAll(async () => {
+      testApp = await createTestApp(database, { webhook: WORKER });
+    });
+    afterAll(() => testApp?.close());
+
+    it.each([
+      '127.0.0.1',
+      '[::1]',
+      '[::ffff:127.0.0.1]',
+      '10.0.0.8',
+      '169.254.169.254',
+      '[fd00::1]',
+      '100.64.1.1',
+      '0.0.0.0',
+      '[64:ff9b::7f00:1]',
+    ])('refuses a listener URL on %s when it is saved', async (host) => {
+      const error = await testApp
+        .get(WebhookListenerService)
+        .create(freshSpace(), { name: 'l', entity: 'Order', url: `http://${host}:${receiver.port}/x` })
+        .catch((e) => e);
+      expect(error).toBeInstanceOf(WebhookValidationError);
+      expect(error.field).toBe('url');
+    });
+
+    it('refuses at connect time a name that resolves to a loopback address, sends nothing and abandons', async () => {
+      const space = freshSpace();
+      await testApp
+        .get(WebhookListenerService)
+        .create(space, { name: 'l', entity: 'Order', url: receiver.url(`/ssrf/${space}`, 'localhost') });
+      await saveOrders(testApp, space, 1);
+      const deliveries = testApp.get(WebhookDeliveryService);
+      const [delivery] = await waitFor(async () => {
+        const found = await deliveries.searchDeliveries(space, {});
+        return found[0]?.state === 'ABANDONED' && found;
+      }, 'the refused delivery');
+      const attempts = await deliveries.searchAttempts(space, {});
+      expect(attempts).toEqual([
+        expect.objectContaining({
+          deliveryId: delivery.id,
+          outcome: 'REFUSED',
+          statusCode: null,
+          error: expect.stringContaining('localhost resolves to'),
+        }),
+      ]);
+      expect(receiver.to(`/ssrf/${space}`)).toHaveLength(0);
+    });
+  });
+
+  it.each<[string, WebhookModuleOptions['security']]>([
+    ['allowedHosts', { allowedHosts: ['localhost'] }],
+    ['allowPrivateNetworks', { allowPrivateNetworks: true }],
+  ])('delivers to a private address when %s says so', async (_name, security) => {
+    const testApp = await createTestApp(database, { webhook: { ...WORKER, security } });
+    try {
+      const space = freshSpace();
+      await testApp
+        .get(WebhookListenerService)
+        .create(space, { name: 'l', entity: 'Order', url: receiver.url(`/allowed/${space}`, 'localhost') });
+      await saveOrders(testApp, space, 1);
+      await waitFor(() => receiver.to(`/allowed/${space}`).length === 1, 'the allowed delivery');
+    } finally {
+      await testApp.close();
+    }
+  });
+
+  it('keeps at most perUrlConcurrency requests at a receiver that never answers while another receiver gets all of its deliveries', async () => {
+    const testApp = await createTestApp(database, {
+      webhook: {
+        ...WORKER,
+        security: { allowPrivateNetworks: true },
+        delivery: { concurrency: 8, perUrlConcurrency: 2, timeoutMs: 60_000, pollIntervalMs: 100 },
+      },
+    });
+    try {
+      const stuck = freshSpace();
+      const healthy = freshSpace();
+      receiver.script(`/stuck/${stuck}`, receiver.hold);
+      await testApp.get(WebhookListenerService).create(stuck, { name: 'stuck', entity: 'Order', url: receiver.url(`/stuck/${stuck}`) });
+      await testApp
+        .get(WebhookListenerService)
+        .create(healthy, { name: 'healthy', entity: 'Order', url: receiver.url(`/healthy/${healthy}`) });
+      await saveOrders(testApp, stuck, 20);
+      await waitFor(() => receiver.to(`/stuck/${stuck}`).length === 2, 'the stuck receiver to hold two requests');
+      await saveOrders(testApp, healthy, 30);
+      await waitFor(() => receiver.to(`/healthy/${healthy}`).length === 30, 'all 30 deliveries to the healthy receiver');
+      expect(receiver.to(`/stuck/${stuck}`)).toHaveLength(2);
+      expect(testApp.app.get(WebhookDispatcher).inFlightCount).toBe(2);
+    } finally {
+      receiver.releaseHeld();
+      await testApp.close();
+    }
+  });
+
+  it('gives back what is in flight at shutdown, and the next instance delivers it', async () => {
+    const file = join(tmpdir(), `webhook-shutdown-${process.pid}-${Date.now()}.sqlite`);
+    const shared = database === 'sqlite' ? { type: 'better-sqlite3', database: file } : connectionOptions(database as TestDatabase);
+    const options: WebhookModuleOptions = {
+      ...WORKER,
+      security: { allowPrivateNetworks: true },
+      delivery: { timeoutMs: 300, pollIntervalMs: 100, concurrency: 4 },
+    };
+    const space = freshSpace();
+    receiver.script(`/shutdown/${space}`, receiver.hold);
+    const first = await createTestApp(database, { webhook: options, connection: shared as never });
+    await first.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(`/shutdown/${space}`) });
+    await saveOrders(first, space, 10);
+    await waitFor(() => receiver.to(`/shutdown/${space}`).length === 4, 'four requests in flight');
+    await first.close();
+
+    const leased = await countWhere(shared as DataSourceOptions, space);
+    expect(leased.claimed).toBe(0);
+    expect(leased.succeeded).toBe(0);
+
+    receiver.script(`/shutdown/${space}`, answer(200));
+    const second = await createTestApp(database, { webhook: options, connection: shared as never, keepSchema: true });
+    try {
+      const deliveries = second.get(WebhookDeliveryService);
+      await waitFor(
+        async () =>
+          (await deliveries.countDeliveries(space, { type: 'LEAF', fieldName: 'state', operator: 'EQUALS', value: 'SUCCEEDED' })) === 10,
+        'all 10 deliveries',
+      );
+    } finally {
+      await second.close();
+      if (database === 'sqlite') rmSync(file, { force: true });
+    }
+  });
+
+  it('deactivates a listener whose deliveries keep being abandoned', async () => {
+    const testApp = await createTestApp(database, {
+      webhook: {
+        ...WORKER,
+        security: { allowPrivateNetworks: true },
+        delivery: { retrySchedule: [], pollIntervalMs: 100, deactivateAfter: { abandonedDeliveries: 3, noSuccessForMs: 0 } },
+      },
+    });
+    try {
+      const heard: unknown[] = [];
+      testApp.app.get<EventEmitter2>(WEBHOOK_EVENT_EMITTER).on(WEBHOOK_LISTENER_DEACTIVATED, (payload: unknown) => heard.push(payload));
+      const space = freshSpace();
+      receiver.script(`/failing/${space}`, answer(500));
+      const listener = await testApp
+        .get(WebhookListenerService)
+        .create(space, { name: 'l', entity: 'Order', url: receiver.url(`/failing/${space}`) });
+      await saveOrders(testApp, space, 3);
+      await waitFor(
+        async () => (await testApp.get(WebhookListenerService).read(space, listener.id)).state === 'INACTIVE',
+        'the listener to be deactivated',
+      );
+      expect(heard).toEqual([expect.objectContaining({ listenerId: listener.id, spaceId: space })]);
+    } finally {
+      await testApp.close();
+    }
+  });
+});
+
+async function countWhere(options: DataSourceOptions, space: number): Promise<{ claimed: number; succeeded: number }> {
+  const dataSource = await new DataSource(options).initialize();
+  try {
+    const q = (name: string) => dataSource.driver.escape(name);
+    const rows = await dataSource.query(
+      `SELECT SUM(CASE WHEN ${q('leaseOwner')} IS NOT NULL THEN 1 ELSE 0 END) AS claimed, SUM(CASE WHEN state = 'SUCCEEDED' THEN 1 ELSE 0 END) AS succeeded, COUNT(*) AS total` +
+        ` FROM webhook_delivery WHERE ${q('linkedSpaceId')} = ${options.type === 'postgres' ? '$1' : '?'}`,
+      [space],
+    );
+    expect(Number(rows[0].total)).toBe(10);
+    return { claimed: Number(rows[0].claimed ?? 0), succeeded: Number(rows[0].succeeded ?? 0) };
+  } finally {
+    await dataSource.destroy();
+  }
+}
