@@ -34,6 +34,10 @@ export function resolveWebhookOptions(options: WebhookModuleOptions | undefined)
   const signing = section(root.signing, 'signing', ['keyEncryptionKey', 'schemes']);
   const worker = section(root.worker, 'worker', ['enabled']);
 
+  const timeoutMs = integer(delivery.timeoutMs, 'delivery.timeoutMs', 10 * SECOND, 1, 10 * MINUTE);
+  const leaseMs = integer(delivery.leaseMs, 'delivery.leaseMs', Math.max(MINUTE, 2 * timeoutMs), 1000, MAX_DELAY_MS);
+  // A lease that could run out while its request is still in flight would let another instance send it too.
+  if (leaseMs <= timeoutMs + SECOND) fail('delivery.leaseMs', `must be longer than delivery.timeoutMs + 1000 (${timeoutMs + SECOND}), got ${leaseMs}`);
   const perUrlConcurrency = integer(delivery.perUrlConcurrency, 'delivery.perUrlConcurrency', 8, 1, 10_000);
   const concurrency = integer(delivery.concurrency, 'delivery.concurrency', 64, 1, 10_000);
   return {
@@ -41,11 +45,11 @@ export function resolveWebhookOptions(options: WebhookModuleOptions | undefined)
     delivery: {
       concurrency,
       perUrlConcurrency: Math.min(perUrlConcurrency, concurrency),
-      timeoutMs: integer(delivery.timeoutMs, 'delivery.timeoutMs', 10 * SECOND, 1, 10 * MINUTE),
+      timeoutMs,
       retrySchedule: delayList(delivery.retrySchedule, 'delivery.retrySchedule', DEFAULT_RETRY_SCHEDULE_MS),
       batchSize: integer(delivery.batchSize, 'delivery.batchSize', 100, 1, 10_000),
       pollIntervalMs: integer(delivery.pollIntervalMs, 'delivery.pollIntervalMs', 5 * SECOND, 10, MAX_DELAY_MS),
-      leaseMs: integer(delivery.leaseMs, 'delivery.leaseMs', MINUTE, 1000, MAX_DELAY_MS),
+      leaseMs,
       maxResponseBytes: integer(delivery.maxResponseBytes, 'delivery.maxResponseBytes', 4096, 0, 1024 * 1024),
       noRetryStatuses: statusList(delivery.noRetryStatuses, 'delivery.noRetryStatuses'),
       deactivateAfter: {

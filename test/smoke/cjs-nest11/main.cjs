@@ -3,7 +3,8 @@ require('reflect-metadata');
 const assert = require('node:assert/strict');
 const { Module } = require('@nestjs/common');
 const { NestFactory } = require('@nestjs/core');
-const { TypeOrmModule } = require('@nestjs/typeorm');
+const { TypeOrmModule, getDataSourceToken } = require('@nestjs/typeorm');
+const { createServer } = require('node:http');
 const { Column, Entity, PrimaryGeneratedColumn } = require('typeorm');
 const webhooks = require('nestjs-webhook-listener');
 const { verifyStandardWebhook, verifyXSignature } = require('nestjs-webhook-listener/verify');
@@ -30,7 +31,7 @@ Reflect.decorate(
     Module({
       imports: [
         TypeOrmModule.forRoot({ type: 'better-sqlite3', database: ':memory:', entities: [Order, ...WEBHOOK_ENTITIES], synchronize: true }),
-        WebhookModule.forRoot({}),
+        WebhookModule.forRoot({ security: { allowPrivateNetworks: true } }),
       ],
     }),
   ],
@@ -54,8 +55,32 @@ async function main() {
     WebhookValidationError,
   );
   assert.equal(verifyXSignature('garbage', '{}', identity.publicKey), false);
-  assert.equal(verifyStandardWebhook({}, '{}', await app.get(WebhookIdentityService).revealSecret(1, identity.id)), false);
+  const secret = await app.get(WebhookIdentityService).revealSecret(1, identity.id);
+  assert.equal(verifyStandardWebhook({}, '{}', secret), false);
+
+  // A change of an order is delivered, signed, to a receiver on this machine.
+  let received;
+  const arrived = new Promise((resolve) => {
+    received = createServer((request, response) => {
+      const chunks = [];
+      request.on('data', (chunk) => chunks.push(chunk));
+      request.on('end', () => {
+        response.end('ok');
+        resolve({ headers: request.headers, body: Buffer.concat(chunks) });
+      });
+    }).listen(0, '127.0.0.1');
+  });
+  await new Promise((resolve) => received.once('listening', resolve));
+  await app
+    .get(WebhookListenerService)
+    .create(1, { name: 'local', entity: 'Order', entityStates: ['PAID'], url: `http://localhost:${received.address().port}/in`, identity: identity.id });
+  await app.get(getDataSourceToken()).getRepository(Order).save({ state: 'PAID' });
+  const request = await arrived;
+  assert.equal(JSON.parse(request.body.toString()).state, 'PAID');
+  assert.equal(verifyXSignature(request.headers['x-signature'], request.body, identity.publicKey), true);
+  assert.equal(verifyStandardWebhook(request.headers, request.body, secret), true);
   await app.close();
+  received.close();
   console.log(
     `cjs-nest11: OK (NestJS ${installedVersion('@nestjs/core')}, TypeORM ${installedVersion('typeorm')}, listener ${listener.id})`,
   );
