@@ -135,7 +135,7 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
     const options: WebhookModuleOptions = {
       ...WORKER,
       security: { allowPrivateNetworks: true },
-      delivery: { timeoutMs: 300, pollIntervalMs: 100, concurrency: 4 },
+      delivery: { timeoutMs: 300, pollIntervalMs: 100, concurrency: 4, retrySchedule: [50] },
     };
     const space = freshSpace();
     receiver.script(`/shutdown/${space}`, receiver.hold);
