@@ -88,8 +88,10 @@ export abstract class ManagedObjectService<T extends ManagedWebhookObject> {
     const { id: _id, version: _version, state, ...rest } = input;
     const targetState = state === undefined ? undefined : requireOneOf(state, 'state', Object.values(CreationEntityState));
 
+    let previousState: CreationEntityState | undefined;
     const updated = await inTransaction(this.dataSource, async (manager) => {
       const current = await this.readWith(manager, spaceId, id);
+      previousState = current.state;
       assertWritable(this.entityName, id, current.state);
       if (current.version !== version) throw new WebhookVersionConflictError(this.entityName, id, version, current.version);
       if (targetState !== undefined) assertTransition(this.entityName, id, current.state, targetState);
@@ -101,7 +103,7 @@ export abstract class ManagedObjectService<T extends ManagedWebhookObject> {
       );
       return this.readWith(manager, spaceId, id);
     });
-    this.afterCommit(updated);
+    this.afterCommit(updated, previousState);
     return updated;
   }
 
@@ -109,8 +111,10 @@ export abstract class ManagedObjectService<T extends ManagedWebhookObject> {
   async delete(spaceId: number, id: number): Promise<T> {
     requireSpaceId(spaceId);
     requireId(id, 'id');
+    let previousState: CreationEntityState | undefined;
     const deleting = await inTransaction(this.dataSource, async (manager) => {
       const current = await this.readWith(manager, spaceId, id);
+      previousState = current.state;
       assertWritable(this.entityName, id, current.state);
       await this.beforeDelete(manager, current);
       const affected = await this.writeIf(manager, spaceId, id, { states: LIVE_STATES }, { state: CreationEntityState.DELETING });
@@ -118,7 +122,7 @@ export abstract class ManagedObjectService<T extends ManagedWebhookObject> {
       this.logger.log(`Deleting ${this.entityName} ${id} in space ${spaceId}`);
       return this.readWith(manager, spaceId, id);
     });
-    this.afterCommit(deleting);
+    this.afterCommit(deleting, previousState);
     return deleting;
   }
 
@@ -130,8 +134,8 @@ export abstract class ManagedObjectService<T extends ManagedWebhookObject> {
     current: T,
   ): Promise<Partial<T>>;
 
-  /** Called once a create, update or delete has committed; the default does nothing. */
-  protected afterCommit(_object: T): void {}
+  /** Called once a create, update or delete has committed (`previousState` undefined for a create); the default does nothing. */
+  protected afterCommit(_object: T, _previousState?: CreationEntityState): void {}
 
   /** A hook for refusing a delete (e.g. an object still in use); the default allows it. */
   protected async beforeDelete(_manager: EntityManager, _current: T): Promise<void> {}

@@ -2,6 +2,8 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { DataSource, EntityManager, SelectQueryBuilder } from 'typeorm';
 import { WebhookNotFoundError, WebhookValidationError } from '../errors/webhook.errors.js';
 import type { CreationEntityState } from '../model/creation-entity-state.enum.js';
+import { WEBHOOK_LISTENER_STATE_CHANGED, type WebhookListenerStateChangedPayload } from '../delivery/delivery.constants.js';
+import { EventEmitter2, WEBHOOK_EVENT_EMITTER } from '../events/event-emitter.js';
 import { NAME_MAX_LENGTH } from '../model/managed-object.entity.js';
 import { WebhookIdentity } from '../model/webhook-identity.entity.js';
 import { WebhookListener } from '../model/webhook-listener.entity.js';
@@ -81,6 +83,7 @@ export class WebhookListenerService extends ManagedObjectService<WebhookListener
     private readonly urls: WebhookUrlService,
     private readonly matchCache: ListenerMatchCache,
     private readonly ssrfGuard: SsrfGuard,
+    @Inject(WEBHOOK_EVENT_EMITTER) private readonly emitter: EventEmitter2,
   ) {
     super(dataSource);
   }
@@ -134,8 +137,17 @@ export class WebhookListenerService extends ManagedObjectService<WebhookListener
   }
 
   /** Listeners matched by captured changes are cached; a committed change makes this instance reload them. */
-  protected override afterCommit(listener: WebhookListener): void {
+  protected override afterCommit(listener: WebhookListener, previousState?: CreationEntityState): void {
     this.matchCache.invalidate(listener.linkedSpaceId, listener.entity);
+    if (previousState !== undefined && previousState !== listener.state) {
+      const changed: WebhookListenerStateChangedPayload = {
+        listenerId: listener.id,
+        spaceId: listener.linkedSpaceId,
+        from: previousState,
+        to: listener.state,
+      };
+      this.emitter.emit(WEBHOOK_LISTENER_STATE_CHANGED, changed);
+    }
   }
 
   protected override withRelations(qb: SelectQueryBuilder<WebhookListener>): SelectQueryBuilder<WebhookListener> {

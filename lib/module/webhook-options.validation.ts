@@ -37,7 +37,8 @@ export function resolveWebhookOptions(options: WebhookModuleOptions | undefined)
   const timeoutMs = integer(delivery.timeoutMs, 'delivery.timeoutMs', 10 * SECOND, 1, 10 * MINUTE);
   const leaseMs = integer(delivery.leaseMs, 'delivery.leaseMs', Math.max(MINUTE, 2 * timeoutMs), 1000, MAX_DELAY_MS);
   // A lease that could run out while its request is still in flight would let another instance send it too.
-  if (leaseMs <= timeoutMs + SECOND) fail('delivery.leaseMs', `must be longer than delivery.timeoutMs + 1000 (${timeoutMs + SECOND}), got ${leaseMs}`);
+  if (leaseMs <= timeoutMs + SECOND)
+    fail('delivery.leaseMs', `must be longer than delivery.timeoutMs + 1000 (${timeoutMs + SECOND}), got ${leaseMs}`);
   const perUrlConcurrency = integer(delivery.perUrlConcurrency, 'delivery.perUrlConcurrency', 8, 1, 10_000);
   const concurrency = integer(delivery.concurrency, 'delivery.concurrency', 64, 1, 10_000);
   return {

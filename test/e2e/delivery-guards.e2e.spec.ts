@@ -130,8 +130,7 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
   });
 
   it('gives back what is in flight at shutdown, and the next instance delivers it', async () => {
-    const file = join(tmpdir(), `webhook-shutdown-${process.pid}-${Date.now()}.sqlite`);
-    const shared = database === 'sqlite' ? { type: 'better-sqlite3', database: file } : connectionOptions(database as TestDatabase);
+    const { connection: shared, cleanUp } = sharedConnection(database);
     const options: WebhookModuleOptions = {
       ...WORKER,
       security: { allowPrivateNetworks: true },
@@ -139,7 +138,7 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
     };
     const space = freshSpace();
     receiver.script(`/shutdown/${space}`, receiver.hold);
-    const first = await createTestApp(database, { webhook: options, connection: shared as never });
+    const first = await createTestApp(database, { webhook: options, connection: shared });
     await first.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(`/shutdown/${space}`) });
     await saveOrders(first, space, 10);
     await waitFor(() => receiver.to(`/shutdown/${space}`).length === 4, 'four requests in flight');
@@ -150,7 +149,7 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
     expect(leased.succeeded).toBe(0);
 
     receiver.script(`/shutdown/${space}`, answer(200));
-    const second = await createTestApp(database, { webhook: options, connection: shared as never, keepSchema: true });
+    const second = await createTestApp(database, { webhook: options, connection: shared, keepSchema: true });
     try {
       const deliveries = second.get(WebhookDeliveryService);
       await waitFor(
@@ -160,7 +159,45 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
       );
     } finally {
       await second.close();
-      if (database === 'sqlite') rmSync(file, { force: true });
+      cleanUp();
+    }
+  });
+
+  it('takes over a delivery whose lease ran out (an instance that died), and leaves one whose lease holds', async () => {
+    const { connection, cleanUp } = sharedConnection(database);
+    const space = freshSpace();
+    const setup = await createTestApp(database, { webhook: { security: { allowPrivateNetworks: true } }, connection });
+    await setup.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(`/takeover/${space}`) });
+    await saveOrders(setup, space, 2);
+    const [expired, held] = await setup
+      .get(WebhookDeliveryService)
+      .searchDeliveries(space, { orderBys: [{ fieldName: 'id', sorting: 'ASC' }] });
+    const q = (name: string) => setup.dataSource.driver.escape(name);
+    const p = (index: number) => (database === 'postgres' ? `$${index}` : '?');
+    const lease = `UPDATE webhook_delivery SET ${q('leaseOwner')} = 'dead-instance', ${q('leaseUntil')} = ${p(1)} WHERE id = ${p(2)}`;
+    await setup.dataSource.query(lease, [Date.now() - 1_000, expired.id]);
+    await setup.dataSource.query(lease, [Date.now() + 3_600_000, held.id]);
+    await setup.close();
+
+    const worker = await createTestApp(database, {
+      webhook: { ...WORKER, security: { allowPrivateNetworks: true } },
+      connection,
+      keepSchema: true,
+    });
+    try {
+      const deliveries = worker.get(WebhookDeliveryService);
+      await waitFor(
+        async () =>
+          (await deliveries.searchDeliveries(space, { orderBys: [{ fieldName: 'id', sorting: 'ASC' }] }))[0].state === 'SUCCEEDED',
+        'the expired lease to be taken over',
+      );
+      const [taken, stillHeld] = await deliveries.searchDeliveries(space, { orderBys: [{ fieldName: 'id', sorting: 'ASC' }] });
+      expect(taken).toMatchObject({ id: expired.id, state: 'SUCCEEDED', leaseOwner: null });
+      expect(stillHeld).toMatchObject({ id: held.id, state: 'PENDING', leaseOwner: 'dead-instance' });
+      expect(receiver.to(`/takeover/${space}`)).toHaveLength(1);
+    } finally {
+      await worker.close();
+      cleanUp();
     }
   });
 
@@ -191,6 +228,13 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
     }
   });
 });
+
+/** Connection settings two app instances can share: the server database, or an SQLite file. */
+function sharedConnection(database: TestDatabase): { connection: DataSourceOptions; cleanUp: () => void } {
+  if (database !== 'sqlite') return { connection: connectionOptions(database), cleanUp: () => undefined };
+  const file = join(tmpdir(), `webhook-shared-${process.pid}-${Date.now()}.sqlite`);
+  return { connection: { type: 'better-sqlite3', database: file }, cleanUp: () => rmSync(file, { force: true }) };
+}
 
 async function countWhere(options: DataSourceOptions, space: number): Promise<{ claimed: number; succeeded: number }> {
   const dataSource = await new DataSource(options).initialize();

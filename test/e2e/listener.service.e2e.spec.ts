@@ -8,7 +8,10 @@ import {
   WebhookValidationError,
   WebhookVersionConflictError,
   type CreateWebhookListenerInput,
+  WEBHOOK_EVENT_EMITTER,
+  WEBHOOK_LISTENER_STATE_CHANGED,
 } from '../../lib/index.js';
+import type { EventEmitter2 } from '../../lib/events/event-emitter.js';
 import { selectedDatabases } from '../src/databases.js';
 import { freshSpace } from '../src/spaces.js';
 import { createTestApp, type TestApp } from '../src/test-app.js';
@@ -298,6 +301,28 @@ describe.each(selectedDatabases())('WebhookListenerService on %s', (database) =>
       await expect(listeners.delete(freshSpace(), created.id)).rejects.toThrow(WebhookNotFoundError);
       await listeners.delete(space, created.id);
       await expect(listeners.delete(space, created.id)).rejects.toThrow(WebhookStateError);
+    });
+  });
+
+  describe('events', () => {
+    it('announces state changes made through the service', async () => {
+      const heard: unknown[] = [];
+      const emitter = testApp.app.get<EventEmitter2>(WEBHOOK_EVENT_EMITTER);
+      const record = (payload: unknown) => heard.push(payload);
+      emitter.on(WEBHOOK_LISTENER_STATE_CHANGED, record);
+      try {
+        const space = freshSpace();
+        const created = await listeners.create(space, valid());
+        const renamed = await listeners.update(space, { id: created.id, version: created.version, name: 'renamed' });
+        await listeners.update(space, { id: created.id, version: renamed.version, state: CreationEntityState.INACTIVE });
+        await listeners.delete(space, created.id);
+        expect(heard).toEqual([
+          { listenerId: created.id, spaceId: space, from: 'ACTIVE', to: 'INACTIVE' },
+          { listenerId: created.id, spaceId: space, from: 'INACTIVE', to: 'DELETING' },
+        ]);
+      } finally {
+        emitter.off(WEBHOOK_LISTENER_STATE_CHANGED, record);
+      }
     });
   });
 

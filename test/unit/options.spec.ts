@@ -59,7 +59,10 @@ describe('resolveWebhookOptions', () => {
     [{ signing: { schemes: [] } }, 'option signing.schemes must be a non-empty list'],
     [{ signing: { keyEncryptionKey: 'zz'.repeat(32) } }, 'option signing.keyEncryptionKey must be 32 bytes'],
     [{ worker: { enabled: 1 } }, 'option worker.enabled must be true or false, got 1'],
-    [{ delivery: { timeoutMs: 30_000, leaseMs: 20_000 } }, 'option delivery.leaseMs must be longer than delivery.timeoutMs + 1000 (31000), got 20000'],
+    [
+      { delivery: { timeoutMs: 30_000, leaseMs: 20_000 } },
+      'option delivery.leaseMs must be longer than delivery.timeoutMs + 1000 (31000), got 20000',
+    ],
   ])('refuses %j', (options, message) => {
     expect(() => resolveWebhookOptions(options as never)).toThrow(WebhookConfigurationError);
     expect(() => resolveWebhookOptions(options as never)).toThrow(message);
