@@ -8,7 +8,6 @@ import { WebhookIdentity } from '../model/webhook-identity.entity.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
 import { inTransaction, isSqlite } from '../persistence/transaction.js';
 import type { StoredIdentityKeys } from '../signing/webhook-signer.service.js';
-import { generateIdentityKeyMaterial } from '../signing/key-material.js';
 import { KeyEncryptionService } from '../signing/key-encryption.service.js';
 import type { AttemptResult } from './http-sender.js';
 
@@ -159,20 +158,17 @@ export class DeliveryStore {
     return inTransaction(this.dataSource, async (manager) => {
       const raced = await this.findSpaceDefault(manager, spaceId);
       if (raced) return raced;
-      const keys = generateIdentityKeyMaterial();
+      const keys = this.keyEncryption.newSealedKeys();
       const saved = await manager.save(
         manager.create(WebhookIdentity, {
           linkedSpaceId: spaceId,
           name: 'Default',
           state: CreationEntityState.ACTIVE,
           spaceDefault: true,
-          keyId: keys.keyId,
-          publicKey: keys.publicKey,
-          privateKey: this.keyEncryption.seal(keys.privateKey, keys.keyId),
-          secret: this.keyEncryption.seal(keys.secret, keys.keyId),
+          ...keys,
         }),
       );
-      return { identityId: saved.id, keyId: keys.keyId, privateKey: saved.privateKey!, secret: saved.secret! };
+      return { identityId: saved.id, keyId: keys.keyId, privateKey: keys.privateKey, secret: keys.secret };
     });
   }
 

@@ -6,7 +6,6 @@ import { NAME_MAX_LENGTH } from '../model/managed-object.entity.js';
 import { WebhookIdentity } from '../model/webhook-identity.entity.js';
 import { inTransaction } from '../persistence/transaction.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
-import { generateIdentityKeyMaterial } from '../signing/key-material.js';
 import { KeyEncryptionService } from '../signing/key-encryption.service.js';
 import { assertKnownKeys, assertPlainObject, requireId, requireString } from '../validation/input.validation.js';
 import { refuseWhileUsedByLiveListeners } from './listener-usage.js';
@@ -57,19 +56,9 @@ export class WebhookIdentityService extends ManagedObjectService<WebhookIdentity
     assertKnownKeys(input, '', ['name', 'state']);
     const name = requireString(input.name, 'name', 1, NAME_MAX_LENGTH);
     const state = this.validateCreateState(input.state);
-    const keys = generateIdentityKeyMaterial();
+    const keys = this.keyEncryption.newSealedKeys();
     const saved = await inTransaction(this.dataSource, (manager) =>
-      manager.save(
-        manager.create(WebhookIdentity, {
-          linkedSpaceId: spaceId,
-          name,
-          state,
-          keyId: keys.keyId,
-          publicKey: keys.publicKey,
-          privateKey: this.keyEncryption.seal(keys.privateKey, keys.keyId),
-          secret: this.keyEncryption.seal(keys.secret, keys.keyId),
-        }),
-      ),
+      manager.save(manager.create(WebhookIdentity, { linkedSpaceId: spaceId, name, state, ...keys })),
     );
     this.logger.log(`Created WebhookIdentity ${saved.id} in space ${spaceId} (key ${keys.keyId})`);
     return this.read(spaceId, saved.id);

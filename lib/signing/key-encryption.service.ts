@@ -3,6 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { WebhookConfigurationError } from '../errors/webhook.errors.js';
 import { WEBHOOK_RESOLVED_OPTIONS } from '../module/webhook.constants.js';
 import type { ResolvedWebhookOptions } from '../module/webhook-options.interface.js';
+import { generateIdentityKeyMaterial } from './key-material.js';
 
 const ENCRYPTED_PREFIX = 'enc:v1:';
 const IV_BYTES = 12;
@@ -18,6 +19,12 @@ export class KeyEncryptionService {
 
   constructor(@Inject(WEBHOOK_RESOLVED_OPTIONS) options: ResolvedWebhookOptions) {
     this.key = options.signing.keyEncryptionKey;
+  }
+
+  /** Fresh key material for a new identity, with its private parts sealed for storage. */
+  newSealedKeys(): { keyId: string; publicKey: string; privateKey: string; secret: string } {
+    const keys = generateIdentityKeyMaterial();
+    return { ...keys, privateKey: this.seal(keys.privateKey, keys.keyId), secret: this.seal(keys.secret, keys.keyId) };
   }
 
   seal(plain: string, keyId: string): string {
