@@ -2,18 +2,36 @@ import { WebhookConfigurationError } from '../errors/webhook.errors.js';
 import { WebhookInitialMysql1795796132963 } from './mysql/1795796132963-webhook-initial.js';
 import { WebhookCaptureMysql1795798068387 } from './mysql/1795798068387-webhook-capture.js';
 import { WebhookDeliveryMysql1795798299800 } from './mysql/1795798299800-webhook-delivery.js';
+import { WebhookSchedulerMysql1795801310291 } from './mysql/1795801310291-webhook-scheduler.js';
 import { WebhookInitialPostgres1795796132963 } from './postgres/1795796132963-webhook-initial.js';
 import { WebhookCapturePostgres1795798068387 } from './postgres/1795798068387-webhook-capture.js';
 import { WebhookDeliveryPostgres1795798299800 } from './postgres/1795798299800-webhook-delivery.js';
+import { WebhookSchedulerPostgres1795801310291 } from './postgres/1795801310291-webhook-scheduler.js';
 import { WebhookInitialSqlite1795796132963 } from './sqlite/1795796132963-webhook-initial.js';
 import { WebhookCaptureSqlite1795798068387 } from './sqlite/1795798068387-webhook-capture.js';
 import { WebhookDeliverySqlite1795798299800 } from './sqlite/1795798299800-webhook-delivery.js';
+import { WebhookSchedulerSqlite1795801310291 } from './sqlite/1795801310291-webhook-scheduler.js';
 
 /** The module's migrations per database family, oldest first; add them to the host's `migrations`. */
 export const WEBHOOK_MIGRATIONS = {
-  postgres: [WebhookInitialPostgres1795796132963, WebhookCapturePostgres1795798068387, WebhookDeliveryPostgres1795798299800],
-  mysql: [WebhookInitialMysql1795796132963, WebhookCaptureMysql1795798068387, WebhookDeliveryMysql1795798299800],
-  sqlite: [WebhookInitialSqlite1795796132963, WebhookCaptureSqlite1795798068387, WebhookDeliverySqlite1795798299800],
+  postgres: [
+    WebhookInitialPostgres1795796132963,
+    WebhookCapturePostgres1795798068387,
+    WebhookDeliveryPostgres1795798299800,
+    WebhookSchedulerPostgres1795801310291,
+  ],
+  mysql: [
+    WebhookInitialMysql1795796132963,
+    WebhookCaptureMysql1795798068387,
+    WebhookDeliveryMysql1795798299800,
+    WebhookSchedulerMysql1795801310291,
+  ],
+  sqlite: [
+    WebhookInitialSqlite1795796132963,
+    WebhookCaptureSqlite1795798068387,
+    WebhookDeliverySqlite1795798299800,
+    WebhookSchedulerSqlite1795801310291,
+  ],
 } as const;
 
 /** The migrations for a TypeORM DataSource `type` (postgres, mysql, mariadb, better-sqlite3, sqlite). */

@@ -12,6 +12,8 @@ import { WebhookDeliveryService } from '../delivery/webhook-delivery.service.js'
 import { WebhookDispatcher } from '../delivery/webhook-dispatcher.service.js';
 import { chooseSchedulerRegistry, SchedulerRegistry, WEBHOOK_SCHEDULER_REGISTRY } from '../scheduling/scheduler.js';
 import { WebhookSigner } from '../signing/webhook-signer.service.js';
+import { MaintenanceStore } from '../scheduling/maintenance.store.js';
+import { WebhookMaintenance } from '../scheduling/webhook-maintenance.service.js';
 import { SsrfGuard } from '../security/ssrf-guard.js';
 import { WebhookIdentityService } from '../management/webhook-identity.service.js';
 import { WebhookListenerService } from '../management/webhook-listener.service.js';
@@ -66,6 +68,8 @@ const PUBLIC_SERVICES = [
     DeliveryStore,
     ListenerHealthService,
     WebhookDispatcher,
+    MaintenanceStore,
+    WebhookMaintenance,
     ...PUBLIC_SERVICES,
   ],
   exports: PUBLIC_SERVICES,

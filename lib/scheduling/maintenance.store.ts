@@ -1,0 +1,174 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { In, IsNull, LessThan, Not, Or, type DataSource, type EntityTarget, type ObjectLiteral } from 'typeorm';
+import { CreationEntityState } from '../model/creation-entity-state.enum.js';
+import { WebhookDeliveryAttempt } from '../model/webhook-delivery-attempt.entity.js';
+import { WebhookDelivery, WebhookDeliveryState } from '../model/webhook-delivery.entity.js';
+import { WebhookEvent } from '../model/webhook-event.entity.js';
+import { WebhookIdentity } from '../model/webhook-identity.entity.js';
+import { WebhookListener } from '../model/webhook-listener.entity.js';
+import { WebhookUrl } from '../model/webhook-url.entity.js';
+import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
+import { inTransaction } from '../persistence/transaction.js';
+import { LIVE_STATES } from '../management/lifecycle.js';
+
+/** Rows removed or changed per statement, so that no job holds large locks for long. */
+export const MAINTENANCE_BATCH_SIZE = 500;
+/** Batches one job run goes through at most; the next run goes on. */
+export const MAINTENANCE_MAX_BATCHES = 40;
+
+type ManagedTarget = typeof WebhookListener | typeof WebhookUrl | typeof WebhookIdentity;
+
+/**
+ * The statements of the scheduled jobs. Every change is conditional on the state it expects, so
+ * instances running the same job at once do the work once and raise no errors.
+ */
+@Injectable()
+export class MaintenanceStore {
+  constructor(@Inject(WEBHOOK_DATA_SOURCE) private readonly dataSource: DataSource) {}
+
+  /** Cancels the deliveries of DELETING listeners that are not in flight; returns how many. */
+  async cancelDeliveriesOfDeletingListeners(now: number): Promise<number> {
+    const listenerIds = await this.idsInState(WebhookListener, CreationEntityState.DELETING);
+    if (listenerIds.length === 0) return 0;
+    const { affected } = await inTransaction(this.dataSource, (manager) =>
+      manager
+        .createQueryBuilder()
+        .update(WebhookDelivery)
+        .set({ state: WebhookDeliveryState.CANCELLED, completedAt: now })
+        .where({ listenerId: In(listenerIds), state: WebhookDeliveryState.PENDING, leaseUntil: Or(IsNull(), LessThan(now)) })
+        .execute(),
+    );
+    return affected ?? 0;
+  }
+
+  /** DELETING listeners with nothing in flight; DELETING URLs and identities no live listener uses. */
+  async finishableDeletions(target: ManagedTarget): Promise<{ id: number; linkedSpaceId: number; entity?: string }[]> {
+    const qb = this.dataSource.manager
+      .createQueryBuilder(target as EntityTarget<ObjectLiteral>, 'o')
+      .where('o.state = :deleting', { deleting: CreationEntityState.DELETING });
+    if (target === WebhookListener) {
+      qb.andWhere(`NOT EXISTS (SELECT 1 FROM webhook_delivery d WHERE d.${this.q('listenerId')} = o.id AND d.state = :pending)`, {
+        pending: WebhookDeliveryState.PENDING,
+      });
+    } else {
+      const column = target === WebhookUrl ? 'urlId' : 'identityId';
+      qb.andWhere(`NOT EXISTS (SELECT 1 FROM webhook_listener l WHERE l.${this.q(column)} = o.id AND l.state IN (:...live))`, {
+        live: [...LIVE_STATES],
+      });
+    }
+    const rows = await qb.limit(MAINTENANCE_BATCH_SIZE).getMany();
+    return rows.map((row) => ({ id: row.id, linkedSpaceId: row.linkedSpaceId, entity: (row as WebhookListener).entity }));
+  }
+
+  /** Moves one object from DELETING to DELETED with its purge date; false when another instance was first. */
+  async markDeleted(target: ManagedTarget, id: number, plannedPurgeDate: Date): Promise<boolean> {
+    const { affected } = await inTransaction(this.dataSource, (manager) =>
+      manager
+        .createQueryBuilder()
+        .update(target as EntityTarget<ObjectLiteral>)
+        .set({ state: CreationEntityState.DELETED, plannedPurgeDate })
+        .where({ id, state: CreationEntityState.DELETING })
+        .execute(),
+    );
+    return (affected ?? 0) > 0;
+  }
+
+  /** Ids of DELETED objects past their purge date (for URLs and identities: no listener row left that points at them). */
+  async purgeable(target: ManagedTarget, now: Date): Promise<number[]> {
+    const qb = this.dataSource.manager
+      .createQueryBuilder(target as EntityTarget<ObjectLiteral>, 'o')
+      .select('o.id', 'id')
+      .where('o.state = :deleted', { deleted: CreationEntityState.DELETED })
+      .andWhere('o.plannedPurgeDate < :now', { now });
+    if (target !== WebhookListener) {
+      const column = target === WebhookUrl ? 'urlId' : 'identityId';
+      qb.andWhere(`NOT EXISTS (SELECT 1 FROM webhook_listener l WHERE l.${this.q(column)} = o.id)`);
+    }
+    const rows: { id: number | string }[] = await qb.limit(MAINTENANCE_BATCH_SIZE).getRawMany();
+    return rows.map((row) => Number(row.id));
+  }
+
+  /** Removes a listener's attempts and deliveries in batches, then the listener; returns the deliveries removed. */
+  async purgeListener(listenerId: number): Promise<number> {
+    let removed = 0;
+    for (let batch = 0; batch < MAINTENANCE_MAX_BATCHES * 10; batch++) {
+      const ids = await this.deliveryIds({ listenerId });
+      if (ids.length === 0) break;
+      removed += await this.deleteDeliveries(ids);
+    }
+    await inTransaction(this.dataSource, (manager) =>
+      manager.delete(WebhookListener, { id: listenerId, state: CreationEntityState.DELETED }),
+    );
+    return removed;
+  }
+
+  async purgeObject(target: typeof WebhookUrl | typeof WebhookIdentity, id: number): Promise<void> {
+    await inTransaction(this.dataSource, (manager) => manager.delete(target, { id, state: CreationEntityState.DELETED }));
+  }
+
+  /** Removes finished deliveries (and their attempts) completed before `cutoff`; returns how many, at most one run's worth. */
+  async removeFinishedDeliveries(cutoff: number): Promise<number> {
+    let removed = 0;
+    for (let batch = 0; batch < MAINTENANCE_MAX_BATCHES; batch++) {
+      const ids = await this.deliveryIds({
+        state: In([WebhookDeliveryState.SUCCEEDED, WebhookDeliveryState.ABANDONED, WebhookDeliveryState.CANCELLED]),
+        completedAt: LessThan(cutoff),
+      });
+      if (ids.length === 0) break;
+      removed += await this.deleteDeliveries(ids);
+      if (ids.length < MAINTENANCE_BATCH_SIZE) break;
+    }
+    return removed;
+  }
+
+  /** Removes events older than `cutoff` that no delivery refers to any more. */
+  async removeOrphanEvents(cutoff: Date): Promise<number> {
+    let removed = 0;
+    for (let batch = 0; batch < MAINTENANCE_MAX_BATCHES; batch++) {
+      const rows: { id: number | string }[] = await this.dataSource.manager
+        .createQueryBuilder(WebhookEvent, 'e')
+        .select('e.id', 'id')
+        .where('e.createdOn < :cutoff', { cutoff })
+        .andWhere(`NOT EXISTS (SELECT 1 FROM webhook_delivery d WHERE d.${this.q('eventId')} = e.id)`)
+        .limit(MAINTENANCE_BATCH_SIZE)
+        .getRawMany();
+      if (rows.length === 0) break;
+      const result = await inTransaction(this.dataSource, (manager) =>
+        manager.delete(WebhookEvent, { id: In(rows.map((row) => Number(row.id))) }),
+      );
+      removed += result.affected ?? 0;
+      if (rows.length < MAINTENANCE_BATCH_SIZE) break;
+    }
+    return removed;
+  }
+
+  private async idsInState(target: ManagedTarget, state: CreationEntityState): Promise<number[]> {
+    const rows = await this.dataSource.manager.find(target as EntityTarget<{ id: number; state: string }>, {
+      select: { id: true },
+      where: { state },
+      take: MAINTENANCE_BATCH_SIZE,
+    });
+    return rows.map((row) => row.id);
+  }
+
+  private async deliveryIds(where: Record<string, unknown>): Promise<number[]> {
+    const rows = await this.dataSource.manager.find(WebhookDelivery, {
+      select: { id: true },
+      where: { ...where, id: Not(IsNull()) },
+      take: MAINTENANCE_BATCH_SIZE,
+    });
+    return rows.map((row) => row.id);
+  }
+
+  private async deleteDeliveries(ids: number[]): Promise<number> {
+    return inTransaction(this.dataSource, async (manager) => {
+      await manager.delete(WebhookDeliveryAttempt, { deliveryId: In(ids) });
+      const { affected } = await manager.delete(WebhookDelivery, { id: In(ids) });
+      return affected ?? 0;
+    });
+  }
+
+  private q(name: string): string {
+    return this.dataSource.driver.escape(name);
+  }
+}

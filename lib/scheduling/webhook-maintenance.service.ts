@@ -1,0 +1,123 @@
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import { ListenerMatchCache } from '../capture/listener-match.cache.js';
+import { WEBHOOK_LISTENER_STATE_CHANGED, type WebhookListenerStateChangedPayload } from '../delivery/delivery.constants.js';
+import { EventEmitter2, WEBHOOK_EVENT_EMITTER } from '../events/event-emitter.js';
+import { CreationEntityState } from '../model/creation-entity-state.enum.js';
+import { WebhookIdentity } from '../model/webhook-identity.entity.js';
+import { WebhookListener } from '../model/webhook-listener.entity.js';
+import { WebhookUrl } from '../model/webhook-url.entity.js';
+import { WEBHOOK_RESOLVED_OPTIONS } from '../module/webhook.constants.js';
+import type { ResolvedWebhookOptions } from '../module/webhook-options.interface.js';
+import { MaintenanceStore } from './maintenance.store.js';
+import { removeInterval, replaceInterval, SchedulerRegistry, WEBHOOK_SCHEDULER_REGISTRY } from './scheduler.js';
+
+export const LIFECYCLE_JOB = 'nestjs-webhook-listener:lifecycle';
+export const PURGE_JOB = 'nestjs-webhook-listener:purge';
+export const RETENTION_JOB = 'nestjs-webhook-listener:retention';
+
+/**
+ * The scheduled jobs: finishing deletions (DELETING → DELETED), purging objects past their planned
+ * purge date, and removing old delivery logs. A failing run is logged and the timer goes on; a run
+ * never overlaps the previous one of the same job.
+ */
+@Injectable()
+export class WebhookMaintenance implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly logger = new Logger('WebhookMaintenance');
+  private readonly running = new Map<string, Promise<void>>();
+  private started = false;
+
+  constructor(
+    @Inject(WEBHOOK_RESOLVED_OPTIONS) private readonly options: ResolvedWebhookOptions,
+    @Inject(WEBHOOK_SCHEDULER_REGISTRY) private readonly scheduler: SchedulerRegistry,
+    @Inject(WEBHOOK_EVENT_EMITTER) private readonly emitter: EventEmitter2,
+    private readonly store: MaintenanceStore,
+    private readonly matchCache: ListenerMatchCache,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    if (!this.options.worker.enabled) return;
+    this.started = true;
+    const { lifecycleIntervalMs, purgeIntervalMs, retentionIntervalMs } = this.options.scheduler;
+    replaceInterval(this.scheduler, LIFECYCLE_JOB, () => void this.run(LIFECYCLE_JOB, () => this.finishDeletions()), lifecycleIntervalMs);
+    replaceInterval(this.scheduler, PURGE_JOB, () => void this.run(PURGE_JOB, () => this.purge()), purgeIntervalMs);
+    replaceInterval(this.scheduler, RETENTION_JOB, () => void this.run(RETENTION_JOB, () => this.expireDeliveryLog()), retentionIntervalMs);
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    if (!this.started) return;
+    this.started = false;
+    [LIFECYCLE_JOB, PURGE_JOB, RETENTION_JOB].forEach((name) => removeInterval(this.scheduler, name));
+    await Promise.allSettled(this.running.values());
+  }
+
+  /** DELETING → DELETED: cancels pending deliveries of deleting listeners, then finishes what has nothing in flight. */
+  async finishDeletions(): Promise<void> {
+    const now = Date.now();
+    const cancelled = await this.store.cancelDeliveriesOfDeletingListeners(now);
+    const plannedPurgeDate = new Date(now + this.options.retention.deletedListenerPurgeAfterMs);
+    let finished = 0;
+    for (const target of [WebhookListener, WebhookUrl, WebhookIdentity]) {
+      for (const object of await this.store.finishableDeletions(target)) {
+        if (!(await this.store.markDeleted(target, object.id, plannedPurgeDate))) continue;
+        finished++;
+        if (target === WebhookListener) this.listenerDeleted(object.id, object.linkedSpaceId, object.entity!);
+      }
+    }
+    if (cancelled + finished > 0)
+      this.logger.debug(`Cancelled ${cancelled} deliveries of deleted listeners; ${finished} object(s) now DELETED`);
+  }
+
+  /** Removes DELETED objects past their planned purge date, listeners first (URLs and identities may be theirs). */
+  async purge(): Promise<void> {
+    const now = new Date();
+    let deliveries = 0;
+    let objects = 0;
+    for (const id of await this.store.purgeable(WebhookListener, now)) {
+      deliveries += await this.store.purgeListener(id);
+      objects++;
+    }
+    for (const target of [WebhookUrl, WebhookIdentity] as const) {
+      for (const id of await this.store.purgeable(target, now)) {
+        await this.store.purgeObject(target, id);
+        objects++;
+      }
+    }
+    // Events of a minute ago at least: a younger one may belong to a transaction that is still writing its deliveries.
+    const events = await this.store.removeOrphanEvents(new Date(Date.now() - 60_000));
+    if (objects + deliveries + events > 0) this.logger.debug(`Purged ${objects} object(s), ${deliveries} deliveries, ${events} events`);
+  }
+
+  /** Removes finished deliveries, their attempts, and then unreferenced events, older than `retention.deliveryLogTtlMs`. */
+  async expireDeliveryLog(): Promise<void> {
+    const cutoff = Date.now() - this.options.retention.deliveryLogTtlMs;
+    const deliveries = await this.store.removeFinishedDeliveries(cutoff);
+    const events = await this.store.removeOrphanEvents(new Date(cutoff));
+    if (deliveries + events > 0)
+      this.logger.debug(`Removed ${deliveries} finished deliveries and ${events} events older than ${new Date(cutoff).toISOString()}`);
+  }
+
+  private run(name: string, job: () => Promise<void>): Promise<void> {
+    const current = this.running.get(name);
+    if (current) return current;
+    const run = job()
+      .catch((error: unknown) =>
+        this.logger.error(
+          `Job ${name} failed; it runs again at its next interval: ${error instanceof Error ? error.message : String(error)}`,
+        ),
+      )
+      .finally(() => this.running.delete(name));
+    this.running.set(name, run);
+    return run;
+  }
+
+  private listenerDeleted(listenerId: number, spaceId: number, entity: string): void {
+    this.matchCache.invalidate(spaceId, entity);
+    const changed: WebhookListenerStateChangedPayload = {
+      listenerId,
+      spaceId,
+      from: CreationEntityState.DELETING,
+      to: CreationEntityState.DELETED,
+    };
+    this.emitter.emit(WEBHOOK_LISTENER_STATE_CHANGED, changed);
+  }
+}
