@@ -166,7 +166,11 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     void this.attempt(delivery)
       .then(
         (outcome) => this.record(outcome),
-        (error) => this.logger.error(`Delivery ${delivery.id} failed unexpectedly: ${describe(error)}`),
+        (error) => {
+          // Nothing was sent or nothing could be recorded: give the delivery back rather than leave it leased.
+          this.logger.error(`Delivery ${delivery.id} failed before an attempt could be recorded; giving it back: ${describe(error)}`);
+          return this.store.release(this.owner, [delivery.id]).catch(() => undefined);
+        },
       )
       .finally(() => this.settle(delivery));
   }

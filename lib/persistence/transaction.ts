@@ -1,21 +1,20 @@
-import type { DataSource, EntityManager } from 'typeorm';
+import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 
 /** Tail of the queue of transactions per SQLite DataSource. */
 const sqliteQueues = new WeakMap<DataSource, Promise<unknown>>();
 
 /**
  * Runs `work` in a transaction. SQLite has one connection, on which TypeORM cannot run two
- * transactions at once, so there the module's transactions take turns.
+ * transactions at once, so there the module's transactions take turns, and each waits until the
+ * host's own transaction on that connection (if any) has ended.
  */
 export function inTransaction<T>(dataSource: DataSource, work: (manager: EntityManager) => Promise<T>): Promise<T> {
   if (!isSqlite(dataSource)) {
     return dataSource.transaction(work);
   }
   const previous = sqliteQueues.get(dataSource) ?? Promise.resolve();
-  const run = previous.then(
-    () => dataSource.transaction(work),
-    () => dataSource.transaction(work),
-  );
+  const start = () => whenConnectionIdle(dataSource).then(() => dataSource.transaction(work));
+  const run = previous.then(start, start);
   sqliteQueues.set(
     dataSource,
     run.catch(() => undefined),
@@ -26,4 +25,12 @@ export function inTransaction<T>(dataSource: DataSource, work: (manager: EntityM
 export function isSqlite(dataSource: DataSource): boolean {
   const type: string = dataSource.options.type;
   return type === 'better-sqlite3' || type === 'sqlite';
+}
+
+const IDLE_POLL_MS = 2;
+
+/** Resolves once the single SQLite connection is outside any transaction. */
+async function whenConnectionIdle(dataSource: DataSource): Promise<void> {
+  const shared = (dataSource.driver as { queryRunner?: QueryRunner }).queryRunner;
+  while (shared?.isTransactionActive) await new Promise((resolve) => setTimeout(resolve, IDLE_POLL_MS));
 }

@@ -1,4 +1,4 @@
-import { Module, type DynamicModule, type INestApplicationContext } from '@nestjs/common';
+import { Module, type DynamicModule, type INestApplicationContext, type LoggerService } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
 import type { DataSource, DataSourceOptions, Logger } from 'typeorm';
@@ -30,7 +30,7 @@ export interface TestAppOptions {
   /** A TypeORM logger, e.g. to count statements. */
   typeormLogger?: Logger;
   /** Nest log levels; default errors only. */
-  logger?: false | ('error' | 'warn' | 'log' | 'debug')[];
+  logger?: false | ('error' | 'warn' | 'log' | 'debug')[] | LoggerService;
 }
 
 /** Boots a real Nest application context on a fresh schema of the given database. */

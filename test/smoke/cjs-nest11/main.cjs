@@ -71,15 +71,13 @@ async function main() {
     }).listen(0, '127.0.0.1');
   });
   await new Promise((resolve) => received.once('listening', resolve));
-  await app
-    .get(WebhookListenerService)
-    .create(1, {
-      name: 'local',
-      entity: 'Order',
-      entityStates: ['PAID'],
-      url: `http://localhost:${received.address().port}/in`,
-      identity: identity.id,
-    });
+  await app.get(WebhookListenerService).create(1, {
+    name: 'local',
+    entity: 'Order',
+    entityStates: ['PAID'],
+    url: `http://localhost:${received.address().port}/in`,
+    identity: identity.id,
+  });
   await app.get(getDataSourceToken()).getRepository(Order).save({ state: 'PAID' });
   const request = await arrived;
   assert.equal(JSON.parse(request.body.toString()).state, 'PAID');

@@ -1,0 +1,248 @@
+import type { LoggerService } from '@nestjs/common';
+import {
+  WebhookDeliveryService,
+  WebhookIdentityService,
+  WebhookListenerService,
+  WebhookNotFoundError,
+  WebhookUrlService,
+  type WebhookModuleOptions,
+} from '../../lib/index.js';
+import { WebhookMaintenance } from '../../lib/scheduling/webhook-maintenance.service.js';
+import { WEBHOOK_SCHEDULER_REGISTRY, type SchedulerRegistry } from '../../lib/scheduling/scheduler.js';
+import { connectionOptions, selectedDatabases } from '../src/databases.js';
+import { Order, OrderState } from '../src/order.entity.js';
+import { answer, TestReceiver, waitFor } from '../src/receiver.js';
+import { freshSpace } from '../src/spaces.js';
+import { createTestApp, type TestApp } from '../src/test-app.js';
+
+const HOUR = 3_600_000;
+/** Jobs are called directly here; their timers are too slow to interfere. */
+const MANUAL: WebhookModuleOptions = {
+  worker: { enabled: true },
+  security: { allowPrivateNetworks: true },
+  delivery: { pollIntervalMs: 100, perUrlConcurrency: 1, retrySchedule: [50] },
+  scheduler: { lifecycleIntervalMs: HOUR, purgeIntervalMs: HOUR, retentionIntervalMs: HOUR },
+  retention: { deletedListenerPurgeAfterMs: 0, deliveryLogTtlMs: HOUR },
+};
+
+describe.each(selectedDatabases())('scheduled jobs on %s', (database) => {
+  let receiver: TestReceiver;
+  let testApp: TestApp;
+  let jobs: WebhookMaintenance;
+
+  beforeAll(async () => {
+    receiver = await new TestReceiver().start();
+    testApp = await createTestApp(database, { webhook: MANUAL });
+    jobs = testApp.app.get(WebhookMaintenance);
+  });
+  afterAll(async () => {
+    receiver?.releaseHeld();
+    await testApp?.close();
+    await receiver?.stop();
+  });
+
+  const q = (name: string) => testApp.dataSource.driver.escape(name);
+  const p = (index: number) => (database === 'postgres' ? `$${index}` : '?');
+  async function rowsOfListener(table: 'webhook_delivery' | 'webhook_delivery_attempt', listenerId: number): Promise<number> {
+    const [row] = await testApp.dataSource.query(`SELECT COUNT(*) AS n FROM ${table} WHERE ${q('listenerId')} = ${p(1)}`, [listenerId]);
+    return Number(row.n);
+  }
+  async function saveOrders(space: number, count: number) {
+    for (let i = 0; i < count; i++) await testApp.dataSource.getRepository(Order).save({ tenantId: space, state: OrderState.CONFIRMED });
+  }
+
+  it('moves a deleted listener DELETING → DELETED with a purge date, then purges it with its deliveries and attempts', async () => {
+    const space = freshSpace();
+    const listeners = testApp.get(WebhookListenerService);
+    const listener = await listeners.create(space, { name: 'l', entity: 'Order', url: receiver.url(`/purge/${space}`) });
+    await saveOrders(space, 2);
+    await waitFor(
+      async () =>
+        (await testApp
+          .get(WebhookDeliveryService)
+          .countDeliveries(space, { type: 'LEAF', fieldName: 'state', operator: 'EQUALS', value: 'SUCCEEDED' })) === 2,
+      'both deliveries',
+    );
+    expect(await rowsOfListener('webhook_delivery_attempt', listener.id)).toBe(2);
+
+    await listeners.delete(space, listener.id);
+    await jobs.finishDeletions();
+    const deleted = await listeners.read(space, listener.id);
+    expect(deleted.state).toBe('DELETED');
+    expect(deleted.plannedPurgeDate).toBeInstanceOf(Date);
+
+    await jobs.purge();
+    await expect(listeners.read(space, listener.id)).rejects.toThrow(WebhookNotFoundError);
+    expect(await rowsOfListener('webhook_delivery', listener.id)).toBe(0);
+    expect(await rowsOfListener('webhook_delivery_attempt', listener.id)).toBe(0);
+  });
+
+  it('keeps a listener DELETING while a delivery is in flight, and cancels the ones not yet sent', async () => {
+    const space = freshSpace();
+    receiver.script(`/held/${space}`, receiver.hold);
+    const listeners = testApp.get(WebhookListenerService);
+    const listener = await listeners.create(space, { name: 'l', entity: 'Order', url: receiver.url(`/held/${space}`) });
+    await saveOrders(space, 3);
+    await waitFor(() => receiver.to(`/held/${space}`).length === 1, 'one request in flight');
+
+    await listeners.delete(space, listener.id);
+    await jobs.finishDeletions();
+    expect((await listeners.read(space, listener.id)).state).toBe('DELETING');
+    const deliveries = testApp.get(WebhookDeliveryService);
+    const states = async () =>
+      (await deliveries.searchDeliveries(space, { orderBys: [{ fieldName: 'id', sorting: 'ASC' }] })).map((d) => String(d.state)).sort();
+    expect(await states()).toEqual(['CANCELLED', 'CANCELLED', 'PENDING']);
+
+    receiver.releaseHeld();
+    await waitFor(async () => (await states()).includes('SUCCEEDED'), 'the request in flight to end');
+    await jobs.finishDeletions();
+    expect((await listeners.read(space, listener.id)).state).toBe('DELETED');
+    expect(receiver.to(`/held/${space}`)).toHaveLength(1);
+  });
+
+  it('finishes and purges URLs and identities once no live listener uses them', async () => {
+    const space = freshSpace();
+    const urls = testApp.get(WebhookUrlService);
+    const identities = testApp.get(WebhookIdentityService);
+    const listeners = testApp.get(WebhookListenerService);
+    const url = await urls.create(space, { name: 'u', url: 'https://unused.example.com/x' });
+    const identity = await identities.create(space, { name: 'i' });
+    const listener = await listeners.create(space, {
+      name: 'l',
+      entity: 'Order',
+      url: url.id,
+      identity: identity.id,
+      state: 'INACTIVE' as never,
+    });
+    await listeners.delete(space, listener.id);
+    await urls.delete(space, url.id);
+    await identities.delete(space, identity.id);
+
+    await jobs.finishDeletions();
+    expect((await urls.read(space, url.id)).state).toBe('DELETED');
+    expect((await identities.read(space, identity.id)).state).toBe('DELETED');
+    await jobs.purge();
+    await expect(listeners.read(space, listener.id)).rejects.toThrow(WebhookNotFoundError);
+    await expect(urls.read(space, url.id)).rejects.toThrow(WebhookNotFoundError);
+    await expect(identities.read(space, identity.id)).rejects.toThrow(WebhookNotFoundError);
+  });
+
+  it('removes only finished deliveries older than the retention, with their attempts', async () => {
+    const space = freshSpace();
+    const listener = await testApp
+      .get(WebhookListenerService)
+      .create(space, { name: 'l', entity: 'Order', url: receiver.url(`/retention/${space}`) });
+    await saveOrders(space, 4);
+    const deliveries = testApp.get(WebhookDeliveryService);
+    await waitFor(
+      async () =>
+        (await deliveries.countDeliveries(space, { type: 'LEAF', fieldName: 'state', operator: 'EQUALS', value: 'SUCCEEDED' })) === 4,
+      'four deliveries',
+    );
+    const [old1, old2] = await deliveries.searchDeliveries(space, { orderBys: [{ fieldName: 'id', sorting: 'ASC' }] });
+    for (const delivery of [old1, old2]) {
+      await testApp.dataSource.query(`UPDATE webhook_delivery SET ${q('completedAt')} = ${p(1)} WHERE id = ${p(2)}`, [
+        Date.now() - 2 * HOUR,
+        delivery.id,
+      ]);
+    }
+
+    await jobs.expireDeliveryLog();
+    const left = await deliveries.searchDeliveries(space, {});
+    expect(left.map((d) => d.id)).not.toContain(old1.id);
+    expect(left.map((d) => d.id)).not.toContain(old2.id);
+    expect(left).toHaveLength(2);
+    expect(await rowsOfListener('webhook_delivery_attempt', listener.id)).toBe(2);
+  });
+
+  it('runs the jobs on their timers, and none at all when the worker is disabled', async () => {
+    const timed = await createTestApp(database, {
+      webhook: { ...MANUAL, scheduler: { lifecycleIntervalMs: 30, purgeIntervalMs: 30, retentionIntervalMs: 30 } },
+      connection: testApp.dataSource.options,
+      keepSchema: true,
+    });
+    try {
+      const space = freshSpace();
+      const listener = await timed
+        .get(WebhookListenerService)
+        .create(space, { name: 'l', entity: 'Order', url: 'https://timed.example.com/x' });
+      await timed.get(WebhookListenerService).delete(space, listener.id);
+      await waitFor(
+        () =>
+          timed
+            .get(WebhookListenerService)
+            .read(space, listener.id)
+            .then(
+              () => false,
+              (error) => error instanceof WebhookNotFoundError,
+            ),
+        'the timers to delete and purge the listener',
+      );
+    } finally {
+      await timed.close();
+    }
+    const idle = await createTestApp(database, {
+      webhook: { ...MANUAL, worker: { enabled: false } },
+      connection: testApp.dataSource.options,
+      keepSchema: true,
+    });
+    try {
+      expect(idle.app.get<SchedulerRegistry>(WEBHOOK_SCHEDULER_REGISTRY).getIntervals()).toEqual([]);
+    } finally {
+      await idle.close();
+    }
+  });
+});
+
+class ErrorCollector implements LoggerService {
+  readonly errors: string[] = [];
+  log(): void {}
+  warn(): void {}
+  error(message: unknown): void {
+    this.errors.push(String(message));
+  }
+}
+
+const onPostgres = selectedDatabases().includes('postgres') ? describe : describe.skip;
+onPostgres('two instances running all jobs on one PostgreSQL', () => {
+  it('reach the end state of one instance without an error', async () => {
+    const receiver = await new TestReceiver().start();
+    const collectors = [new ErrorCollector(), new ErrorCollector()];
+    const options: WebhookModuleOptions = {
+      worker: { enabled: true },
+      security: { allowPrivateNetworks: true },
+      delivery: { pollIntervalMs: 20, retrySchedule: [20] },
+      scheduler: { lifecycleIntervalMs: 20, purgeIntervalMs: 20, retentionIntervalMs: 20 },
+      retention: { deletedListenerPurgeAfterMs: 0, deliveryLogTtlMs: 0 },
+    };
+    const first = await createTestApp('postgres', { webhook: options, logger: collectors[0] });
+    const second = await createTestApp('postgres', {
+      webhook: options,
+      logger: collectors[1],
+      connection: connectionOptions('postgres'),
+      keepSchema: true,
+    });
+    try {
+      const space = freshSpace();
+      receiver.script(`/two/${space}`, answer(200));
+      const created = [];
+      for (let i = 0; i < 20; i++) {
+        created.push(
+          await first.get(WebhookListenerService).create(space, { name: `l${i}`, entity: 'Order', url: receiver.url(`/two/${space}`) }),
+        );
+      }
+      for (let i = 0; i < 10; i++) await first.dataSource.getRepository(Order).save({ tenantId: space, state: OrderState.CONFIRMED });
+      await waitFor(() => receiver.to(`/two/${space}`).length >= 200, 'all 200 deliveries', 30_000);
+      for (const listener of created) await second.get(WebhookListenerService).delete(space, listener.id);
+      await waitFor(async () => (await first.get(WebhookListenerService).count(space)) === 0, 'every listener purged', 30_000);
+      const [{ n }] = await first.dataSource.query(`SELECT COUNT(*) AS n FROM webhook_delivery WHERE "linkedSpaceId" = $1`, [space]);
+      expect(Number(n)).toBe(0);
+      expect(receiver.to(`/two/${space}`)).toHaveLength(200);
+      expect(collectors.flatMap((c) => c.errors)).toEqual([]);
+    } finally {
+      await first.close();
+      await second.close();
+      await receiver.stop();
+    }
+  });
+});
