@@ -246,3 +246,23 @@ onPostgres('two instances running all jobs on one PostgreSQL', () => {
     }
   });
 });
+
+describe('timers with the host ScheduleModule', () => {
+  it('go to the host SchedulerRegistry, each once, and leave it on shutdown', async () => {
+    const { ScheduleModule, SchedulerRegistry: HostRegistry } = await import('@nestjs/schedule');
+    const testApp = await createTestApp('sqlite', { webhook: { worker: { enabled: true } }, extraImports: [ScheduleModule.forRoot()] });
+    const registry = testApp.app.get(HostRegistry);
+    try {
+      expect(testApp.app.get(WEBHOOK_SCHEDULER_REGISTRY)).toBe(registry);
+      expect(registry.getIntervals().sort()).toEqual([
+        'nestjs-webhook-listener:delivery-poll',
+        'nestjs-webhook-listener:lifecycle',
+        'nestjs-webhook-listener:purge',
+        'nestjs-webhook-listener:retention',
+      ]);
+    } finally {
+      await testApp.close();
+    }
+    expect(registry.getIntervals()).toEqual([]);
+  });
+});
