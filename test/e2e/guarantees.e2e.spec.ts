@@ -1,5 +1,7 @@
+import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import type { DataSource } from 'typeorm';
-import { WebhookListenerService, WebhookPublisher, type WebhookModuleOptions } from '../../lib/index.js';
+import { WebhookDeliveryService, WebhookListenerService, WebhookPublisher, type WebhookModuleOptions } from '../../lib/index.js';
 import { connectionOptions, selectedDatabases, type TestDatabase } from '../src/databases.js';
 import { Order, OrderState } from '../src/order.entity.js';
 import { answer, TestReceiver, waitFor, type ReceiverBehaviour } from '../src/receiver.js';
@@ -17,13 +19,13 @@ const WORKER_OPTIONS: WebhookModuleOptions = {
   delivery: { concurrency: 64, batchSize: 200, pollIntervalMs: 100, timeoutMs: 2_000, leaseMs: 4_000, retrySchedule: [100, 200, 400] },
 };
 
-interface Figures {
+type Figures = {
   events: number;
   received: number;
   duplicates: number;
   missing: number;
   seconds: number;
-}
+};
 
 function figures(receiver: TestReceiver, path: string, expected: number, startedAt: number): Figures {
   const ids = receiver.to(path).map((request) => String(request.headers['webhook-id']));
@@ -37,7 +39,7 @@ function figures(receiver: TestReceiver, path: string, expected: number, started
   };
 }
 
-function report(title: string, result: Figures & { heldAtKill?: number; exitSeconds?: number }): void {
+function report(title: string, result: Figures & Record<string, number>): void {
   process.stdout.write(`guarantee ${title}: ${JSON.stringify(result)}\n`);
 }
 
@@ -198,6 +200,127 @@ describe.each(databases)('guarantees with real worker processes on %s', (databas
       report('rollback storm', result);
       expect(delivered.sort((a, b) => a - b)).toEqual(committed.sort((a, b) => a - b));
       expect(result).toMatchObject({ duplicates: 0, missing: 0 });
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
+
+  it(
+    'database restart: PostgreSQL restarted mid-run, the instance recovers by itself, logs the outage and loses nothing',
+    async () => {
+      const path = `/restart/${Date.now()}`;
+      const space = await listen(path);
+      const events = 6_000;
+      await publishMany(producer, space, events);
+      const [worker] = await spawnWorkers(1);
+      const startedAt = Date.now();
+      await waitFor(() => receiver.to(path).length >= 1_000, 'the first thousand deliveries');
+      const restartStartedAt = Date.now();
+      execFileSync('pg_ctlcluster', ['--skip-systemctl-redirect', readdirSync('/etc/postgresql')[0], 'main', 'restart'], {
+        stdio: 'inherit',
+      });
+      const restartSeconds = (Date.now() - restartStartedAt) / 1000;
+      await waitFor(
+        () => new Set(receiver.to(path).map((r) => r.headers['webhook-id'])).size === events,
+        'all events after the restart',
+        SCENARIO_TIMEOUT_MS,
+      );
+      const result = figures(receiver, path, events, startedAt);
+      const outageLines = worker.output
+        .join('')
+        .split('\n')
+        .filter((line) => /ERROR/.test(line)).length;
+      report('database restart', { ...result, restartSeconds, outageLines });
+      expect(result.missing).toBe(0);
+      expect(outageLines).toBeGreaterThan(0);
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
+
+  it(
+    'chaos receiver: every delivery ends as the policy says, and the attempt log matches what the receiver saw',
+    async () => {
+      const path = `/chaos/${Date.now()}`;
+      const timeoutMs = 400;
+      const seen = new Map<string, string[]>();
+      let seed = 20261127;
+      const nextRandom = () => {
+        seed = (seed * 1103515245 + 12345) % 2147483648;
+        return seed / 2147483648;
+      };
+      const chaos: ReceiverBehaviour = (request, _index, response, socket) => {
+        const id = String(request.headers['webhook-id']);
+        const roll = nextRandom();
+        const outcome = roll < 0.2 ? '500' : roll < 0.3 ? 'slow' : roll < 0.35 ? 'reset' : roll < 0.4 ? '429' : '200';
+        seen.set(id, [...(seen.get(id) ?? []), outcome]);
+        if (outcome === '500') response.writeHead(500).end('chaos');
+        else if (outcome === '429') response.writeHead(429, { 'retry-after': '1' }).end();
+        else if (outcome === 'reset') socket.destroy();
+        else if (outcome === 'slow') setTimeout(() => response.destroyed || response.writeHead(200).end('late'), timeoutMs * 3);
+        else response.writeHead(200).end('ok');
+      };
+      const space = await listen(path, chaos);
+      const retrySchedule = [50, 100, 150];
+      await spawnWorkers(2, { ...WORKER_OPTIONS, delivery: { ...WORKER_OPTIONS.delivery, timeoutMs, retrySchedule } });
+      const startedAt = Date.now();
+      const events = 2_000;
+      await publishMany(producer, space, events);
+      const deliveries = producer.get(WebhookDeliveryService);
+      await waitFor(
+        async () =>
+          (await deliveries.countDeliveries(space, { type: 'LEAF', fieldName: 'state', operator: 'EQUALS', value: 'PENDING' })) === 0,
+        'every delivery to end',
+        SCENARIO_TIMEOUT_MS,
+      );
+
+      const expectedLog = (outcome: string): [string, number | null] =>
+        outcome === 'slow'
+          ? ['TIMEOUT', null]
+          : outcome === 'reset'
+            ? ['NETWORK_ERROR', null]
+            : outcome === '200'
+              ? ['SUCCEEDED', 200]
+              : ['HTTP_ERROR', Number(outcome)];
+      const logged = new Map<number, [string, number | null][]>();
+      for (let page = 0; ; page++) {
+        const attempts = await deliveries.searchAttempts(space, {
+          orderBys: [
+            { fieldName: 'deliveryId', sorting: 'ASC' },
+            { fieldName: 'attemptNumber', sorting: 'ASC' },
+          ],
+          startingEntity: page * 100,
+        });
+        for (const attempt of attempts)
+          logged.set(attempt.deliveryId, [...(logged.get(attempt.deliveryId) ?? []), [attempt.outcome, attempt.statusCode]]);
+        if (attempts.length < 100) break;
+      }
+      let succeeded = 0;
+      let abandoned = 0;
+      let mismatches = 0;
+      for (let page = 0; ; page++) {
+        const batch = await deliveries.searchDeliveries(space, { startingEntity: page * 100 });
+        for (const delivery of batch) {
+          const received = seen.get(`msg_${delivery.id}`) ?? [];
+          const policyEnd =
+            received.at(-1) === '200' ? 'SUCCEEDED' : received.length === retrySchedule.length + 1 ? 'ABANDONED' : 'UNEXPECTED';
+          if (policyEnd !== delivery.state || JSON.stringify(received.map(expectedLog)) !== JSON.stringify(logged.get(delivery.id) ?? []))
+            mismatches++;
+          if (delivery.state === 'SUCCEEDED') succeeded++;
+          if (delivery.state === 'ABANDONED') abandoned++;
+        }
+        if (batch.length < 100) break;
+      }
+      const result = {
+        ...figures(receiver, path, events, startedAt),
+        duplicates: 0,
+        missing: events - succeeded - abandoned,
+        succeeded,
+        abandoned,
+        mismatches,
+      };
+      report('chaos receiver', result);
+      expect(succeeded + abandoned).toBe(events);
+      expect(mismatches).toBe(0);
+      expect(abandoned).toBeGreaterThan(0);
     },
     SCENARIO_TIMEOUT_MS,
   );
