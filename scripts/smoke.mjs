@@ -23,6 +23,7 @@ for (const [app, entry] of [
 ]) {
   const dir = join(work, app);
   cpSync(join(root, 'test/smoke', app), dir, { recursive: true });
+  cpSync(join(root, 'test/smoke/shared'), dir, { recursive: true });
   console.log(`\n== ${app}: npm install`);
   run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', tarball], dir);
   run(process.execPath, [entry], dir);

@@ -4,9 +4,9 @@ const assert = require('node:assert/strict');
 const { Module } = require('@nestjs/common');
 const { NestFactory } = require('@nestjs/core');
 const { TypeOrmModule, getDataSourceToken } = require('@nestjs/typeorm');
-const { createServer } = require('node:http');
 const { Column, Entity, PrimaryGeneratedColumn } = require('typeorm');
 const webhooks = require('nestjs-webhook-listener');
+const { startOneRequestReceiver } = require('./one-request-receiver.cjs');
 const { verifyStandardWebhook, verifyXSignature } = require('nestjs-webhook-listener/verify');
 
 const {
@@ -59,32 +59,21 @@ async function main() {
   assert.equal(verifyStandardWebhook({}, '{}', secret), false);
 
   // A change of an order is delivered, signed, to a receiver on this machine.
-  let received;
-  const arrived = new Promise((resolve) => {
-    received = createServer((request, response) => {
-      const chunks = [];
-      request.on('data', (chunk) => chunks.push(chunk));
-      request.on('end', () => {
-        response.end('ok');
-        resolve({ headers: request.headers, body: Buffer.concat(chunks) });
-      });
-    }).listen(0, '127.0.0.1');
-  });
-  await new Promise((resolve) => received.once('listening', resolve));
+  const receiver = await startOneRequestReceiver();
   await app.get(WebhookListenerService).create(1, {
     name: 'local',
     entity: 'Order',
     entityStates: ['PAID'],
-    url: `http://localhost:${received.address().port}/in`,
+    url: `http://localhost:${receiver.port}/in`,
     identity: identity.id,
   });
   await app.get(getDataSourceToken()).getRepository(Order).save({ state: 'PAID' });
-  const request = await arrived;
+  const request = await receiver.arrived;
   assert.equal(JSON.parse(request.body.toString()).state, 'PAID');
   assert.equal(verifyXSignature(request.headers['x-signature'], request.body, identity.publicKey), true);
   assert.equal(verifyStandardWebhook(request.headers, request.body, secret), true);
   await app.close();
-  received.close();
+  receiver.close();
   console.log(
     `cjs-nest11: OK (NestJS ${installedVersion('@nestjs/core')}, TypeORM ${installedVersion('typeorm')}, listener ${listener.id})`,
   );

@@ -2,7 +2,7 @@
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
+import oneRequestReceiver from './one-request-receiver.cjs';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
@@ -53,32 +53,21 @@ const secret = await app.get(WebhookIdentityService).revealSecret(1, identity.id
 assert.equal(verifyStandardWebhook({}, '{}', secret), false);
 
 // A change of an order is delivered, signed, to a receiver on this machine.
-let received;
-const arrived = new Promise((resolve) => {
-  received = createServer((request, response) => {
-    const chunks = [];
-    request.on('data', (chunk) => chunks.push(chunk));
-    request.on('end', () => {
-      response.end('ok');
-      resolve({ headers: request.headers, body: Buffer.concat(chunks) });
-    });
-  }).listen(0, '127.0.0.1');
-});
-await new Promise((resolve) => received.once('listening', resolve));
+const receiver = await oneRequestReceiver.startOneRequestReceiver();
 await app.get(WebhookListenerService).create(1, {
   name: 'local',
   entity: 'Order',
   entityStates: ['PAID'],
-  url: `http://localhost:${received.address().port}/in`,
+  url: `http://localhost:${receiver.port}/in`,
   identity: identity.id,
 });
 await app.get(getDataSourceToken()).getRepository(Order).save({ state: 'PAID' });
-const request = await arrived;
+const request = await receiver.arrived;
 assert.equal(JSON.parse(request.body.toString()).state, 'PAID');
 assert.equal(verifyXSignature(request.headers['x-signature'], request.body, identity.publicKey), true);
 assert.equal(verifyStandardWebhook(request.headers, request.body, secret), true);
 await app.close();
-received.close();
+receiver.close();
 const installedVersion = (name) =>
   JSON.parse(readFileSync(new URL(`./node_modules/${name}/package.json`, import.meta.url), 'utf8')).version;
 console.log(`esm-nest12: OK (NestJS ${installedVersion('@nestjs/core')}, TypeORM ${installedVersion('typeorm')}, listener ${listener.id})`);
