@@ -154,6 +154,8 @@ describe.each(databases)('guarantees with real worker processes on %s', (databas
       const startedAt = Date.now();
       await publishMany(producer, space, EVENTS);
       await waitFor(() => receiver.to(path).length >= EVENTS / 4, 'a quarter of the events');
+      // Kill it while it holds leases, i.e. with deliveries in flight.
+      await waitFor(async () => (await leasedCount(producer.dataSource, space)) > 0, 'leases held by the instance');
       first.child.kill('SIGKILL');
       await first.exited;
       const heldAtKill = await leasedCount(producer.dataSource, space);
