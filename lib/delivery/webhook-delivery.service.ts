@@ -10,7 +10,7 @@ import { inTransaction } from '../persistence/transaction.js';
 import type { QueryField } from '../query/entity-query.constants.js';
 import { EntityQueryCompiler } from '../query/entity-query.compiler.js';
 import type { EntityQuery, EntityQueryFilter } from '../query/entity-query.types.js';
-import { assertKnownKeys, assertPlainObject, requireId } from '../validation/input.validation.js';
+import { requireId } from '../validation/input.validation.js';
 
 const field = (alias: string, property: string, kind: QueryField['kind']): QueryField => ({ alias, property, kind });
 
@@ -92,13 +92,8 @@ export class WebhookDeliveryService {
     fields: Record<string, QueryField>,
   ): Promise<T[]> {
     requireId(spaceId, 'spaceId');
-    assertPlainObject(query, 'query');
-    assertKnownKeys(query, 'query', ['filter', 'orderBys', 'startingEntity', 'numberOfEntities']);
     const qb = this.dataSource.manager.createQueryBuilder(target, alias).where(`${alias}.linkedSpaceId = :spaceId`, { spaceId });
-    const compiler = new EntityQueryCompiler(this.dataSource, fields, qb);
-    compiler.applyFilter(query.filter);
-    compiler.applyOrder(query.orderBys);
-    compiler.applyPage(query.startingEntity, query.numberOfEntities);
+    new EntityQueryCompiler(this.dataSource, fields, qb).applyQuery(query);
     return qb.getMany();
   }
 }

@@ -61,13 +61,8 @@ export abstract class ManagedObjectService<T extends ManagedWebhookObject> {
 
   async search(spaceId: number, query: EntityQuery = {}): Promise<T[]> {
     requireSpaceId(spaceId);
-    assertPlainObject(query, 'query');
-    assertKnownKeys(query, 'query', ['filter', 'orderBys', 'startingEntity', 'numberOfEntities']);
     const qb = this.selectInSpace(this.dataSource.manager, spaceId);
-    const compiler = new EntityQueryCompiler(this.dataSource, this.queryFields, qb);
-    compiler.applyFilter(query.filter);
-    compiler.applyOrder(query.orderBys);
-    compiler.applyPage(query.startingEntity, query.numberOfEntities);
+    new EntityQueryCompiler(this.dataSource, this.queryFields, qb).applyQuery(query);
     return qb.getMany();
   }
 

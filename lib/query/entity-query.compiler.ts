@@ -49,12 +49,21 @@ export class EntityQueryCompiler<T extends ObjectLiteral> {
     this.dialect = dialectOf(dataSource);
   }
 
+  /** A whole EntityQuery: filter, order and page. */
+  applyQuery(query: unknown): void {
+    assertPlainObject(query, 'query');
+    assertKnownKeys(query, 'query', ['filter', 'orderBys', 'startingEntity', 'numberOfEntities']);
+    this.applyFilter(query.filter);
+    this.applyOrder(query.orderBys);
+    this.applyPage(query.startingEntity, query.numberOfEntities);
+  }
+
   applyFilter(filter: unknown, path = 'query.filter'): void {
     if (filter === undefined || filter === null) return;
     this.qb.andWhere(new Brackets((where) => this.addNode(where, filter, path, 1)));
   }
 
-  applyOrder(orderBys: unknown, path = 'query.orderBys'): void {
+  private applyOrder(orderBys: unknown, path = 'query.orderBys'): void {
     if (orderBys !== undefined) {
       requireArray(orderBys, path, 10).forEach((orderBy, index) => {
         const itemPath = `${path}[${index}]`;
@@ -70,7 +79,7 @@ export class EntityQueryCompiler<T extends ObjectLiteral> {
     if (!(idColumn in this.qb.expressionMap.orderBys)) this.qb.addOrderBy(idColumn, 'ASC');
   }
 
-  applyPage(startingEntity: unknown, numberOfEntities: unknown): void {
+  private applyPage(startingEntity: unknown, numberOfEntities: unknown): void {
     const offset = startingEntity === undefined ? 0 : requireInteger(startingEntity, 'query.startingEntity', 0, 2_147_483_647);
     const limit =
       numberOfEntities === undefined ? MAX_PAGE_SIZE : requireInteger(numberOfEntities, 'query.numberOfEntities', 1, MAX_PAGE_SIZE);
