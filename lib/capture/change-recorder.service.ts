@@ -1,8 +1,10 @@
-import { Injectable } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
+import { Inject, Injectable } from '@nestjs/common';
+import type { DataSource, EntityManager } from 'typeorm';
 import { WebhookDelivery, WebhookDeliveryState } from '../model/webhook-delivery.entity.js';
 import { WebhookEvent } from '../model/webhook-event.entity.js';
+import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
 import { insertReturningId } from '../persistence/inserted-id.js';
+import { inTransaction } from '../persistence/transaction.js';
 import type { MatchableListener } from '../persistence/webhook-listener.repository.js';
 import type { RegisteredWebhookEntity } from '../registry/webhook-entity.registry.js';
 import { CommitNotifier } from './commit-notifier.js';
@@ -23,9 +25,21 @@ export interface EntityChange {
 @Injectable()
 export class ChangeRecorder {
   constructor(
+    @Inject(WEBHOOK_DATA_SOURCE) private readonly dataSource: DataSource,
     private readonly cache: ListenerMatchCache,
     private readonly notifier: CommitNotifier,
   ) {}
+
+  /**
+   * Records through `manager` when it is inside a transaction, so the event commits or rolls back
+   * with it; otherwise (no manager, or a write already committed such as `repository.insert()`
+   * outside a transaction) in a transaction of its own.
+   */
+  recordJoining(manager: EntityManager | undefined, change: EntityChange): Promise<number> {
+    return manager?.queryRunner?.isTransactionActive
+      ? this.record(manager, change)
+      : inTransaction(this.dataSource, (own) => this.record(own, change));
+  }
 
   /** Returns the number of deliveries written (0: no listener matched, nothing written). */
   async record(manager: EntityManager, change: EntityChange): Promise<number> {

@@ -1,7 +1,6 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import type {
   DataSource,
-  EntityManager,
   EntityMetadata,
   EntitySubscriberInterface,
   InsertEvent,
@@ -15,7 +14,6 @@ import type {
 } from 'typeorm';
 import { WEBHOOK_DATA_SOURCE, WEBHOOK_RESOLVED_OPTIONS } from '../module/webhook.constants.js';
 import type { ResolvedWebhookOptions } from '../module/webhook-options.interface.js';
-import { inTransaction } from '../persistence/transaction.js';
 import { WebhookEntityRegistry, type RegisteredWebhookEntity } from '../registry/webhook-entity.registry.js';
 import { MAX_ID } from '../validation/input.validation.js';
 import { ChangeRecorder, type EntityChange } from './change-recorder.service.js';
@@ -106,14 +104,7 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     knownId?: unknown,
   ): Promise<void> {
     const change = this.describeChange(event.metadata, entity, row, before, stateChanged, knownId);
-    if (!change) return;
-    if (event.queryRunner?.isTransactionActive) {
-      await this.recorder.record(event.manager, change);
-    } else {
-      // A write outside any transaction (e.g. `repository.insert()`) is already committed; the
-      // event follows in a transaction of its own.
-      await inTransaction(this.dataSource, (manager: EntityManager) => this.recorder.record(manager, change));
-    }
+    if (change) await this.recorder.recordJoining(event.manager, change);
   }
 
   private describeChange(

@@ -1,10 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { DataSource, EntityManager } from 'typeorm';
+import type { EntityManager } from 'typeorm';
 import { WebhookValidationError } from '../errors/webhook.errors.js';
 import { ENTITY_ID_MAX_LENGTH, STATE_MAX_LENGTH } from '../model/webhook-event.entity.js';
-import { WEBHOOK_DATA_SOURCE, WEBHOOK_RESOLVED_OPTIONS } from '../module/webhook.constants.js';
+import { WEBHOOK_RESOLVED_OPTIONS } from '../module/webhook.constants.js';
 import type { ResolvedWebhookOptions } from '../module/webhook-options.interface.js';
-import { inTransaction } from '../persistence/transaction.js';
 import { WebhookEntityRegistry } from '../registry/webhook-entity.registry.js';
 import { ChangeRecorder } from './change-recorder.service.js';
 import { assertKnownKeys, assertPlainObject, requireId, requireString } from '../validation/input.validation.js';
@@ -33,7 +32,6 @@ export interface PublishResult {
 @Injectable()
 export class WebhookPublisher {
   constructor(
-    @Inject(WEBHOOK_DATA_SOURCE) private readonly dataSource: DataSource,
     @Inject(WEBHOOK_RESOLVED_OPTIONS) private readonly options: ResolvedWebhookOptions,
     private readonly registry: WebhookEntityRegistry,
     private readonly recorder: ChangeRecorder,
@@ -55,10 +53,7 @@ export class WebhookPublisher {
     const spaceId = input.spaceId === undefined ? this.options.defaultSpaceId : requireId(input.spaceId, 'spaceId');
     const change = { entity, entityId, spaceId, state, stateChanged: true };
 
-    const deliveries = manager?.queryRunner?.isTransactionActive
-      ? await this.recorder.record(manager, change)
-      : await inTransaction(this.dataSource, (own) => this.recorder.record(own, change));
-    return { deliveries };
+    return { deliveries: await this.recorder.recordJoining(manager, change) };
   }
 }
 
