@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { In, MoreThan, type DataSource } from 'typeorm';
-import { ListenerMatchCache } from '../capture/listener-match.cache.js';
+import { ListenerChangeNotifier } from '../management/listener-change.notifier.js';
 import { EventEmitter2, WEBHOOK_EVENT_EMITTER } from '../events/event-emitter.js';
 import { CreationEntityState } from '../model/creation-entity-state.enum.js';
 import { WebhookDelivery, WebhookDeliveryState } from '../model/webhook-delivery.entity.js';
@@ -8,12 +8,7 @@ import { WebhookListener } from '../model/webhook-listener.entity.js';
 import { WEBHOOK_DATA_SOURCE, WEBHOOK_RESOLVED_OPTIONS } from '../module/webhook.constants.js';
 import type { ResolvedWebhookOptions } from '../module/webhook-options.interface.js';
 import { inTransaction } from '../persistence/transaction.js';
-import {
-  WEBHOOK_LISTENER_DEACTIVATED,
-  WEBHOOK_LISTENER_STATE_CHANGED,
-  type WebhookListenerDeactivatedPayload,
-  type WebhookListenerStateChangedPayload,
-} from './delivery.constants.js';
+import { WEBHOOK_LISTENER_DEACTIVATED, type WebhookListenerDeactivatedPayload } from './delivery.constants.js';
 
 /**
  * Deactivates listeners whose receivers keep failing, as wallee does: when the last
@@ -28,7 +23,7 @@ export class ListenerHealthService {
     @Inject(WEBHOOK_DATA_SOURCE) private readonly dataSource: DataSource,
     @Inject(WEBHOOK_RESOLVED_OPTIONS) private readonly options: ResolvedWebhookOptions,
     @Inject(WEBHOOK_EVENT_EMITTER) private readonly emitter: EventEmitter2,
-    private readonly matchCache: ListenerMatchCache,
+    private readonly changes: ListenerChangeNotifier,
   ) {}
 
   async afterAbandoned(listenerId: number): Promise<void> {
@@ -66,16 +61,9 @@ export class ListenerHealthService {
       return affected ? found : null;
     });
     if (!listener) return;
-    this.matchCache.invalidate(listener.linkedSpaceId, listener.entity);
     this.logger.warn(`Deactivated WebhookListener ${listenerId} of space ${listener.linkedSpaceId}: ${reason}`);
     const deactivated: WebhookListenerDeactivatedPayload = { listenerId, spaceId: listener.linkedSpaceId, reason };
-    const changed: WebhookListenerStateChangedPayload = {
-      listenerId,
-      spaceId: listener.linkedSpaceId,
-      from: CreationEntityState.ACTIVE,
-      to: CreationEntityState.INACTIVE,
-    };
     this.emitter.emit(WEBHOOK_LISTENER_DEACTIVATED, deactivated);
-    this.emitter.emit(WEBHOOK_LISTENER_STATE_CHANGED, changed);
+    this.changes.committed(listener, CreationEntityState.ACTIVE, CreationEntityState.INACTIVE);
   }
 }

@@ -2,14 +2,11 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { DataSource, EntityManager, SelectQueryBuilder } from 'typeorm';
 import { WebhookNotFoundError, WebhookValidationError } from '../errors/webhook.errors.js';
 import type { CreationEntityState } from '../model/creation-entity-state.enum.js';
-import { WEBHOOK_LISTENER_STATE_CHANGED, type WebhookListenerStateChangedPayload } from '../delivery/delivery.constants.js';
-import { EventEmitter2, WEBHOOK_EVENT_EMITTER } from '../events/event-emitter.js';
 import { NAME_MAX_LENGTH } from '../model/managed-object.entity.js';
 import { WebhookIdentity } from '../model/webhook-identity.entity.js';
 import { WebhookListener } from '../model/webhook-listener.entity.js';
 import { WebhookUrl } from '../model/webhook-url.entity.js';
 import { inTransaction } from '../persistence/transaction.js';
-import { ListenerMatchCache } from '../capture/listener-match.cache.js';
 import { SsrfGuard } from '../security/ssrf-guard.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
 import { WebhookEntityRegistry, type RegisteredWebhookEntity } from '../registry/webhook-entity.registry.js';
@@ -22,6 +19,7 @@ import {
   requireString,
 } from '../validation/input.validation.js';
 import { isLive } from './lifecycle.js';
+import { ListenerChangeNotifier } from './listener-change.notifier.js';
 import { commonQueryFields, ManagedObjectService, ROOT_ALIAS, requireSpaceId } from './managed-object.service.js';
 import { requireWebhookAddress } from './url.validation.js';
 import { WebhookUrlService } from './webhook-url.service.js';
@@ -81,9 +79,8 @@ export class WebhookListenerService extends ManagedObjectService<WebhookListener
     @Inject(WEBHOOK_DATA_SOURCE) dataSource: DataSource,
     private readonly registry: WebhookEntityRegistry,
     private readonly urls: WebhookUrlService,
-    private readonly matchCache: ListenerMatchCache,
     private readonly ssrfGuard: SsrfGuard,
-    @Inject(WEBHOOK_EVENT_EMITTER) private readonly emitter: EventEmitter2,
+    private readonly changes: ListenerChangeNotifier,
   ) {
     super(dataSource);
   }
@@ -136,18 +133,8 @@ export class WebhookListenerService extends ManagedObjectService<WebhookListener
     return created;
   }
 
-  /** Listeners matched by captured changes are cached; a committed change makes this instance reload them. */
   protected override afterCommit(listener: WebhookListener, previousState?: CreationEntityState): void {
-    this.matchCache.invalidate(listener.linkedSpaceId, listener.entity);
-    if (previousState !== undefined && previousState !== listener.state) {
-      const changed: WebhookListenerStateChangedPayload = {
-        listenerId: listener.id,
-        spaceId: listener.linkedSpaceId,
-        from: previousState,
-        to: listener.state,
-      };
-      this.emitter.emit(WEBHOOK_LISTENER_STATE_CHANGED, changed);
-    }
+    this.changes.committed(listener, previousState, listener.state);
   }
 
   protected override withRelations(qb: SelectQueryBuilder<WebhookListener>): SelectQueryBuilder<WebhookListener> {

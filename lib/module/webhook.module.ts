@@ -5,6 +5,7 @@ import { ListenerMatchCache } from '../capture/listener-match.cache.js';
 import { WebhookCaptureSubscriber } from '../capture/webhook-capture.subscriber.js';
 import { WebhookPublisher } from '../capture/webhook-publisher.service.js';
 import { chooseEventEmitter, EventEmitter2, WEBHOOK_EVENT_EMITTER } from '../events/event-emitter.js';
+import { ListenerChangeNotifier } from '../management/listener-change.notifier.js';
 import { WebhookListenerRepository } from '../persistence/webhook-listener.repository.js';
 import { DeliveryStore } from '../delivery/delivery.store.js';
 import { ListenerHealthService } from '../delivery/listener-health.service.js';
@@ -56,6 +57,7 @@ const PUBLIC_SERVICES = [
     WebhookEntityMetadataAccessor,
     KeyEncryptionService,
     ListenerMatchCache,
+    ListenerChangeNotifier,
     CommitNotifier,
     ChangeRecorder,
     WebhookCaptureSubscriber,

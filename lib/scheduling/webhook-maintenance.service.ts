@@ -1,7 +1,5 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
-import { ListenerMatchCache } from '../capture/listener-match.cache.js';
-import { WEBHOOK_LISTENER_STATE_CHANGED, type WebhookListenerStateChangedPayload } from '../delivery/delivery.constants.js';
-import { EventEmitter2, WEBHOOK_EVENT_EMITTER } from '../events/event-emitter.js';
+import { ListenerChangeNotifier } from '../management/listener-change.notifier.js';
 import { CreationEntityState } from '../model/creation-entity-state.enum.js';
 import { WebhookIdentity } from '../model/webhook-identity.entity.js';
 import { WebhookListener } from '../model/webhook-listener.entity.js';
@@ -29,9 +27,8 @@ export class WebhookMaintenance implements OnApplicationBootstrap, OnModuleDestr
   constructor(
     @Inject(WEBHOOK_RESOLVED_OPTIONS) private readonly options: ResolvedWebhookOptions,
     @Inject(WEBHOOK_SCHEDULER_REGISTRY) private readonly scheduler: SchedulerRegistry,
-    @Inject(WEBHOOK_EVENT_EMITTER) private readonly emitter: EventEmitter2,
     private readonly store: MaintenanceStore,
-    private readonly matchCache: ListenerMatchCache,
+    private readonly changes: ListenerChangeNotifier,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -60,7 +57,8 @@ export class WebhookMaintenance implements OnApplicationBootstrap, OnModuleDestr
       for (const object of await this.store.finishableDeletions(target)) {
         if (!(await this.store.markDeleted(target, object.id, plannedPurgeDate))) continue;
         finished++;
-        if (target === WebhookListener) this.listenerDeleted(object.id, object.linkedSpaceId, object.entity!);
+        if (target === WebhookListener)
+          this.changes.committed({ ...object, entity: object.entity! }, CreationEntityState.DELETING, CreationEntityState.DELETED);
       }
     }
     if (cancelled + finished > 0)
@@ -108,16 +106,5 @@ export class WebhookMaintenance implements OnApplicationBootstrap, OnModuleDestr
       .finally(() => this.running.delete(name));
     this.running.set(name, run);
     return run;
-  }
-
-  private listenerDeleted(listenerId: number, spaceId: number, entity: string): void {
-    this.matchCache.invalidate(spaceId, entity);
-    const changed: WebhookListenerStateChangedPayload = {
-      listenerId,
-      spaceId,
-      from: CreationEntityState.DELETING,
-      to: CreationEntityState.DELETED,
-    };
-    this.emitter.emit(WEBHOOK_LISTENER_STATE_CHANGED, changed);
   }
 }

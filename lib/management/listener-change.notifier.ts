@@ -1,0 +1,32 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { ListenerMatchCache } from '../capture/listener-match.cache.js';
+import { WEBHOOK_LISTENER_STATE_CHANGED, type WebhookListenerStateChangedPayload } from '../delivery/delivery.constants.js';
+import { EventEmitter2, WEBHOOK_EVENT_EMITTER } from '../events/event-emitter.js';
+
+/** The parts of a listener a committed change is announced with. */
+export interface ChangedListener {
+  id: number;
+  linkedSpaceId: number;
+  entity: string;
+}
+
+/**
+ * What follows every committed change of a listener, whoever made it (the services, the delivery
+ * worker, the scheduled jobs): this instance matches changes against the new listener at once, and
+ * a change of state is announced as `webhook.listener.state-changed`.
+ */
+@Injectable()
+export class ListenerChangeNotifier {
+  constructor(
+    private readonly matchCache: ListenerMatchCache,
+    @Inject(WEBHOOK_EVENT_EMITTER) private readonly emitter: EventEmitter2,
+  ) {}
+
+  /** `from` is undefined for a listener just created. */
+  committed(listener: ChangedListener, from: string | undefined, to: string): void {
+    this.matchCache.invalidate(listener.linkedSpaceId, listener.entity);
+    if (from === undefined || from === to) return;
+    const changed: WebhookListenerStateChangedPayload = { listenerId: listener.id, spaceId: listener.linkedSpaceId, from, to };
+    this.emitter.emit(WEBHOOK_LISTENER_STATE_CHANGED, changed);
+  }
+}
