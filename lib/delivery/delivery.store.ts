@@ -28,7 +28,6 @@ export interface ClaimedDelivery {
   listenerActive: boolean;
   signed: boolean;
   keys: StoredIdentityKeys | null;
-  identityId: number | null;
 }
 
 /** How a finished attempt changes its delivery. */
@@ -124,7 +123,6 @@ export class DeliveryStore {
       column('u', 'url', 'url'),
       column('l', 'state', 'listenerState'),
       column('l', 'enablePayloadSignatureAndState', 'signed'),
-      column('i', 'id', 'identityId'),
       column('i', 'keyId', 'keyId'),
       column('i', 'privateKey', 'privateKey'),
       column('i', 'secret', 'secret'),
@@ -146,8 +144,7 @@ export class DeliveryStore {
       url: row.url,
       listenerActive: row.listenerState === CreationEntityState.ACTIVE,
       signed: row.signed === true || Number(row.signed) === 1,
-      identityId: row.identityId === null ? null : Number(row.identityId),
-      keys: row.keyId ? { identityId: Number(row.identityId), keyId: row.keyId, privateKey: row.privateKey, secret: row.secret } : null,
+      keys: row.keyId ? { keyId: row.keyId, privateKey: row.privateKey, secret: row.secret } : null,
     }));
   }
 
@@ -159,7 +156,7 @@ export class DeliveryStore {
       const raced = await this.findSpaceDefault(manager, spaceId);
       if (raced) return raced;
       const keys = this.keyEncryption.newSealedKeys();
-      const saved = await manager.save(
+      await manager.save(
         manager.create(WebhookIdentity, {
           linkedSpaceId: spaceId,
           name: 'Default',
@@ -168,7 +165,7 @@ export class DeliveryStore {
           ...keys,
         }),
       );
-      return { identityId: saved.id, keyId: keys.keyId, privateKey: keys.privateKey, secret: keys.secret };
+      return { keyId: keys.keyId, privateKey: keys.privateKey, secret: keys.secret };
     });
   }
 
@@ -268,7 +265,7 @@ export class DeliveryStore {
       .where({ linkedSpaceId: spaceId, spaceDefault: true, state: CreationEntityState.ACTIVE })
       .orderBy('i.id', 'ASC')
       .getOne();
-    return found && { identityId: found.id, keyId: found.keyId, privateKey: found.privateKey!, secret: found.secret! };
+    return found && { keyId: found.keyId, privateKey: found.privateKey!, secret: found.secret! };
   }
 }
 

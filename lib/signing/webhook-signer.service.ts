@@ -12,7 +12,6 @@ import {
 
 /** An identity's key material as stored (private parts possibly sealed). */
 export interface StoredIdentityKeys {
-  identityId: number;
   keyId: string;
   privateKey: string;
   secret: string;
