@@ -121,6 +121,14 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
       await waitFor(() => receiver.to(`/stuck/${stuck}`).length === 2, 'the stuck receiver to hold two requests');
       await saveOrders(testApp, healthy, 30);
       await waitFor(() => receiver.to(`/healthy/${healthy}`).length === 30, 'all 30 deliveries to the healthy receiver');
+      // The receiver has seen the last healthy requests before the worker has settled them: wait for the log.
+      await waitFor(
+        async () =>
+          (await testApp
+            .get(WebhookDeliveryService)
+            .countDeliveries(healthy, { type: 'LEAF', fieldName: 'state', operator: 'EQUALS', value: 'SUCCEEDED' })) === 30,
+        'the 30 healthy deliveries to be recorded',
+      );
       expect(receiver.to(`/stuck/${stuck}`)).toHaveLength(2);
       expect(testApp.app.get(WebhookDispatcher).inFlightCount).toBe(2);
     } finally {
