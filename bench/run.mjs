@@ -26,6 +26,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 5_000);
 const SAVES = Number(process.env.BENCH_SAVES ?? 1_000);
 const DATABASES = (process.env.BENCH_DATABASES ?? 'sqlite,postgres').split(',');
+const MEASURES = new Set((process.env.BENCH_MEASURES ?? 'p1,p2,p3,p4,p5,p6').split(','));
 const now = () => performance.timeOrigin + performance.now();
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const percentile = (values, p) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor((p / 100) * values.length))];
@@ -223,6 +224,51 @@ async function saveCost(database) {
   return result;
 }
 
+async function throughputMeasures(database, receiver) {
+  const ceiling = [];
+  const throughput = { 'standard-webhooks': [], both: [], off: [] };
+  for (let run = 0; run < RUNS; run++) {
+    ceiling.push(await rawCeiling(receiver, EVENTS));
+    progress(`${database} run ${run + 1}: ceiling ${Math.round(ceiling.at(-1))}/s`);
+    for (const mode of Object.keys(throughput)) {
+      throughput[mode].push(await moduleThroughput(database, receiver, EVENTS, mode));
+      progress(`${database} run ${run + 1}: ${mode} ${Math.round(throughput[mode].at(-1))}/s`);
+    }
+  }
+  const ceilingMedian = median(ceiling);
+  return {
+    ceilingPerSecond: Math.round(ceilingMedian),
+    throughput: Object.fromEntries(Object.entries(throughput).map(([mode, values]) => [mode, ofCeiling(values, ceilingMedian)])),
+  };
+}
+
+function ofCeiling(values, ceilingMedian) {
+  return { perSecond: Math.round(median(values)), ofCeiling: Number((median(values) / ceilingMedian).toFixed(2)) };
+}
+
+async function latencyAndSaveMeasures(database, receiver) {
+  const latencies = [];
+  const saves = [];
+  for (let run = 0; run < RUNS; run++) {
+    if (MEASURES.has('p2')) latencies.push(await latency(database, receiver, 200));
+    if (MEASURES.has('p3')) saves.push(await saveCost(database));
+  }
+  const saveMedian = (key) => median(saves.map((s) => s[key]));
+  const ratio = (key) => Number((saveMedian(key) / saveMedian('absent')).toFixed(2));
+  return {
+    ...(latencies.length > 0 && {
+      latencyMs: {
+        p50: Number(median(latencies.map((l) => l.p50)).toFixed(2)),
+        p99: Number(median(latencies.map((l) => l.p99)).toFixed(2)),
+      },
+    }),
+    ...(saves.length > 0 && {
+      saveMs: Object.fromEntries(['absent', 0, 1, 10].map((key) => [key, Number(saveMedian(key).toFixed(3))])),
+      saveRatio: { 0: ratio(0), 1: ratio(1), 10: ratio(10) },
+    }),
+  };
+}
+
 async function main() {
   const receiver = await startReceiver();
   const results = {
@@ -233,47 +279,9 @@ async function main() {
     databases: {},
   };
   for (const database of DATABASES) {
-    const ceiling = [];
-    const throughput = { 'standard-webhooks': [], both: [], off: [] };
-    for (let run = 0; run < RUNS; run++) {
-      ceiling.push(await rawCeiling(receiver, EVENTS));
-      progress(`${database} run ${run + 1}: ceiling ${Math.round(ceiling.at(-1))}/s`);
-      for (const mode of Object.keys(throughput)) {
-        throughput[mode].push(await moduleThroughput(database, receiver, EVENTS, mode));
-        progress(`${database} run ${run + 1}: ${mode} ${Math.round(throughput[mode].at(-1))}/s`);
-      }
-    }
-    const latencies = [];
-    const saves = [];
-    for (let run = 0; run < RUNS; run++) {
-      latencies.push(await latency(database, receiver, 200));
-      saves.push(await saveCost(database));
-    }
-    const ceilingMedian = median(ceiling);
-    const saveMedian = (key) => median(saves.map((s) => s[key]));
     results.databases[database] = {
-      ceilingPerSecond: Math.round(ceilingMedian),
-      throughput: Object.fromEntries(
-        Object.entries(throughput).map(([mode, values]) => [
-          mode,
-          { perSecond: Math.round(median(values)), ofCeiling: Number((median(values) / ceilingMedian).toFixed(2)) },
-        ]),
-      ),
-      latencyMs: {
-        p50: Number(median(latencies.map((l) => l.p50)).toFixed(2)),
-        p99: Number(median(latencies.map((l) => l.p99)).toFixed(2)),
-      },
-      saveMs: {
-        absent: Number(saveMedian('absent').toFixed(3)),
-        0: Number(saveMedian(0).toFixed(3)),
-        1: Number(saveMedian(1).toFixed(3)),
-        10: Number(saveMedian(10).toFixed(3)),
-      },
-      saveRatio: {
-        0: Number((saveMedian(0) / saveMedian('absent')).toFixed(2)),
-        1: Number((saveMedian(1) / saveMedian('absent')).toFixed(2)),
-        10: Number((saveMedian(10) / saveMedian('absent')).toFixed(2)),
-      },
+      ...(MEASURES.has('p1') && (await throughputMeasures(database, receiver))),
+      ...((MEASURES.has('p2') || MEASURES.has('p3')) && (await latencyAndSaveMeasures(database, receiver))),
     };
     printDatabase(database, results.databases[database]);
   }
@@ -294,11 +302,11 @@ function printDatabase(database, r) {
   console.log(`\n${database}`);
   console.log('| measure | result | reference | ratio |');
   console.log('|---|---|---|---|');
-  console.log(`| P1 throughput, raw undici ceiling | ${r.ceilingPerSecond}/s | | 1.00 |`);
-  for (const [mode, value] of Object.entries(r.throughput))
+  if (r.throughput) console.log(`| P1 throughput, raw undici ceiling | ${r.ceilingPerSecond}/s | | 1.00 |`);
+  for (const [mode, value] of Object.entries(r.throughput ?? {}))
     console.log(`| P1 throughput, signing ${mode} | ${value.perSecond}/s | ${r.ceilingPerSecond}/s ceiling | ${value.ofCeiling} |`);
-  console.log(`| P2 commit → receiver, p50 / p99 | ${r.latencyMs.p50} / ${r.latencyMs.p99} ms | | |`);
-  for (const key of ['0', '1', '10'])
+  if (r.latencyMs) console.log(`| P2 commit → receiver, p50 / p99 | ${r.latencyMs.p50} / ${r.latencyMs.p99} ms | | |`);
+  for (const key of r.saveMs ? ['0', '1', '10'] : [])
     console.log(
       `| P3 save() with ${key} matching listeners | ${r.saveMs[key]} ms | ${r.saveMs.absent} ms without the module | ${r.saveRatio[key]} |`,
     );
