@@ -1,14 +1,17 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { In, type DataSource, type EntityManager, type ObjectLiteral } from 'typeorm';
+import type { DataSource, EntityManager, ObjectLiteral } from 'typeorm';
 import { CreationEntityState } from '../model/creation-entity-state.enum.js';
 import { WebhookDeliveryAttempt } from '../model/webhook-delivery-attempt.entity.js';
 import { WebhookDelivery, WebhookDeliveryState } from '../model/webhook-delivery.entity.js';
 import { WebhookEvent } from '../model/webhook-event.entity.js';
 import { WebhookIdentity } from '../model/webhook-identity.entity.js';
+import { WebhookListener } from '../model/webhook-listener.entity.js';
+import { WebhookUrl } from '../model/webhook-url.entity.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
-import { inTransaction, isSqlite } from '../persistence/transaction.js';
+import { inTransaction } from '../persistence/transaction.js';
 import type { StoredIdentityKeys } from '../signing/webhook-signer.service.js';
 import { KeyEncryptionService } from '../signing/key-encryption.service.js';
+import { DeliverySql, integer } from './delivery.sql.js';
 import type { AttemptResult } from './http-sender.js';
 
 /** Everything needed to send one claimed delivery. */
@@ -28,6 +31,8 @@ export interface ClaimedDelivery {
   listenerActive: boolean;
   signed: boolean;
   keys: StoredIdentityKeys | null;
+  /** Epoch ms when this instance's lease on it ends. */
+  leaseUntil: number;
 }
 
 /** How a finished attempt changes its delivery. */
@@ -47,104 +52,107 @@ export class DeliveryStore {
   constructor(
     @Inject(WEBHOOK_DATA_SOURCE) private readonly dataSource: DataSource,
     private readonly keyEncryption: KeyEncryptionService,
-  ) {}
+  ) {
+    this.sql = new DeliverySql(dataSource);
+  }
+
+  private readonly sql: DeliverySql;
 
   /**
-   * Leases up to `limit` due deliveries to `owner`, at most `roomPerUrl(urlId)` per URL, skipping
-   * rows other instances hold (`FOR UPDATE SKIP LOCKED`; SQLite has a single writer).
+   * Leases up to `limit` due deliveries to `owner`, at most `roomPerUrl(urlId)` per URL and none of
+   * `skippedUrlIds`. Candidates are read first without locks and only those taken are then locked,
+   * skipping rows another instance holds (`FOR UPDATE SKIP LOCKED`; SQLite has a single writer).
+   * `limitedUrlIds` are the URLs that had more due than their room.
    */
   async claim(
     owner: string,
     limit: number,
     leaseMs: number,
-    busyUrlIds: readonly number[],
+    skippedUrlIds: readonly number[],
     roomPerUrl: (urlId: number) => number,
-  ): Promise<{ ids: number[]; more: boolean }> {
+  ): Promise<{ ids: number[]; leaseUntil: number; limitedUrlIds: number[] }> {
+    const d = (property: string) => this.sql.column(WebhookDelivery, property);
+    const table = this.sql.table(WebhookDelivery);
     return inTransaction(this.dataSource, async (manager) => {
       const now = Date.now();
-      const skipLocked = isSqlite(this.dataSource) ? '' : ' FOR UPDATE SKIP LOCKED';
-      const select = manager
-        .createQueryBuilder()
-        .select('d.id', 'id')
-        .addSelect('d.urlId', 'urlId')
-        .from(WebhookDelivery, 'd')
-        .where('d.state = :pending', { pending: WebhookDeliveryState.PENDING })
-        .andWhere('d.nextAttemptAt <= :now', { now })
-        .andWhere('(d.leaseUntil IS NULL OR d.leaseUntil < :now)')
-        .orderBy('d.nextAttemptAt', 'ASC')
-        .limit(Math.floor(limit * 2));
-      if (busyUrlIds.length > 0) select.andWhere('d.urlId NOT IN (:...busy)', { busy: [...busyUrlIds] });
-      // The row lock goes on as text: TypeORM's own lock modes differ between its versions and drivers.
-      const [query, parameters] = select.getQueryAndParameters();
-      const candidates: { id: number | string; urlId: number | string }[] = await manager.query(query + skipLocked, parameters);
-      const taken = new Map<number, number>();
-      const ids: number[] = [];
-      for (const candidate of candidates) {
-        const urlId = Number(candidate.urlId);
-        const count = taken.get(urlId) ?? 0;
-        if (ids.length >= limit || count >= roomPerUrl(urlId)) continue;
-        taken.set(urlId, count + 1);
-        ids.push(Number(candidate.id));
-      }
+      const leaseUntil = now + leaseMs;
+      const due = `${d('state')} = ? AND ${d('nextAttemptAt')} <= ${integer(now)} AND (${d('leaseUntil')} IS NULL OR ${d('leaseUntil')} < ${integer(now)})`;
+      const candidates: { id: number | string; url_id: number | string }[] = await manager.query(
+        ...this.sql.statement(
+          `SELECT ${d('id')} AS id, ${d('urlId')} AS url_id FROM ${table} WHERE ${due}` +
+            (skippedUrlIds.length > 0 ? ` AND NOT ${this.sql.inIntegers(d('urlId'), skippedUrlIds)}` : '') +
+            ` ORDER BY ${d('nextAttemptAt')} ASC LIMIT ${integer(limit)}`,
+          [WebhookDeliveryState.PENDING],
+        ),
+      );
+      const { chosen, limitedUrlIds } = withinRoomPerUrl(candidates, roomPerUrl);
+      if (chosen.length === 0) return { ids: [], leaseUntil, limitedUrlIds };
+      const locked: { id: number | string }[] = this.sql.sqlite
+        ? chosen.map((id) => ({ id }))
+        : await manager.query(
+            ...this.sql.statement(
+              `SELECT ${d('id')} AS id FROM ${table} WHERE ${this.sql.inIntegers(d('id'), chosen)} AND ${due}${this.sql.skipLocked}`,
+              [WebhookDeliveryState.PENDING],
+            ),
+          );
+      const ids = locked.map((row) => Number(row.id));
       if (ids.length > 0) {
-        await manager
-          .createQueryBuilder()
-          .update(WebhookDelivery)
-          .set({ leaseOwner: owner, leaseUntil: now + leaseMs })
-          .where({ id: In(ids) })
-          .execute();
+        // Moving the due time to the lease's end takes the row out of the due range of the index, so
+        // that claims do not scan past deliveries in flight; an expired lease makes it due again.
+        await manager.query(
+          ...this.sql.statement(
+            `UPDATE ${table} SET ${d('leaseOwner')} = ?, ${d('leaseUntil')} = ${integer(leaseUntil)},` +
+              ` ${d('nextAttemptAt')} = ${integer(leaseUntil)} WHERE ${this.sql.inIntegers(d('id'), ids)}`,
+            [owner],
+          ),
+        );
       }
-      return { ids, more: ids.length >= limit || candidates.length > ids.length };
+      return { ids, leaseUntil, limitedUrlIds };
     });
   }
 
-  async load(ids: number[]): Promise<ClaimedDelivery[]> {
+  async load(ids: number[], leaseUntil: number): Promise<ClaimedDelivery[]> {
     if (ids.length === 0) return [];
-    const qb = this.dataSource.manager
-      .createQueryBuilder(WebhookDelivery, 'd')
-      .innerJoin(WebhookEvent, 'e', 'e.id = d.eventId')
-      .innerJoin('webhook_listener', 'l', `l.id = d.listenerId`)
-      .innerJoin('webhook_url', 'u', 'u.id = d.urlId')
-      .leftJoin(WebhookIdentity, 'i', 'i.id = l.identityId')
-      .where({ id: In(ids) });
-    const column = (alias: string, name: string, as: string) => `${qb.escape(alias)}.${qb.escape(name)} AS ${qb.escape(as)}`;
-    qb.select([
-      column('d', 'id', 'id'),
-      column('d', 'attempts', 'attempts'),
-      column('d', 'eventId', 'eventId'),
-      column('d', 'listenerId', 'listenerId'),
-      column('d', 'urlId', 'urlId'),
-      column('d', 'linkedSpaceId', 'spaceId'),
-      column('e', 'entityName', 'entityName'),
-      column('e', 'listenerEntityId', 'listenerEntityId'),
-      column('e', 'entityId', 'entityId'),
-      column('e', 'state', 'state'),
-      column('e', 'createdOn', 'eventCreatedOn'),
-      column('u', 'url', 'url'),
-      column('l', 'state', 'listenerState'),
-      column('l', 'enablePayloadSignatureAndState', 'signed'),
-      column('i', 'keyId', 'keyId'),
-      column('i', 'privateKey', 'privateKey'),
-      column('i', 'secret', 'secret'),
-    ]);
+    const column = this.sql.column.bind(this.sql);
+    const table = this.sql.table.bind(this.sql);
+    const rows: ObjectLiteral[] = await this.dataSource.query(
+      ...this.sql.statement(
+        `SELECT ${column(WebhookDelivery, 'id', 'd')} AS id, ${column(WebhookDelivery, 'attempts', 'd')} AS attempts,` +
+          ` ${column(WebhookDelivery, 'eventId', 'd')} AS event_id, ${column(WebhookDelivery, 'listenerId', 'd')} AS listener_id,` +
+          ` ${column(WebhookDelivery, 'urlId', 'd')} AS url_id, ${column(WebhookDelivery, 'linkedSpaceId', 'd')} AS space_id,` +
+          ` ${column(WebhookEvent, 'entityName', 'e')} AS entity_name, ${column(WebhookEvent, 'listenerEntityId', 'e')} AS listener_entity_id,` +
+          ` ${column(WebhookEvent, 'entityId', 'e')} AS entity_id, ${column(WebhookEvent, 'state', 'e')} AS entity_state,` +
+          ` ${column(WebhookEvent, 'createdOn', 'e')} AS event_created_on, ${column(WebhookUrl, 'url', 'u')} AS url,` +
+          ` ${column(WebhookListener, 'state', 'l')} AS listener_state, ${column(WebhookListener, 'enablePayloadSignatureAndState', 'l')} AS signed,` +
+          ` ${column(WebhookIdentity, 'keyId', 'i')} AS key_id, ${column(WebhookIdentity, 'privateKey', 'i')} AS private_key,` +
+          ` ${column(WebhookIdentity, 'secret', 'i')} AS secret` +
+          ` FROM ${table(WebhookDelivery)} d` +
+          ` INNER JOIN ${table(WebhookEvent)} e ON ${column(WebhookEvent, 'id', 'e')} = ${column(WebhookDelivery, 'eventId', 'd')}` +
+          ` INNER JOIN ${table(WebhookListener)} l ON ${column(WebhookListener, 'id', 'l')} = ${column(WebhookDelivery, 'listenerId', 'd')}` +
+          ` INNER JOIN ${table(WebhookUrl)} u ON ${column(WebhookUrl, 'id', 'u')} = ${column(WebhookDelivery, 'urlId', 'd')}` +
+          ` LEFT JOIN ${table(WebhookIdentity)} i ON ${column(WebhookIdentity, 'id', 'i')} = ${column(WebhookListener, 'identity', 'l')}` +
+          ` WHERE ${this.sql.inIntegers(column(WebhookDelivery, 'id', 'd'), ids)}`,
+        [],
+      ),
+    );
     const createdOnColumn = this.dataSource.getMetadata(WebhookEvent).findColumnWithPropertyName('createdOn')!;
-    const rows: ObjectLiteral[] = await qb.getRawMany();
     return rows.map((row) => ({
       id: Number(row.id),
       attempts: Number(row.attempts),
-      eventId: Number(row.eventId),
-      listenerId: Number(row.listenerId),
-      urlId: Number(row.urlId),
-      spaceId: Number(row.spaceId),
-      entityName: row.entityName,
-      listenerEntityId: Number(row.listenerEntityId),
-      entityId: row.entityId,
-      state: row.state,
-      eventCreatedOn: this.dataSource.driver.prepareHydratedValue(row.eventCreatedOn, createdOnColumn),
+      eventId: Number(row.event_id),
+      listenerId: Number(row.listener_id),
+      urlId: Number(row.url_id),
+      spaceId: Number(row.space_id),
+      entityName: row.entity_name,
+      listenerEntityId: Number(row.listener_entity_id),
+      entityId: row.entity_id,
+      state: row.entity_state,
+      eventCreatedOn: this.dataSource.driver.prepareHydratedValue(row.event_created_on, createdOnColumn),
       url: row.url,
-      listenerActive: row.listenerState === CreationEntityState.ACTIVE,
+      listenerActive: row.listener_state === CreationEntityState.ACTIVE,
       signed: row.signed === true || Number(row.signed) === 1,
-      keys: row.keyId ? { keyId: row.keyId, privateKey: row.privateKey, secret: row.secret } : null,
+      keys: row.key_id ? { keyId: row.key_id, privateKey: row.private_key, secret: row.secret } : null,
+      leaseUntil,
     }));
   }
 
@@ -174,30 +182,7 @@ export class DeliveryStore {
     if (finished.length === 0) return;
     const now = Date.now();
     await inTransaction(this.dataSource, async (manager) => {
-      const attempts = finished.filter((f) => f.result !== null);
-      if (attempts.length > 0) {
-        await manager
-          .createQueryBuilder()
-          .insert()
-          .into(WebhookDeliveryAttempt)
-          .values(
-            attempts.map(({ delivery, result }) => ({
-              deliveryId: delivery.id,
-              linkedSpaceId: delivery.spaceId,
-              listenerId: delivery.listenerId,
-              attemptNumber: delivery.attempts + 1,
-              startedAt: result!.startedAt,
-              durationMs: result!.durationMs,
-              outcome: result!.outcome,
-              statusCode: result!.statusCode,
-              responseBody: result!.responseBody,
-              error: result!.error,
-            })),
-          )
-          .updateEntity(false)
-          .callListeners(false)
-          .execute();
-      }
+      await this.insertAttempts(manager, finished);
       const byKind = (kind: DeliveryCompletion['kind']) => finished.filter((f) => f.completion.kind === kind);
       await this.finish(manager, owner, byKind('succeeded'), WebhookDeliveryState.SUCCEEDED, now, true);
       await this.finish(manager, owner, byKind('abandoned'), WebhookDeliveryState.ABANDONED, now, true);
@@ -206,16 +191,48 @@ export class DeliveryStore {
     });
   }
 
-  /** Gives deliveries back without an attempt, e.g. at shutdown. */
+  /** Gives deliveries back without an attempt, e.g. at shutdown: due again at once. */
   async release(owner: string, ids: number[]): Promise<void> {
     if (ids.length === 0) return;
+    const d = (property: string) => this.sql.column(WebhookDelivery, property);
     await inTransaction(this.dataSource, (manager) =>
-      manager
-        .createQueryBuilder()
-        .update(WebhookDelivery)
-        .set({ leaseOwner: null, leaseUntil: null })
-        .where({ id: In(ids), leaseOwner: owner })
-        .execute(),
+      manager.query(
+        ...this.sql.statement(
+          `UPDATE ${this.sql.table(WebhookDelivery)} SET ${d('leaseOwner')} = NULL, ${d('leaseUntil')} = NULL,` +
+            ` ${d('nextAttemptAt')} = ${integer(Date.now())} WHERE ${this.sql.inIntegers(d('id'), ids)} AND ${d('leaseOwner')} = ?`,
+          [owner],
+        ),
+      ),
+    );
+  }
+
+  private async insertAttempts(manager: EntityManager, finished: FinishedAttempt[]): Promise<void> {
+    const attempted = finished.filter((f) => f.result !== null);
+    if (attempted.length === 0) return;
+    const a = (property: string) => this.sql.column(WebhookDeliveryAttempt, property);
+    const parameters: unknown[] = [];
+    const rows = attempted.map(({ delivery, result }) => {
+      parameters.push(result!.outcome, result!.responseBody, result!.error);
+      const statusCode = result!.statusCode === null ? 'NULL' : integer(result!.statusCode);
+      return `(${[delivery.id, delivery.spaceId, delivery.listenerId, delivery.attempts + 1, result!.startedAt, result!.durationMs].map(integer).join(', ')}, ${statusCode}, ?, ?, ?)`;
+    });
+    const columns = [
+      'deliveryId',
+      'linkedSpaceId',
+      'listenerId',
+      'attemptNumber',
+      'startedAt',
+      'durationMs',
+      'statusCode',
+      'outcome',
+      'responseBody',
+      'error',
+    ];
+    await manager.query(
+      ...this.sql.statement(
+        `INSERT INTO ${this.sql.table(WebhookDeliveryAttempt)} (${columns.map(a).join(', ')}) VALUES ${rows.join(', ')}`,
+        parameters,
+      ),
     );
   }
 
@@ -228,34 +245,37 @@ export class DeliveryStore {
     attempted: boolean,
   ): Promise<void> {
     if (finished.length === 0) return;
-    const attempts = this.dataSource.driver.escape('attempts');
-    await manager
-      .createQueryBuilder()
-      .update(WebhookDelivery)
-      .set({ state, completedAt: now, leaseOwner: null, leaseUntil: null, ...(attempted && { attempts: () => `${attempts} + 1` }) })
-      .where({ id: In(finished.map((f) => f.delivery.id)), leaseOwner: owner })
-      .execute();
+    const d = (property: string) => this.sql.column(WebhookDelivery, property);
+    await manager.query(
+      ...this.sql.statement(
+        `UPDATE ${this.sql.table(WebhookDelivery)} SET ${d('state')} = ?, ${d('completedAt')} = ${integer(now)}, ${d('nextAttemptAt')} = ${integer(now)},` +
+          ` ${d('leaseOwner')} = NULL, ${d('leaseUntil')} = NULL${attempted ? `, ${d('attempts')} = ${d('attempts')} + 1` : ''}` +
+          ` WHERE ${this.sql.inIntegers(
+            d('id'),
+            finished.map((f) => f.delivery.id),
+          )} AND ${d('leaseOwner')} = ?`,
+        [state, owner],
+      ),
+    );
   }
 
   private async reschedule(manager: EntityManager, owner: string, finished: FinishedAttempt[]): Promise<void> {
     if (finished.length === 0) return;
-    const q = (name: string) => this.dataSource.driver.escape(name);
-    // Ids and times are integers the dispatcher computed, written inline: a bound parameter in a
-    // CASE arm would need a cast whose spelling differs per database.
+    const d = (property: string) => this.sql.column(WebhookDelivery, property);
     const cases = finished.map(
-      (f) => `WHEN ${safeInteger(f.delivery.id)} THEN ${safeInteger((f.completion as { nextAttemptAt: number }).nextAttemptAt)}`,
+      (f) => `WHEN ${integer(f.delivery.id)} THEN ${integer((f.completion as { nextAttemptAt: number }).nextAttemptAt)}`,
     );
-    await manager
-      .createQueryBuilder()
-      .update(WebhookDelivery)
-      .set({
-        nextAttemptAt: () => `CASE ${q('id')} ${cases.join(' ')} END`,
-        attempts: () => `${q('attempts')} + 1`,
-        leaseOwner: null,
-        leaseUntil: null,
-      })
-      .where({ id: In(finished.map((f) => f.delivery.id)), leaseOwner: owner })
-      .execute();
+    await manager.query(
+      ...this.sql.statement(
+        `UPDATE ${this.sql.table(WebhookDelivery)} SET ${d('nextAttemptAt')} = CASE ${d('id')} ${cases.join(' ')} END,` +
+          ` ${d('attempts')} = ${d('attempts')} + 1, ${d('leaseOwner')} = NULL, ${d('leaseUntil')} = NULL` +
+          ` WHERE ${this.sql.inIntegers(
+            d('id'),
+            finished.map((f) => f.delivery.id),
+          )} AND ${d('leaseOwner')} = ?`,
+        [owner],
+      ),
+    );
   }
 
   private async findSpaceDefault(manager: EntityManager, spaceId: number): Promise<StoredIdentityKeys | null> {
@@ -269,7 +289,23 @@ export class DeliveryStore {
   }
 }
 
-function safeInteger(value: number): string {
-  if (!Number.isSafeInteger(value)) throw new Error(`not a safe integer: ${value}`);
-  return String(value);
+/** Candidates in due order, keeping to each URL's room; and the URLs that had more than their room. */
+function withinRoomPerUrl(
+  candidates: { id: number | string; url_id: number | string }[],
+  roomPerUrl: (urlId: number) => number,
+): { chosen: number[]; limitedUrlIds: number[] } {
+  const taken = new Map<number, number>();
+  const limited = new Set<number>();
+  const chosen: number[] = [];
+  for (const candidate of candidates) {
+    const urlId = Number(candidate.url_id);
+    const count = taken.get(urlId) ?? 0;
+    if (count >= roomPerUrl(urlId)) {
+      limited.add(urlId);
+      continue;
+    }
+    taken.set(urlId, count + 1);
+    chosen.push(Number(candidate.id));
+  }
+  return { chosen, limitedUrlIds: [...limited] };
 }

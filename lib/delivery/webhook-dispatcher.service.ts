@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { WEBHOOK_EVENTS_COMMITTED } from '../capture/capture.constants.js';
 import { EventEmitter2, WEBHOOK_EVENT_EMITTER } from '../events/event-emitter.js';
+import { CreationEntityState } from '../model/creation-entity-state.enum.js';
 import { WebhookDeliveryState } from '../model/webhook-delivery.entity.js';
 import { WEBHOOK_RESOLVED_OPTIONS } from '../module/webhook.constants.js';
 import type { ResolvedWebhookOptions } from '../module/webhook-options.interface.js';
@@ -23,7 +24,9 @@ import {
   WEBHOOK_DELIVERY_ABANDONED,
   WEBHOOK_DELIVERY_FAILED,
   WEBHOOK_DELIVERY_SUCCEEDED,
+  WEBHOOK_LISTENER_STATE_CHANGED,
   type WebhookDeliveryEventPayload,
+  type WebhookListenerStateChangedPayload,
 } from './delivery.constants.js';
 import { DeliveryStore, type ClaimedDelivery, type DeliveryCompletion, type FinishedAttempt } from './delivery.store.js';
 import { HttpSender, type AttemptResult } from './http-sender.js';
@@ -34,6 +37,8 @@ import { decideAfterAttempt } from './retry-policy.js';
 const USER_AGENT = 'nestjs-webhook-listener';
 /** Pause before claiming again after the database failed us. */
 const ERROR_BACKOFF_MS = 1_000;
+/** A ready delivery is started only if its lease outlasts the attempt's deadline by this much. */
+const LEASE_MARGIN_MS = 1_000;
 
 /**
  * Turns due deliveries into HTTP requests: claims them in batches under a lease, sends them with
@@ -47,19 +52,29 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   private readonly sender: HttpSender;
   private readonly inFlight = new Map<number, ClaimedDelivery>();
   private readonly inFlightPerUrl = new Map<number, number>();
+  /** Claimed deliveries waiting for room to be sent: claims run ahead of sending so that requests never wait for the database. */
+  private ready: ClaimedDelivery[] = [];
+  /** Deliveries held per URL, in flight or ready. */
+  private readonly heldPerUrl = new Map<number, number>();
   private readonly released = new Set<number>();
   private readonly finished: FinishedAttempt[] = [];
   private running = false;
-  private pumping = false;
+  /** The claim loop while it runs; shutdown waits for it before giving back what it claimed. */
+  private pumping: Promise<void> | null = null;
   private wakeRequested = false;
-  /** The last claim left due deliveries behind: a finished request should claim again at once. */
-  private backlogLikely = false;
+  /** The last claim took all it asked for: more deliveries are probably due. */
+  private moreDue = false;
+  /** URLs the last claim left out or cut short for want of room: they probably have more due. */
+  private waitingUrls = new Set<number>();
   private flushing: Promise<void> | null = null;
   private nextRetryAt = Number.POSITIVE_INFINITY;
   private idleWaiters: (() => void)[] = [];
   /** After this time (set at shutdown) results that cannot be written are dropped: their leases expire and they are sent again. */
   private giveUpWritingAt = Number.POSITIVE_INFINITY;
   private readonly onCommitted = () => this.wake();
+  private readonly onListenerStateChanged = ({ listenerId, to }: WebhookListenerStateChangedPayload) => {
+    if (to !== CreationEntityState.ACTIVE) this.cancelReadyOf(listenerId);
+  };
 
   constructor(
     @Inject(WEBHOOK_RESOLVED_OPTIONS) private readonly options: ResolvedWebhookOptions,
@@ -84,6 +99,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     }
     this.running = true;
     this.emitter.on(WEBHOOK_EVENTS_COMMITTED, this.onCommitted);
+    this.emitter.on(WEBHOOK_LISTENER_STATE_CHANGED, this.onListenerStateChanged);
     replaceInterval(this.scheduler, DELIVERY_POLL_INTERVAL_NAME, () => this.wake(), this.options.delivery.pollIntervalMs);
     this.logger.log(
       `Delivering as ${this.owner} (concurrency ${this.options.delivery.concurrency}, ${this.options.delivery.perUrlConcurrency} per URL)`,
@@ -96,9 +112,12 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     if (!this.running) return;
     this.running = false;
     this.emitter.off(WEBHOOK_EVENTS_COMMITTED, this.onCommitted);
+    this.emitter.off(WEBHOOK_LISTENER_STATE_CHANGED, this.onListenerStateChanged);
     removeInterval(this.scheduler, DELIVERY_POLL_INTERVAL_NAME);
     removeTimeout(this.scheduler, DELIVERY_RETRY_TIMEOUT_NAME);
     this.giveUpWritingAt = Date.now() + 2 * this.options.delivery.timeoutMs + 1_000;
+    await this.pumping;
+    await this.giveBack(this.ready.splice(0));
     const drained = await this.waitForIdle(this.options.delivery.timeoutMs + 500);
     if (!drained) {
       const unfinished = [...this.inFlight.keys()];
@@ -109,7 +128,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
         .release(this.owner, unfinished)
         .catch((error) => this.logger.error(`Could not give back deliveries: ${describe(error)}`));
     }
-    await this.flush();
+    await this.flushAll();
     await this.sender.close().catch(() => undefined);
   }
 
@@ -117,7 +136,10 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   wake(): void {
     if (!this.running) return;
     this.wakeRequested = true;
-    if (!this.pumping) void this.pump();
+    this.pumping ??= this.pump().finally(() => {
+      this.pumping = null;
+      if (this.wakeRequested) this.wake();
+    });
   }
 
   /** Deliveries this instance is sending right now. */
@@ -126,7 +148,6 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   }
 
   private async pump(): Promise<void> {
-    this.pumping = true;
     try {
       while (this.wakeRequested && this.running) {
         this.wakeRequested = false;
@@ -135,29 +156,121 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     } catch (error) {
       this.logger.error(`Claiming deliveries failed, trying again in ${ERROR_BACKOFF_MS} ms: ${describe(error)}`);
       this.scheduleWake(Date.now() + ERROR_BACKOFF_MS);
-    } finally {
-      this.pumping = false;
     }
   }
 
   private async claimWhileRoom(): Promise<void> {
-    const { concurrency, batchSize, leaseMs, perUrlConcurrency } = this.options.delivery;
-    while (this.running && this.inFlight.size < concurrency) {
-      const room = Math.min(batchSize, concurrency - this.inFlight.size);
-      const busy = [...this.inFlightPerUrl].filter(([, count]) => count >= perUrlConcurrency).map(([urlId]) => urlId);
-      const { ids, more } = await this.store.claim(
-        this.owner,
-        room,
-        leaseMs,
-        busy,
-        (urlId) => perUrlConcurrency - (this.inFlightPerUrl.get(urlId) ?? 0),
+    const { batchSize, leaseMs } = this.options.delivery;
+    let room = this.claimRoom();
+    while (this.running && room > 0) {
+      const stocked = [...this.heldPerUrl].filter(([, held]) => held > this.perUrlRefillMark()).map(([urlId]) => urlId);
+      const limit = Math.min(batchSize, room);
+      const { ids, leaseUntil, limitedUrlIds } = await this.store.claim(this.owner, limit, leaseMs, stocked, (urlId) =>
+        Math.max(0, this.perUrlHoldLimit() - (this.heldPerUrl.get(urlId) ?? 0)),
       );
-      this.backlogLikely = more || busy.length > 0;
+      this.waitingUrls = new Set([...stocked, ...limitedUrlIds]);
+      this.moreDue = ids.length >= limit;
       if (ids.length === 0) return;
-      const deliveries = await this.store.load(ids);
-      for (const delivery of deliveries) this.start(delivery);
-      if (!more) return;
+      const deliveries = await this.store.load(ids, leaseUntil);
+      for (const delivery of deliveries) this.hold(delivery);
+      this.startReady();
+      if (!this.moreDue) return;
+      room = this.claimRoom();
     }
+  }
+
+  /**
+   * Deliveries this instance may still claim: enough to fill every request slot and one batch
+   * beyond. Ready deliveries of URLs at their cap do not count: a slow URL must not stop the others.
+   */
+  private claimRoom(): number {
+    const { concurrency, batchSize } = this.options.delivery;
+    return concurrency + batchSize - this.inFlight.size - (this.ready.length - this.readyBehindCap());
+  }
+
+  /**
+   * Per URL, a round of requests in flight and a batch ready behind it: more would let one URL
+   * crowd out the others, less would let requests wait for the database.
+   */
+  private perUrlHoldLimit(): number {
+    const { perUrlConcurrency, batchSize } = this.options.delivery;
+    return perUrlConcurrency + batchSize;
+  }
+
+  /** A URL is claimed for again once half a batch is left ready, so that every claim brings at least that. */
+  private perUrlRefillMark(): number {
+    const { perUrlConcurrency, batchSize } = this.options.delivery;
+    return perUrlConcurrency + Math.floor(batchSize / 2);
+  }
+
+  /** After a request ends: claim again if the last claim left due deliveries behind that there is now room for. */
+  private claimIfWorthIt(urlId: number): void {
+    if (this.moreDue && this.claimRoom() >= this.options.delivery.batchSize / 2) return this.wake();
+    if (this.waitingUrls.has(urlId) && (this.heldPerUrl.get(urlId) ?? 0) <= this.perUrlRefillMark()) {
+      this.waitingUrls.delete(urlId);
+      this.wake();
+    }
+  }
+
+  private hold(delivery: ClaimedDelivery): void {
+    this.ready.push(delivery);
+    this.heldPerUrl.set(delivery.urlId, (this.heldPerUrl.get(delivery.urlId) ?? 0) + 1);
+  }
+
+  private unhold(delivery: ClaimedDelivery): void {
+    const held = (this.heldPerUrl.get(delivery.urlId) ?? 1) - 1;
+    if (held > 0) this.heldPerUrl.set(delivery.urlId, held);
+    else this.heldPerUrl.delete(delivery.urlId);
+  }
+
+  /** Starts ready deliveries while there is room, in claim order, passing over URLs at their cap. */
+  private startReady(): void {
+    const { concurrency, perUrlConcurrency, timeoutMs } = this.options.delivery;
+    if (this.ready.length === 0 || this.inFlight.size >= concurrency) return;
+    const expiring: ClaimedDelivery[] = [];
+    const waiting: ClaimedDelivery[] = [];
+    const latestSafeStart = Date.now() + timeoutMs + LEASE_MARGIN_MS;
+    let next = 0;
+    for (; next < this.ready.length && this.inFlight.size < concurrency; next++) {
+      const delivery = this.ready[next];
+      if ((this.inFlightPerUrl.get(delivery.urlId) ?? 0) >= perUrlConcurrency) waiting.push(delivery);
+      // Its lease could run out during the attempt and another instance send it too: give it back instead.
+      else if (delivery.leaseUntil < latestSafeStart) expiring.push(delivery);
+      else this.start(delivery);
+    }
+    this.ready = next === 0 ? this.ready : waiting.concat(this.ready.slice(next));
+    if (expiring.length > 0) void this.giveBack(expiring);
+  }
+
+  /** Ready deliveries whose URL has its full share in flight. */
+  private readyBehindCap(): number {
+    let behind = 0;
+    for (const [urlId, inFlight] of this.inFlightPerUrl)
+      if (inFlight >= this.options.delivery.perUrlConcurrency) behind += (this.heldPerUrl.get(urlId) ?? 0) - inFlight;
+    return behind;
+  }
+
+  /** A listener stopped being active: what it has ready is cancelled unsent, as a claim would have found it. */
+  private cancelReadyOf(listenerId: number): void {
+    const cancelled = this.ready.filter((delivery) => delivery.listenerId === listenerId);
+    if (cancelled.length === 0) return;
+    this.ready = this.ready.filter((delivery) => delivery.listenerId !== listenerId);
+    for (const delivery of cancelled) {
+      this.unhold(delivery);
+      this.finished.push({ delivery, result: null, completion: { kind: 'cancelled' } });
+    }
+    void this.flush();
+  }
+
+  private async giveBack(deliveries: ClaimedDelivery[]): Promise<void> {
+    if (deliveries.length === 0) return;
+    deliveries.forEach((delivery) => this.unhold(delivery));
+    await this.store
+      .release(
+        this.owner,
+        deliveries.map((delivery) => delivery.id),
+      )
+      .catch((error) => this.logger.error(`Could not give back ${deliveries.length} deliveries: ${describe(error)}`));
   }
 
   private start(delivery: ClaimedDelivery): void {
@@ -219,35 +332,43 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     const perUrl = (this.inFlightPerUrl.get(delivery.urlId) ?? 1) - 1;
     if (perUrl > 0) this.inFlightPerUrl.set(delivery.urlId, perUrl);
     else this.inFlightPerUrl.delete(delivery.urlId);
+    this.unhold(delivery);
+    if (this.running) this.startReady();
     if (this.inFlight.size === 0) this.idleWaiters.splice(0).forEach((resolve) => resolve());
-    if (this.backlogLikely) this.wake();
+    this.claimIfWorthIt(delivery.urlId);
   }
 
   /** Writes finished attempts in batches, one flush at a time; on a database error it keeps them and tries again. */
   private flush(): Promise<void> {
-    this.flushing ??= (async () => {
-      try {
-        while (this.finished.length > 0) {
-          const batch = this.finished.splice(0, 500);
-          try {
-            await this.store.complete(this.owner, batch);
-          } catch (error) {
-            if (Date.now() > this.giveUpWritingAt) {
-              this.logger.error(`Shutdown: could not write ${batch.length} delivery results; they will be sent again: ${describe(error)}`);
-              continue;
-            }
-            this.finished.unshift(...batch);
-            this.logger.error(`Writing ${batch.length} delivery results failed, retrying: ${describe(error)}`);
-            await new Promise((resolve) => setTimeout(resolve, ERROR_BACKOFF_MS));
-            continue;
-          }
-          this.announce(batch);
-        }
-      } finally {
-        this.flushing = null;
-      }
-    })();
+    this.flushing ??= this.writeFinished().finally(() => {
+      this.flushing = null;
+      if (this.finished.length > 0) void this.flush();
+    });
     return this.flushing;
+  }
+
+  /** Until every result is written, or given up on at shutdown. */
+  private async flushAll(): Promise<void> {
+    while (this.flushing || this.finished.length > 0) await this.flush();
+  }
+
+  private async writeFinished(): Promise<void> {
+    while (this.finished.length > 0) {
+      const batch = this.finished.splice(0, 500);
+      try {
+        await this.store.complete(this.owner, batch);
+      } catch (error) {
+        if (Date.now() > this.giveUpWritingAt) {
+          this.logger.error(`Shutdown: could not write ${batch.length} delivery results; they will be sent again: ${describe(error)}`);
+          continue;
+        }
+        this.finished.unshift(...batch);
+        this.logger.error(`Writing ${batch.length} delivery results failed, retrying: ${describe(error)}`);
+        await new Promise((resolve) => setTimeout(resolve, ERROR_BACKOFF_MS));
+        continue;
+      }
+      this.announce(batch);
+    }
   }
 
   private announce(batch: FinishedAttempt[]): void {

@@ -9,6 +9,11 @@ const sqliteQueues = new WeakMap<DataSource, Promise<unknown>>();
  * host's own transaction on that connection (if any) has ended.
  */
 export function inTransaction<T>(dataSource: DataSource, work: (manager: EntityManager) => Promise<T>): Promise<T> {
+  if (isMysqlFamily(dataSource)) {
+    // InnoDB's default REPEATABLE READ puts gap locks on the ranges claims scan, which then deadlock
+    // with the host's inserts of new deliveries; READ COMMITTED takes none, as PostgreSQL's default.
+    return dataSource.transaction('READ COMMITTED', work);
+  }
   if (!isSqlite(dataSource)) {
     return dataSource.transaction(work);
   }
@@ -20,6 +25,11 @@ export function inTransaction<T>(dataSource: DataSource, work: (manager: EntityM
     run.catch(() => undefined),
   );
   return run;
+}
+
+function isMysqlFamily(dataSource: DataSource): boolean {
+  const type: string = dataSource.options.type;
+  return type === 'mysql' || type === 'mariadb';
 }
 
 export function isSqlite(dataSource: DataSource): boolean {

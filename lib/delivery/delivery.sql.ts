@@ -1,0 +1,60 @@
+import type { DataSource, EntityTarget, ObjectLiteral } from 'typeorm';
+import { isSqlite } from '../persistence/transaction.js';
+
+/** A statement and its bound values, in the driver's own placeholder style. */
+export type Statement = [sql: string, parameters: unknown[]];
+
+/**
+ * SQL text for the dispatcher's hot statements, written once per DataSource from the entity
+ * metadata (so a host's naming strategy or table prefix is respected). Built by hand rather than
+ * through the query builder, whose parameter handling costs more than the statements themselves
+ * at the batch sizes delivery uses. Ids and times are integers the module computed and are written
+ * inline; every string goes as a bound value.
+ */
+export class DeliverySql {
+  private readonly postgres: boolean;
+  readonly sqlite: boolean;
+
+  constructor(private readonly dataSource: DataSource) {
+    this.postgres = dataSource.options.type === 'postgres';
+    this.sqlite = isSqlite(dataSource);
+  }
+
+  /** `schema.table` of an entity, quoted. */
+  table(entity: EntityTarget<ObjectLiteral>): string {
+    return this.dataSource
+      .getMetadata(entity)
+      .tablePath.split('.')
+      .map((part) => this.dataSource.driver.escape(part))
+      .join('.');
+  }
+
+  /** The quoted column of an entity's property, optionally behind a table alias. */
+  column(entity: EntityTarget<ObjectLiteral>, property: string, alias?: string): string {
+    const name = this.dataSource.driver.escape(this.dataSource.getMetadata(entity).findColumnWithPropertyName(property)!.databaseName);
+    return alias ? `${this.dataSource.driver.escape(alias)}.${name}` : name;
+  }
+
+  /** Row locks that other instances skip; SQLite has a single writer and needs none. */
+  get skipLocked(): string {
+    return this.sqlite ? '' : ' FOR UPDATE SKIP LOCKED';
+  }
+
+  /** `column IN (…)` for module-computed integers. */
+  inIntegers(column: string, values: readonly number[]): string {
+    return `${column} IN (${values.map(integer).join(', ')})`;
+  }
+
+  /** Numbers the placeholders of `sql`, where `?` marks each bound value, in the driver's style. */
+  statement(sql: string, parameters: unknown[]): Statement {
+    if (!this.postgres) return [sql, parameters];
+    let index = 0;
+    return [sql.replace(/\?/g, () => `$${++index}`), parameters];
+  }
+}
+
+/** An integer the module computed, as SQL text; anything else is a bug, never user input to escape. */
+export function integer(value: number): string {
+  if (!Number.isSafeInteger(value)) throw new Error(`not a safe integer: ${value}`);
+  return String(value);
+}
