@@ -1,97 +1,36 @@
 // Benchmarks of the built package (run `npm run bench`). Every figure is printed beside a reference
 // measured in the same run, since this machine is shared and noisy; each is the median of RUNS runs.
-import 'reflect-metadata';
-import { fork } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir, cpus, totalmem } from 'node:os';
-import { join } from 'node:path';
-import { Module } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
-import { Column, DataSource, Entity, PrimaryGeneratedColumn } from 'typeorm';
-import { Agent, request } from 'undici';
-import {
-  WEBHOOK_ENTITIES,
-  WebhookEntity,
-  WebhookIdentityService,
-  WebhookListenerService,
-  WebhookModule,
-  WebhookPublisher,
-  WebhookSpace,
-  WebhookState,
-} from '../dist/esm/index.js';
 import { createHmac, randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { DataSource } from 'typeorm';
+import { Agent, request } from 'undici';
+import { WebhookIdentityService, WebhookListenerService } from '../dist/esm/index.js';
+import {
+  bootApp,
+  connection,
+  cpuPerItem,
+  cpuSnapshot,
+  median,
+  now,
+  Order,
+  percentile,
+  progress,
+  publishOrders,
+  startReceiver,
+} from './app.mjs';
+import { bullmqThroughput } from './peers/bullmq.mjs';
+import { pgBossThroughput } from './peers/pg-boss.mjs';
+import { backlogDrain, listenerScale, stalledReceiver, THROUGHPUT_DELIVERY, timeSaves } from './scale.mjs';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const EVENTS = Number(process.env.BENCH_EVENTS ?? 5_000);
+const EVENTS = Number(process.env.BENCH_EVENTS ?? 20_000);
 const SAVES = Number(process.env.BENCH_SAVES ?? 1_000);
+const BACKLOG = Number(process.env.BENCH_BACKLOG ?? 1_000_000);
 const DATABASES = (process.env.BENCH_DATABASES ?? 'sqlite,postgres').split(',');
 const MEASURES = new Set((process.env.BENCH_MEASURES ?? 'p1,p2,p3,p4,p5,p6').split(','));
-const now = () => performance.timeOrigin + performance.now();
-const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
-const percentile = (values, p) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor((p / 100) * values.length))];
-
-class Order {}
-Reflect.decorate([PrimaryGeneratedColumn()], Order.prototype, 'id', undefined);
-Reflect.decorate([WebhookSpace(), Column({ type: 'int' })], Order.prototype, 'tenantId', undefined);
-Reflect.decorate([WebhookState(), Column({ type: 'varchar', length: 20 })], Order.prototype, 'state', undefined);
-Reflect.decorate([Entity('bench_order'), WebhookEntity({ name: 'Order', id: 1001, states: ['PENDING', 'CONFIRMED'] })], Order);
-
-function connection(database, file) {
-  if (database === 'sqlite') return { type: 'better-sqlite3', database: file };
-  if (database === 'postgres') return { type: 'postgres', url: process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test' };
-  return { type: 'mariadb', url: process.env.MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test' };
-}
-
-async function startReceiver() {
-  const child = fork(new URL('./receiver.mjs', import.meta.url));
-  process.on('exit', () => child.kill());
-  const waiting = new Map();
-  child.on('message', (message) => {
-    waiting.get(message.type)?.(message);
-    waiting.delete(message.type);
-  });
-  const next = (type) => new Promise((resolve) => waiting.set(type, resolve));
-  const { port } = await next('listening');
-  return {
-    url: `http://127.0.0.1:${port}/hook`,
-    async expect(count, recordArrivals = false) {
-      const expecting = next('expecting');
-      const reached = next('reached');
-      child.send({ type: 'expect', count, recordArrivals });
-      await expecting;
-      return reached;
-    },
-    async arrivals() {
-      const answer = next('arrivals');
-      child.send({ type: 'arrivals' });
-      return (await answer).arrivals;
-    },
-    stop: () => child.send({ type: 'stop' }),
-  };
-}
-
-async function bootApp(database, file, webhook, { fresh }) {
-  class BenchModule {}
-  Reflect.decorate(
-    [
-      Module({
-        imports: [
-          TypeOrmModule.forRoot({
-            ...connection(database, file),
-            entities: [Order, ...WEBHOOK_ENTITIES],
-            synchronize: true,
-            dropSchema: fresh,
-          }),
-          WebhookModule.forRoot(webhook),
-        ],
-      }),
-    ],
-    BenchModule,
-  );
-  const app = await NestFactory.createApplicationContext(BenchModule, { logger: ['error'] });
-  return { app, dataSource: app.get(getDataSourceToken()) };
-}
+const ratio = (value, reference) => Number((value / reference).toFixed(2));
 
 /** The ceiling: undici POSTs of pre-signed bodies, 64 in flight, to the same receiver. */
 async function rawCeiling(receiver, count) {
@@ -116,6 +55,7 @@ async function rawCeiling(receiver, count) {
   }));
   const agent = new Agent({ connections: 64, keepAliveTimeout: 30_000 });
   const reached = receiver.expect(count);
+  const cpuBefore = cpuSnapshot();
   const start = now();
   let next = 0;
   const lane = async () => {
@@ -127,8 +67,9 @@ async function rawCeiling(receiver, count) {
   };
   await Promise.all(Array.from({ length: 64 }, lane));
   const { at } = await reached;
+  const cpu = cpuPerItem(cpuBefore, cpuSnapshot(), count);
   await agent.close();
-  return count / ((at - start) / 1000);
+  return { perSecond: count / ((at - start) / 1000), cpu };
 }
 
 const SIGNING_MODES = {
@@ -147,31 +88,23 @@ async function moduleThroughput(database, receiver, count, mode) {
   await producer.app
     .get(WebhookListenerService)
     .create(1, { name: 'bench', entity: 'Order', url: receiver.url, identity: identity.id, enablePayloadSignatureAndState: signed });
-  const publisher = producer.app.get(WebhookPublisher);
-  for (let start = 0; start < count; start += 1_000) {
-    await producer.dataSource.transaction(async (manager) => {
-      for (let i = start; i < Math.min(count, start + 1_000); i++)
-        await publisher.publish({ entity: 'Order', entityId: i + 1, state: 'CONFIRMED', spaceId: 1 }, manager);
-    });
-  }
+  await publishOrders(producer, count);
   await producer.app.close();
 
   const reached = receiver.expect(count);
+  const cpuBefore = cpuSnapshot();
   const start = now();
   const worker = await bootApp(
     database,
     file,
-    {
-      security: { allowPrivateNetworks: true },
-      signing: { schemes },
-      delivery: { concurrency: 64, perUrlConcurrency: 64, batchSize: 500 },
-    },
+    { security: { allowPrivateNetworks: true }, signing: { schemes }, delivery: THROUGHPUT_DELIVERY },
     { fresh: false },
   );
   const { at } = await reached;
+  const cpu = cpuPerItem(cpuBefore, cpuSnapshot(), count);
   await worker.app.close();
   rmSync(file, { force: true });
-  return count / ((at - start) / 1000);
+  return { perSecond: count / ((at - start) / 1000), cpu };
 }
 
 /** P2: commit of a save() to arrival at the receiver, one change every 20 ms. */
@@ -180,7 +113,7 @@ async function latency(database, receiver, count) {
   rmSync(file, { force: true });
   const { app, dataSource } = await bootApp(database, file, { security: { allowPrivateNetworks: true } }, { fresh: true });
   await app.get(WebhookListenerService).create(1, { name: 'bench', entity: 'Order', url: receiver.url });
-  const reached = receiver.expect(count, true);
+  const reached = receiver.expect(count, { recordArrivals: true });
   const committed = [];
   for (let i = 0; i < count; i++) {
     await dataSource.getRepository(Order).save({ tenantId: 1, state: 'CONFIRMED' });
@@ -201,24 +134,22 @@ async function latency(database, receiver, count) {
 /** P3: SAVES sequential save() calls with 0, 1 and 10 matching listeners, and with the module absent. */
 async function saveCost(database) {
   const file = join(tmpdir(), `bench-save-${process.pid}.sqlite`);
-  const timeSaves = async (dataSource, tenantId) => {
-    const repository = dataSource.getRepository(Order);
-    for (let i = 0; i < 50; i++) await repository.save({ tenantId, state: 'CONFIRMED' });
-    const start = now();
-    for (let i = 0; i < SAVES; i++) await repository.save({ tenantId, state: 'CONFIRMED' });
-    return (now() - start) / SAVES;
-  };
   rmSync(file, { force: true });
   const plain = new DataSource({ ...connection(database, file), entities: [Order], synchronize: true, dropSchema: true });
   await plain.initialize();
-  const absent = await timeSaves(plain, 1);
+  const absent = await timeSaves(plain, 1, SAVES);
   await plain.destroy();
   rmSync(file, { force: true });
   const { app, dataSource } = await bootApp(database, file, { worker: { enabled: false } }, { fresh: true });
   const listeners = app.get(WebhookListenerService);
   for (let i = 0; i < 10; i++) await listeners.create(3, { name: `l${i}`, entity: 'Order', url: 'https://bench.example.com/hook' });
   await listeners.create(2, { name: 'one', entity: 'Order', url: 'https://bench.example.com/hook' });
-  const result = { absent, 0: await timeSaves(dataSource, 1), 1: await timeSaves(dataSource, 2), 10: await timeSaves(dataSource, 3) };
+  const result = {
+    absent,
+    0: await timeSaves(dataSource, 1, SAVES),
+    1: await timeSaves(dataSource, 2, SAVES),
+    10: await timeSaves(dataSource, 3, SAVES),
+  };
   await app.close();
   rmSync(file, { force: true });
   return result;
@@ -227,23 +158,36 @@ async function saveCost(database) {
 async function throughputMeasures(database, receiver) {
   const ceiling = [];
   const throughput = { 'standard-webhooks': [], both: [], off: [] };
+  const peers = { bullmq: [], 'pg-boss': [] };
+  const cpu = {};
   for (let run = 0; run < RUNS; run++) {
-    ceiling.push(await rawCeiling(receiver, EVENTS));
-    progress(`${database} run ${run + 1}: ceiling ${Math.round(ceiling.at(-1))}/s`);
+    const raw = await rawCeiling(receiver, EVENTS);
+    ceiling.push(raw.perSecond);
+    cpu.ceiling = raw.cpu;
+    progress(`${database} run ${run + 1}: ceiling ${Math.round(raw.perSecond)}/s, CPU µs per request ${JSON.stringify(raw.cpu)}`);
     for (const mode of Object.keys(throughput)) {
-      throughput[mode].push(await moduleThroughput(database, receiver, EVENTS, mode));
-      progress(`${database} run ${run + 1}: ${mode} ${Math.round(throughput[mode].at(-1))}/s`);
+      const measured = await moduleThroughput(database, receiver, EVENTS, mode);
+      throughput[mode].push(measured.perSecond);
+      cpu[mode] = measured.cpu;
+      progress(
+        `${database} run ${run + 1}: ${mode} ${Math.round(measured.perSecond)}/s, CPU µs per delivery ${JSON.stringify(measured.cpu)}`,
+      );
+    }
+    if (database === 'postgres') {
+      peers.bullmq.push(await bullmqThroughput(receiver, EVENTS));
+      progress(`${database} run ${run + 1}: BullMQ peer ${Math.round(peers.bullmq.at(-1))}/s`);
+      peers['pg-boss'].push(await pgBossThroughput(receiver, EVENTS));
+      progress(`${database} run ${run + 1}: pg-boss peer ${Math.round(peers['pg-boss'].at(-1))}/s`);
     }
   }
   const ceilingMedian = median(ceiling);
+  const ofCeiling = (values) => ({ perSecond: Math.round(median(values)), ofCeiling: ratio(median(values), ceilingMedian) });
   return {
     ceilingPerSecond: Math.round(ceilingMedian),
-    throughput: Object.fromEntries(Object.entries(throughput).map(([mode, values]) => [mode, ofCeiling(values, ceilingMedian)])),
+    throughput: Object.fromEntries(Object.entries(throughput).map(([mode, values]) => [mode, ofCeiling(values)])),
+    ...(database === 'postgres' && { peers: { bullmq: ofCeiling(peers.bullmq), 'pg-boss': ofCeiling(peers['pg-boss']) } }),
+    lastRunCpuMicrosPerDelivery: cpu,
   };
-}
-
-function ofCeiling(values, ceilingMedian) {
-  return { perSecond: Math.round(median(values)), ofCeiling: Number((median(values) / ceilingMedian).toFixed(2)) };
 }
 
 async function latencyAndSaveMeasures(database, receiver) {
@@ -254,7 +198,6 @@ async function latencyAndSaveMeasures(database, receiver) {
     if (MEASURES.has('p3')) saves.push(await saveCost(database));
   }
   const saveMedian = (key) => median(saves.map((s) => s[key]));
-  const ratio = (key) => Number((saveMedian(key) / saveMedian('absent')).toFixed(2));
   return {
     ...(latencies.length > 0 && {
       latencyMs: {
@@ -264,8 +207,60 @@ async function latencyAndSaveMeasures(database, receiver) {
     }),
     ...(saves.length > 0 && {
       saveMs: Object.fromEntries(['absent', 0, 1, 10].map((key) => [key, Number(saveMedian(key).toFixed(3))])),
-      saveRatio: { 0: ratio(0), 1: ratio(1), 10: ratio(10) },
+      saveRatio: Object.fromEntries([0, 1, 10].map((key) => [key, ratio(saveMedian(key), saveMedian('absent'))])),
     }),
+  };
+}
+
+async function listenerScaleMeasure(database) {
+  const runs = [];
+  for (let run = 0; run < RUNS; run++) {
+    runs.push(await listenerScale(database, SAVES));
+    progress(
+      `${database} run ${run + 1}: P4 ${runs.at(-1).besideMany.toFixed(3)} ms beside ${runs.at(-1).stored} listeners, ${runs.at(-1).alone.toFixed(3)} ms alone`,
+    );
+  }
+  const alone = median(runs.map((r) => r.alone));
+  const besideMany = median(runs.map((r) => r.besideMany));
+  return {
+    listenerScale: {
+      aloneMs: Number(alone.toFixed(3)),
+      besideManyMs: Number(besideMany.toFixed(3)),
+      stored: runs[0].stored,
+      ratio: ratio(besideMany, alone),
+    },
+  };
+}
+
+async function stalledMeasure(database, receiver) {
+  const alone = [];
+  const stalled = [];
+  const events = Math.max(1, Math.floor(EVENTS / 4));
+  for (let run = 0; run < RUNS; run++) {
+    alone.push(await stalledReceiver(database, receiver, events, false));
+    stalled.push(await stalledReceiver(database, receiver, events, true));
+    progress(`${database} run ${run + 1}: P6 ${Math.round(stalled.at(-1))}/s beside a stalled URL, ${Math.round(alone.at(-1))}/s alone`);
+  }
+  return {
+    stalledReceiver: {
+      alonePerSecond: Math.round(median(alone)),
+      besideStalledPerSecond: Math.round(median(stalled)),
+      ratio: ratio(median(stalled), median(alone)),
+    },
+  };
+}
+
+/** P5 runs once (a million deliveries take minutes), beside the P1 figure of the same run. */
+async function backlogMeasure(receiver, p1) {
+  const drained = await backlogDrain(receiver, BACKLOG);
+  progress(`postgres: P5 ${Math.round(drained.perSecond)}/s draining ${BACKLOG}, peak RSS ${Math.round(drained.peakRssMiB)} MiB`);
+  return {
+    backlog: {
+      deliveries: BACKLOG,
+      perSecond: Math.round(drained.perSecond),
+      ofP1: p1 ? ratio(drained.perSecond, p1) : null,
+      peakRssMiB: Math.round(drained.peakRssMiB),
+    },
   };
 }
 
@@ -279,11 +274,16 @@ async function main() {
     databases: {},
   };
   for (const database of DATABASES) {
-    results.databases[database] = {
+    const measured = {
       ...(MEASURES.has('p1') && (await throughputMeasures(database, receiver))),
       ...((MEASURES.has('p2') || MEASURES.has('p3')) && (await latencyAndSaveMeasures(database, receiver))),
+      ...(MEASURES.has('p4') && (await listenerScaleMeasure(database))),
+      ...(MEASURES.has('p6') && (await stalledMeasure(database, receiver))),
     };
-    printDatabase(database, results.databases[database]);
+    if (database === 'postgres' && MEASURES.has('p5'))
+      Object.assign(measured, await backlogMeasure(receiver, measured.throughput?.['standard-webhooks'].perSecond));
+    results.databases[database] = measured;
+    printDatabase(database, measured);
   }
   receiver.stop();
   mkdirSync('bench/results', { recursive: true });
@@ -294,9 +294,7 @@ async function main() {
   );
 }
 
-function progress(line) {
-  process.stderr.write(`  ${line}\n`);
-}
+const PEER_NAMES = { bullmq: 'BullMQ 6 peer (Redis)', 'pg-boss': 'pg-boss 10 peer (PostgreSQL)' };
 
 function printDatabase(database, r) {
   console.log(`\n${database}`);
@@ -305,11 +303,27 @@ function printDatabase(database, r) {
   if (r.throughput) console.log(`| P1 throughput, raw undici ceiling | ${r.ceilingPerSecond}/s | | 1.00 |`);
   for (const [mode, value] of Object.entries(r.throughput ?? {}))
     console.log(`| P1 throughput, signing ${mode} | ${value.perSecond}/s | ${r.ceilingPerSecond}/s ceiling | ${value.ofCeiling} |`);
+  for (const [peer, value] of Object.entries(r.peers ?? {}))
+    console.log(`| P1 throughput, ${PEER_NAMES[peer]} | ${value.perSecond}/s | ${r.ceilingPerSecond}/s ceiling | ${value.ofCeiling} |`);
   if (r.latencyMs) console.log(`| P2 commit → receiver, p50 / p99 | ${r.latencyMs.p50} / ${r.latencyMs.p99} ms | | |`);
   for (const key of r.saveMs ? ['0', '1', '10'] : [])
     console.log(
       `| P3 save() with ${key} matching listeners | ${r.saveMs[key]} ms | ${r.saveMs.absent} ms without the module | ${r.saveRatio[key]} |`,
     );
+  if (r.listenerScale) {
+    const { besideManyMs, aloneMs, stored, ratio: scale } = r.listenerScale;
+    console.log(`| P4 save() with 10 matching of ${stored} listeners | ${besideManyMs} ms | ${aloneMs} ms with 10 stored | ${scale} |`);
+  }
+  if (r.backlog) {
+    const { deliveries, perSecond, ofP1, peakRssMiB } = r.backlog;
+    console.log(
+      `| P5 draining ${deliveries} pending deliveries | ${perSecond}/s, peak RSS ${peakRssMiB} MiB | P1 standard-webhooks | ${ofP1} |`,
+    );
+  }
+  if (r.stalledReceiver) {
+    const { besideStalledPerSecond, alonePerSecond, ratio: kept } = r.stalledReceiver;
+    console.log(`| P6 four URLs beside one answering in 5 s | ${besideStalledPerSecond}/s | ${alonePerSecond}/s alone | ${kept} |`);
+  }
 }
 
 main().then(

@@ -1,0 +1,130 @@
+// What every benchmark shares: the decorated entities, booting the module on a database, the forked
+// receiver, CPU accounting and small statistics.
+import 'reflect-metadata';
+import { fork } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
+import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
+import { WEBHOOK_ENTITIES, WebhookEntity, WebhookModule, WebhookPublisher, WebhookSpace, WebhookState } from '../dist/esm/index.js';
+
+export const now = () => performance.timeOrigin + performance.now();
+export const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+export const percentile = (values, p) =>
+  [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor((p / 100) * values.length))];
+
+export function progress(line) {
+  process.stderr.write(`  ${line}\n`);
+}
+
+function decorated(name, id, table) {
+  const entity = { [name]: class {} }[name];
+  Reflect.decorate([PrimaryGeneratedColumn()], entity.prototype, 'id', undefined);
+  Reflect.decorate([WebhookSpace(), Column({ type: 'int' })], entity.prototype, 'tenantId', undefined);
+  Reflect.decorate([WebhookState(), Column({ type: 'varchar', length: 20 })], entity.prototype, 'state', undefined);
+  Reflect.decorate([Entity(table), WebhookEntity({ name, id, states: ['PENDING', 'CONFIRMED'] })], entity);
+  return entity;
+}
+
+export const Order = decorated('Order', 1001, 'bench_order');
+/** A second decorated entity, so that listeners of other entities can fill the listener table. */
+export const Invoice = decorated('Invoice', 1002, 'bench_invoice');
+
+export function connection(database, file) {
+  if (database === 'sqlite') return { type: 'better-sqlite3', database: file };
+  if (database === 'postgres') return { type: 'postgres', url: process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test' };
+  return { type: 'mariadb', url: process.env.MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test' };
+}
+
+export async function bootApp(database, file, webhook, { fresh }) {
+  class BenchModule {}
+  Reflect.decorate(
+    [
+      Module({
+        imports: [
+          TypeOrmModule.forRoot({
+            ...connection(database, file),
+            entities: [Order, Invoice, ...WEBHOOK_ENTITIES],
+            synchronize: fresh,
+            dropSchema: fresh,
+          }),
+          WebhookModule.forRoot(webhook),
+        ],
+      }),
+    ],
+    BenchModule,
+  );
+  const app = await NestFactory.createApplicationContext(BenchModule, { logger: ['error'] });
+  return { app, dataSource: app.get(getDataSourceToken()) };
+}
+
+/** `count` CONFIRMED Order events in space 1, committed in transactions of a thousand. */
+export async function publishOrders({ app, dataSource }, count) {
+  const publisher = app.get(WebhookPublisher);
+  for (let start = 0; start < count; start += 1_000) {
+    await dataSource.transaction(async (manager) => {
+      for (let i = start; i < Math.min(count, start + 1_000); i++)
+        await publisher.publish({ entity: 'Order', entityId: i + 1, state: 'CONFIRMED', spaceId: 1 }, manager);
+    });
+  }
+}
+
+/** The receiver, in a process of its own so that it does not share this one's event loop. */
+export async function startReceiver() {
+  const child = fork(new URL('./receiver.mjs', import.meta.url));
+  process.on('exit', () => child.kill());
+  const waiting = new Map();
+  child.on('message', (message) => {
+    waiting.get(message.type)?.(message);
+    waiting.delete(message.type);
+  });
+  const next = (type) => new Promise((resolve) => waiting.set(type, resolve));
+  const { port } = await next('listening');
+  const base = `http://127.0.0.1:${port}`;
+  return {
+    url: `${base}/hook`,
+    /** A URL of the receiver; paths under /stall answer after `stallMs`. */
+    urlOf: (path) => `${base}${path}`,
+    /** Resolves with `{ at }` once `count` requests to paths starting with `pathPrefix` were answered. */
+    async expect(count, { recordArrivals = false, pathPrefix = '/', stallMs = 5_000 } = {}) {
+      const expecting = next('expecting');
+      const reached = next('reached');
+      child.send({ type: 'expect', count, recordArrivals, pathPrefix, stallMs });
+      await expecting;
+      return reached;
+    },
+    async arrivals() {
+      const answer = next('arrivals');
+      child.send({ type: 'arrivals' });
+      return (await answer).arrivals;
+    },
+    stop: () => child.send({ type: 'stop' }),
+  };
+}
+
+const CLOCK_TICKS = 100;
+
+/** CPU time (µs) so far of this process and of every database server process, from /proc: where a run spends its cores. */
+export function cpuSnapshot() {
+  const usage = process.cpuUsage();
+  const servers = {};
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const command = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      if (!/^(postgres|mariadbd|redis-server)/.test(command)) continue;
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      servers[pid] = ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS;
+    } catch {
+      // the process ended while being read
+    }
+  }
+  return { self: usage.user + usage.system, servers };
+}
+
+/** CPU µs per item between two snapshots: this process, and the database servers (other clients of theirs included). */
+export function cpuPerItem(before, after, count) {
+  const database = Object.entries(after.servers).reduce((sum, [pid, micros]) => sum + micros - (before.servers[pid] ?? 0), 0);
+  return { bench: Math.round((after.self - before.self) / count), database: Math.round(database / count) };
+}

@@ -1,0 +1,150 @@
+// P4–P6: the module with many listeners, with a large backlog, and with one stalled receiver.
+import { fork } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WebhookIdentityService, WebhookListener, WebhookListenerService, WebhookUrl } from '../dist/esm/index.js';
+import { bootApp, now, Order, progress, publishOrders } from './app.mjs';
+
+/** Options of the delivery worker in every throughput measure: 64 requests in flight. */
+export const THROUGHPUT_DELIVERY = { concurrency: 64, perUrlConcurrency: 64, batchSize: 500 };
+
+/** SAVES sequential save() calls of one Order in `tenantId`, after a warm-up; ms per save. */
+export async function timeSaves(dataSource, tenantId, saves) {
+  const repository = dataSource.getRepository(Order);
+  for (let i = 0; i < 50; i++) await repository.save({ tenantId, state: 'CONFIRMED' });
+  const start = now();
+  for (let i = 0; i < saves; i++) await repository.save({ tenantId, state: 'CONFIRMED' });
+  return (now() - start) / saves;
+}
+
+/**
+ * P4: the save of P3 with 10 matching listeners, once with only those listeners stored and once
+ * beside 100 000 listeners in 1 000 spaces (each space: 10 for Order, 90 for Invoice).
+ */
+export async function listenerScale(database, saves) {
+  const file = join(tmpdir(), `bench-scale-${process.pid}.sqlite`);
+  rmSync(file, { force: true });
+  const { app, dataSource } = await bootApp(database, file, { worker: { enabled: false } }, { fresh: true });
+  const listeners = app.get(WebhookListenerService);
+  for (let i = 0; i < 10; i++) await listeners.create(1, { name: `l${i}`, entity: 'Order', url: 'https://bench.example.com/hook' });
+  const alone = await timeSaves(dataSource, 1, saves);
+  await insertListeners(dataSource, [1], 0, 90);
+  const otherSpaces = Array.from({ length: 999 }, (_, i) => i + 2);
+  for (let i = 0; i < otherSpaces.length; i += 50) await insertListeners(dataSource, otherSpaces.slice(i, i + 50), 10, 90);
+  if (database === 'postgres') await dataSource.query('ANALYZE');
+  const besideMany = await timeSaves(dataSource, 1, saves);
+  const stored = await dataSource.getRepository(WebhookListener).count();
+  await app.close();
+  rmSync(file, { force: true });
+  return { alone, besideMany, stored };
+}
+
+/** Listeners for Order and for Invoice in each space, written in bulk: creating 100 000 one by one would take minutes. */
+async function insertListeners(dataSource, spaceIds, orderListeners, invoiceListeners) {
+  const managed = (spaceId, name) => ({ linkedSpaceId: spaceId, name, state: 'ACTIVE', plannedPurgeDate: null });
+  const urls = spaceIds.map((spaceId) => ({ ...managed(spaceId, 'hook'), url: `https://s${spaceId}.bench.example.com/hook` }));
+  const { identifiers } = await dataSource.createQueryBuilder().insert().into(WebhookUrl).values(urls).execute();
+  const rows = spaceIds.flatMap((spaceId, index) =>
+    Array.from({ length: orderListeners + invoiceListeners }, (_, n) => ({
+      ...managed(spaceId, `bulk ${n}`),
+      entity: n < orderListeners ? 'Order' : 'Invoice',
+      entityStates: [],
+      notifyEveryChange: false,
+      enablePayloadSignatureAndState: true,
+      url: { id: identifiers[index].id },
+      identity: null,
+    })),
+  );
+  for (let i = 0; i < rows.length; i += 1_000)
+    await dataSource
+      .createQueryBuilder()
+      .insert()
+      .into(WebhookListener)
+      .values(rows.slice(i, i + 1_000))
+      .updateEntity(false)
+      .execute();
+}
+
+/**
+ * P5: a backlog of `count` pending deliveries (written straight into the tables, PostgreSQL), drained
+ * by a worker in a process of its own: deliveries per second, and that process's peak RSS.
+ */
+export async function backlogDrain(receiver, count) {
+  const { app, dataSource } = await bootApp(
+    'postgres',
+    null,
+    { worker: { enabled: false }, security: { allowPrivateNetworks: true } },
+    { fresh: true },
+  );
+  const identity = await app.get(WebhookIdentityService).create(1, { name: 'bench' });
+  const listener = await app
+    .get(WebhookListenerService)
+    .create(1, { name: 'bench', entity: 'Order', url: receiver.url, identity: identity.id });
+  const urlId = listener.url;
+  progress(`P5: writing ${count} events and deliveries`);
+  await dataSource.query(
+    `INSERT INTO webhook_event ("linkedSpaceId", "entityName", "listenerEntityId", "entityId", state)
+     SELECT 1, 'Order', 1001, n::text, 'CONFIRMED' FROM generate_series(1, $1) AS n`,
+    [count],
+  );
+  await dataSource.query(
+    `INSERT INTO webhook_delivery ("eventId", "listenerId", "urlId", "linkedSpaceId", state, attempts, "nextAttemptAt")
+     SELECT id, $1, $2, 1, 'PENDING', 0, $3 FROM webhook_event ORDER BY id`,
+    [listener.id, typeof urlId === 'object' ? urlId.id : urlId, Date.now()],
+  );
+  await dataSource.query('ANALYZE');
+  await app.close();
+
+  const reached = receiver.expect(count);
+  const start = now();
+  const worker = fork(new URL('./worker.mjs', import.meta.url), {
+    env: {
+      ...process.env,
+      BENCH_WORKER: JSON.stringify({
+        database: 'postgres',
+        webhook: { security: { allowPrivateNetworks: true }, signing: { schemes: ['standard-webhooks'] }, delivery: THROUGHPUT_DELIVERY },
+      }),
+    },
+  });
+  const { at } = await reached;
+  const peakRssMiB = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${worker.pid}/status`, 'utf8'))[1]) / 1024;
+  await new Promise((resolve) => {
+    worker.on('exit', resolve);
+    worker.send({ type: 'stop' });
+  });
+  return { perSecond: count / ((at - start) / 1000), peakRssMiB };
+}
+
+/**
+ * P6: deliveries per second to four answering URLs, alone and while a fifth URL (subscribed to the
+ * same events) takes 5 s to answer every request.
+ */
+export async function stalledReceiver(database, receiver, events, withStalled) {
+  const file = join(tmpdir(), `bench-stall-${process.pid}.sqlite`);
+  rmSync(file, { force: true });
+  const producer = await bootApp(database, file, { worker: { enabled: false }, security: { allowPrivateNetworks: true } }, { fresh: true });
+  const listeners = producer.app.get(WebhookListenerService);
+  const paths = ['/fast/1', '/fast/2', '/fast/3', '/fast/4', ...(withStalled ? ['/stall'] : [])];
+  for (const path of paths) await listeners.create(1, { name: path, entity: 'Order', url: receiver.urlOf(path) });
+  await publishOrders(producer, events);
+  await producer.app.close();
+
+  const fastDeliveries = 4 * events;
+  const reached = receiver.expect(fastDeliveries, { pathPrefix: '/fast' });
+  const start = now();
+  const worker = await bootApp(
+    database,
+    file,
+    {
+      security: { allowPrivateNetworks: true },
+      signing: { schemes: ['standard-webhooks'] },
+      delivery: { concurrency: 64, perUrlConcurrency: 16, batchSize: 500, timeoutMs: 6_000 },
+    },
+    { fresh: false },
+  );
+  const { at } = await reached;
+  await worker.app.close();
+  rmSync(file, { force: true });
+  return fastDeliveries / ((at - start) / 1000);
+}
