@@ -3,7 +3,7 @@ import type { DataSource, EntityManager } from 'typeorm';
 import { WebhookDelivery, WebhookDeliveryState } from '../model/webhook-delivery.entity.js';
 import { WebhookEvent } from '../model/webhook-event.entity.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
-import { insertReturningId } from '../persistence/inserted-id.js';
+import { integer, SqlText } from '../persistence/sql-text.js';
 import { inTransaction } from '../persistence/transaction.js';
 import type { MatchableListener } from '../persistence/webhook-listener.repository.js';
 import type { RegisteredWebhookEntity } from '../registry/webhook-entity.registry.js';
@@ -28,7 +28,11 @@ export class ChangeRecorder {
     @Inject(WEBHOOK_DATA_SOURCE) private readonly dataSource: DataSource,
     private readonly cache: ListenerMatchCache,
     private readonly notifier: CommitNotifier,
-  ) {}
+  ) {
+    this.sql = new SqlText(dataSource);
+  }
+
+  private readonly sql: SqlText;
 
   /**
    * Records through `manager` when it is inside a transaction, so the event commits or rolls back
@@ -47,41 +51,48 @@ export class ChangeRecorder {
     const matched = listeners.filter((listener) => matches(listener, change));
     if (matched.length === 0) return 0;
 
-    const now = new Date();
-    const eventId = await insertReturningId(
-      manager.createQueryBuilder().insert().into(WebhookEvent).values({
-        linkedSpaceId: change.spaceId,
-        entityName: change.entity.name,
-        listenerEntityId: change.entity.id,
-        entityId: change.entityId,
-        state: change.state,
-        createdOn: now,
-      }),
-    );
-    await manager
-      .createQueryBuilder()
-      .insert()
-      .into(WebhookDelivery)
-      .values(
-        matched.map((listener) => ({
-          eventId,
-          listenerId: listener.id,
-          urlId: listener.urlId,
-          linkedSpaceId: change.spaceId,
-          state: WebhookDeliveryState.PENDING,
-          attempts: 0,
-          nextAttemptAt: now.getTime(),
-          leaseOwner: null,
-          leaseUntil: null,
-          completedAt: null,
-          createdOn: now,
-        })),
-      )
-      .updateEntity(false)
-      .callListeners(false)
-      .execute();
+    await this.insertEventAndDeliveries(manager, change, matched, new Date());
     this.notifier.recorded(manager.queryRunner, matched.length);
     return matched.length;
+  }
+
+  /** One statement on PostgreSQL; elsewhere the event, then its deliveries under the event's generated id. */
+  private async insertEventAndDeliveries(manager: EntityManager, change: EntityChange, matched: MatchableListener[], now: Date) {
+    const { sql } = this;
+    const e = (property: string) => sql.column(WebhookEvent, property);
+    const d = (property: string) => sql.column(WebhookDelivery, property);
+    const eventColumns = ['linkedSpaceId', 'entityName', 'listenerEntityId', 'entityId', 'state', 'createdOn'].map(e).join(', ');
+    const eventValues = [integer(change.spaceId), '?', integer(change.entity.id), '?', '?', '?'].join(', ');
+    const eventParameters = [change.entity.name, change.entityId, change.state, sql.stored(WebhookEvent, 'createdOn', now)];
+    const deliveryColumns = ['eventId', 'listenerId', 'urlId', 'linkedSpaceId', 'state', 'attempts', 'nextAttemptAt', 'createdOn']
+      .map(d)
+      .join(', ');
+    const deliveryParameters = [WebhookDeliveryState.PENDING, sql.stored(WebhookDelivery, 'createdOn', now)];
+    const deliveryRow = (eventId: string, listener: MatchableListener) =>
+      `(${eventId}, ${integer(listener.id)}, ${integer(listener.urlId)}, ${integer(change.spaceId)}, ?, 0, ${integer(now.getTime())}, ?)`;
+    if (sql.postgres) {
+      const pairs = matched.map((listener) => `(${integer(listener.id)}, ${integer(listener.urlId)})`).join(', ');
+      await manager.query(
+        ...sql.statement(
+          `WITH event AS (INSERT INTO ${sql.table(WebhookEvent)} (${eventColumns}) VALUES (${eventValues}) RETURNING ${e('id')} AS id)` +
+            ` INSERT INTO ${sql.table(WebhookDelivery)} (${deliveryColumns})` +
+            ` SELECT event.id, listener.id, listener.url_id, ${integer(change.spaceId)}, CAST(? AS varchar), 0, ${integer(now.getTime())}, CAST(? AS timestamp)` +
+            ` FROM event CROSS JOIN (VALUES ${pairs}) AS listener (id, url_id)`,
+          [...eventParameters, ...deliveryParameters],
+        ),
+      );
+      return;
+    }
+    const inserted = await manager.query(
+      ...sql.statement(`INSERT INTO ${sql.table(WebhookEvent)} (${eventColumns}) VALUES (${eventValues})`, eventParameters),
+    );
+    const eventId = integer(Number(sql.sqlite ? inserted : inserted.insertId));
+    await manager.query(
+      ...sql.statement(
+        `INSERT INTO ${sql.table(WebhookDelivery)} (${deliveryColumns}) VALUES ${matched.map((listener) => deliveryRow(eventId, listener)).join(', ')}`,
+        matched.flatMap(() => deliveryParameters),
+      ),
+    );
   }
 }
 

@@ -11,7 +11,7 @@ import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
 import { inTransaction } from '../persistence/transaction.js';
 import type { StoredIdentityKeys } from '../signing/webhook-signer.service.js';
 import { KeyEncryptionService } from '../signing/key-encryption.service.js';
-import { DeliverySql, integer } from './delivery.sql.js';
+import { SqlText, integer } from '../persistence/sql-text.js';
 import type { AttemptResult } from './http-sender.js';
 
 /** Everything needed to send one claimed delivery. */
@@ -53,10 +53,10 @@ export class DeliveryStore {
     @Inject(WEBHOOK_DATA_SOURCE) private readonly dataSource: DataSource,
     private readonly keyEncryption: KeyEncryptionService,
   ) {
-    this.sql = new DeliverySql(dataSource);
+    this.sql = new SqlText(dataSource);
   }
 
-  private readonly sql: DeliverySql;
+  private readonly sql: SqlText;
 
   /**
    * Leases up to `limit` due deliveries to `owner`, at most `roomPerUrl(urlId)` per URL and none of

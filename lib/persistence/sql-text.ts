@@ -1,18 +1,18 @@
 import type { DataSource, EntityTarget, ObjectLiteral } from 'typeorm';
-import { isSqlite } from '../persistence/transaction.js';
+import { isSqlite } from './transaction.js';
 
 /** A statement and its bound values, in the driver's own placeholder style. */
 export type Statement = [sql: string, parameters: unknown[]];
 
 /**
- * SQL text for the dispatcher's hot statements, written once per DataSource from the entity
+ * SQL text for the hot statements of capture and delivery, written once per DataSource from the entity
  * metadata (so a host's naming strategy or table prefix is respected). Built by hand rather than
- * through the query builder, whose parameter handling costs more than the statements themselves
- * at the batch sizes delivery uses. Ids and times are integers the module computed and are written
+ * through the query builder, whose statement building costs more CPU than the database spends
+ * on these statements. Ids and times are integers the module computed and are written
  * inline; every string goes as a bound value.
  */
-export class DeliverySql {
-  private readonly postgres: boolean;
+export class SqlText {
+  readonly postgres: boolean;
   readonly sqlite: boolean;
 
   constructor(private readonly dataSource: DataSource) {
@@ -33,6 +33,11 @@ export class DeliverySql {
   column(entity: EntityTarget<ObjectLiteral>, property: string, alias?: string): string {
     const name = this.dataSource.driver.escape(this.dataSource.getMetadata(entity).findColumnWithPropertyName(property)!.databaseName);
     return alias ? `${this.dataSource.driver.escape(alias)}.${name}` : name;
+  }
+
+  /** A value as the driver stores it in an entity's column (dates above all, whose form differs per driver). */
+  stored(entity: EntityTarget<ObjectLiteral>, property: string, value: unknown): unknown {
+    return this.dataSource.driver.preparePersistentValue(value, this.dataSource.getMetadata(entity).findColumnWithPropertyName(property)!);
   }
 
   /** Row locks that other instances skip; SQLite has a single writer and needs none. */
