@@ -72,8 +72,15 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   /** After this time (set at shutdown) results that cannot be written are dropped: their leases expire and they are sent again. */
   private giveUpWritingAt = Number.POSITIVE_INFINITY;
   private readonly onCommitted = () => this.wake();
+  /** Listeners this instance saw leave ACTIVE, and when: a claim that read them just before still holds them as active. */
+  private readonly deactivated = new Map<number, number>();
   private readonly onListenerStateChanged = ({ listenerId, to }: WebhookListenerStateChangedPayload) => {
-    if (to !== CreationEntityState.ACTIVE) this.cancelReadyOf(listenerId);
+    if (to === CreationEntityState.ACTIVE) {
+      this.deactivated.delete(listenerId);
+      return;
+    }
+    this.rememberDeactivated(listenerId);
+    this.cancelUnsent(this.ready.filter((delivery) => delivery.listenerId === listenerId));
   };
 
   constructor(
@@ -173,6 +180,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
       if (ids.length === 0) return;
       const deliveries = await this.store.load(ids, leaseUntil);
       for (const delivery of deliveries) this.hold(delivery);
+      this.cancelUnsent(this.ready.filter((delivery) => !delivery.listenerActive));
       this.startReady();
       if (!this.moreDue) return;
       room = this.claimRoom();
@@ -213,6 +221,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   }
 
   private hold(delivery: ClaimedDelivery): void {
+    if (this.deactivated.has(delivery.listenerId)) delivery.listenerActive = false;
     this.ready.push(delivery);
     this.heldPerUrl.set(delivery.urlId, (this.heldPerUrl.get(delivery.urlId) ?? 0) + 1);
   }
@@ -250,12 +259,18 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     return behind;
   }
 
-  /** A listener stopped being active: what it has ready is cancelled unsent, as a claim would have found it. */
-  private cancelReadyOf(listenerId: number): void {
-    const cancelled = this.ready.filter((delivery) => delivery.listenerId === listenerId);
-    if (cancelled.length === 0) return;
-    this.ready = this.ready.filter((delivery) => delivery.listenerId !== listenerId);
-    for (const delivery of cancelled) {
+  private rememberDeactivated(listenerId: number): void {
+    const now = Date.now();
+    for (const [id, at] of this.deactivated) if (at < now - this.options.delivery.leaseMs) this.deactivated.delete(id);
+    this.deactivated.set(listenerId, now);
+  }
+
+  /** Ready deliveries of listeners that are no longer active end as cancelled, unsent and without waiting for a slot. */
+  private cancelUnsent(deliveries: ClaimedDelivery[]): void {
+    if (deliveries.length === 0) return;
+    const cancelled = new Set(deliveries);
+    this.ready = this.ready.filter((delivery) => !cancelled.has(delivery));
+    for (const delivery of deliveries) {
       this.unhold(delivery);
       this.finished.push({ delivery, result: null, completion: { kind: 'cancelled' } });
     }
