@@ -14,6 +14,11 @@ import { KeyEncryptionService } from '../signing/key-encryption.service.js';
 import { SqlText, integer } from '../persistence/sql-text.js';
 import type { AttemptResult } from './http-sender.js';
 
+/** Identities whose keys are kept in memory at most; more are read again. */
+const KEY_CACHE_SIZE = 10_000;
+/** A space's default identity may be deleted and made anew: it is looked up again after this long. */
+const SPACE_DEFAULT_TTL_MS = 60_000;
+
 /** Everything needed to send one claimed delivery. */
 export interface ClaimedDelivery {
   id: number;
@@ -30,7 +35,8 @@ export interface ClaimedDelivery {
   url: string;
   listenerActive: boolean;
   signed: boolean;
-  keys: StoredIdentityKeys | null;
+  /** The key of the listener's identity; `null`: the space's default identity signs. */
+  keyId: string | null;
   /** Epoch ms when this instance's lease on it ends. */
   leaseUntil: number;
 }
@@ -57,6 +63,8 @@ export class DeliveryStore {
   }
 
   private readonly sql: SqlText;
+  private readonly keysByKeyId = new Map<string, { value: Promise<StoredIdentityKeys>; until: number }>();
+  private readonly defaultKeysBySpace = new Map<number, { value: Promise<StoredIdentityKeys>; until: number }>();
 
   /**
    * Leases up to `limit` due deliveries to `owner`, at most `roomPerUrl(urlId)` per URL and none of
@@ -124,8 +132,7 @@ export class DeliveryStore {
           ` ${column(WebhookEvent, 'entityId', 'e')} AS entity_id, ${column(WebhookEvent, 'state', 'e')} AS entity_state,` +
           ` ${column(WebhookEvent, 'createdOn', 'e')} AS event_created_on, ${column(WebhookUrl, 'url', 'u')} AS url,` +
           ` ${column(WebhookListener, 'state', 'l')} AS listener_state, ${column(WebhookListener, 'enablePayloadSignatureAndState', 'l')} AS signed,` +
-          ` ${column(WebhookIdentity, 'keyId', 'i')} AS key_id, ${column(WebhookIdentity, 'privateKey', 'i')} AS private_key,` +
-          ` ${column(WebhookIdentity, 'secret', 'i')} AS secret` +
+          ` ${column(WebhookIdentity, 'keyId', 'i')} AS key_id` +
           ` FROM ${table(WebhookDelivery)} d` +
           ` INNER JOIN ${table(WebhookEvent)} e ON ${column(WebhookEvent, 'id', 'e')} = ${column(WebhookDelivery, 'eventId', 'd')}` +
           ` INNER JOIN ${table(WebhookListener)} l ON ${column(WebhookListener, 'id', 'l')} = ${column(WebhookDelivery, 'listenerId', 'd')}` +
@@ -151,13 +158,49 @@ export class DeliveryStore {
       url: row.url,
       listenerActive: row.listener_state === CreationEntityState.ACTIVE,
       signed: row.signed === true || Number(row.signed) === 1,
-      keys: row.key_id ? { keyId: row.key_id, privateKey: row.private_key, secret: row.secret } : null,
+      keyId: row.key_id ?? null,
       leaseUntil,
     }));
   }
 
+  /**
+   * The sealed keys of an identity. Kept once read: a key id and its key material never change, and
+   * reading them with every batch would move hundreds of bytes per delivery.
+   */
+  identityKeys(keyId: string): Promise<StoredIdentityKeys> {
+    return this.remembered(this.keysByKeyId, keyId, async () => {
+      const found = await this.dataSource.manager
+        .createQueryBuilder(WebhookIdentity, 'i')
+        .addSelect(['i.privateKey', 'i.secret'])
+        .where({ keyId })
+        .getOneOrFail();
+      return { keyId: found.keyId, privateKey: found.privateKey!, secret: found.secret! };
+    });
+  }
+
+  /** The keys of the identity signing for listeners of a space that name none, kept for a minute. */
+  spaceDefaultKeys(spaceId: number): Promise<StoredIdentityKeys> {
+    return this.remembered(this.defaultKeysBySpace, spaceId, () => this.findOrCreateSpaceDefault(spaceId), SPACE_DEFAULT_TTL_MS);
+  }
+
+  private remembered<K, V>(
+    cache: Map<K, { value: Promise<V>; until: number }>,
+    key: K,
+    load: () => Promise<V>,
+    ttlMs = Infinity,
+  ): Promise<V> {
+    const now = Date.now();
+    const kept = cache.get(key);
+    if (kept && kept.until > now) return kept.value;
+    if (cache.size >= KEY_CACHE_SIZE) cache.clear();
+    const value = load();
+    cache.set(key, { value, until: now + ttlMs });
+    value.catch(() => cache.delete(key));
+    return value;
+  }
+
   /** The identity signing for listeners of a space that name none; created on first need. */
-  async spaceDefaultKeys(spaceId: number): Promise<StoredIdentityKeys> {
+  private async findOrCreateSpaceDefault(spaceId: number): Promise<StoredIdentityKeys> {
     const existing = await this.findSpaceDefault(this.dataSource.manager, spaceId);
     if (existing) return existing;
     return inTransaction(this.dataSource, async (manager) => {

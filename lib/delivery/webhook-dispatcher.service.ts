@@ -319,7 +319,11 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     });
     const webhookId = `msg_${delivery.id}`;
     const headers = delivery.signed
-      ? this.signer.headers(delivery.keys ?? (await this.store.spaceDefaultKeys(delivery.spaceId)), webhookId, body)
+      ? this.signer.headers(
+          await (delivery.keyId ? this.store.identityKeys(delivery.keyId) : this.store.spaceDefaultKeys(delivery.spaceId)),
+          webhookId,
+          body,
+        )
       : this.signer.unsignedHeaders(webhookId);
     const result = await this.sender.send({ url: delivery.url, body, headers });
     return { delivery, result, completion: this.completionOf(delivery, result) };
