@@ -37,6 +37,10 @@ import { decideAfterAttempt } from './retry-policy.js';
 const USER_AGENT = 'nestjs-webhook-listener';
 /** Pause before claiming again after the database failed us. */
 const ERROR_BACKOFF_MS = 1_000;
+/** Results written in one transaction at most. */
+const RESULT_BATCH_SIZE = 500;
+/** How long a small batch of results waits for more while requests are in flight. */
+const RESULT_COALESCE_MS = 5;
 /** A ready delivery is started only if its lease outlasts the attempt's deadline by this much. */
 const LEASE_MARGIN_MS = 1_000;
 
@@ -373,7 +377,10 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
 
   private async writeFinished(): Promise<void> {
     while (this.finished.length > 0) {
-      const batch = this.finished.splice(0, 500);
+      // While requests are in flight more results are coming: waiting a moment for them turns one
+      // transaction per result (SQLite answers that fast) into one per batch.
+      if (this.running && this.finished.length < RESULT_BATCH_SIZE && this.inFlight.size > 0) await delay(RESULT_COALESCE_MS);
+      const batch = this.finished.splice(0, RESULT_BATCH_SIZE);
       try {
         await this.store.complete(this.owner, batch);
       } catch (error) {
@@ -383,7 +390,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
         }
         this.finished.unshift(...batch);
         this.logger.error(`Writing ${batch.length} delivery results failed, retrying: ${describe(error)}`);
-        await new Promise((resolve) => setTimeout(resolve, ERROR_BACKOFF_MS));
+        await delay(ERROR_BACKOFF_MS);
         continue;
       }
       this.announce(batch);
@@ -450,6 +457,10 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
       });
     });
   }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function describe(error: unknown): string {
