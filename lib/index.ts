@@ -1,6 +1,7 @@
 export * from './errors/webhook.errors.js';
 export { CreationEntityState } from './model/creation-entity-state.enum.js';
 export { WebhookIdentity } from './model/webhook-identity.entity.js';
+export { WebhookRetiredKey } from './model/webhook-retired-key.entity.js';
 export { WebhookListener } from './model/webhook-listener.entity.js';
 export { WebhookUrl } from './model/webhook-url.entity.js';
 export { WEBHOOK_ENTITIES } from './model/webhook.entities.js';

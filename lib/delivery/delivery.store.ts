@@ -6,6 +6,7 @@ import { WebhookDelivery, WebhookDeliveryState } from '../model/webhook-delivery
 import { WebhookEvent } from '../model/webhook-event.entity.js';
 import { WebhookIdentity } from '../model/webhook-identity.entity.js';
 import { WebhookListener } from '../model/webhook-listener.entity.js';
+import { WebhookRetiredKey } from '../model/webhook-retired-key.entity.js';
 import { WebhookUrl } from '../model/webhook-url.entity.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
 import { inTransaction } from '../persistence/transaction.js';
@@ -174,7 +175,7 @@ export class DeliveryStore {
         .addSelect(['i.privateKey', 'i.secret'])
         .where({ keyId })
         .getOneOrFail();
-      return { keyId: found.keyId, privateKey: found.privateKey!, secret: found.secret! };
+      return this.withRetiredSecrets(this.dataSource.manager, found);
     });
   }
 
@@ -328,7 +329,22 @@ export class DeliveryStore {
       .where({ linkedSpaceId: spaceId, spaceDefault: true, state: CreationEntityState.ACTIVE })
       .orderBy('i.id', 'ASC')
       .getOne();
-    return found && { keyId: found.keyId, privateKey: found.privateKey!, secret: found.secret! };
+    return found && this.withRetiredSecrets(manager, found);
+  }
+
+  /** An identity's sealed keys, with the secrets of its retired keys that still sign. */
+  private async withRetiredSecrets(manager: EntityManager, identity: WebhookIdentity): Promise<StoredIdentityKeys> {
+    const retired = await manager
+      .createQueryBuilder(WebhookRetiredKey, 'r')
+      .addSelect('r.secret')
+      .where('r.identityId = :id AND r.signsUntil > :now', { id: identity.id, now: Date.now() })
+      .getMany();
+    return {
+      keyId: identity.keyId,
+      privateKey: identity.privateKey!,
+      secret: identity.secret!,
+      retiredSecrets: retired.map(({ keyId, secret, signsUntil }) => ({ keyId, secret: secret!, signsUntil })),
+    };
   }
 }
 

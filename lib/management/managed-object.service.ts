@@ -156,7 +156,7 @@ export abstract class ManagedObjectService<T extends ManagedWebhookObject> {
   }
 
   /** Writes `changes` only while the row still matches `guard`; returns the number of rows written. */
-  private async writeIf(
+  protected async writeIf(
     manager: EntityManager,
     spaceId: number,
     id: number,

@@ -1,13 +1,16 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { DataSource, EntityManager } from 'typeorm';
-import { WebhookNotFoundError, WebhookValidationError } from '../errors/webhook.errors.js';
+import { WebhookNotFoundError, WebhookValidationError, WebhookVersionConflictError } from '../errors/webhook.errors.js';
 import type { CreationEntityState } from '../model/creation-entity-state.enum.js';
 import { NAME_MAX_LENGTH } from '../model/managed-object.entity.js';
 import { WebhookIdentity } from '../model/webhook-identity.entity.js';
+import { WebhookRetiredKey } from '../model/webhook-retired-key.entity.js';
 import { inTransaction } from '../persistence/transaction.js';
-import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
+import { WEBHOOK_DATA_SOURCE, WEBHOOK_RESOLVED_OPTIONS } from '../module/webhook.constants.js';
+import type { ResolvedWebhookOptions } from '../module/webhook-options.interface.js';
 import { KeyEncryptionService } from '../signing/key-encryption.service.js';
 import { assertKnownKeys, assertPlainObject, requireId, requireString } from '../validation/input.validation.js';
+import { assertWritable } from './lifecycle.js';
 import { refuseWhileUsedByLiveListeners } from './listener-usage.js';
 import { commonQueryFields, ManagedObjectService, ROOT_ALIAS, requireSpaceId } from './managed-object.service.js';
 
@@ -45,6 +48,7 @@ export class WebhookIdentityService extends ManagedObjectService<WebhookIdentity
   constructor(
     @Inject(WEBHOOK_DATA_SOURCE) dataSource: DataSource,
     private readonly keyEncryption: KeyEncryptionService,
+    @Inject(WEBHOOK_RESOLVED_OPTIONS) private readonly options: ResolvedWebhookOptions,
   ) {
     super(dataSource);
   }
@@ -64,12 +68,50 @@ export class WebhookIdentityService extends ManagedObjectService<WebhookIdentity
     return this.read(spaceId, saved.id);
   }
 
-  /** The public key a receiver uses to check signatures made with `keyId`. */
+  /** The public key a receiver uses to check signatures made with `keyId`, also after the identity was rotated. */
   async readPublicKey(keyId: string): Promise<WebhookPublicKey> {
     if (typeof keyId !== 'string' || !UUID.test(keyId)) throw new WebhookValidationError('keyId', 'must be a UUID');
-    const found = await this.dataSource.manager.findOne(WebhookIdentity, { where: { keyId: keyId.toLowerCase() } });
+    const where = { keyId: keyId.toLowerCase() };
+    const found =
+      (await this.dataSource.manager.findOne(WebhookIdentity, { where })) ??
+      (await this.dataSource.manager.findOne(WebhookRetiredKey, { where }));
     if (!found) throw new WebhookNotFoundError('WebhookPublicKey', keyId);
     return { id: found.keyId, publicKey: found.publicKey };
+  }
+
+  /**
+   * Gives the identity a new key pair and secret. The old public key stays readable through
+   * `readPublicKey()`, and requests carry a Standard Webhooks signature made with the old secret
+   * beside the new one for `signing.rotationGraceMs`, so that receivers can switch without a gap.
+   */
+  async rotate(spaceId: number, id: number): Promise<WebhookIdentity> {
+    requireSpaceId(spaceId);
+    requireId(id, 'id');
+    const keys = this.keyEncryption.newSealedKeys();
+    let retiredKeyId = '';
+    const rotated = await inTransaction(this.dataSource, async (manager) => {
+      const current = await this.selectInSpace(manager, spaceId)
+        .addSelect(`${ROOT_ALIAS}.secret`)
+        .andWhere(`${ROOT_ALIAS}.id = :id`, { id })
+        .getOne();
+      if (!current) throw new WebhookNotFoundError('WebhookIdentity', id, spaceId);
+      assertWritable(this.entityName, id, current.state);
+      retiredKeyId = current.keyId;
+      const now = Date.now();
+      await manager.insert(WebhookRetiredKey, {
+        identityId: id,
+        keyId: current.keyId,
+        publicKey: current.publicKey,
+        secret: current.secret,
+        retiredAt: now,
+        signsUntil: now + this.options.signing.rotationGraceMs,
+      });
+      const affected = await this.writeIf(manager, spaceId, id, { version: current.version }, keys);
+      if (affected === 0) throw new WebhookVersionConflictError(this.entityName, id, current.version, undefined);
+      return this.readWith(manager, spaceId, id);
+    });
+    this.logger.log(`Rotated WebhookIdentity ${id} in space ${spaceId}: key ${rotated.keyId} replaces ${retiredKeyId}`);
+    return rotated;
   }
 
   /** The `whsec_…` secret to hand to the receiver; the only call that returns it. */

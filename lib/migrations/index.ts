@@ -3,14 +3,17 @@ import { WebhookInitialMysql1795796132963 } from './mysql/1795796132963-webhook-
 import { WebhookCaptureMysql1795798068387 } from './mysql/1795798068387-webhook-capture.js';
 import { WebhookDeliveryMysql1795798299800 } from './mysql/1795798299800-webhook-delivery.js';
 import { WebhookSchedulerMysql1795801310291 } from './mysql/1795801310291-webhook-scheduler.js';
+import { WebhookIdentityRotationMysql1795817866041 } from './mysql/1795817866041-webhook-identity-rotation.js';
 import { WebhookInitialPostgres1795796132963 } from './postgres/1795796132963-webhook-initial.js';
 import { WebhookCapturePostgres1795798068387 } from './postgres/1795798068387-webhook-capture.js';
 import { WebhookDeliveryPostgres1795798299800 } from './postgres/1795798299800-webhook-delivery.js';
 import { WebhookSchedulerPostgres1795801310291 } from './postgres/1795801310291-webhook-scheduler.js';
+import { WebhookIdentityRotationPostgres1795817866041 } from './postgres/1795817866041-webhook-identity-rotation.js';
 import { WebhookInitialSqlite1795796132963 } from './sqlite/1795796132963-webhook-initial.js';
 import { WebhookCaptureSqlite1795798068387 } from './sqlite/1795798068387-webhook-capture.js';
 import { WebhookDeliverySqlite1795798299800 } from './sqlite/1795798299800-webhook-delivery.js';
 import { WebhookSchedulerSqlite1795801310291 } from './sqlite/1795801310291-webhook-scheduler.js';
+import { WebhookIdentityRotationSqlite1795817866041 } from './sqlite/1795817866041-webhook-identity-rotation.js';
 
 /** The module's migrations per database family, oldest first; add them to the host's `migrations`. */
 export const WEBHOOK_MIGRATIONS = {
@@ -19,18 +22,21 @@ export const WEBHOOK_MIGRATIONS = {
     WebhookCapturePostgres1795798068387,
     WebhookDeliveryPostgres1795798299800,
     WebhookSchedulerPostgres1795801310291,
+    WebhookIdentityRotationPostgres1795817866041,
   ],
   mysql: [
     WebhookInitialMysql1795796132963,
     WebhookCaptureMysql1795798068387,
     WebhookDeliveryMysql1795798299800,
     WebhookSchedulerMysql1795801310291,
+    WebhookIdentityRotationMysql1795817866041,
   ],
   sqlite: [
     WebhookInitialSqlite1795796132963,
     WebhookCaptureSqlite1795798068387,
     WebhookDeliverySqlite1795798299800,
     WebhookSchedulerSqlite1795801310291,
+    WebhookIdentityRotationSqlite1795817866041,
   ],
 } as const;
 

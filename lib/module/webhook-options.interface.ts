@@ -59,6 +59,12 @@ export interface WebhookSigningOptions {
   keyEncryptionKey?: string;
   /** Which signatures to send. Default both. */
   schemes?: WebhookSignatureScheme[];
+  /**
+   * After `WebhookIdentityService.rotate()`, how long requests also carry a Standard Webhooks
+   * signature made with the previous secret, so that receivers can switch secrets without a gap.
+   * Default 86 400 000 (24 h); 0 stops the old secret at once.
+   */
+  rotationGraceMs?: number;
 }
 
 export interface WebhookWorkerOptions {
@@ -86,6 +92,6 @@ export interface ResolvedWebhookOptions {
   scheduler: Required<WebhookSchedulerOptions>;
   security: Required<WebhookSecurityOptions>;
   retention: Required<WebhookRetentionOptions>;
-  signing: { keyEncryptionKey: Buffer | null; schemes: WebhookSignatureScheme[] };
+  signing: { keyEncryptionKey: Buffer | null; schemes: WebhookSignatureScheme[]; rotationGraceMs: number };
   worker: Required<WebhookWorkerOptions>;
 }

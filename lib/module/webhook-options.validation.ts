@@ -31,7 +31,7 @@ export function resolveWebhookOptions(options: WebhookModuleOptions | undefined)
   const scheduler = section(root.scheduler, 'scheduler', ['lifecycleIntervalMs', 'purgeIntervalMs', 'retentionIntervalMs']);
   const security = section(root.security, 'security', ['allowPrivateNetworks', 'allowedHosts']);
   const retention = section(root.retention, 'retention', ['deletedListenerPurgeAfterMs', 'deliveryLogTtlMs']);
-  const signing = section(root.signing, 'signing', ['keyEncryptionKey', 'schemes']);
+  const signing = section(root.signing, 'signing', ['keyEncryptionKey', 'schemes', 'rotationGraceMs']);
   const worker = section(root.worker, 'worker', ['enabled']);
 
   const timeoutMs = integer(delivery.timeoutMs, 'delivery.timeoutMs', 10 * SECOND, 1, 10 * MINUTE);
@@ -86,6 +86,7 @@ export function resolveWebhookOptions(options: WebhookModuleOptions | undefined)
     signing: {
       keyEncryptionKey: encryptionKey(signing.keyEncryptionKey),
       schemes: schemeList(signing.schemes),
+      rotationGraceMs: integer(signing.rotationGraceMs, 'signing.rotationGraceMs', DAY, 0, MAX_DELAY_MS),
     },
     worker: { enabled: boolean(worker.enabled, 'worker.enabled', true) },
   };

@@ -15,6 +15,16 @@ export interface StoredIdentityKeys {
   keyId: string;
   privateKey: string;
   secret: string;
+  /** Secrets of the identity's retired keys that still sign beside the current one after a rotation. */
+  retiredSecrets?: RetiredSecret[];
+}
+
+export interface RetiredSecret {
+  keyId: string;
+  /** Sealed as stored, under its own key id. */
+  secret: string;
+  /** Epoch ms until which it signs. */
+  signsUntil: number;
 }
 
 interface OpenedKeys {
@@ -31,6 +41,7 @@ const OPENED_KEYS_TTL_MS = 60_000;
 export class WebhookSigner {
   private readonly schemes: ReadonlySet<WebhookSignatureScheme>;
   private readonly opened = new Map<string, { keys: OpenedKeys; expiresAt: number }>();
+  private readonly openedRetired = new Map<string, Buffer>();
 
   constructor(
     @Inject(WEBHOOK_RESOLVED_OPTIONS) options: ResolvedWebhookOptions,
@@ -51,7 +62,10 @@ export class WebhookSigner {
       const timestamp = Math.floor(now.getTime() / 1000);
       headers['webhook-id'] = webhookId;
       headers['webhook-timestamp'] = String(timestamp);
-      headers['webhook-signature'] = `${STANDARD_WEBHOOKS_VERSION},${standardWebhooksSignature(keys.hmacKey, webhookId, timestamp, body)}`;
+      const signingKeys = [keys.hmacKey, ...this.retiredHmacKeys(stored.retiredSecrets ?? [], now.getTime())];
+      headers['webhook-signature'] = signingKeys
+        .map((hmacKey) => `${STANDARD_WEBHOOKS_VERSION},${standardWebhooksSignature(hmacKey, webhookId, timestamp, body)}`)
+        .join(' ');
     }
     return headers;
   }
@@ -59,6 +73,20 @@ export class WebhookSigner {
   /** Without signing, receivers still get the id and time Standard Webhooks uses to drop duplicates. */
   unsignedHeaders(webhookId: string, now: Date = new Date()): Record<string, string> {
     return { 'webhook-id': webhookId, 'webhook-timestamp': String(Math.floor(now.getTime() / 1000)) };
+  }
+
+  /** The HMAC keys of retired secrets still within their grace period, opened once per key id. */
+  private retiredHmacKeys(retired: RetiredSecret[], now: number): Buffer[] {
+    return retired
+      .filter((secret) => secret.signsUntil > now)
+      .map((secret) => {
+        let hmacKey = this.openedRetired.get(secret.keyId);
+        if (!hmacKey) {
+          hmacKey = decodeStandardWebhooksSecret(this.keyEncryption.open(secret.secret, secret.keyId))!;
+          this.openedRetired.set(secret.keyId, hmacKey);
+        }
+        return hmacKey;
+      });
   }
 
   forget(identityKeyId: string): void {

@@ -30,6 +30,7 @@ describe.each(selectedDatabases())('webhook migrations on %s', (database) => {
       'webhook_event',
       'webhook_identity',
       'webhook_listener',
+      'webhook_retired_key',
       'webhook_url',
     ]);
 

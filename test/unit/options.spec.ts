@@ -20,7 +20,7 @@ describe('resolveWebhookOptions', () => {
       scheduler: { lifecycleIntervalMs: 10_000, purgeIntervalMs: 3600_000, retentionIntervalMs: 3600_000 },
       security: { allowPrivateNetworks: false, allowedHosts: [] },
       retention: { deletedListenerPurgeAfterMs: 30 * 24 * 3600_000, deliveryLogTtlMs: 30 * 24 * 3600_000 },
-      signing: { keyEncryptionKey: null, schemes: ['x-signature', 'standard-webhooks'] },
+      signing: { keyEncryptionKey: null, schemes: ['x-signature', 'standard-webhooks'], rotationGraceMs: 86_400_000 },
       worker: { enabled: true },
     });
     expect(DEFAULT_RETRY_SCHEDULE_MS).toEqual([5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000]);
@@ -58,6 +58,7 @@ describe('resolveWebhookOptions', () => {
     [{ security: { allowedHosts: ['http://x/'] } }, 'option security.allowedHosts[0] must be a host name'],
     [{ signing: { schemes: [] } }, 'option signing.schemes must be a non-empty list'],
     [{ signing: { keyEncryptionKey: 'zz'.repeat(32) } }, 'option signing.keyEncryptionKey must be 32 bytes'],
+    [{ signing: { rotationGraceMs: -1 } }, 'option signing.rotationGraceMs must be an integer from 0 to 2147483647, got -1'],
     [{ worker: { enabled: 1 } }, 'option worker.enabled must be true or false, got 1'],
     [
       { delivery: { timeoutMs: 30_000, leaseMs: 20_000 } },

@@ -1,0 +1,110 @@
+import {
+  WebhookIdentityService,
+  WebhookListenerService,
+  WebhookNotFoundError,
+  WebhookStateError,
+  type WebhookModuleOptions,
+} from '../../lib/index.js';
+import { verifyStandardWebhook, verifyXSignature } from '../../lib/verify/index.js';
+import { selectedDatabases } from '../src/databases.js';
+import { Order, OrderState } from '../src/order.entity.js';
+import { TestReceiver, waitFor, type ReceivedRequest } from '../src/receiver.js';
+import { freshSpace } from '../src/spaces.js';
+import { createTestApp, type TestApp } from '../src/test-app.js';
+
+const WITH_GRACE: WebhookModuleOptions = {
+  security: { allowPrivateNetworks: true },
+  delivery: { pollIntervalMs: 100, timeoutMs: 2_000 },
+  signing: { keyEncryptionKey: 'a'.repeat(64), rotationGraceMs: 3_600_000 },
+  worker: { enabled: true },
+};
+
+describe.each(selectedDatabases())('identity rotation on %s', (database) => {
+  let testApp: TestApp;
+  let receiver: TestReceiver;
+  let identities: WebhookIdentityService;
+
+  beforeAll(async () => {
+    receiver = await new TestReceiver().start();
+    testApp = await createTestApp(database, { webhook: WITH_GRACE });
+    identities = testApp.get(WebhookIdentityService);
+  });
+  afterAll(async () => {
+    await testApp?.close();
+    await receiver?.stop();
+  });
+
+  async function deliveredAfterSave(space: number, path: string, count: number): Promise<ReceivedRequest> {
+    await testApp.dataSource.getRepository(Order).save({ tenantId: space, state: OrderState.CONFIRMED });
+    const requests = await waitFor(() => receiver.to(path).length === count && receiver.to(path), `request ${count} to ${path}`);
+    return requests[count - 1];
+  }
+
+  it('signs with the new key and, during the grace period, with the old secret too', async () => {
+    const space = freshSpace();
+    const before = await identities.create(space, { name: 'signing' });
+    const oldSecret = await identities.revealSecret(space, before.id);
+    const path = `/rotation/${space}`;
+    await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(path), identity: before.id });
+    const first = await deliveredAfterSave(space, path, 1);
+    expect(String(first.headers['webhook-signature']).split(' ')).toHaveLength(1);
+
+    const after = await identities.rotate(space, before.id);
+    expect(after.keyId).not.toBe(before.keyId);
+    expect(after.publicKey).not.toBe(before.publicKey);
+    expect(after.version).toBe(before.version + 1);
+    const newSecret = await identities.revealSecret(space, before.id);
+    expect(newSecret).not.toBe(oldSecret);
+    expect(await identities.readPublicKey(before.keyId)).toEqual({ id: before.keyId, publicKey: before.publicKey });
+    expect(await identities.readPublicKey(after.keyId)).toEqual({ id: after.keyId, publicKey: after.publicKey });
+
+    const second = await deliveredAfterSave(space, path, 2);
+    const xSignature = String(second.headers['x-signature']);
+    expect(xSignature).toContain(`keyId=${after.keyId}`);
+    expect(verifyXSignature(xSignature, second.rawBody, after.publicKey)).toBe(true);
+    expect(verifyXSignature(xSignature, second.rawBody, before.publicKey)).toBe(false);
+    expect(String(second.headers['webhook-signature']).split(' ')).toHaveLength(2);
+    // A receiver that still has the old secret and one that already has the new one both accept it.
+    expect(verifyStandardWebhook(second.headers, second.rawBody, oldSecret)).toBe(true);
+    expect(verifyStandardWebhook(second.headers, second.rawBody, newSecret)).toBe(true);
+  });
+
+  it('refuses to rotate an identity of another space, an unknown one and a deleted one', async () => {
+    const space = freshSpace();
+    const identity = await identities.create(space, { name: 'signing' });
+    await expect(identities.rotate(freshSpace(), identity.id)).rejects.toThrow(WebhookNotFoundError);
+    await expect(identities.rotate(space, 2_000_000_000)).rejects.toThrow(WebhookNotFoundError);
+    await identities.delete(space, identity.id);
+    await expect(identities.rotate(space, identity.id)).rejects.toThrow(WebhookStateError);
+    expect((await identities.read(space, identity.id)).keyId).toBe(identity.keyId);
+  });
+});
+
+describe.each(selectedDatabases())('identity rotation without a grace period on %s', (database) => {
+  let testApp: TestApp;
+  let receiver: TestReceiver;
+
+  beforeAll(async () => {
+    receiver = await new TestReceiver().start();
+    testApp = await createTestApp(database, { webhook: { ...WITH_GRACE, signing: { rotationGraceMs: 0 } } });
+  });
+  afterAll(async () => {
+    await testApp?.close();
+    await receiver?.stop();
+  });
+
+  it('stops the old secret at once with rotationGraceMs 0', async () => {
+    const space = freshSpace();
+    const identities = testApp.get(WebhookIdentityService);
+    const identity = await identities.create(space, { name: 'signing' });
+    const oldSecret = await identities.revealSecret(space, identity.id);
+    await identities.rotate(space, identity.id);
+    const path = `/no-grace/${space}`;
+    await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(path), identity: identity.id });
+    await testApp.dataSource.getRepository(Order).save({ tenantId: space, state: OrderState.CONFIRMED });
+    const [request] = await waitFor(() => receiver.to(path).length === 1 && receiver.to(path), 'the request');
+    expect(String(request.headers['webhook-signature']).split(' ')).toHaveLength(1);
+    expect(verifyStandardWebhook(request.headers, request.rawBody, oldSecret)).toBe(false);
+    expect(verifyStandardWebhook(request.headers, request.rawBody, await identities.revealSecret(space, identity.id))).toBe(true);
+  });
+});
