@@ -69,8 +69,9 @@ async function insertListeners(dataSource, spaceIds, orderListeners, invoiceList
 /**
  * P5: a backlog of `count` pending deliveries (written straight into the tables, PostgreSQL), drained
  * by a worker in a process of its own: deliveries per second, and that process's peak RSS.
+ * `execArgv` are Node options of that process (a smaller V8 heap, say).
  */
-export async function backlogDrain(receiver, count) {
+export async function backlogDrain(receiver, count, execArgv = []) {
   const { app, dataSource } = await bootApp(
     'postgres',
     null,
@@ -99,6 +100,7 @@ export async function backlogDrain(receiver, count) {
   const reached = receiver.expect(count);
   const start = now();
   const worker = fork(new URL('./worker.mjs', import.meta.url), {
+    execArgv,
     env: {
       ...process.env,
       BENCH_WORKER: JSON.stringify({

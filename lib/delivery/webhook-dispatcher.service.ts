@@ -37,6 +37,8 @@ import { decideAfterAttempt } from './retry-policy.js';
 const USER_AGENT = 'nestjs-webhook-listener';
 /** Pause before claiming again after the database failed us. */
 const ERROR_BACKOFF_MS = 1_000;
+/** While some URLs are stocked, how often at most a claim looks past them for other URLs that found none before. */
+const OTHER_URLS_RECHECK_MS = 100;
 /** Results written in one transaction at most. */
 const RESULT_BATCH_SIZE = 500;
 /** How long a small batch of results waits for more while requests are in flight. */
@@ -66,6 +68,9 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   /** The claim loop while it runs; shutdown waits for it before giving back what it claimed. */
   private pumping: Promise<void> | null = null;
   private wakeRequested = false;
+  /** Deliveries of URLs other than the stocked ones may be due (set by commits, the poll and timers). */
+  private othersMayBeDue = true;
+  private othersRecheckAt = 0;
   /** The last claim took all it asked for: more deliveries are probably due. */
   private moreDue = false;
   /** URLs the last claim left out or cut short for want of room: they probably have more due. */
@@ -75,7 +80,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   private idleWaiters: (() => void)[] = [];
   /** After this time (set at shutdown) results that cannot be written are dropped: their leases expire and they are sent again. */
   private giveUpWritingAt = Number.POSITIVE_INFINITY;
-  private readonly onCommitted = () => this.wake();
+  private readonly onCommitted = () => this.wakeForAnyUrl();
   /** Listeners this instance saw leave ACTIVE, and when: a claim that read them just before still holds them as active. */
   private readonly deactivated = new Map<number, number>();
   private readonly onListenerStateChanged = ({ listenerId, to }: WebhookListenerStateChangedPayload) => {
@@ -111,7 +116,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     this.running = true;
     this.emitter.on(WEBHOOK_EVENTS_COMMITTED, this.onCommitted);
     this.emitter.on(WEBHOOK_LISTENER_STATE_CHANGED, this.onListenerStateChanged);
-    replaceInterval(this.scheduler, DELIVERY_POLL_INTERVAL_NAME, () => this.wake(), this.options.delivery.pollIntervalMs);
+    replaceInterval(this.scheduler, DELIVERY_POLL_INTERVAL_NAME, () => this.wakeForAnyUrl(), this.options.delivery.pollIntervalMs);
     this.logger.log(
       `Delivering as ${this.owner} (concurrency ${this.options.delivery.concurrency}, ${this.options.delivery.perUrlConcurrency} per URL)`,
     );
@@ -153,6 +158,12 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     });
   }
 
+  /** A wake that may concern any URL: a commit, the poll or a timer. */
+  private wakeForAnyUrl(): void {
+    this.markOthersMayBeDue();
+    this.wake();
+  }
+
   /** Deliveries this instance is sending right now. */
   get inFlightCount(): number {
     return this.inFlight.size;
@@ -175,12 +186,20 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     let room = this.claimRoom();
     while (this.running && room > 0) {
       const stocked = [...this.heldPerUrl].filter(([, held]) => held > this.perUrlRefillMark()).map(([urlId]) => urlId);
+      // A claim that leaves out stocked URLs reads past all their due rows: run it only when other
+      // URLs may have due deliveries (see othersMayBeDue) or a URL is back to its refill mark.
+      if (stocked.length > 0 && !this.othersMayBeDue && !this.refillDue()) {
+        // Stocked URLs are claimed for again once they are down to their refill mark.
+        stocked.forEach((urlId) => this.waitingUrls.add(urlId));
+        return;
+      }
       const limit = Math.min(batchSize, room);
       const { ids, leaseUntil, limitedUrlIds } = await this.store.claim(this.owner, limit, leaseMs, stocked, (urlId) =>
         Math.max(0, this.perUrlHoldLimit() - (this.heldPerUrl.get(urlId) ?? 0)),
       );
       this.waitingUrls = new Set([...stocked, ...limitedUrlIds]);
       this.moreDue = ids.length >= limit;
+      if (stocked.length > 0 && !this.moreDue) this.othersFoundNone();
       if (ids.length === 0) return;
       const deliveries = await this.store.load(ids, leaseUntil);
       for (const delivery of deliveries) this.hold(delivery);
@@ -213,6 +232,28 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   private perUrlRefillMark(): number {
     const { perUrlConcurrency, batchSize } = this.options.delivery;
     return perUrlConcurrency + Math.floor(batchSize / 2);
+  }
+
+  /** Some URL the last claim cut short is down to its refill mark. */
+  private refillDue(): boolean {
+    for (const urlId of this.waitingUrls) if ((this.heldPerUrl.get(urlId) ?? 0) <= this.perUrlRefillMark()) return true;
+    return false;
+  }
+
+  /**
+   * Commits, the poll and timers may bring due deliveries of any URL; but while some URLs are
+   * stocked, looking for them costs a read past those URLs' backlog, so it runs at most every
+   * OTHER_URLS_RECHECK_MS after one found nothing.
+   */
+  private markOthersMayBeDue(): void {
+    const wait = this.othersRecheckAt - Date.now();
+    if (wait <= 0) this.othersMayBeDue = true;
+    else this.scheduleWake(this.othersRecheckAt);
+  }
+
+  private othersFoundNone(): void {
+    this.othersMayBeDue = false;
+    this.othersRecheckAt = Date.now() + OTHER_URLS_RECHECK_MS;
   }
 
   /** After a request ends: claim again if the last claim left due deliveries behind that there is now room for. */
@@ -441,7 +482,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
       DELIVERY_RETRY_TIMEOUT_NAME,
       () => {
         this.nextRetryAt = Number.POSITIVE_INFINITY;
-        this.wake();
+        this.wakeForAnyUrl();
       },
       Math.max(0, at - Date.now()) + 5,
     );

@@ -4,16 +4,19 @@ import { WebhookCaptureMysql1795798068387 } from './mysql/1795798068387-webhook-
 import { WebhookDeliveryMysql1795798299800 } from './mysql/1795798299800-webhook-delivery.js';
 import { WebhookSchedulerMysql1795801310291 } from './mysql/1795801310291-webhook-scheduler.js';
 import { WebhookIdentityRotationMysql1795817866041 } from './mysql/1795817866041-webhook-identity-rotation.js';
+import { WebhookHotPathForeignKeysMysql1795819371130 } from './mysql/1795819371130-webhook-hot-path-foreign-keys.js';
 import { WebhookInitialPostgres1795796132963 } from './postgres/1795796132963-webhook-initial.js';
 import { WebhookCapturePostgres1795798068387 } from './postgres/1795798068387-webhook-capture.js';
 import { WebhookDeliveryPostgres1795798299800 } from './postgres/1795798299800-webhook-delivery.js';
 import { WebhookSchedulerPostgres1795801310291 } from './postgres/1795801310291-webhook-scheduler.js';
 import { WebhookIdentityRotationPostgres1795817866041 } from './postgres/1795817866041-webhook-identity-rotation.js';
+import { WebhookHotPathForeignKeysPostgres1795819371130 } from './postgres/1795819371130-webhook-hot-path-foreign-keys.js';
 import { WebhookInitialSqlite1795796132963 } from './sqlite/1795796132963-webhook-initial.js';
 import { WebhookCaptureSqlite1795798068387 } from './sqlite/1795798068387-webhook-capture.js';
 import { WebhookDeliverySqlite1795798299800 } from './sqlite/1795798299800-webhook-delivery.js';
 import { WebhookSchedulerSqlite1795801310291 } from './sqlite/1795801310291-webhook-scheduler.js';
 import { WebhookIdentityRotationSqlite1795817866041 } from './sqlite/1795817866041-webhook-identity-rotation.js';
+import { WebhookHotPathForeignKeysSqlite1795819371130 } from './sqlite/1795819371130-webhook-hot-path-foreign-keys.js';
 
 /** The module's migrations per database family, oldest first; add them to the host's `migrations`. */
 export const WEBHOOK_MIGRATIONS = {
@@ -23,6 +26,7 @@ export const WEBHOOK_MIGRATIONS = {
     WebhookDeliveryPostgres1795798299800,
     WebhookSchedulerPostgres1795801310291,
     WebhookIdentityRotationPostgres1795817866041,
+    WebhookHotPathForeignKeysPostgres1795819371130,
   ],
   mysql: [
     WebhookInitialMysql1795796132963,
@@ -30,6 +34,7 @@ export const WEBHOOK_MIGRATIONS = {
     WebhookDeliveryMysql1795798299800,
     WebhookSchedulerMysql1795801310291,
     WebhookIdentityRotationMysql1795817866041,
+    WebhookHotPathForeignKeysMysql1795819371130,
   ],
   sqlite: [
     WebhookInitialSqlite1795796132963,
@@ -37,6 +42,7 @@ export const WEBHOOK_MIGRATIONS = {
     WebhookDeliverySqlite1795798299800,
     WebhookSchedulerSqlite1795801310291,
     WebhookIdentityRotationSqlite1795817866041,
+    WebhookHotPathForeignKeysSqlite1795819371130,
   ],
 } as const;
 

@@ -26,8 +26,10 @@ export class WebhookDeliveryAttempt {
   @Column({ type: 'int' })
   deliveryId: number;
 
-  @ManyToOne(() => WebhookDelivery, { onDelete: 'CASCADE' })
-  @JoinColumn({ name: 'deliveryId', foreignKeyConstraintName: 'FK_webhook_delivery_attempt_delivery' })
+  // No foreign key, for the same reason as a delivery's event: the dispatcher writes attempts in
+  // batches for deliveries it holds, and the scheduled jobs remove attempts before their deliveries.
+  @ManyToOne(() => WebhookDelivery, { createForeignKeyConstraints: false })
+  @JoinColumn({ name: 'deliveryId' })
   delivery?: WebhookDelivery;
 
   @Column({ type: 'int' })

@@ -26,8 +26,11 @@ export class WebhookDelivery {
   @Column({ type: 'int' })
   eventId: number;
 
-  @ManyToOne(() => WebhookEvent, { onDelete: 'CASCADE' })
-  @JoinColumn({ name: 'eventId', foreignKeyConstraintName: 'FK_webhook_delivery_event' })
+  // No foreign key: checking it for every delivery of a change was most of what capture added to a
+  // save() on PostgreSQL. Events and deliveries are written together, and the scheduled jobs remove
+  // deliveries before the events they refer to.
+  @ManyToOne(() => WebhookEvent, { createForeignKeyConstraints: false })
+  @JoinColumn({ name: 'eventId' })
   event?: WebhookEvent;
 
   @Column({ type: 'int' })
