@@ -256,7 +256,8 @@ export class DeliveryStore {
     const a = (property: string) => this.sql.column(WebhookDeliveryAttempt, property);
     const parameters: unknown[] = [];
     const rows = attempted.map(({ delivery, result }) => {
-      parameters.push(result!.outcome, result!.responseBody, result!.error);
+      // PostgreSQL text cannot hold NUL; one such answer would otherwise fail the whole batch, again and again.
+      parameters.push(result!.outcome, withoutNul(result!.responseBody), withoutNul(result!.error));
       const statusCode = result!.statusCode === null ? 'NULL' : integer(result!.statusCode);
       return `(${[delivery.id, delivery.spaceId, delivery.listenerId, delivery.attempts + 1, result!.startedAt, result!.durationMs].map(integer).join(', ')}, ${statusCode}, ?, ?, ?)`;
     });
@@ -367,4 +368,8 @@ function withinRoomPerUrl(
     chosen.push(Number(candidate.id));
   }
   return { chosen, limitedUrlIds: [...limited] };
+}
+
+function withoutNul(text: string | null): string | null {
+  return text === null ? null : text.replace(/\u0000/g, '');
 }

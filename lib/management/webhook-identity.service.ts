@@ -98,6 +98,10 @@ export class WebhookIdentityService extends ManagedObjectService<WebhookIdentity
       assertWritable(this.entityName, id, current.state);
       retiredKeyId = current.keyId;
       const now = Date.now();
+      // The versioned write first: of two concurrent rotations the second waits for the row and then
+      // finds the version changed, instead of failing on the retired key's unique index.
+      const affected = await this.writeIf(manager, spaceId, id, { version: current.version }, keys);
+      if (affected === 0) throw new WebhookVersionConflictError(this.entityName, id, current.version, undefined);
       await manager.insert(WebhookRetiredKey, {
         identityId: id,
         keyId: current.keyId,
@@ -106,8 +110,6 @@ export class WebhookIdentityService extends ManagedObjectService<WebhookIdentity
         retiredAt: now,
         signsUntil: now + this.options.signing.rotationGraceMs,
       });
-      const affected = await this.writeIf(manager, spaceId, id, { version: current.version }, keys);
-      if (affected === 0) throw new WebhookVersionConflictError(this.entityName, id, current.version, undefined);
       return this.readWith(manager, spaceId, id);
     });
     this.logger.log(`Rotated WebhookIdentity ${id} in space ${spaceId}: key ${rotated.keyId} replaces ${retiredKeyId}`);
