@@ -64,6 +64,8 @@ export class DeliveryStore {
   }
 
   private readonly sql: SqlText;
+  /** A quoted column of webhook_delivery. */
+  private readonly column = (property: string) => this.sql.column(WebhookDelivery, property);
   private readonly keysByKeyId = new Map<string, { value: Promise<StoredIdentityKeys>; until: number }>();
   private readonly defaultKeysBySpace = new Map<number, { value: Promise<StoredIdentityKeys>; until: number }>();
 
@@ -80,7 +82,7 @@ export class DeliveryStore {
     skippedUrlIds: readonly number[],
     roomPerUrl: (urlId: number) => number,
   ): Promise<{ ids: number[]; leaseUntil: number; limitedUrlIds: number[] }> {
-    const d = (property: string) => this.sql.column(WebhookDelivery, property);
+    const d = this.column;
     const table = this.sql.table(WebhookDelivery);
     return inTransaction(this.dataSource, async (manager) => {
       const now = Date.now();
@@ -170,11 +172,7 @@ export class DeliveryStore {
    */
   identityKeys(keyId: string): Promise<StoredIdentityKeys> {
     return this.remembered(this.keysByKeyId, keyId, async () => {
-      const found = await this.dataSource.manager
-        .createQueryBuilder(WebhookIdentity, 'i')
-        .addSelect(['i.privateKey', 'i.secret'])
-        .where({ keyId })
-        .getOneOrFail();
+      const found = await this.identityWithKeys(this.dataSource.manager).where({ keyId }).getOneOrFail();
       return this.withRetiredSecrets(this.dataSource.manager, found);
     });
   }
@@ -238,15 +236,8 @@ export class DeliveryStore {
   /** Gives deliveries back without an attempt, e.g. at shutdown: due again at once. */
   async release(owner: string, ids: number[]): Promise<void> {
     if (ids.length === 0) return;
-    const d = (property: string) => this.sql.column(WebhookDelivery, property);
     await inTransaction(this.dataSource, (manager) =>
-      manager.query(
-        ...this.sql.statement(
-          `UPDATE ${this.sql.table(WebhookDelivery)} SET ${d('leaseOwner')} = NULL, ${d('leaseUntil')} = NULL,` +
-            ` ${d('nextAttemptAt')} = ${integer(Date.now())} WHERE ${this.sql.inIntegers(d('id'), ids)} AND ${d('leaseOwner')} = ?`,
-          [owner],
-        ),
-      ),
+      this.endLease(manager, owner, ids, `${this.column('nextAttemptAt')} = ${integer(Date.now())}`, []),
     );
   }
 
@@ -290,47 +281,51 @@ export class DeliveryStore {
     attempted: boolean,
   ): Promise<void> {
     if (finished.length === 0) return;
-    const d = (property: string) => this.sql.column(WebhookDelivery, property);
-    await manager.query(
-      ...this.sql.statement(
-        `UPDATE ${this.sql.table(WebhookDelivery)} SET ${d('state')} = ?, ${d('completedAt')} = ${integer(now)}, ${d('nextAttemptAt')} = ${integer(now)},` +
-          ` ${d('leaseOwner')} = NULL, ${d('leaseUntil')} = NULL${attempted ? `, ${d('attempts')} = ${d('attempts')} + 1` : ''}` +
-          ` WHERE ${this.sql.inIntegers(
-            d('id'),
-            finished.map((f) => f.delivery.id),
-          )} AND ${d('leaseOwner')} = ?`,
-        [state, owner],
-      ),
-    );
+    const d = this.column;
+    const changes = `${d('state')} = ?, ${d('completedAt')} = ${integer(now)}, ${d('nextAttemptAt')} = ${integer(now)}`;
+    const ids = finished.map((f) => f.delivery.id);
+    await this.endLease(manager, owner, ids, attempted ? `${changes}, ${d('attempts')} = ${d('attempts')} + 1` : changes, [state]);
   }
 
   private async reschedule(manager: EntityManager, owner: string, finished: FinishedAttempt[]): Promise<void> {
     if (finished.length === 0) return;
-    const d = (property: string) => this.sql.column(WebhookDelivery, property);
+    const d = this.column;
     const cases = finished.map(
       (f) => `WHEN ${integer(f.delivery.id)} THEN ${integer((f.completion as { nextAttemptAt: number }).nextAttemptAt)}`,
     );
+    const ids = finished.map((f) => f.delivery.id);
+    await this.endLease(
+      manager,
+      owner,
+      ids,
+      `${d('nextAttemptAt')} = CASE ${d('id')} ${cases.join(' ')} END, ${d('attempts')} = ${d('attempts')} + 1`,
+      [],
+    );
+  }
+
+  /** Writes `changes` and ends the lease of those of `ids` that `owner` still holds; `parameters` bind the `?` of `changes`. */
+  private async endLease(manager: EntityManager, owner: string, ids: number[], changes: string, parameters: unknown[]): Promise<void> {
+    const d = this.column;
     await manager.query(
       ...this.sql.statement(
-        `UPDATE ${this.sql.table(WebhookDelivery)} SET ${d('nextAttemptAt')} = CASE ${d('id')} ${cases.join(' ')} END,` +
-          ` ${d('attempts')} = ${d('attempts')} + 1, ${d('leaseOwner')} = NULL, ${d('leaseUntil')} = NULL` +
-          ` WHERE ${this.sql.inIntegers(
-            d('id'),
-            finished.map((f) => f.delivery.id),
-          )} AND ${d('leaseOwner')} = ?`,
-        [owner],
+        `UPDATE ${this.sql.table(WebhookDelivery)} SET ${changes}, ${d('leaseOwner')} = NULL, ${d('leaseUntil')} = NULL` +
+          ` WHERE ${this.sql.inIntegers(d('id'), ids)} AND ${d('leaseOwner')} = ?`,
+        [...parameters, owner],
       ),
     );
   }
 
   private async findSpaceDefault(manager: EntityManager, spaceId: number): Promise<StoredIdentityKeys | null> {
-    const found = await manager
-      .createQueryBuilder(WebhookIdentity, 'i')
-      .addSelect(['i.privateKey', 'i.secret'])
+    const found = await this.identityWithKeys(manager)
       .where({ linkedSpaceId: spaceId, spaceDefault: true, state: CreationEntityState.ACTIVE })
       .orderBy('i.id', 'ASC')
       .getOne();
     return found && this.withRetiredSecrets(manager, found);
+  }
+
+  /** Identities with their sealed private key and secret, which reads never select. */
+  private identityWithKeys(manager: EntityManager) {
+    return manager.createQueryBuilder(WebhookIdentity, 'i').addSelect(['i.privateKey', 'i.secret']);
   }
 
   /** An identity's sealed keys, with the secrets of its retired keys that still sign. */

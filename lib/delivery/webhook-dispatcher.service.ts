@@ -203,7 +203,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
       if (ids.length === 0) return;
       const deliveries = await this.store.load(ids, leaseUntil);
       for (const delivery of deliveries) this.hold(delivery);
-      this.cancelUnsent(this.ready.filter((delivery) => !delivery.listenerActive));
+      this.cancelUnsent(deliveries.filter((delivery) => !delivery.listenerActive));
       this.startReady();
       if (!this.moreDue) return;
       room = this.claimRoom();
@@ -349,7 +349,6 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   }
 
   private async attempt(delivery: ClaimedDelivery): Promise<FinishedAttempt> {
-    if (!delivery.listenerActive) return { delivery, result: null, completion: { kind: 'cancelled' } };
     const body = buildPayload({
       eventId: delivery.eventId,
       entityId: delivery.entityId,

@@ -90,11 +90,7 @@ export class WebhookIdentityService extends ManagedObjectService<WebhookIdentity
     const keys = this.keyEncryption.newSealedKeys();
     let retiredKeyId = '';
     const rotated = await inTransaction(this.dataSource, async (manager) => {
-      const current = await this.selectInSpace(manager, spaceId)
-        .addSelect(`${ROOT_ALIAS}.secret`)
-        .andWhere(`${ROOT_ALIAS}.id = :id`, { id })
-        .getOne();
-      if (!current) throw new WebhookNotFoundError('WebhookIdentity', id, spaceId);
+      const current = await this.readWithSecret(manager, spaceId, id);
       assertWritable(this.entityName, id, current.state);
       retiredKeyId = current.keyId;
       const now = Date.now();
@@ -120,12 +116,18 @@ export class WebhookIdentityService extends ManagedObjectService<WebhookIdentity
   async revealSecret(spaceId: number, id: number): Promise<string> {
     requireSpaceId(spaceId);
     requireId(id, 'id');
-    const found = await this.selectInSpace(this.dataSource.manager, spaceId)
+    const found = await this.readWithSecret(this.dataSource.manager, spaceId, id);
+    return this.keyEncryption.open(found.secret!, found.keyId);
+  }
+
+  /** The identity with its sealed secret, which reads and searches never select. */
+  private async readWithSecret(manager: EntityManager, spaceId: number, id: number): Promise<WebhookIdentity> {
+    const found = await this.selectInSpace(manager, spaceId)
       .addSelect(`${ROOT_ALIAS}.secret`)
       .andWhere(`${ROOT_ALIAS}.id = :id`, { id })
       .getOne();
     if (!found) throw new WebhookNotFoundError('WebhookIdentity', id, spaceId);
-    return this.keyEncryption.open(found.secret!, found.keyId);
+    return found;
   }
 
   protected async validateChanges(
