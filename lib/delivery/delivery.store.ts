@@ -12,7 +12,7 @@ import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
 import { inTransaction } from '../persistence/transaction.js';
 import type { StoredIdentityKeys } from '../signing/webhook-signer.service.js';
 import { KeyEncryptionService } from '../signing/key-encryption.service.js';
-import { SqlText, integer } from '../persistence/sql-text.js';
+import { SqlText, integer, type Statement } from '../persistence/sql-text.js';
 import type { AttemptResult } from './http-sender.js';
 
 /** Identities whose keys are kept in memory at most; more are read again. */
@@ -42,6 +42,12 @@ export interface ClaimedDelivery {
   leaseUntil: number;
 }
 
+/** A delivery under one lease of this instance: the lease's end tells it apart from a later lease of the same delivery. */
+export interface Leased {
+  id: number;
+  leaseUntil: number;
+}
+
 /** How a finished attempt changes its delivery. */
 export type DeliveryCompletion =
   { kind: 'succeeded' } | { kind: 'retry'; nextAttemptAt: number } | { kind: 'abandoned' } | { kind: 'cancelled' };
@@ -66,14 +72,15 @@ export class DeliveryStore {
   private readonly sql: SqlText;
   /** A quoted column of webhook_delivery. */
   private readonly column = (property: string) => this.sql.column(WebhookDelivery, property);
+  private readonly createdOnColumn = this.dataSource.getMetadata(WebhookEvent).findColumnWithPropertyName('createdOn')!;
   private readonly keysByKeyId = new Map<string, { value: Promise<StoredIdentityKeys>; until: number }>();
   private readonly defaultKeysBySpace = new Map<number, { value: Promise<StoredIdentityKeys>; until: number }>();
 
   /**
-   * Leases up to `limit` due deliveries to `owner`, at most `roomPerUrl(urlId)` per URL and none of
-   * `skippedUrlIds`. Candidates are read first without locks and only those taken are then locked,
-   * skipping rows another instance holds (`FOR UPDATE SKIP LOCKED`; SQLite has a single writer).
-   * `limitedUrlIds` are the URLs that had more due than their room.
+   * Leases up to `limit` due deliveries to `owner` and loads what sending them needs: at most
+   * `roomPerUrl(urlId)` per URL and none of `skippedUrlIds`. Candidates are read first without locks
+   * and only those taken are then locked, skipping rows another instance holds (`FOR UPDATE SKIP
+   * LOCKED`; SQLite has a single writer). `limitedUrlIds` are the URLs that had more due than their room.
    */
   async claim(
     owner: string,
@@ -81,72 +88,129 @@ export class DeliveryStore {
     leaseMs: number,
     skippedUrlIds: readonly number[],
     roomPerUrl: (urlId: number) => number,
+  ): Promise<{ deliveries: ClaimedDelivery[]; limitedUrlIds: number[] }> {
+    if (this.sql.postgres) {
+      const now = Date.now();
+      const candidates = await this.dataSource.query(...this.candidatesStatement(now, limit, skippedUrlIds));
+      const { chosen, limitedUrlIds } = withinRoomPerUrl(candidates, roomPerUrl);
+      if (chosen.length === 0) return { deliveries: [], limitedUrlIds };
+      // One statement locks, leases and reads them: no transaction to open and commit around it.
+      const leaseUntil = now + leaseMs;
+      const [lease, parameters] = this.leaseStatement(owner, chosen, now, leaseUntil, 'RETURNING *');
+      const rows = await this.dataSource.query(
+        ...this.sql.statement(`WITH claimed AS (${lease}) ${this.deliveriesWithContext('claimed')}`, parameters),
+      );
+      return { deliveries: rows.map((row: ObjectLiteral) => this.claimedDelivery(row, leaseUntil)), limitedUrlIds };
+    }
+    const { ids, leaseUntil, limitedUrlIds } = await this.lease(owner, limit, leaseMs, skippedUrlIds, roomPerUrl);
+    try {
+      return { deliveries: await this.load(ids, leaseUntil), limitedUrlIds };
+    } catch (error) {
+      await this.release(
+        owner,
+        ids.map((id) => ({ id, leaseUntil })),
+      ).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** Leases in a transaction of its own, for databases that cannot return the rows an update changed with their context. */
+  private lease(
+    owner: string,
+    limit: number,
+    leaseMs: number,
+    skippedUrlIds: readonly number[],
+    roomPerUrl: (urlId: number) => number,
   ): Promise<{ ids: number[]; leaseUntil: number; limitedUrlIds: number[] }> {
     const d = this.column;
-    const table = this.sql.table(WebhookDelivery);
     return inTransaction(this.dataSource, async (manager) => {
       const now = Date.now();
       const leaseUntil = now + leaseMs;
-      const due = `${d('state')} = ? AND ${d('nextAttemptAt')} <= ${integer(now)} AND (${d('leaseUntil')} IS NULL OR ${d('leaseUntil')} < ${integer(now)})`;
-      const candidates: { id: number | string; url_id: number | string }[] = await manager.query(
-        ...this.sql.statement(
-          `SELECT ${d('id')} AS id, ${d('urlId')} AS url_id FROM ${table} WHERE ${due}` +
-            (skippedUrlIds.length > 0 ? ` AND NOT ${this.sql.inIntegers(d('urlId'), skippedUrlIds)}` : '') +
-            ` ORDER BY ${d('nextAttemptAt')} ASC LIMIT ${integer(limit)}`,
-          [WebhookDeliveryState.PENDING],
-        ),
-      );
+      const candidates = await manager.query(...this.candidatesStatement(now, limit, skippedUrlIds));
       const { chosen, limitedUrlIds } = withinRoomPerUrl(candidates, roomPerUrl);
       if (chosen.length === 0) return { ids: [], leaseUntil, limitedUrlIds };
       const locked: { id: number | string }[] = this.sql.sqlite
         ? chosen.map((id) => ({ id }))
         : await manager.query(
             ...this.sql.statement(
-              `SELECT ${d('id')} AS id FROM ${table} WHERE ${this.sql.inIntegers(d('id'), chosen)} AND ${due}${this.sql.skipLocked}`,
+              `SELECT ${d('id')} AS id FROM ${this.sql.table(WebhookDelivery)} WHERE ${this.sql.inIntegers(d('id'), chosen)} AND ${this.due(now)}${this.sql.skipLocked}`,
               [WebhookDeliveryState.PENDING],
             ),
           );
       const ids = locked.map((row) => Number(row.id));
-      if (ids.length > 0) {
-        // Moving the due time to the lease's end takes the row out of the due range of the index, so
-        // that claims do not scan past deliveries in flight; an expired lease makes it due again.
-        await manager.query(
-          ...this.sql.statement(
-            `UPDATE ${table} SET ${d('leaseOwner')} = ?, ${d('leaseUntil')} = ${integer(leaseUntil)},` +
-              ` ${d('nextAttemptAt')} = ${integer(leaseUntil)} WHERE ${this.sql.inIntegers(d('id'), ids)}`,
-            [owner],
-          ),
-        );
-      }
+      if (ids.length > 0) await manager.query(...this.sql.statement(...this.leaseStatement(owner, ids, now, leaseUntil)));
       return { ids, leaseUntil, limitedUrlIds };
     });
   }
 
-  async load(ids: number[], leaseUntil: number): Promise<ClaimedDelivery[]> {
+  /** Due deliveries: pending, due by now, and not leased (or their lease ran out). One `?`: the pending state. */
+  private due(now: number): string {
+    const d = this.column;
+    return `${d('state')} = ? AND ${d('nextAttemptAt')} <= ${integer(now)} AND (${d('leaseUntil')} IS NULL OR ${d('leaseUntil')} < ${integer(now)})`;
+  }
+
+  private candidatesStatement(now: number, limit: number, skippedUrlIds: readonly number[]): Statement {
+    const d = this.column;
+    return this.sql.statement(
+      `SELECT ${d('id')} AS id, ${d('urlId')} AS url_id FROM ${this.sql.table(WebhookDelivery)} WHERE ${this.due(now)}` +
+        (skippedUrlIds.length > 0 ? ` AND NOT ${this.sql.inIntegers(d('urlId'), skippedUrlIds)}` : '') +
+        ` ORDER BY ${d('nextAttemptAt')} ASC LIMIT ${integer(limit)}`,
+      [WebhookDeliveryState.PENDING],
+    );
+  }
+
+  /**
+   * The update that leases `ids`, with `?` placeholders. On PostgreSQL it locks the rows itself and
+   * skips those that another instance holds or that are no longer due (the caller locked them otherwise).
+   */
+  private leaseStatement(owner: string, ids: number[], now: number, leaseUntil: number, returning = ''): Statement {
+    const d = this.column;
+    const table = this.sql.table(WebhookDelivery);
+    // Moving the due time to the lease's end takes the row out of the due range of the index, so
+    // that claims do not scan past deliveries in flight; an expired lease makes it due again.
+    const changes = `${d('leaseOwner')} = ?, ${d('leaseUntil')} = ${integer(leaseUntil)}, ${d('nextAttemptAt')} = ${integer(leaseUntil)}`;
+    if (!this.sql.postgres) return [`UPDATE ${table} SET ${changes} WHERE ${this.sql.inIntegers(d('id'), ids)}`, [owner]];
+    return [
+      `UPDATE ${table} SET ${changes} WHERE ${d('id')} IN (SELECT ${d('id')} FROM ${table} WHERE ${this.sql.inIntegers(d('id'), ids)}` +
+        ` AND ${this.due(now)}${this.sql.skipLocked}) ${returning}`,
+      [owner, WebhookDeliveryState.PENDING],
+    ];
+  }
+
+  private async load(ids: number[], leaseUntil: number): Promise<ClaimedDelivery[]> {
     if (ids.length === 0) return [];
-    const column = this.sql.column.bind(this.sql);
-    const table = this.sql.table.bind(this.sql);
     const rows: ObjectLiteral[] = await this.dataSource.query(
       ...this.sql.statement(
-        `SELECT ${column(WebhookDelivery, 'id', 'd')} AS id, ${column(WebhookDelivery, 'attempts', 'd')} AS attempts,` +
-          ` ${column(WebhookDelivery, 'eventId', 'd')} AS event_id, ${column(WebhookDelivery, 'listenerId', 'd')} AS listener_id,` +
-          ` ${column(WebhookDelivery, 'urlId', 'd')} AS url_id, ${column(WebhookDelivery, 'linkedSpaceId', 'd')} AS space_id,` +
-          ` ${column(WebhookEvent, 'entityName', 'e')} AS entity_name, ${column(WebhookEvent, 'listenerEntityId', 'e')} AS listener_entity_id,` +
-          ` ${column(WebhookEvent, 'entityId', 'e')} AS entity_id, ${column(WebhookEvent, 'state', 'e')} AS entity_state,` +
-          ` ${column(WebhookEvent, 'createdOn', 'e')} AS event_created_on, ${column(WebhookUrl, 'url', 'u')} AS url,` +
-          ` ${column(WebhookListener, 'state', 'l')} AS listener_state, ${column(WebhookListener, 'enablePayloadSignatureAndState', 'l')} AS signed,` +
-          ` ${column(WebhookIdentity, 'keyId', 'i')} AS key_id` +
-          ` FROM ${table(WebhookDelivery)} d` +
-          ` INNER JOIN ${table(WebhookEvent)} e ON ${column(WebhookEvent, 'id', 'e')} = ${column(WebhookDelivery, 'eventId', 'd')}` +
-          ` INNER JOIN ${table(WebhookListener)} l ON ${column(WebhookListener, 'id', 'l')} = ${column(WebhookDelivery, 'listenerId', 'd')}` +
-          ` INNER JOIN ${table(WebhookUrl)} u ON ${column(WebhookUrl, 'id', 'u')} = ${column(WebhookDelivery, 'urlId', 'd')}` +
-          ` LEFT JOIN ${table(WebhookIdentity)} i ON ${column(WebhookIdentity, 'id', 'i')} = ${column(WebhookListener, 'identity', 'l')}` +
-          ` WHERE ${this.sql.inIntegers(column(WebhookDelivery, 'id', 'd'), ids)}`,
+        `${this.deliveriesWithContext(this.sql.table(WebhookDelivery))} WHERE ${this.sql.inIntegers(this.sql.column(WebhookDelivery, 'id', 'd'), ids)}`,
         [],
       ),
     );
-    const createdOnColumn = this.dataSource.getMetadata(WebhookEvent).findColumnWithPropertyName('createdOn')!;
-    return rows.map((row) => ({
+    return rows.map((row) => this.claimedDelivery(row, leaseUntil));
+  }
+
+  /** Deliveries of `source` (a table, or a query's name) with their event, listener, URL and the key id that signs them. */
+  private deliveriesWithContext(source: string): string {
+    const column = this.sql.column.bind(this.sql);
+    const table = this.sql.table.bind(this.sql);
+    return (
+      `SELECT ${column(WebhookDelivery, 'id', 'd')} AS id, ${column(WebhookDelivery, 'attempts', 'd')} AS attempts,` +
+      ` ${column(WebhookDelivery, 'eventId', 'd')} AS event_id, ${column(WebhookDelivery, 'listenerId', 'd')} AS listener_id,` +
+      ` ${column(WebhookDelivery, 'urlId', 'd')} AS url_id, ${column(WebhookDelivery, 'linkedSpaceId', 'd')} AS space_id,` +
+      ` ${column(WebhookEvent, 'entityName', 'e')} AS entity_name, ${column(WebhookEvent, 'listenerEntityId', 'e')} AS listener_entity_id,` +
+      ` ${column(WebhookEvent, 'entityId', 'e')} AS entity_id, ${column(WebhookEvent, 'state', 'e')} AS entity_state,` +
+      ` ${column(WebhookEvent, 'createdOn', 'e')} AS event_created_on, ${column(WebhookUrl, 'url', 'u')} AS url,` +
+      ` ${column(WebhookListener, 'state', 'l')} AS listener_state, ${column(WebhookListener, 'enablePayloadSignatureAndState', 'l')} AS signed,` +
+      ` ${column(WebhookIdentity, 'keyId', 'i')} AS key_id` +
+      ` FROM ${source} d` +
+      ` INNER JOIN ${table(WebhookEvent)} e ON ${column(WebhookEvent, 'id', 'e')} = ${column(WebhookDelivery, 'eventId', 'd')}` +
+      ` INNER JOIN ${table(WebhookListener)} l ON ${column(WebhookListener, 'id', 'l')} = ${column(WebhookDelivery, 'listenerId', 'd')}` +
+      ` INNER JOIN ${table(WebhookUrl)} u ON ${column(WebhookUrl, 'id', 'u')} = ${column(WebhookDelivery, 'urlId', 'd')}` +
+      ` LEFT JOIN ${table(WebhookIdentity)} i ON ${column(WebhookIdentity, 'id', 'i')} = ${column(WebhookListener, 'identity', 'l')}`
+    );
+  }
+
+  private claimedDelivery(row: ObjectLiteral, leaseUntil: number): ClaimedDelivery {
+    return {
       id: Number(row.id),
       attempts: Number(row.attempts),
       eventId: Number(row.event_id),
@@ -157,13 +221,13 @@ export class DeliveryStore {
       listenerEntityId: Number(row.listener_entity_id),
       entityId: row.entity_id,
       state: row.entity_state,
-      eventCreatedOn: this.dataSource.driver.prepareHydratedValue(row.event_created_on, createdOnColumn),
+      eventCreatedOn: this.dataSource.driver.prepareHydratedValue(row.event_created_on, this.createdOnColumn),
       url: row.url,
       listenerActive: row.listener_state === CreationEntityState.ACTIVE,
       signed: row.signed === true || Number(row.signed) === 1,
       keyId: row.key_id ?? null,
       leaseUntil,
-    }));
+    };
   }
 
   /**
@@ -219,31 +283,52 @@ export class DeliveryStore {
     });
   }
 
-  /** Writes attempts and delivery states of a batch of finished attempts in one transaction. */
+  /** Writes attempts and delivery states of a batch of finished attempts, all or nothing. */
   async complete(owner: string, finished: FinishedAttempt[]): Promise<void> {
     if (finished.length === 0) return;
     const now = Date.now();
-    await inTransaction(this.dataSource, async (manager) => {
-      await this.insertAttempts(manager, finished);
-      const byKind = (kind: DeliveryCompletion['kind']) => finished.filter((f) => f.completion.kind === kind);
-      await this.finish(manager, owner, byKind('succeeded'), WebhookDeliveryState.SUCCEEDED, now, true);
-      await this.finish(manager, owner, byKind('abandoned'), WebhookDeliveryState.ABANDONED, now, true);
-      await this.finish(manager, owner, byKind('cancelled'), WebhookDeliveryState.CANCELLED, now, false);
-      await this.reschedule(manager, owner, byKind('retry'));
-    });
-  }
-
-  /** Gives deliveries back without an attempt, e.g. at shutdown: due again at once. */
-  async release(owner: string, ids: number[]): Promise<void> {
-    if (ids.length === 0) return;
-    await inTransaction(this.dataSource, (manager) =>
-      this.endLease(manager, owner, ids, `${this.column('nextAttemptAt')} = ${integer(Date.now())}`, []),
+    const byKind = (kind: DeliveryCompletion['kind']) => finished.filter((f) => f.completion.kind === kind);
+    await this.writeTogether(
+      [
+        this.insertAttempts(finished),
+        this.finish(owner, byKind('succeeded'), WebhookDeliveryState.SUCCEEDED, now, true),
+        this.finish(owner, byKind('abandoned'), WebhookDeliveryState.ABANDONED, now, true),
+        this.finish(owner, byKind('cancelled'), WebhookDeliveryState.CANCELLED, now, false),
+        this.reschedule(owner, byKind('retry')),
+      ].filter((statement): statement is Statement => statement !== null),
     );
   }
 
-  private async insertAttempts(manager: EntityManager, finished: FinishedAttempt[]): Promise<void> {
+  /** Gives leased deliveries back without an attempt, e.g. at shutdown: due again at once. */
+  async release(owner: string, leased: readonly Leased[]): Promise<void> {
+    if (leased.length === 0) return;
+    await this.writeTogether([this.endLease(owner, leased, `${this.column('nextAttemptAt')} = ${integer(Date.now())}`, [])]);
+  }
+
+  /**
+   * Runs statements (`?` placeholders) as one unit: on PostgreSQL as one statement of data-modifying
+   * WITH queries, which needs no transaction around it; elsewhere in a transaction.
+   */
+  private async writeTogether(statements: Statement[]): Promise<void> {
+    if (statements.length === 0) return;
+    if (this.sql.postgres) {
+      const parts = statements.map(([sql], index) => `w${index} AS (${sql})`);
+      await this.dataSource.query(
+        ...this.sql.statement(
+          `WITH ${parts.join(', ')} SELECT 1`,
+          statements.flatMap(([, values]) => values),
+        ),
+      );
+      return;
+    }
+    await inTransaction(this.dataSource, async (manager) => {
+      for (const statement of statements) await manager.query(...this.sql.statement(...statement));
+    });
+  }
+
+  private insertAttempts(finished: FinishedAttempt[]): Statement | null {
     const attempted = finished.filter((f) => f.result !== null);
-    if (attempted.length === 0) return;
+    if (attempted.length === 0) return null;
     const a = (property: string) => this.sql.column(WebhookDeliveryAttempt, property);
     const parameters: unknown[] = [];
     const rows = attempted.map(({ delivery, result }) => {
@@ -264,55 +349,54 @@ export class DeliveryStore {
       'responseBody',
       'error',
     ];
-    await manager.query(
-      ...this.sql.statement(
-        `INSERT INTO ${this.sql.table(WebhookDeliveryAttempt)} (${columns.map(a).join(', ')}) VALUES ${rows.join(', ')}`,
-        parameters,
-      ),
-    );
+    return [`INSERT INTO ${this.sql.table(WebhookDeliveryAttempt)} (${columns.map(a).join(', ')}) VALUES ${rows.join(', ')}`, parameters];
   }
 
-  private async finish(
-    manager: EntityManager,
+  private finish(
     owner: string,
     finished: FinishedAttempt[],
     state: WebhookDeliveryState,
     now: number,
     attempted: boolean,
-  ): Promise<void> {
-    if (finished.length === 0) return;
+  ): Statement | null {
+    if (finished.length === 0) return null;
     const d = this.column;
     const changes = `${d('state')} = ?, ${d('completedAt')} = ${integer(now)}, ${d('nextAttemptAt')} = ${integer(now)}`;
-    const ids = finished.map((f) => f.delivery.id);
-    await this.endLease(manager, owner, ids, attempted ? `${changes}, ${d('attempts')} = ${d('attempts')} + 1` : changes, [state]);
+    const leased = finished.map((f) => f.delivery);
+    return this.endLease(owner, leased, attempted ? `${changes}, ${d('attempts')} = ${d('attempts')} + 1` : changes, [state]);
   }
 
-  private async reschedule(manager: EntityManager, owner: string, finished: FinishedAttempt[]): Promise<void> {
-    if (finished.length === 0) return;
+  private reschedule(owner: string, finished: FinishedAttempt[]): Statement | null {
+    if (finished.length === 0) return null;
     const d = this.column;
     const cases = finished.map(
       (f) => `WHEN ${integer(f.delivery.id)} THEN ${integer((f.completion as { nextAttemptAt: number }).nextAttemptAt)}`,
     );
-    const ids = finished.map((f) => f.delivery.id);
-    await this.endLease(
-      manager,
+    const leased = finished.map((f) => f.delivery);
+    return this.endLease(
       owner,
-      ids,
+      leased,
       `${d('nextAttemptAt')} = CASE ${d('id')} ${cases.join(' ')} END, ${d('attempts')} = ${d('attempts')} + 1`,
       [],
     );
   }
 
-  /** Writes `changes` and ends the lease of those of `ids` that `owner` still holds; `parameters` bind the `?` of `changes`. */
-  private async endLease(manager: EntityManager, owner: string, ids: number[], changes: string, parameters: unknown[]): Promise<void> {
+  /**
+   * Writes `changes` and ends the lease of those `leased` deliveries whose lease `owner` still holds:
+   * the lease's end tells a lease apart from a later one of the same delivery. `parameters` bind the `?` of `changes`.
+   */
+  private endLease(owner: string, leased: readonly Leased[], changes: string, parameters: unknown[]): Statement {
     const d = this.column;
-    await manager.query(
-      ...this.sql.statement(
-        `UPDATE ${this.sql.table(WebhookDelivery)} SET ${changes}, ${d('leaseOwner')} = NULL, ${d('leaseUntil')} = NULL` +
-          ` WHERE ${this.sql.inIntegers(d('id'), ids)} AND ${d('leaseOwner')} = ?`,
-        [...parameters, owner],
-      ),
+    const idsByLease = new Map<number, number[]>();
+    for (const { id, leaseUntil } of leased) idsByLease.set(leaseUntil, [...(idsByLease.get(leaseUntil) ?? []), id]);
+    const held = [...idsByLease].map(
+      ([leaseUntil, ids]) => `(${d('leaseUntil')} = ${integer(leaseUntil)} AND ${this.sql.inIntegers(d('id'), ids)})`,
     );
+    return [
+      `UPDATE ${this.sql.table(WebhookDelivery)} SET ${changes}, ${d('leaseOwner')} = NULL, ${d('leaseUntil')} = NULL` +
+        ` WHERE ${d('leaseOwner')} = ? AND (${held.join(' OR ')})`,
+      [...parameters, owner],
+    ];
   }
 
   private async findSpaceDefault(manager: EntityManager, spaceId: number): Promise<StoredIdentityKeys | null> {

@@ -60,9 +60,13 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   private readonly inFlightPerUrl = new Map<number, number>();
   /** Claimed deliveries waiting for room to be sent: claims run ahead of sending so that requests never wait for the database. */
   private ready: ClaimedDelivery[] = [];
+  /** Deliveries held, in flight or ready, by id. */
+  private readonly heldById = new Map<number, ClaimedDelivery>();
   /** Deliveries held per URL, in flight or ready. */
   private readonly heldPerUrl = new Map<number, number>();
   private readonly released = new Set<number>();
+  /** Listener health checks running after attempts; shutdown waits for them. */
+  private readonly listenerChecks = new Set<Promise<unknown>>();
   private readonly finished: FinishedAttempt[] = [];
   private running = false;
   /** The claim loop while it runs; shutdown waits for it before giving back what it claimed. */
@@ -136,8 +140,8 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     await this.giveBack(this.ready.splice(0));
     const drained = await this.waitForIdle(this.options.delivery.timeoutMs + 500);
     if (!drained) {
-      const unfinished = [...this.inFlight.keys()];
-      unfinished.forEach((id) => this.released.add(id));
+      const unfinished = [...this.inFlight.values()];
+      unfinished.forEach(({ id }) => this.released.add(id));
       this.logger.warn(`Shutdown: giving back ${unfinished.length} deliveries still in flight`);
       await this.sender.destroy();
       await this.store
@@ -145,7 +149,16 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
         .catch((error) => this.logger.error(`Could not give back deliveries: ${describe(error)}`));
     }
     await this.flushAll();
+    await Promise.all(this.listenerChecks);
     await this.sender.close().catch(() => undefined);
+  }
+
+  /** A listener health check that shutdown waits for, so that it does not outlive the database connection. */
+  private track(check: Promise<unknown>): void {
+    const tracked = check
+      .catch((error) => this.logger.error(`Listener health check failed: ${describe(error)}`))
+      .finally(() => this.listenerChecks.delete(tracked));
+    this.listenerChecks.add(tracked);
   }
 
   /** Asks for a claim round; cheap to call often. */
@@ -194,16 +207,17 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
         return;
       }
       const limit = Math.min(batchSize, room);
-      const { ids, leaseUntil, limitedUrlIds } = await this.store.claim(this.owner, limit, leaseMs, stocked, (urlId) =>
+      const { deliveries, limitedUrlIds } = await this.store.claim(this.owner, limit, leaseMs, stocked, (urlId) =>
         Math.max(0, this.perUrlHoldLimit() - (this.heldPerUrl.get(urlId) ?? 0)),
       );
       this.waitingUrls = new Set([...stocked, ...limitedUrlIds]);
-      this.moreDue = ids.length >= limit;
+      this.moreDue = deliveries.length >= limit;
       if (stocked.length > 0 && !this.moreDue) this.othersFoundNone();
-      if (ids.length === 0) return;
-      const deliveries = await this.store.load(ids, leaseUntil);
-      for (const delivery of deliveries) this.hold(delivery);
-      this.cancelUnsent(deliveries.filter((delivery) => !delivery.listenerActive));
+      if (deliveries.length === 0) return;
+      const added = deliveries.filter((delivery) => this.hold(delivery));
+      this.cancelUnsent(added.filter((delivery) => !delivery.listenerActive));
+      // A claim that ends after shutdown began starts nothing: shutdown gives its deliveries back.
+      if (!this.running) return;
       this.startReady();
       if (!this.moreDue) return;
       room = this.claimRoom();
@@ -265,13 +279,27 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     }
   }
 
-  private hold(delivery: ClaimedDelivery): void {
+  /**
+   * Keeps a claimed delivery ready; `false` if this instance already holds it. That happens when a
+   * lease ran out while the delivery waited or was in flight and a claim of this instance took it
+   * again: the copy held goes on under the new lease, so that it is sent and written back once.
+   */
+  private hold(delivery: ClaimedDelivery): boolean {
+    const held = this.heldById.get(delivery.id);
+    if (held) {
+      held.leaseUntil = delivery.leaseUntil;
+      return false;
+    }
     if (this.deactivated.has(delivery.listenerId)) delivery.listenerActive = false;
+    this.heldById.set(delivery.id, delivery);
     this.ready.push(delivery);
     this.heldPerUrl.set(delivery.urlId, (this.heldPerUrl.get(delivery.urlId) ?? 0) + 1);
+    return true;
   }
 
   private unhold(delivery: ClaimedDelivery): void {
+    if (this.heldById.get(delivery.id) !== delivery) return;
+    this.heldById.delete(delivery.id);
     const held = (this.heldPerUrl.get(delivery.urlId) ?? 1) - 1;
     if (held > 0) this.heldPerUrl.set(delivery.urlId, held);
     else this.heldPerUrl.delete(delivery.urlId);
@@ -292,7 +320,10 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
       else if (delivery.leaseUntil < latestSafeStart) expiring.push(delivery);
       else this.start(delivery);
     }
-    this.ready = next === 0 ? this.ready : waiting.concat(this.ready.slice(next));
+    // Without deliveries to put back, removing from the front in place lets V8 trim the array's start
+    // instead of copying what stays, which matters when one slot frees at a time.
+    if (waiting.length === 0) this.ready.splice(0, next);
+    else this.ready = waiting.concat(this.ready.slice(next));
     if (expiring.length > 0) void this.giveBack(expiring);
   }
 
@@ -326,11 +357,15 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     if (deliveries.length === 0) return;
     deliveries.forEach((delivery) => this.unhold(delivery));
     await this.store
-      .release(
-        this.owner,
-        deliveries.map((delivery) => delivery.id),
-      )
+      .release(this.owner, deliveries)
       .catch((error) => this.logger.error(`Could not give back ${deliveries.length} deliveries: ${describe(error)}`));
+  }
+
+  /** Gives back a delivery that was started but not sent; `settle` lets go of it afterwards. */
+  private giveBackInFlight(delivery: ClaimedDelivery): Promise<void> {
+    return this.store
+      .release(this.owner, [delivery])
+      .catch((error) => this.logger.error(`Could not give back delivery ${delivery.id}: ${describe(error)}`));
   }
 
   private start(delivery: ClaimedDelivery): void {
@@ -338,17 +373,18 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     this.inFlightPerUrl.set(delivery.urlId, (this.inFlightPerUrl.get(delivery.urlId) ?? 0) + 1);
     void this.attempt(delivery)
       .then(
-        (outcome) => this.record(outcome),
+        (outcome) => (outcome ? this.record(outcome) : this.giveBackInFlight(delivery)),
         (error) => {
           // Nothing was sent or nothing could be recorded: give the delivery back rather than leave it leased.
           this.logger.error(`Delivery ${delivery.id} failed before an attempt could be recorded; giving it back: ${describe(error)}`);
-          return this.store.release(this.owner, [delivery.id]).catch(() => undefined);
+          return this.giveBackInFlight(delivery);
         },
       )
       .finally(() => this.settle(delivery));
   }
 
-  private async attempt(delivery: ClaimedDelivery): Promise<FinishedAttempt> {
+  /** Sends a delivery; `null` when reading its keys took so long that its lease would not outlast the request. */
+  private async attempt(delivery: ClaimedDelivery): Promise<FinishedAttempt | null> {
     const body = buildPayload({
       eventId: delivery.eventId,
       entityId: delivery.entityId,
@@ -369,6 +405,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
           body,
         )
       : this.signer.unsignedHeaders(webhookId);
+    if (delivery.leaseUntil < Date.now() + this.options.delivery.timeoutMs) return null;
     const result = await this.sender.send({ url: delivery.url, body, headers });
     return { delivery, result, completion: this.completionOf(delivery, result) };
   }
@@ -377,8 +414,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     const decision = decideAfterAttempt(result, delivery.attempts + 1, this.options.delivery);
     if (decision.kind === 'retry') return { kind: 'retry', nextAttemptAt: Date.now() + decision.delayMs };
     if (decision.kind === 'abandon') {
-      if (decision.deactivateListener)
-        void this.health.deactivate(delivery.listenerId, decision.reason).catch((error) => this.logger.error(describe(error)));
+      if (decision.deactivateListener) this.track(this.health.deactivate(delivery.listenerId, decision.reason));
       return { kind: 'abandoned' };
     }
     return { kind: 'succeeded' };
@@ -467,7 +503,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
           `Abandoned delivery ${delivery.id} to listener ${delivery.listenerId} after ${payload.attempt} attempt(s): ${result.error}`,
         );
         this.emitter.emit(WEBHOOK_DELIVERY_ABANDONED, payload);
-        void this.health.afterAbandoned(delivery.listenerId).catch((error) => this.logger.error(describe(error)));
+        this.track(this.health.afterAbandoned(delivery.listenerId));
       }
     }
   }

@@ -5,18 +5,21 @@ import { WebhookDeliveryMysql1795798299800 } from './mysql/1795798299800-webhook
 import { WebhookSchedulerMysql1795801310291 } from './mysql/1795801310291-webhook-scheduler.js';
 import { WebhookIdentityRotationMysql1795817866041 } from './mysql/1795817866041-webhook-identity-rotation.js';
 import { WebhookHotPathForeignKeysMysql1795819371130 } from './mysql/1795819371130-webhook-hot-path-foreign-keys.js';
+import { WebhookFinishedByDueTimeMysql1795824242995 } from './mysql/1795824242995-webhook-finished-by-due-time.js';
 import { WebhookInitialPostgres1795796132963 } from './postgres/1795796132963-webhook-initial.js';
 import { WebhookCapturePostgres1795798068387 } from './postgres/1795798068387-webhook-capture.js';
 import { WebhookDeliveryPostgres1795798299800 } from './postgres/1795798299800-webhook-delivery.js';
 import { WebhookSchedulerPostgres1795801310291 } from './postgres/1795801310291-webhook-scheduler.js';
 import { WebhookIdentityRotationPostgres1795817866041 } from './postgres/1795817866041-webhook-identity-rotation.js';
 import { WebhookHotPathForeignKeysPostgres1795819371130 } from './postgres/1795819371130-webhook-hot-path-foreign-keys.js';
+import { WebhookFinishedByDueTimePostgres1795824242995 } from './postgres/1795824242995-webhook-finished-by-due-time.js';
 import { WebhookInitialSqlite1795796132963 } from './sqlite/1795796132963-webhook-initial.js';
 import { WebhookCaptureSqlite1795798068387 } from './sqlite/1795798068387-webhook-capture.js';
 import { WebhookDeliverySqlite1795798299800 } from './sqlite/1795798299800-webhook-delivery.js';
 import { WebhookSchedulerSqlite1795801310291 } from './sqlite/1795801310291-webhook-scheduler.js';
 import { WebhookIdentityRotationSqlite1795817866041 } from './sqlite/1795817866041-webhook-identity-rotation.js';
 import { WebhookHotPathForeignKeysSqlite1795819371130 } from './sqlite/1795819371130-webhook-hot-path-foreign-keys.js';
+import { WebhookFinishedByDueTimeSqlite1795824242995 } from './sqlite/1795824242995-webhook-finished-by-due-time.js';
 
 /** The module's migrations per database family, oldest first; add them to the host's `migrations`. */
 export const WEBHOOK_MIGRATIONS = {
@@ -27,6 +30,7 @@ export const WEBHOOK_MIGRATIONS = {
     WebhookSchedulerPostgres1795801310291,
     WebhookIdentityRotationPostgres1795817866041,
     WebhookHotPathForeignKeysPostgres1795819371130,
+    WebhookFinishedByDueTimePostgres1795824242995,
   ],
   mysql: [
     WebhookInitialMysql1795796132963,
@@ -35,6 +39,7 @@ export const WEBHOOK_MIGRATIONS = {
     WebhookSchedulerMysql1795801310291,
     WebhookIdentityRotationMysql1795817866041,
     WebhookHotPathForeignKeysMysql1795819371130,
+    WebhookFinishedByDueTimeMysql1795824242995,
   ],
   sqlite: [
     WebhookInitialSqlite1795796132963,
@@ -43,6 +48,7 @@ export const WEBHOOK_MIGRATIONS = {
     WebhookSchedulerSqlite1795801310291,
     WebhookIdentityRotationSqlite1795817866041,
     WebhookHotPathForeignKeysSqlite1795819371130,
+    WebhookFinishedByDueTimeSqlite1795824242995,
   ],
 } as const;
 

@@ -18,7 +18,6 @@ export enum WebhookDeliveryState {
 @Index('IDX_webhook_delivery_due', ['state', 'nextAttemptAt'])
 @Index('IDX_webhook_delivery_listener', ['listenerId', 'state'])
 @Index('IDX_webhook_delivery_event', ['eventId'])
-@Index('IDX_webhook_delivery_completed', ['state', 'completedAt'])
 export class WebhookDelivery {
   @PrimaryGeneratedColumn()
   id: number;

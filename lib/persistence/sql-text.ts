@@ -45,8 +45,9 @@ export class SqlText {
     return this.sqlite ? '' : ' FOR UPDATE SKIP LOCKED';
   }
 
-  /** `column IN (…)` for module-computed integers. */
+  /** `column IN (…)` for module-computed integers; on PostgreSQL an array, which plans in a fraction of the time of a long list. */
   inIntegers(column: string, values: readonly number[]): string {
+    if (this.postgres) return `${column} = ANY('{${values.map(integer).join(',')}}')`;
     return `${column} IN (${values.map(integer).join(', ')})`;
   }
 

@@ -34,7 +34,7 @@ export class MaintenanceStore {
       manager
         .createQueryBuilder()
         .update(WebhookDelivery)
-        .set({ state: WebhookDeliveryState.CANCELLED, completedAt: now })
+        .set({ state: WebhookDeliveryState.CANCELLED, completedAt: now, nextAttemptAt: now })
         .where({ listenerId: In(listenerIds), state: WebhookDeliveryState.PENDING, leaseUntil: Or(IsNull(), LessThan(now)) })
         .execute(),
     );
@@ -112,7 +112,9 @@ export class MaintenanceStore {
     for (let batch = 0; batch < MAINTENANCE_MAX_BATCHES; batch++) {
       const ids = await this.deliveryIds({
         state: In([WebhookDeliveryState.SUCCEEDED, WebhookDeliveryState.ABANDONED, WebhookDeliveryState.CANCELLED]),
-        completedAt: LessThan(cutoff),
+        // A finished delivery's due time is when it finished: the due index finds them, and no index of their own
+        // has to be kept up by every delivery.
+        nextAttemptAt: LessThan(cutoff),
       });
       if (ids.length === 0) break;
       removed += await this.deleteDeliveries(ids);

@@ -12,6 +12,8 @@ import {
 } from '../../lib/index.js';
 import type { EventEmitter2 } from '../../lib/events/event-emitter.js';
 import { WebhookDispatcher } from '../../lib/delivery/webhook-dispatcher.service.js';
+import { DeliveryStore, type ClaimedDelivery, type FinishedAttempt } from '../../lib/delivery/delivery.store.js';
+import { WebhookAttemptOutcome } from '../../lib/model/webhook-delivery-attempt.entity.js';
 import { connectionOptions, selectedDatabases, type TestDatabase } from '../src/databases.js';
 import { Order, OrderState } from '../src/order.entity.js';
 import { answer, TestReceiver, waitFor } from '../src/receiver.js';
@@ -206,6 +208,48 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
     } finally {
       await worker.close();
       cleanUp();
+    }
+  });
+
+  it('ignores the result and the give-back of a lease that ran out and was taken again, and keeps the later lease', async () => {
+    const testApp = await createTestApp(database, { webhook: { security: { allowPrivateNetworks: true } } });
+    try {
+      const space = freshSpace();
+      await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(`/relet/${space}`) });
+      await saveOrders(testApp, space, 1);
+      const [pending] = await testApp.get(WebhookDeliveryService).searchDeliveries(space, {});
+      const store = testApp.get(DeliveryStore);
+      const onlyThisUrl = (urlId: number) => (urlId === pending.urlId ? 1 : 0);
+      const owner = 'this-instance';
+      const { deliveries: first } = await store.claim(owner, 1_000, 1, [], onlyThisUrl);
+      expect(first.map(({ id }) => id)).toEqual([pending.id]);
+      await waitFor(() => Date.now() > first[0].leaseUntil, 'the first lease to run out', 1_000);
+      const { deliveries: again } = await store.claim(owner, 1_000, 60_000, [], onlyThisUrl);
+      expect(again.map(({ id }) => id)).toEqual([pending.id]);
+
+      const succeeded = (delivery: ClaimedDelivery): FinishedAttempt => ({
+        delivery,
+        completion: { kind: 'succeeded' },
+        result: {
+          outcome: WebhookAttemptOutcome.SUCCEEDED,
+          statusCode: 200,
+          responseBody: 'ok',
+          error: null,
+          startedAt: Date.now(),
+          durationMs: 1,
+          retryAfterMs: null,
+        },
+      });
+      await store.complete(owner, [succeeded(first[0])]);
+      await store.release(owner, first);
+      const [stillLeased] = await testApp.get(WebhookDeliveryService).searchDeliveries(space, {});
+      expect(stillLeased).toMatchObject({ state: 'PENDING', attempts: 0, leaseOwner: owner, leaseUntil: again[0].leaseUntil });
+
+      await store.complete(owner, [succeeded(again[0])]);
+      const [done] = await testApp.get(WebhookDeliveryService).searchDeliveries(space, {});
+      expect(done).toMatchObject({ state: 'SUCCEEDED', attempts: 1, leaseOwner: null, leaseUntil: null });
+    } finally {
+      await testApp.close();
     }
   });
 

@@ -141,10 +141,11 @@ describe.each(selectedDatabases())('scheduled jobs on %s', (database) => {
     );
     const [old1, old2] = await deliveries.searchDeliveries(space, { orderBys: [{ fieldName: 'id', sorting: 'ASC' }] });
     for (const delivery of [old1, old2]) {
-      await testApp.dataSource.query(`UPDATE webhook_delivery SET ${q('completedAt')} = ${p(1)} WHERE id = ${p(2)}`, [
-        Date.now() - 2 * HOUR,
-        delivery.id,
-      ]);
+      // As if they had finished two hours ago: a finished delivery's due time is when it finished.
+      await testApp.dataSource.query(
+        `UPDATE webhook_delivery SET ${q('completedAt')} = ${p(1)}, ${q('nextAttemptAt')} = ${p(2)} WHERE id = ${p(3)}`,
+        [Date.now() - 2 * HOUR, Date.now() - 2 * HOUR, delivery.id],
+      );
     }
 
     await jobs.expireDeliveryLog();
