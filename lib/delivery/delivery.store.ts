@@ -246,6 +246,11 @@ export class DeliveryStore {
     return this.remembered(this.defaultKeysBySpace, spaceId, () => this.findOrCreateSpaceDefault(spaceId), SPACE_DEFAULT_TTL_MS);
   }
 
+  /** Reads the space's default identity again on next need (this instance rotated or deleted it). */
+  forgetSpaceDefault(spaceId: number): void {
+    this.defaultKeysBySpace.delete(spaceId);
+  }
+
   private remembered<K, V>(
     cache: Map<K, { value: Promise<V>; until: number }>,
     key: K,

@@ -1,3 +1,4 @@
+import { DeliveryStore } from '../delivery/delivery.store.js';
 import { Inject, Injectable } from '@nestjs/common';
 import type { DataSource, EntityManager } from 'typeorm';
 import { WebhookNotFoundError, WebhookValidationError, WebhookVersionConflictError } from '../errors/webhook.errors.js';
@@ -49,6 +50,7 @@ export class WebhookIdentityService extends ManagedObjectService<WebhookIdentity
     @Inject(WEBHOOK_DATA_SOURCE) dataSource: DataSource,
     private readonly keyEncryption: KeyEncryptionService,
     @Inject(WEBHOOK_RESOLVED_OPTIONS) private readonly options: ResolvedWebhookOptions,
+    private readonly deliveryStore: DeliveryStore,
   ) {
     super(dataSource);
   }
@@ -109,7 +111,13 @@ export class WebhookIdentityService extends ManagedObjectService<WebhookIdentity
       return this.readWith(manager, spaceId, id);
     });
     this.logger.log(`Rotated WebhookIdentity ${id} in space ${spaceId}: key ${rotated.keyId} replaces ${retiredKeyId}`);
+    this.afterCommit(rotated);
     return rotated;
+  }
+
+  /** This instance signs for the space with the space's default identity as it is now, not as it kept it. */
+  protected override afterCommit(identity: WebhookIdentity): void {
+    if (identity.spaceDefault) this.deliveryStore.forgetSpaceDefault(identity.linkedSpaceId);
   }
 
   /** The `whsec_…` secret to hand to the receiver; the only call that returns it. */

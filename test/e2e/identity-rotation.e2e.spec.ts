@@ -69,6 +69,22 @@ describe.each(selectedDatabases())('identity rotation on %s', (database) => {
     expect(verifyStandardWebhook(second.headers, second.rawBody, newSecret)).toBe(true);
   });
 
+  it("signs a space's next delivery with the new key once its default identity is rotated", async () => {
+    const space = freshSpace();
+    const path = `/default-rotation/${space}`;
+    await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(path) });
+    const first = await deliveredAfterSave(space, path, 1);
+    const [spaceDefault] = await identities.search(space, {});
+    expect(spaceDefault.spaceDefault).toBe(true);
+    expect(String(first.headers['x-signature'])).toContain(`keyId=${spaceDefault.keyId}`);
+
+    const rotated = await identities.rotate(space, spaceDefault.id);
+    const second = await deliveredAfterSave(space, path, 2);
+    expect(String(second.headers['x-signature'])).toContain(`keyId=${rotated.keyId}`);
+    expect(verifyXSignature(String(second.headers['x-signature']), second.rawBody, rotated.publicKey)).toBe(true);
+    expect(verifyStandardWebhook(second.headers, second.rawBody, await identities.revealSecret(space, spaceDefault.id))).toBe(true);
+  });
+
   it('refuses to rotate an identity of another space, an unknown one and a deleted one', async () => {
     const space = freshSpace();
     const identity = await identities.create(space, { name: 'signing' });
