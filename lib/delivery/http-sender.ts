@@ -73,26 +73,7 @@ export class HttpSender {
     this.guard.checkLiteral(url.hostname);
     const { timeoutMs, maxResponseBytes, userAgent } = this.options;
     return new Promise((resolve) => {
-      let controller: DispatchController | null = null;
-      let timedOut = false;
-      let answered = false;
-      let statusCode = 0;
-      let headers: ResponseHeaders = {};
-      const chunks: Buffer[] = [];
-      let size = 0;
-      const answer = (result: Answer) => {
-        if (answered) return;
-        answered = true;
-        clearTimeout(deadline);
-        resolve(result);
-      };
-      const received = () =>
-        ({ kind: 'answered', statusCode, headers, body: size === 0 ? null : Buffer.concat(chunks).toString('utf8') }) as const;
-      const deadline = setTimeout(() => {
-        timedOut = true;
-        controller?.abort(new Error('deadline passed'));
-        answer({ kind: 'timed-out' });
-      }, timeoutMs);
+      const collector = new AnswerCollector(maxResponseBytes, timeoutMs, resolve);
       this.agent.dispatch(
         {
           origin: url.origin,
@@ -103,27 +84,7 @@ export class HttpSender {
           headersTimeout: timeoutMs,
           bodyTimeout: timeoutMs,
         },
-        {
-          onRequestStart: (started) => {
-            controller = started;
-            // Still waiting for a connection when the deadline passed: it must not be sent any more.
-            if (timedOut) started.abort(new Error('deadline passed'));
-          },
-          onResponseStart: (_controller, status, responseHeaders) => {
-            statusCode = status;
-            headers = responseHeaders;
-          },
-          onResponseData: (current, chunk) => {
-            if (size < maxResponseBytes) chunks.push(chunk.subarray(0, maxResponseBytes - size));
-            size += chunk.length;
-            if (size < maxResponseBytes) return;
-            // Enough of it is kept: the rest is not waited for, and the connection is not reused.
-            answer(received());
-            current.abort(new Error('answer longer than maxResponseBytes'));
-          },
-          onResponseEnd: () => answer(received()),
-          onResponseError: (_controller, error) => answer(timedOut ? { kind: 'timed-out' } : { kind: 'failed', error }),
-        },
+        collector,
       );
     });
   }
@@ -145,6 +106,72 @@ type Answer =
   | { kind: 'answered'; statusCode: number; headers: ResponseHeaders; body: string | null }
   | { kind: 'timed-out' }
   | { kind: 'failed'; error: unknown };
+
+/** An undici dispatch handler that keeps the status, the headers and the first bytes of an answer, within a deadline. */
+class AnswerCollector implements Dispatcher.DispatchHandler {
+  private controller: DispatchController | null = null;
+  private timedOut = false;
+  private answered = false;
+  private statusCode = 0;
+  private headers: ResponseHeaders = {};
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+  private readonly deadline: NodeJS.Timeout;
+
+  constructor(
+    private readonly maxBytes: number,
+    timeoutMs: number,
+    private readonly resolve: (answer: Answer) => void,
+  ) {
+    this.deadline = setTimeout(() => this.passDeadline(), timeoutMs);
+  }
+
+  onRequestStart(controller: DispatchController): void {
+    this.controller = controller;
+    // Still waiting for a connection when the deadline passed: it must not be sent any more.
+    if (this.timedOut) controller.abort(new Error('deadline passed'));
+  }
+
+  onResponseStart(_controller: DispatchController, statusCode: number, headers: ResponseHeaders): void {
+    this.statusCode = statusCode;
+    this.headers = headers;
+  }
+
+  onResponseData(controller: DispatchController, chunk: Buffer): void {
+    if (this.size < this.maxBytes) this.chunks.push(chunk.subarray(0, this.maxBytes - this.size));
+    this.size += chunk.length;
+    if (this.size < this.maxBytes) return;
+    // Enough of it is kept: the rest is not waited for, and the connection is not reused.
+    this.answer(this.received());
+    controller.abort(new Error('answer longer than maxResponseBytes'));
+  }
+
+  onResponseEnd(): void {
+    this.answer(this.received());
+  }
+
+  onResponseError(_controller: DispatchController, error: Error): void {
+    this.answer(this.timedOut ? { kind: 'timed-out' } : { kind: 'failed', error });
+  }
+
+  private passDeadline(): void {
+    this.timedOut = true;
+    this.controller?.abort(new Error('deadline passed'));
+    this.answer({ kind: 'timed-out' });
+  }
+
+  private received(): Answer {
+    const body = this.size === 0 ? null : Buffer.concat(this.chunks).toString('utf8');
+    return { kind: 'answered', statusCode: this.statusCode, headers: this.headers, body };
+  }
+
+  private answer(answer: Answer): void {
+    if (this.answered) return;
+    this.answered = true;
+    clearTimeout(this.deadline);
+    this.resolve(answer);
+  }
+}
 
 function describeStatus(status: number, location: string | string[] | undefined): string {
   if (status >= 300 && status < 400) return `redirect to ${String(location ?? '?').slice(0, 200)} not followed`;

@@ -399,7 +399,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     });
     const webhookId = `msg_${delivery.id}`;
     const headers = delivery.signed
-      ? this.signer.headers(
+      ? await this.signer.headers(
           await (delivery.keyId ? this.store.identityKeys(delivery.keyId) : this.store.spaceDefaultKeys(delivery.spaceId)),
           webhookId,
           body,

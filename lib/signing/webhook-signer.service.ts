@@ -1,4 +1,5 @@
 import { createPrivateKey, sign, type KeyObject } from 'node:crypto';
+import { promisify } from 'node:util';
 import { Inject, Injectable } from '@nestjs/common';
 import { WEBHOOK_RESOLVED_OPTIONS } from '../module/webhook.constants.js';
 import type { ResolvedWebhookOptions, WebhookSignatureScheme } from '../module/webhook-options.interface.js';
@@ -33,6 +34,8 @@ interface OpenedKeys {
   hmacKey: Buffer;
 }
 
+const signInPool = promisify(sign);
+
 /** How long opened keys are kept in memory; a rotated identity is picked up within this time. */
 const OPENED_KEYS_TTL_MS = 60_000;
 
@@ -51,12 +54,14 @@ export class WebhookSigner {
   }
 
   /** Signature headers for one attempt; `webhookId` stays the same on every retry of a delivery. */
-  headers(stored: StoredIdentityKeys, webhookId: string, body: string, now: Date = new Date()): Record<string, string> {
+  async headers(stored: StoredIdentityKeys, webhookId: string, body: string, now: Date = new Date()): Promise<Record<string, string>> {
     const keys = this.open(stored);
     const headers: Record<string, string> = {};
     if (this.schemes.has('x-signature')) {
-      const signature = sign('sha256', Buffer.from(body), { key: keys.privateKey, dsaEncoding: 'der' }).toString('base64');
-      headers['x-signature'] = formatXSignature(keys.keyId, signature);
+      // In libuv's thread pool: an ECDSA signature costs more CPU than the request it is sent with,
+      // and the event loop has the other requests to drive meanwhile.
+      const signature = await signInPool('sha256', Buffer.from(body), { key: keys.privateKey, dsaEncoding: 'der' });
+      headers['x-signature'] = formatXSignature(keys.keyId, signature.toString('base64'));
     }
     if (this.schemes.has('standard-webhooks')) {
       const timestamp = Math.floor(now.getTime() / 1000);

@@ -298,7 +298,7 @@ describe('README.md code blocks', () => {
     }
   });
 
-  it('shows a payload with exactly the fields the module sends, in order, and headers in their formats', () => {
+  it('shows a payload with exactly the fields the module sends, in order, and headers in their formats', async () => {
     const example = payloadExample();
     expect(example.requestLine).toMatch(/^POST \/\S* HTTP\/1\.1$/);
     const built = JSON.parse(
@@ -321,7 +321,7 @@ describe('README.md code blocks', () => {
 
     const options = resolveWebhookOptions({});
     const keys = generateIdentityKeyMaterial();
-    const signed = new WebhookSigner(options, new KeyEncryptionService(options)).headers(keys, 'msg_1', example.bodyText);
+    const signed = await new WebhookSigner(options, new KeyEncryptionService(options)).headers(keys, 'msg_1', example.bodyText);
     expect(Object.keys(example.headers).sort()).toEqual(['content-type', 'user-agent', ...Object.keys(signed)].sort());
     expect(example.headers['content-type']).toBe('application/json');
     expect(example.headers['user-agent']).toBe(PACKAGE.name);
