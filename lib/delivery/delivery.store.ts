@@ -34,7 +34,8 @@ export interface ClaimedDelivery {
   state: string | null;
   eventCreatedOn: Date;
   url: string;
-  listenerActive: boolean;
+  /** Its listener is ACTIVE, and its event and URL still exist; otherwise it is cancelled unsent. */
+  sendable: boolean;
   signed: boolean;
   /** The key of the listener's identity; `null`: the space's default identity signs. */
   keyId: string | null;
@@ -202,9 +203,9 @@ export class DeliveryStore {
       ` ${column(WebhookListener, 'state', 'l')} AS listener_state, ${column(WebhookListener, 'enablePayloadSignatureAndState', 'l')} AS signed,` +
       ` ${column(WebhookIdentity, 'keyId', 'i')} AS key_id` +
       ` FROM ${source} d` +
-      ` INNER JOIN ${table(WebhookEvent)} e ON ${column(WebhookEvent, 'id', 'e')} = ${column(WebhookDelivery, 'eventId', 'd')}` +
-      ` INNER JOIN ${table(WebhookListener)} l ON ${column(WebhookListener, 'id', 'l')} = ${column(WebhookDelivery, 'listenerId', 'd')}` +
-      ` INNER JOIN ${table(WebhookUrl)} u ON ${column(WebhookUrl, 'id', 'u')} = ${column(WebhookDelivery, 'urlId', 'd')}` +
+      ` LEFT JOIN ${table(WebhookEvent)} e ON ${column(WebhookEvent, 'id', 'e')} = ${column(WebhookDelivery, 'eventId', 'd')}` +
+      ` LEFT JOIN ${table(WebhookListener)} l ON ${column(WebhookListener, 'id', 'l')} = ${column(WebhookDelivery, 'listenerId', 'd')}` +
+      ` LEFT JOIN ${table(WebhookUrl)} u ON ${column(WebhookUrl, 'id', 'u')} = ${column(WebhookDelivery, 'urlId', 'd')}` +
       ` LEFT JOIN ${table(WebhookIdentity)} i ON ${column(WebhookIdentity, 'id', 'i')} = ${column(WebhookListener, 'identity', 'l')}`
     );
   }
@@ -223,7 +224,8 @@ export class DeliveryStore {
       state: row.entity_state,
       eventCreatedOn: this.dataSource.driver.prepareHydratedValue(row.event_created_on, this.createdOnColumn),
       url: row.url,
-      listenerActive: row.listener_state === CreationEntityState.ACTIVE,
+      // A URL or event removed while a delivery still pointed at it must not leave the delivery leased again and again.
+      sendable: row.listener_state === CreationEntityState.ACTIVE && row.url != null && row.entity_name != null,
       signed: row.signed === true || Number(row.signed) === 1,
       keyId: row.key_id ?? null,
       leaseUntil,

@@ -215,7 +215,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
       if (stocked.length > 0 && !this.moreDue) this.othersFoundNone();
       if (deliveries.length === 0) return;
       const added = deliveries.filter((delivery) => this.hold(delivery));
-      this.cancelUnsent(added.filter((delivery) => !delivery.listenerActive));
+      this.cancelUnsent(added.filter((delivery) => !delivery.sendable));
       // A claim that ends after shutdown began starts nothing: shutdown gives its deliveries back.
       if (!this.running) return;
       this.startReady();
@@ -290,7 +290,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
       held.leaseUntil = delivery.leaseUntil;
       return false;
     }
-    if (this.deactivated.has(delivery.listenerId)) delivery.listenerActive = false;
+    if (this.deactivated.has(delivery.listenerId)) delivery.sendable = false;
     this.heldById.set(delivery.id, delivery);
     this.ready.push(delivery);
     this.heldPerUrl.set(delivery.urlId, (this.heldPerUrl.get(delivery.urlId) ?? 0) + 1);

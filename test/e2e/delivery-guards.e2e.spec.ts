@@ -253,6 +253,37 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
     }
   });
 
+  it('cancels, unsent, a delivery whose event was removed by hand instead of leasing it again and again', async () => {
+    const testApp = await createTestApp(database, {
+      webhook: { ...WORKER, security: { allowPrivateNetworks: true }, delivery: { pollIntervalMs: 100, retrySchedule: [1_000] } },
+    });
+    try {
+      const space = freshSpace();
+      const path = `/event-removed/${space}`;
+      receiver.script(path, answer(500), answer(500), answer(200));
+      await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(path) });
+      await saveOrders(testApp, space, 2);
+      const deliveries = testApp.get(WebhookDeliveryService);
+      const byId = () => deliveries.searchDeliveries(space, { orderBys: [{ fieldName: 'id', sorting: 'ASC' }] });
+      const [kept, orphaned] = await waitFor(async () => {
+        const found = await byId();
+        return found.length === 2 && found.every((delivery) => delivery.attempts === 1) && found;
+      }, 'both first attempts to fail');
+      // Before the retry is due, a host removes the second delivery's event by hand.
+      await testApp.dataSource.query(`DELETE FROM webhook_event WHERE id = ${database === 'postgres' ? '$1' : '?'}`, [orphaned.eventId]);
+      await waitFor(async () => (await byId()).map((delivery) => delivery.state).join() === 'SUCCEEDED,CANCELLED', 'the retries');
+      expect(receiver.to(path)).toHaveLength(3);
+      const attempts = await deliveries.searchAttempts(space, { orderBys: [{ fieldName: 'id', sorting: 'ASC' }] });
+      expect(attempts.filter((attempt) => attempt.deliveryId === kept.id).map((attempt) => attempt.outcome)).toEqual([
+        'HTTP_ERROR',
+        'SUCCEEDED',
+      ]);
+      expect(attempts.filter((attempt) => attempt.deliveryId === orphaned.id).map((attempt) => attempt.outcome)).toEqual(['HTTP_ERROR']);
+    } finally {
+      await testApp.close();
+    }
+  });
+
   it('deactivates a listener whose deliveries keep being abandoned', async () => {
     const testApp = await createTestApp(database, {
       webhook: {
