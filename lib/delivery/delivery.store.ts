@@ -395,7 +395,11 @@ export class DeliveryStore {
   private endLease(owner: string, leased: readonly Leased[], changes: string, parameters: unknown[]): Statement {
     const d = this.column;
     const idsByLease = new Map<number, number[]>();
-    for (const { id, leaseUntil } of leased) idsByLease.set(leaseUntil, [...(idsByLease.get(leaseUntil) ?? []), id]);
+    for (const { id, leaseUntil } of leased) {
+      const ids = idsByLease.get(leaseUntil);
+      if (ids) ids.push(id);
+      else idsByLease.set(leaseUntil, [id]);
+    }
     const held = [...idsByLease].map(
       ([leaseUntil, ids]) => `(${d('leaseUntil')} = ${integer(leaseUntil)} AND ${this.sql.inIntegers(d('id'), ids)})`,
     );

@@ -144,9 +144,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
       unfinished.forEach(({ id }) => this.released.add(id));
       this.logger.warn(`Shutdown: giving back ${unfinished.length} deliveries still in flight`);
       await this.sender.destroy();
-      await this.store
-        .release(this.owner, unfinished)
-        .catch((error) => this.logger.error(`Could not give back deliveries: ${describe(error)}`));
+      await this.releaseLeases(unfinished);
     }
     await this.flushAll();
     await Promise.all(this.listenerChecks);
@@ -341,7 +339,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     this.deactivated.set(listenerId, now);
   }
 
-  /** Ready deliveries of listeners that are no longer active end as cancelled, unsent and without waiting for a slot. */
+  /** Ready deliveries that must not be sent (listener no longer active, event or URL gone) end as cancelled, without waiting for a slot. */
   private cancelUnsent(deliveries: ClaimedDelivery[]): void {
     if (deliveries.length === 0) return;
     const cancelled = new Set(deliveries);
@@ -356,16 +354,14 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   private async giveBack(deliveries: ClaimedDelivery[]): Promise<void> {
     if (deliveries.length === 0) return;
     deliveries.forEach((delivery) => this.unhold(delivery));
-    await this.store
-      .release(this.owner, deliveries)
-      .catch((error) => this.logger.error(`Could not give back ${deliveries.length} deliveries: ${describe(error)}`));
+    await this.releaseLeases(deliveries);
   }
 
-  /** Gives back a delivery that was started but not sent; `settle` lets go of it afterwards. */
-  private giveBackInFlight(delivery: ClaimedDelivery): Promise<void> {
+  /** Ends this instance's leases on deliveries it will not send; they are due again at once. A failure is logged: the leases then run out. */
+  private releaseLeases(deliveries: ClaimedDelivery[]): Promise<void> {
     return this.store
-      .release(this.owner, [delivery])
-      .catch((error) => this.logger.error(`Could not give back delivery ${delivery.id}: ${describe(error)}`));
+      .release(this.owner, deliveries)
+      .catch((error) => this.logger.error(`Could not give back ${deliveries.length} deliveries: ${describe(error)}`));
   }
 
   private start(delivery: ClaimedDelivery): void {
@@ -373,11 +369,12 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     this.inFlightPerUrl.set(delivery.urlId, (this.inFlightPerUrl.get(delivery.urlId) ?? 0) + 1);
     void this.attempt(delivery)
       .then(
-        (outcome) => (outcome ? this.record(outcome) : this.giveBackInFlight(delivery)),
+        // A delivery started but not sent is given back here; `settle` lets go of it afterwards.
+        (outcome) => (outcome ? this.record(outcome) : this.releaseLeases([delivery])),
         (error) => {
           // Nothing was sent or nothing could be recorded: give the delivery back rather than leave it leased.
           this.logger.error(`Delivery ${delivery.id} failed before an attempt could be recorded; giving it back: ${describe(error)}`);
-          return this.giveBackInFlight(delivery);
+          return this.releaseLeases([delivery]);
         },
       )
       .finally(() => this.settle(delivery));

@@ -1,6 +1,6 @@
-import { DeliveryStore } from '../delivery/delivery.store.js';
 import { Inject, Injectable } from '@nestjs/common';
 import type { DataSource, EntityManager } from 'typeorm';
+import { DeliveryStore } from '../delivery/delivery.store.js';
 import { WebhookNotFoundError, WebhookValidationError, WebhookVersionConflictError } from '../errors/webhook.errors.js';
 import type { CreationEntityState } from '../model/creation-entity-state.enum.js';
 import { NAME_MAX_LENGTH } from '../model/managed-object.entity.js';
