@@ -60,6 +60,20 @@ export interface FinishedAttempt {
   completion: DeliveryCompletion;
 }
 
+/** The attempt log's columns as the dispatcher writes them, with their PostgreSQL array types. */
+const ATTEMPT_COLUMNS: [property: string, postgresType: string][] = [
+  ['deliveryId', 'int'],
+  ['linkedSpaceId', 'int'],
+  ['listenerId', 'int'],
+  ['attemptNumber', 'int'],
+  ['startedAt', 'bigint'],
+  ['durationMs', 'int'],
+  ['statusCode', 'int'],
+  ['outcome', 'text'],
+  ['responseBody', 'text'],
+  ['error', 'text'],
+];
+
 /** The dispatcher's reads and writes: claiming under a lease, loading, writing results back in batches. */
 @Injectable()
 export class DeliveryStore {
@@ -92,7 +106,7 @@ export class DeliveryStore {
   ): Promise<{ deliveries: ClaimedDelivery[]; limitedUrlIds: number[] }> {
     if (this.sql.postgres) {
       const now = Date.now();
-      const candidates = await this.dataSource.query(...this.candidatesStatement(now, limit, skippedUrlIds));
+      const candidates = await this.postgresCandidates(now, limit, skippedUrlIds);
       const { chosen, limitedUrlIds } = withinRoomPerUrl(candidates, roomPerUrl);
       if (chosen.length === 0) return { deliveries: [], limitedUrlIds };
       // One statement locks, leases and reads them: no transaction to open and commit around it.
@@ -144,6 +158,19 @@ export class DeliveryStore {
     });
   }
 
+  /**
+   * The candidates read in due order along the due index, which stops after `limit` rows. Planned
+   * from statistics that count few pending deliveries (the usual case, or a table not analyzed
+   * since it filled), PostgreSQL would instead collect every due row and sort them: each claim
+   * would then read the whole backlog, just when there is one.
+   */
+  private postgresCandidates(now: number, limit: number, skippedUrlIds: readonly number[]): Promise<{ id: string; url_id: string }[]> {
+    return inTransaction(this.dataSource, async (manager) => {
+      await manager.query(`SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)`);
+      return manager.query(...this.candidatesStatement(now, limit, skippedUrlIds));
+    });
+  }
+
   /** Due deliveries: pending, due by now, and not leased (or their lease ran out). One `?`: the pending state. */
   private due(now: number): string {
     const d = this.column;
@@ -171,11 +198,13 @@ export class DeliveryStore {
     // that claims do not scan past deliveries in flight; an expired lease makes it due again.
     const changes = `${d('leaseOwner')} = ?, ${d('leaseUntil')} = ${integer(leaseUntil)}, ${d('nextAttemptAt')} = ${integer(leaseUntil)}`;
     if (!this.sql.postgres) return [`UPDATE ${table} SET ${changes} WHERE ${this.sql.inIntegers(d('id'), ids)}`, [owner]];
-    return [
-      `UPDATE ${table} SET ${changes} WHERE ${d('id')} IN (SELECT ${d('id')} FROM ${table} WHERE ${this.sql.inIntegers(d('id'), ids)}` +
-        ` AND ${this.due(now)}${this.sql.skipLocked}) ${returning}`,
-      [owner, WebhookDeliveryState.PENDING],
-    ];
+    // Each id is looked up by primary key and the update finds its rows by their physical address,
+    // whatever the table's statistics say: planned from the due index instead, every claim read
+    // past the whole backlog.
+    const locked =
+      `SELECT l.ctid FROM unnest(?::int[]) AS c(id) CROSS JOIN LATERAL` +
+      ` (SELECT ctid FROM ${table} WHERE ${d('id')} = c.id AND ${this.due(now)}${this.sql.skipLocked}) l`;
+    return [`UPDATE ${table} SET ${changes} WHERE ctid = ANY(ARRAY(${locked})) ${returning}`, [owner, ids, WebhookDeliveryState.PENDING]];
   }
 
   private async load(ids: number[], leaseUntil: number): Promise<ClaimedDelivery[]> {
@@ -336,27 +365,32 @@ export class DeliveryStore {
   private insertAttempts(finished: FinishedAttempt[]): Statement | null {
     const attempted = finished.filter((f) => f.result !== null);
     if (attempted.length === 0) return null;
-    const a = (property: string) => this.sql.column(WebhookDeliveryAttempt, property);
-    const parameters: unknown[] = [];
-    const rows = attempted.map(({ delivery, result }) => {
+    const rows = attempted.map(({ delivery, result }) => [
+      delivery.id,
+      delivery.spaceId,
+      delivery.listenerId,
+      delivery.attempts + 1,
+      result!.startedAt,
+      result!.durationMs,
+      result!.statusCode,
+      result!.outcome,
       // PostgreSQL text cannot hold NUL; one such answer would otherwise fail the whole batch, again and again.
-      parameters.push(result!.outcome, withoutNul(result!.responseBody), withoutNul(result!.error));
-      const statusCode = result!.statusCode === null ? 'NULL' : integer(result!.statusCode);
-      return `(${[delivery.id, delivery.spaceId, delivery.listenerId, delivery.attempts + 1, result!.startedAt, result!.durationMs].map(integer).join(', ')}, ${statusCode}, ?, ?, ?)`;
+      withoutNul(result!.responseBody),
+      withoutNul(result!.error),
+    ]);
+    const into = `INSERT INTO ${this.sql.table(WebhookDeliveryAttempt)} (${ATTEMPT_COLUMNS.map(([property]) => this.sql.column(WebhookDeliveryAttempt, property)).join(', ')})`;
+    if (this.sql.postgres) {
+      // One array per column: the statement's text, parameters and plan keep one size whatever the batch's.
+      const arrays = ATTEMPT_COLUMNS.map(([, type]) => `?::${type}[]`);
+      return [`${into} SELECT * FROM unnest(${arrays.join(', ')})`, ATTEMPT_COLUMNS.map((_, column) => rows.map((row) => row[column]))];
+    }
+    const parameters: unknown[] = [];
+    const values = rows.map((row) => {
+      parameters.push(...row.slice(7));
+      const statusCode = row[6] === null ? 'NULL' : integer(row[6] as number);
+      return `(${(row.slice(0, 6) as number[]).map(integer).join(', ')}, ${statusCode}, ?, ?, ?)`;
     });
-    const columns = [
-      'deliveryId',
-      'linkedSpaceId',
-      'listenerId',
-      'attemptNumber',
-      'startedAt',
-      'durationMs',
-      'statusCode',
-      'outcome',
-      'responseBody',
-      'error',
-    ];
-    return [`INSERT INTO ${this.sql.table(WebhookDeliveryAttempt)} (${columns.map(a).join(', ')}) VALUES ${rows.join(', ')}`, parameters];
+    return [`${into} VALUES ${values.join(', ')}`, parameters];
   }
 
   private finish(
@@ -376,24 +410,33 @@ export class DeliveryStore {
   private reschedule(owner: string, finished: FinishedAttempt[]): Statement | null {
     if (finished.length === 0) return null;
     const d = this.column;
-    const cases = finished.map(
-      (f) => `WHEN ${integer(f.delivery.id)} THEN ${integer((f.completion as { nextAttemptAt: number }).nextAttemptAt)}`,
-    );
-    const leased = finished.map((f) => f.delivery);
     return this.endLease(
       owner,
-      leased,
-      `${d('nextAttemptAt')} = CASE ${d('id')} ${cases.join(' ')} END, ${d('attempts')} = ${d('attempts')} + 1`,
+      finished.map((f) => f.delivery),
+      `${d('attempts')} = ${d('attempts')} + 1`,
       [],
+      finished.map((f) => (f.completion as { nextAttemptAt: number }).nextAttemptAt),
     );
   }
 
   /**
    * Writes `changes` and ends the lease of those `leased` deliveries whose lease `owner` still holds:
-   * the lease's end tells a lease apart from a later one of the same delivery. `parameters` bind the `?` of `changes`.
+   * the lease's end tells a lease apart from a later one of the same delivery. `parameters` bind the
+   * `?` of `changes`; `dueAt`, when given, is each delivery's new due time, in the order of `leased`.
    */
-  private endLease(owner: string, leased: readonly Leased[], changes: string, parameters: unknown[]): Statement {
+  private endLease(owner: string, leased: readonly Leased[], changes: string, parameters: unknown[], dueAt?: readonly number[]): Statement {
     const d = this.column;
+    const table = this.sql.table(WebhookDelivery);
+    const ended = `${changes}, ${d('leaseOwner')} = NULL, ${d('leaseUntil')} = NULL`;
+    if (this.sql.postgres) {
+      const arrays = [leased.map(({ id }) => id), leased.map(({ leaseUntil }) => leaseUntil), ...(dueAt ? [dueAt] : [])];
+      return [
+        `UPDATE ${table} SET ${ended}${dueAt ? `, ${d('nextAttemptAt')} = f.due_at` : ''}` +
+          ` FROM unnest(?::int[], ?::bigint[]${dueAt ? ', ?::bigint[]' : ''}) AS f(id, lease_until${dueAt ? ', due_at' : ''})` +
+          ` WHERE ${table}.${d('id')} = f.id AND ${d('leaseUntil')} = f.lease_until AND ${d('leaseOwner')} = ?`,
+        [...parameters, ...arrays, owner],
+      ];
+    }
     const idsByLease = new Map<number, number[]>();
     for (const { id, leaseUntil } of leased) {
       const ids = idsByLease.get(leaseUntil);
@@ -403,8 +446,9 @@ export class DeliveryStore {
     const held = [...idsByLease].map(
       ([leaseUntil, ids]) => `(${d('leaseUntil')} = ${integer(leaseUntil)} AND ${this.sql.inIntegers(d('id'), ids)})`,
     );
+    const dueCases = dueAt?.map((at, index) => `WHEN ${integer(leased[index].id)} THEN ${integer(at)}`);
     return [
-      `UPDATE ${this.sql.table(WebhookDelivery)} SET ${changes}, ${d('leaseOwner')} = NULL, ${d('leaseUntil')} = NULL` +
+      `UPDATE ${table} SET ${ended}${dueCases ? `, ${d('nextAttemptAt')} = CASE ${d('id')} ${dueCases.join(' ')} END` : ''}` +
         ` WHERE ${d('leaseOwner')} = ? AND (${held.join(' OR ')})`,
       [...parameters, owner],
     ];
