@@ -12,7 +12,7 @@ import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
 import { inTransaction } from '../persistence/transaction.js';
 import type { StoredIdentityKeys } from '../signing/webhook-signer.service.js';
 import { KeyEncryptionService } from '../signing/key-encryption.service.js';
-import { SqlText, integer, type Statement } from '../persistence/sql-text.js';
+import { SqlText, integer, integerArray, type Statement } from '../persistence/sql-text.js';
 import type { AttemptResult } from './http-sender.js';
 
 /** Identities whose keys are kept in memory at most; more are read again. */
@@ -382,7 +382,11 @@ export class DeliveryStore {
     if (this.sql.postgres) {
       // One array per column: the statement's text, parameters and plan keep one size whatever the batch's.
       const arrays = ATTEMPT_COLUMNS.map(([, type]) => `?::${type}[]`);
-      return [`${into} SELECT * FROM unnest(${arrays.join(', ')})`, ATTEMPT_COLUMNS.map((_, column) => rows.map((row) => row[column]))];
+      const columns = ATTEMPT_COLUMNS.map(([, type], column) => {
+        const values = rows.map((row) => row[column]);
+        return type === 'text' ? values : integerArray(values as (number | null)[]);
+      });
+      return [`${into} SELECT * FROM unnest(${arrays.join(', ')})`, columns];
     }
     const parameters: unknown[] = [];
     const values = rows.map((row) => {
@@ -429,7 +433,7 @@ export class DeliveryStore {
     const table = this.sql.table(WebhookDelivery);
     const ended = `${changes}, ${d('leaseOwner')} = NULL, ${d('leaseUntil')} = NULL`;
     if (this.sql.postgres) {
-      const arrays = [leased.map(({ id }) => id), leased.map(({ leaseUntil }) => leaseUntil), ...(dueAt ? [dueAt] : [])];
+      const arrays = [leased.map(({ id }) => id), leased.map(({ leaseUntil }) => leaseUntil), ...(dueAt ? [dueAt] : [])].map(integerArray);
       return [
         `UPDATE ${table} SET ${ended}${dueAt ? `, ${d('nextAttemptAt')} = f.due_at` : ''}` +
           ` FROM unnest(?::int[], ?::bigint[]${dueAt ? ', ?::bigint[]' : ''}) AS f(id, lease_until${dueAt ? ', due_at' : ''})` +

@@ -59,6 +59,14 @@ export class SqlText {
   }
 }
 
+/**
+ * Module-computed integers (or NULLs) as the text of a PostgreSQL array, to bind as one value: the
+ * driver would otherwise quote and escape every element of a JavaScript array.
+ */
+export function integerArray(values: readonly (number | null)[]): string {
+  return `{${values.map((value) => (value === null ? 'NULL' : integer(value))).join(',')}}`;
+}
+
 /** An integer the module computed, as SQL text; anything else is a bug, never user input to escape. */
 export function integer(value: number): string {
   if (!Number.isSafeInteger(value)) throw new Error(`not a safe integer: ${value}`);
