@@ -202,8 +202,8 @@ export class DeliveryStore {
     // whatever the table's statistics say: planned from the due index instead, every claim read
     // past the whole backlog.
     const locked =
-      `SELECT l.ctid FROM unnest(?::int[]) AS c(id) CROSS JOIN LATERAL` +
-      ` (SELECT ctid FROM ${table} WHERE ${d('id')} = c.id AND ${this.due(now)}${this.sql.skipLocked}) l`;
+      `SELECT l.ctid FROM unnest(?::int[]) AS wanted(id_) CROSS JOIN LATERAL` +
+      ` (SELECT ctid FROM ${table} WHERE ${d('id')} = wanted.id_ AND ${this.due(now)}${this.sql.skipLocked}) l`;
     return [`UPDATE ${table} SET ${changes} WHERE ctid = ANY(ARRAY(${locked})) ${returning}`, [owner, ids, WebhookDeliveryState.PENDING]];
   }
 
@@ -434,10 +434,12 @@ export class DeliveryStore {
     const ended = `${changes}, ${d('leaseOwner')} = NULL, ${d('leaseUntil')} = NULL`;
     if (this.sql.postgres) {
       const arrays = [leased.map(({ id }) => id), leased.map(({ leaseUntil }) => leaseUntil), ...(dueAt ? [dueAt] : [])].map(integerArray);
+      // Qualified, and the list's columns named unlike any column a naming strategy can give the table.
+      const own = (property: string) => `${table}.${d(property)}`;
       return [
-        `UPDATE ${table} SET ${ended}${dueAt ? `, ${d('nextAttemptAt')} = f.due_at` : ''}` +
-          ` FROM unnest(?::int[], ?::bigint[]${dueAt ? ', ?::bigint[]' : ''}) AS f(id, lease_until${dueAt ? ', due_at' : ''})` +
-          ` WHERE ${table}.${d('id')} = f.id AND ${d('leaseUntil')} = f.lease_until AND ${d('leaseOwner')} = ?`,
+        `UPDATE ${table} SET ${ended}${dueAt ? `, ${d('nextAttemptAt')} = ended.due_at_` : ''}` +
+          ` FROM unnest(?::int[], ?::bigint[]${dueAt ? ', ?::bigint[]' : ''}) AS ended(id_, lease_until_${dueAt ? ', due_at_' : ''})` +
+          ` WHERE ${own('id')} = ended.id_ AND ${own('leaseUntil')} = ended.lease_until_ AND ${own('leaseOwner')} = ?`,
         [...parameters, ...arrays, owner],
       ];
     }

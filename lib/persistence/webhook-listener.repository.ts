@@ -3,6 +3,7 @@ import type { DataSource, EntityManager, FindManyOptions, FindOneOptions } from 
 import { CreationEntityState } from '../model/creation-entity-state.enum.js';
 import { WebhookListener } from '../model/webhook-listener.entity.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
+import { SqlText } from './sql-text.js';
 
 /** What matching a change needs of a listener, read without loading the whole row. */
 export interface MatchableListener {
@@ -19,7 +20,11 @@ export interface MatchableListener {
  */
 @Injectable()
 export class WebhookListenerRepository {
-  constructor(@Inject(WEBHOOK_DATA_SOURCE) private readonly dataSource: DataSource) {}
+  constructor(@Inject(WEBHOOK_DATA_SOURCE) private readonly dataSource: DataSource) {
+    this.sql = new SqlText(dataSource);
+  }
+
+  private readonly sql: SqlText;
 
   find(options?: FindManyOptions<WebhookListener>): Promise<WebhookListener[]> {
     return this.dataSource.getRepository(WebhookListener).find(options);
@@ -43,10 +48,10 @@ export class WebhookListenerRepository {
     manager: EntityManager = this.dataSource.manager,
   ): Promise<MatchableListener[]> {
     const qb = manager.createQueryBuilder(WebhookListener, 'l');
-    const column = (name: string) => `${qb.escape('l')}.${qb.escape(name)}`;
+    const column = (property: string) => this.sql.column(WebhookListener, property, 'l');
     const rows: { id: number | string; urlId: number | string; entityStates: string; notifyEveryChange: unknown }[] = await qb
       .select(column('id'), 'id')
-      .addSelect(column('urlId'), 'urlId')
+      .addSelect(column('url'), 'urlId')
       .addSelect(column('entityStates'), 'entityStates')
       .addSelect(column('notifyEveryChange'), 'notifyEveryChange')
       .where(`${column('linkedSpaceId')} = :spaceId`, { spaceId })

@@ -8,6 +8,7 @@ import { WebhookIdentity } from '../model/webhook-identity.entity.js';
 import { WebhookListener } from '../model/webhook-listener.entity.js';
 import { WebhookUrl } from '../model/webhook-url.entity.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
+import { SqlText } from '../persistence/sql-text.js';
 import { inTransaction } from '../persistence/transaction.js';
 import { LIVE_STATES } from '../management/lifecycle.js';
 
@@ -24,7 +25,11 @@ type ManagedTarget = typeof WebhookListener | typeof WebhookUrl | typeof Webhook
  */
 @Injectable()
 export class MaintenanceStore {
-  constructor(@Inject(WEBHOOK_DATA_SOURCE) private readonly dataSource: DataSource) {}
+  constructor(@Inject(WEBHOOK_DATA_SOURCE) private readonly dataSource: DataSource) {
+    this.sql = new SqlText(dataSource);
+  }
+
+  private readonly sql: SqlText;
 
   /** Cancels the deliveries of DELETING listeners that are not in flight; returns how many. */
   async cancelDeliveriesOfDeletingListeners(now: number): Promise<number> {
@@ -47,14 +52,15 @@ export class MaintenanceStore {
       .createQueryBuilder(target as EntityTarget<ObjectLiteral>, 'o')
       .where('o.state = :deleting', { deleting: CreationEntityState.DELETING });
     if (target === WebhookListener) {
-      qb.andWhere(`NOT EXISTS (SELECT 1 FROM webhook_delivery d WHERE d.${this.q('listenerId')} = o.id AND d.state = :pending)`, {
-        pending: WebhookDeliveryState.PENDING,
-      });
+      const d = (property: string) => this.sql.column(WebhookDelivery, property, 'd');
+      qb.andWhere(
+        `NOT EXISTS (SELECT 1 FROM ${this.sql.table(WebhookDelivery)} d WHERE ${d('listenerId')} = o.id AND ${d('state')} = :pending)`,
+        {
+          pending: WebhookDeliveryState.PENDING,
+        },
+      );
     } else {
-      const column = target === WebhookUrl ? 'urlId' : 'identityId';
-      qb.andWhere(`NOT EXISTS (SELECT 1 FROM webhook_listener l WHERE l.${this.q(column)} = o.id AND l.state IN (:...live))`, {
-        live: [...LIVE_STATES],
-      });
+      qb.andWhere(this.noListenerUsing(target, { liveOnly: true }), { live: [...LIVE_STATES] });
     }
     const rows = await qb.limit(MAINTENANCE_BATCH_SIZE).getMany();
     return rows.map((row) => ({ id: row.id, linkedSpaceId: row.linkedSpaceId, entity: (row as WebhookListener).entity }));
@@ -81,8 +87,7 @@ export class MaintenanceStore {
       .where('o.state = :deleted', { deleted: CreationEntityState.DELETED })
       .andWhere('o.plannedPurgeDate < :now', { now });
     if (target !== WebhookListener) {
-      const column = target === WebhookUrl ? 'urlId' : 'identityId';
-      qb.andWhere(`NOT EXISTS (SELECT 1 FROM webhook_listener l WHERE l.${this.q(column)} = o.id)`);
+      qb.andWhere(this.noListenerUsing(target, { liveOnly: false }));
     }
     const rows: { id: number | string }[] = await qb.limit(MAINTENANCE_BATCH_SIZE).getRawMany();
     return rows.map((row) => Number(row.id));
@@ -131,7 +136,9 @@ export class MaintenanceStore {
         .createQueryBuilder(WebhookEvent, 'e')
         .select('e.id', 'id')
         .where('e.createdOn < :cutoff', { cutoff })
-        .andWhere(`NOT EXISTS (SELECT 1 FROM webhook_delivery d WHERE d.${this.q('eventId')} = e.id)`)
+        .andWhere(
+          `NOT EXISTS (SELECT 1 FROM ${this.sql.table(WebhookDelivery)} d WHERE ${this.sql.column(WebhookDelivery, 'eventId', 'd')} = e.id)`,
+        )
         .limit(MAINTENANCE_BATCH_SIZE)
         .getRawMany();
       if (rows.length === 0) break;
@@ -170,7 +177,13 @@ export class MaintenanceStore {
     });
   }
 
-  private q(name: string): string {
-    return this.dataSource.driver.escape(name);
+  /** No listener (`liveOnly`: no live one, bound as `:...live`) points at the URL or identity `o`. */
+  private noListenerUsing(target: ManagedTarget, { liveOnly }: { liveOnly: boolean }): string {
+    const l = (property: string) => this.sql.column(WebhookListener, property, 'l');
+    const reference = l(target === WebhookUrl ? 'url' : 'identity');
+    return (
+      `NOT EXISTS (SELECT 1 FROM ${this.sql.table(WebhookListener)} l WHERE ${reference} = o.id` +
+      (liveOnly ? ` AND ${l('state')} IN (:...live))` : ')')
+    );
   }
 }
