@@ -200,7 +200,8 @@ export class DeliveryStore {
     if (!this.sql.postgres) return [`UPDATE ${table} SET ${changes} WHERE ${this.sql.inIntegers(d('id'), ids)}`, [owner]];
     // Each id is looked up by primary key and the update finds its rows by their physical address,
     // whatever the table's statistics say: planned from the due index instead, every claim read
-    // past the whole backlog.
+    // past the whole backlog. A row changed by another transaction while this statement ran is left
+    // out (its new version is not at the address locked); a later claim takes it.
     const locked =
       `SELECT l.ctid FROM unnest(?::int[]) AS wanted(id_) CROSS JOIN LATERAL` +
       ` (SELECT ctid FROM ${table} WHERE ${d('id')} = wanted.id_ AND ${this.due(now)}${this.sql.skipLocked}) l`;
