@@ -205,7 +205,10 @@ export class DeliveryStore {
     const locked =
       `SELECT l.ctid FROM unnest(?::int[]) AS wanted(id_) CROSS JOIN LATERAL` +
       ` (SELECT ctid FROM ${table} WHERE ${d('id')} = wanted.id_ AND ${this.due(now)}${this.sql.skipLocked}) l`;
-    return [`UPDATE ${table} SET ${changes} WHERE ctid = ANY(ARRAY(${locked})) ${returning}`, [owner, ids, WebhookDeliveryState.PENDING]];
+    return [
+      `UPDATE ${table} SET ${changes} WHERE ctid = ANY(ARRAY(${locked})) ${returning}`,
+      [owner, integerArray(ids), WebhookDeliveryState.PENDING],
+    ];
   }
 
   private async load(ids: number[], leaseUntil: number): Promise<ClaimedDelivery[]> {
@@ -389,11 +392,15 @@ export class DeliveryStore {
       });
       return [`${into} SELECT * FROM unnest(${arrays.join(', ')})`, columns];
     }
+    // Integers inline, text bound.
     const parameters: unknown[] = [];
     const values = rows.map((row) => {
-      parameters.push(...row.slice(7));
-      const statusCode = row[6] === null ? 'NULL' : integer(row[6] as number);
-      return `(${(row.slice(0, 6) as number[]).map(integer).join(', ')}, ${statusCode}, ?, ?, ?)`;
+      const cells = row.map((value, column) => {
+        if (ATTEMPT_COLUMNS[column][1] !== 'text') return value === null ? 'NULL' : integer(value as number);
+        parameters.push(value);
+        return '?';
+      });
+      return `(${cells.join(', ')})`;
     });
     return [`${into} VALUES ${values.join(', ')}`, parameters];
   }
