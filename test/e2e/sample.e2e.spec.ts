@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { connectionOptions, selectedDatabases } from '../src/databases.js';
+import { connectionOptions, emptyDatabase, selectedDatabases } from '../src/databases.js';
 import { ensureBuilt } from '../src/worker-processes.js';
 
 // The demo of `npm run sample`, run as a user runs it: the sample app compiled against the built
@@ -20,7 +20,9 @@ interface AttemptRow {
 
 const databases = [
   { name: 'SQLite', databaseUrl: undefined },
-  ...(selectedDatabases().includes('postgres') ? [{ name: 'PostgreSQL', databaseUrl: postgresUrl() }] : []),
+  ...(selectedDatabases().includes('postgres')
+    ? [{ name: 'PostgreSQL', databaseUrl: postgresUrl(), empty: () => emptyDatabase('postgres') }]
+    : []),
 ];
 
 function postgresUrl(): string {
@@ -67,7 +69,9 @@ describe('the sample app (npm run sample)', () => {
 
   it.each(databases)(
     'runs its demo end to end on $name',
-    async ({ databaseUrl }) => {
+    async ({ databaseUrl, empty }) => {
+      // The sample creates its tables on a database as a new user's: without what other suites left.
+      await empty?.();
       const { code, output } = await runDemo(databaseUrl);
       if (code !== 0) throw new Error(`the demo exited with ${code}:\n${output}`);
 

@@ -1,4 +1,4 @@
-import type { DataSourceOptions } from 'typeorm';
+import { DataSource, type DataSourceOptions } from 'typeorm';
 
 export type TestDatabase = 'sqlite' | 'postgres' | 'mariadb';
 
@@ -31,4 +31,14 @@ export function connectionOptions(database: TestDatabase): DataSourceOptions {
     case 'mariadb':
       return { type: 'mariadb', url: process.env.MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test' };
   }
+}
+
+/**
+ * Drops every table of a server database, for a suite whose app creates its tables without dropping
+ * what an earlier suite left (e.g. the same tables under another naming strategy).
+ */
+export async function emptyDatabase(database: TestDatabase): Promise<void> {
+  const dataSource = new DataSource({ ...connectionOptions(database), dropSchema: true });
+  await dataSource.initialize();
+  await dataSource.destroy();
 }
