@@ -6,6 +6,7 @@ import { WebhookSchedulerMysql1795801310291 } from './mysql/1795801310291-webhoo
 import { WebhookIdentityRotationMysql1795817866041 } from './mysql/1795817866041-webhook-identity-rotation.js';
 import { WebhookHotPathForeignKeysMysql1795819371130 } from './mysql/1795819371130-webhook-hot-path-foreign-keys.js';
 import { WebhookFinishedByDueTimeMysql1795824242995 } from './mysql/1795824242995-webhook-finished-by-due-time.js';
+import { WebhookDeliveryListenerUncheckedMysql1795862455698 } from './mysql/1795862455698-webhook-delivery-listener-unchecked.js';
 import { WebhookInitialPostgres1795796132963 } from './postgres/1795796132963-webhook-initial.js';
 import { WebhookCapturePostgres1795798068387 } from './postgres/1795798068387-webhook-capture.js';
 import { WebhookDeliveryPostgres1795798299800 } from './postgres/1795798299800-webhook-delivery.js';
@@ -13,6 +14,7 @@ import { WebhookSchedulerPostgres1795801310291 } from './postgres/1795801310291-
 import { WebhookIdentityRotationPostgres1795817866041 } from './postgres/1795817866041-webhook-identity-rotation.js';
 import { WebhookHotPathForeignKeysPostgres1795819371130 } from './postgres/1795819371130-webhook-hot-path-foreign-keys.js';
 import { WebhookFinishedByDueTimePostgres1795824242995 } from './postgres/1795824242995-webhook-finished-by-due-time.js';
+import { WebhookDeliveryListenerUncheckedPostgres1795862455698 } from './postgres/1795862455698-webhook-delivery-listener-unchecked.js';
 import { WebhookInitialSqlite1795796132963 } from './sqlite/1795796132963-webhook-initial.js';
 import { WebhookCaptureSqlite1795798068387 } from './sqlite/1795798068387-webhook-capture.js';
 import { WebhookDeliverySqlite1795798299800 } from './sqlite/1795798299800-webhook-delivery.js';
@@ -20,6 +22,7 @@ import { WebhookSchedulerSqlite1795801310291 } from './sqlite/1795801310291-webh
 import { WebhookIdentityRotationSqlite1795817866041 } from './sqlite/1795817866041-webhook-identity-rotation.js';
 import { WebhookHotPathForeignKeysSqlite1795819371130 } from './sqlite/1795819371130-webhook-hot-path-foreign-keys.js';
 import { WebhookFinishedByDueTimeSqlite1795824242995 } from './sqlite/1795824242995-webhook-finished-by-due-time.js';
+import { WebhookDeliveryListenerUncheckedSqlite1795862455698 } from './sqlite/1795862455698-webhook-delivery-listener-unchecked.js';
 
 /** The module's migrations per database family, oldest first; add them to the host's `migrations`. */
 export const WEBHOOK_MIGRATIONS = {
@@ -31,6 +34,7 @@ export const WEBHOOK_MIGRATIONS = {
     WebhookIdentityRotationPostgres1795817866041,
     WebhookHotPathForeignKeysPostgres1795819371130,
     WebhookFinishedByDueTimePostgres1795824242995,
+    WebhookDeliveryListenerUncheckedPostgres1795862455698,
   ],
   mysql: [
     WebhookInitialMysql1795796132963,
@@ -40,6 +44,7 @@ export const WEBHOOK_MIGRATIONS = {
     WebhookIdentityRotationMysql1795817866041,
     WebhookHotPathForeignKeysMysql1795819371130,
     WebhookFinishedByDueTimeMysql1795824242995,
+    WebhookDeliveryListenerUncheckedMysql1795862455698,
   ],
   sqlite: [
     WebhookInitialSqlite1795796132963,
@@ -49,6 +54,7 @@ export const WEBHOOK_MIGRATIONS = {
     WebhookIdentityRotationSqlite1795817866041,
     WebhookHotPathForeignKeysSqlite1795819371130,
     WebhookFinishedByDueTimeSqlite1795824242995,
+    WebhookDeliveryListenerUncheckedSqlite1795862455698,
   ],
 } as const;
 

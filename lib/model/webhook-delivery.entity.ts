@@ -25,9 +25,10 @@ export class WebhookDelivery {
   @Column({ type: 'int' })
   eventId: number;
 
-  // No foreign key: checking it for every delivery of a change was most of what capture added to a
-  // save() on PostgreSQL. Events and deliveries are written together, and the scheduled jobs remove
-  // deliveries before the events they refer to.
+  // No foreign keys to the event and the listener: checking them for every delivery of a change was
+  // most of what capture added to a save() on PostgreSQL. Events and deliveries are written together;
+  // the scheduled jobs remove deliveries before the events and listeners they refer to, and a
+  // delivery whose listener is gone is cancelled unsent.
   @ManyToOne(() => WebhookEvent, { createForeignKeyConstraints: false })
   @JoinColumn({ name: 'eventId' })
   event?: WebhookEvent;
@@ -35,8 +36,8 @@ export class WebhookDelivery {
   @Column({ type: 'int' })
   listenerId: number;
 
-  @ManyToOne(() => WebhookListener, { onDelete: 'CASCADE' })
-  @JoinColumn({ name: 'listenerId', foreignKeyConstraintName: 'FK_webhook_delivery_listener' })
+  @ManyToOne(() => WebhookListener, { createForeignKeyConstraints: false })
+  @JoinColumn({ name: 'listenerId' })
   listener?: WebhookListener;
 
   /** The listener's URL, copied so that the dispatcher can cap requests per URL without a join. */

@@ -93,18 +93,23 @@ export class MaintenanceStore {
     return rows.map((row) => Number(row.id));
   }
 
-  /** Removes a listener's attempts and deliveries in batches, then the listener; returns the deliveries removed. */
-  async purgeListener(listenerId: number): Promise<number> {
+  /**
+   * Removes a listener's attempts and deliveries in batches, then the listener once none of its
+   * deliveries is left (a later run goes on with a listener that had more).
+   */
+  async purgeListener(listenerId: number): Promise<{ deliveries: number; purged: boolean }> {
     let removed = 0;
     for (let batch = 0; batch < MAINTENANCE_MAX_BATCHES * 10; batch++) {
       const ids = await this.deliveryIds({ listenerId });
-      if (ids.length === 0) break;
+      if (ids.length === 0) {
+        await inTransaction(this.dataSource, (manager) =>
+          manager.delete(WebhookListener, { id: listenerId, state: CreationEntityState.DELETED }),
+        );
+        return { deliveries: removed, purged: true };
+      }
       removed += await this.deleteDeliveries(ids);
     }
-    await inTransaction(this.dataSource, (manager) =>
-      manager.delete(WebhookListener, { id: listenerId, state: CreationEntityState.DELETED }),
-    );
-    return removed;
+    return { deliveries: removed, purged: false };
   }
 
   async purgeObject(target: typeof WebhookUrl | typeof WebhookIdentity, id: number): Promise<void> {

@@ -71,8 +71,9 @@ export class WebhookMaintenance implements OnApplicationBootstrap, OnModuleDestr
     let deliveries = 0;
     let objects = 0;
     for (const id of await this.store.purgeable(WebhookListener, now)) {
-      deliveries += await this.store.purgeListener(id);
-      objects++;
+      const purged = await this.store.purgeListener(id);
+      deliveries += purged.deliveries;
+      if (purged.purged) objects++;
     }
     for (const target of [WebhookUrl, WebhookIdentity] as const) {
       for (const id of await this.store.purgeable(target, now)) {

@@ -284,6 +284,42 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
     }
   });
 
+  it('cancels, unsent, a delivery whose listener row was removed by hand, and keeps the delivery and its attempt in the log', async () => {
+    const testApp = await createTestApp(database, {
+      webhook: { ...WORKER, security: { allowPrivateNetworks: true }, delivery: { pollIntervalMs: 100, retrySchedule: [1_000] } },
+    });
+    try {
+      const space = freshSpace();
+      const keptPath = `/listener-kept/${space}`;
+      const removedPath = `/listener-removed/${space}`;
+      receiver.script(keptPath, answer(500), answer(200));
+      receiver.script(removedPath, answer(500), answer(200));
+      const listeners = testApp.get(WebhookListenerService);
+      const kept = await listeners.create(space, { name: 'kept', entity: 'Order', url: receiver.url(keptPath) });
+      const removed = await listeners.create(space, { name: 'removed', entity: 'Order', url: receiver.url(removedPath) });
+      await saveOrders(testApp, space, 1);
+      const deliveries = testApp.get(WebhookDeliveryService);
+      const states = async () =>
+        Object.fromEntries((await deliveries.searchDeliveries(space, {})).map((delivery) => [delivery.listenerId, delivery.state]));
+      await waitFor(async () => {
+        const found = await deliveries.searchDeliveries(space, {});
+        return found.length === 2 && found.every((delivery) => delivery.attempts === 1);
+      }, 'both first attempts to fail');
+      // Before the retry is due, a host removes the second listener's row by hand.
+      await testApp.dataSource.query(`DELETE FROM webhook_listener WHERE id = ${database === 'postgres' ? '$1' : '?'}`, [removed.id]);
+      await waitFor(async () => {
+        const now = await states();
+        return now[kept.id] === 'SUCCEEDED' && now[removed.id] === 'CANCELLED';
+      }, 'the retry of the kept listener and the cancellation of the other');
+      expect(receiver.to(keptPath)).toHaveLength(2);
+      expect(receiver.to(removedPath)).toHaveLength(1);
+      const attempts = await deliveries.searchAttempts(space, {});
+      expect(attempts.filter((attempt) => attempt.listenerId === removed.id).map((attempt) => attempt.outcome)).toEqual(['HTTP_ERROR']);
+    } finally {
+      await testApp.close();
+    }
+  });
+
   it('deactivates a listener whose deliveries keep being abandoned', async () => {
     const testApp = await createTestApp(database, {
       webhook: {
