@@ -21,6 +21,17 @@ import { freshSpace } from '../src/spaces.js';
 import { createTestApp, type TestApp } from '../src/test-app.js';
 
 const WORKER: WebhookModuleOptions = { worker: { enabled: true }, delivery: { pollIntervalMs: 100, retrySchedule: [50, 50] } };
+/** A worker whose failed attempt is retried after a second: time to change rows by hand in between. */
+const RETRYING_AFTER_A_SECOND: WebhookModuleOptions = {
+  ...WORKER,
+  security: { allowPrivateNetworks: true },
+  delivery: { pollIntervalMs: 100, retrySchedule: [1_000] },
+};
+
+/** Deletes a row the way a host would by hand, behind the module's back. */
+async function removeByHand(app: TestApp, database: TestDatabase, table: string, id: number): Promise<void> {
+  await app.dataSource.query(`DELETE FROM ${table} WHERE id = ${database === 'postgres' ? '$1' : '?'}`, [id]);
+}
 
 async function saveOrders(app: TestApp, space: number, count: number): Promise<void> {
   await app.dataSource.transaction(async (manager) => {
@@ -254,9 +265,7 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
   });
 
   it('cancels, unsent, a delivery whose event was removed by hand instead of leasing it again and again', async () => {
-    const testApp = await createTestApp(database, {
-      webhook: { ...WORKER, security: { allowPrivateNetworks: true }, delivery: { pollIntervalMs: 100, retrySchedule: [1_000] } },
-    });
+    const testApp = await createTestApp(database, { webhook: RETRYING_AFTER_A_SECOND });
     try {
       const space = freshSpace();
       const path = `/event-removed/${space}`;
@@ -270,7 +279,7 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
         return found.length === 2 && found.every((delivery) => delivery.attempts === 1) && found;
       }, 'both first attempts to fail');
       // Before the retry is due, a host removes the second delivery's event by hand.
-      await testApp.dataSource.query(`DELETE FROM webhook_event WHERE id = ${database === 'postgres' ? '$1' : '?'}`, [orphaned.eventId]);
+      await removeByHand(testApp, database, 'webhook_event', orphaned.eventId);
       await waitFor(async () => (await byId()).map((delivery) => delivery.state).join() === 'SUCCEEDED,CANCELLED', 'the retries');
       expect(receiver.to(path)).toHaveLength(3);
       const attempts = await deliveries.searchAttempts(space, { orderBys: [{ fieldName: 'id', sorting: 'ASC' }] });
@@ -285,9 +294,7 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
   });
 
   it('cancels, unsent, a delivery whose listener row was removed by hand, and keeps the delivery and its attempt in the log', async () => {
-    const testApp = await createTestApp(database, {
-      webhook: { ...WORKER, security: { allowPrivateNetworks: true }, delivery: { pollIntervalMs: 100, retrySchedule: [1_000] } },
-    });
+    const testApp = await createTestApp(database, { webhook: RETRYING_AFTER_A_SECOND });
     try {
       const space = freshSpace();
       const keptPath = `/listener-kept/${space}`;
@@ -306,7 +313,7 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
         return found.length === 2 && found.every((delivery) => delivery.attempts === 1);
       }, 'both first attempts to fail');
       // Before the retry is due, a host removes the second listener's row by hand.
-      await testApp.dataSource.query(`DELETE FROM webhook_listener WHERE id = ${database === 'postgres' ? '$1' : '?'}`, [removed.id]);
+      await removeByHand(testApp, database, 'webhook_listener', removed.id);
       await waitFor(async () => {
         const now = await states();
         return now[kept.id] === 'SUCCEEDED' && now[removed.id] === 'CANCELLED';
