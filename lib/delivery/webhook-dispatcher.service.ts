@@ -195,7 +195,12 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   private async claimWhileRoom(): Promise<void> {
     const { batchSize, leaseMs } = this.options.delivery;
     let room = this.claimRoom();
-    while (this.running && room > 0) {
+    while (this.running) {
+      if (!this.worthClaiming(room)) {
+        // Something may be due: claimIfWorthIt claims once a request ending leaves room enough.
+        this.moreDue = true;
+        return;
+      }
       const stocked = [...this.heldPerUrl].filter(([, held]) => held > this.perUrlRefillMark()).map(([urlId]) => urlId);
       // A claim that leaves out stocked URLs reads past all their due rows: run it only when other
       // URLs may have due deliveries (see othersMayBeDue) or a URL is back to its refill mark.
@@ -268,9 +273,18 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     this.othersRecheckAt = Date.now() + OTHER_URLS_RECHECK_MS;
   }
 
+  /**
+   * A claim costs its statements and, while some URLs are stocked, a read past their due rows,
+   * whatever it brings: claims of less than half a batch would pay that for every few deliveries.
+   * Requests do not wait for it: with nothing ready to start, the room is a whole batch at least.
+   */
+  private worthClaiming(room: number): boolean {
+    return room > 0 && room >= this.options.delivery.batchSize / 2;
+  }
+
   /** After a request ends: claim again if the last claim left due deliveries behind that there is now room for. */
   private claimIfWorthIt(urlId: number): void {
-    if (this.moreDue && this.claimRoom() >= this.options.delivery.batchSize / 2) return this.wake();
+    if (this.moreDue && this.worthClaiming(this.claimRoom())) return this.wake();
     if (this.waitingUrls.has(urlId) && (this.heldPerUrl.get(urlId) ?? 0) <= this.perUrlRefillMark()) {
       this.waitingUrls.delete(urlId);
       this.wake();
