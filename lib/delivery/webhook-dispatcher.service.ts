@@ -60,6 +60,13 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   private readonly inFlightPerUrl = new Map<number, number>();
   /** Claimed deliveries waiting for room to be sent: claims run ahead of sending so that requests never wait for the database. */
   private ready: ClaimedDelivery[] = [];
+  /**
+   * Ready deliveries put aside, per URL in claim order, because their URL had its full share in
+   * flight: one of them starts when a request to that URL ends. Left in `ready`, a stalled URL's
+   * batch would be passed over again by every start.
+   */
+  private readonly parked = new Map<number, ClaimedDelivery[]>();
+  private parkedCount = 0;
   /** Deliveries held, in flight or ready, by id. */
   private readonly heldById = new Map<number, ClaimedDelivery>();
   /** Deliveries held per URL, in flight or ready. */
@@ -93,7 +100,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
       return;
     }
     this.rememberDeactivated(listenerId);
-    this.cancelUnsent(this.ready.filter((delivery) => delivery.listenerId === listenerId));
+    this.cancelUnsent(this.allReady().filter((delivery) => delivery.listenerId === listenerId));
   };
 
   constructor(
@@ -137,7 +144,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     removeTimeout(this.scheduler, DELIVERY_RETRY_TIMEOUT_NAME);
     this.giveUpWritingAt = Date.now() + 2 * this.options.delivery.timeoutMs + 1_000;
     await this.pumping;
-    await this.giveBack(this.ready.splice(0));
+    await this.giveBack(this.takeAllReady());
     const drained = await this.waitForIdle(this.options.delivery.timeoutMs + 500);
     if (!drained) {
       const unfinished = [...this.inFlight.values()];
@@ -233,7 +240,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
    */
   private claimRoom(): number {
     const { concurrency, batchSize } = this.options.delivery;
-    return concurrency + batchSize - this.inFlight.size - (this.ready.length - this.readyBehindCap());
+    return concurrency + batchSize - this.inFlight.size - (this.ready.length + this.parkedCount - this.readyBehindCap());
   }
 
   /**
@@ -285,10 +292,9 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   /** After a request ends: claim again if the last claim left due deliveries behind that there is now room for. */
   private claimIfWorthIt(urlId: number): void {
     if (this.moreDue && this.worthClaiming(this.claimRoom())) return this.wake();
-    if (this.waitingUrls.has(urlId) && (this.heldPerUrl.get(urlId) ?? 0) <= this.perUrlRefillMark()) {
-      this.waitingUrls.delete(urlId);
-      this.wake();
-    }
+    // The URL stays waiting until a claim has run: the claim is let through for it (refillDue) even
+    // while other URLs are stocked and none of them may have more due.
+    if (this.waitingUrls.has(urlId) && (this.heldPerUrl.get(urlId) ?? 0) <= this.perUrlRefillMark()) this.wake();
   }
 
   /**
@@ -317,26 +323,74 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     else this.heldPerUrl.delete(delivery.urlId);
   }
 
-  /** Starts ready deliveries while there is room, in claim order, passing over URLs at their cap. */
+  /** Starts ready deliveries while there is room, in claim order, parking those of URLs at their cap. */
   private startReady(): void {
-    const { concurrency, perUrlConcurrency, timeoutMs } = this.options.delivery;
-    if (this.ready.length === 0 || this.inFlight.size >= concurrency) return;
+    if (this.ready.length === 0 || !this.hasFreeSlot()) return;
     const expiring: ClaimedDelivery[] = [];
-    const waiting: ClaimedDelivery[] = [];
-    const latestSafeStart = Date.now() + timeoutMs + LEASE_MARGIN_MS;
+    const latestSafeStart = this.latestSafeStart();
     let next = 0;
-    for (; next < this.ready.length && this.inFlight.size < concurrency; next++) {
+    for (; next < this.ready.length && this.hasFreeSlot(); next++) {
       const delivery = this.ready[next];
-      if ((this.inFlightPerUrl.get(delivery.urlId) ?? 0) >= perUrlConcurrency) waiting.push(delivery);
-      // Its lease could run out during the attempt and another instance send it too: give it back instead.
+      if (this.atUrlCap(delivery.urlId)) this.park(delivery);
       else if (delivery.leaseUntil < latestSafeStart) expiring.push(delivery);
       else this.start(delivery);
     }
-    // Without deliveries to put back, removing from the front in place lets V8 trim the array's start
-    // instead of copying what stays, which matters when one slot frees at a time.
-    if (waiting.length === 0) this.ready.splice(0, next);
-    else this.ready = waiting.concat(this.ready.slice(next));
+    // Removing from the front in place lets V8 trim the array's start instead of copying what stays,
+    // which matters when one slot frees at a time.
+    this.ready.splice(0, next);
     if (expiring.length > 0) void this.giveBack(expiring);
+  }
+
+  /**
+   * After a request to `urlId` ended: its URL's parked deliveries take the free slot first. They
+   * were claimed before any delivery still in `ready`, which startReady reaches in claim order.
+   */
+  private startParked(urlId: number): void {
+    const queue = this.parked.get(urlId);
+    if (!queue) return;
+    const expiring: ClaimedDelivery[] = [];
+    const latestSafeStart = this.latestSafeStart();
+    while (queue.length > 0 && this.hasFreeSlot() && !this.atUrlCap(urlId)) {
+      const delivery = queue.shift()!;
+      this.parkedCount--;
+      if (delivery.leaseUntil < latestSafeStart) expiring.push(delivery);
+      else this.start(delivery);
+    }
+    if (queue.length === 0) this.parked.delete(urlId);
+    if (expiring.length > 0) void this.giveBack(expiring);
+  }
+
+  private park(delivery: ClaimedDelivery): void {
+    const queue = this.parked.get(delivery.urlId);
+    if (queue) queue.push(delivery);
+    else this.parked.set(delivery.urlId, [delivery]);
+    this.parkedCount++;
+  }
+
+  private hasFreeSlot(): boolean {
+    return this.inFlight.size < this.options.delivery.concurrency;
+  }
+
+  private atUrlCap(urlId: number): boolean {
+    return (this.inFlightPerUrl.get(urlId) ?? 0) >= this.options.delivery.perUrlConcurrency;
+  }
+
+  /** A delivery whose lease ends before this could run out of it during the attempt, and another instance send it too: it is given back instead. */
+  private latestSafeStart(): number {
+    return Date.now() + this.options.delivery.timeoutMs + LEASE_MARGIN_MS;
+  }
+
+  /** Every ready delivery, parked or not. */
+  private allReady(): ClaimedDelivery[] {
+    return [...[...this.parked.values()].flat(), ...this.ready];
+  }
+
+  private takeAllReady(): ClaimedDelivery[] {
+    const all = this.allReady();
+    this.ready = [];
+    this.parked.clear();
+    this.parkedCount = 0;
+    return all;
   }
 
   /** Ready deliveries whose URL has its full share in flight. */
@@ -357,12 +411,22 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   private cancelUnsent(deliveries: ClaimedDelivery[]): void {
     if (deliveries.length === 0) return;
     const cancelled = new Set(deliveries);
-    this.ready = this.ready.filter((delivery) => !cancelled.has(delivery));
+    this.removeReady((delivery) => cancelled.has(delivery));
     for (const delivery of deliveries) {
       this.unhold(delivery);
       this.finished.push({ delivery, result: null, completion: { kind: 'cancelled' } });
     }
     void this.flush();
+  }
+
+  private removeReady(removed: (delivery: ClaimedDelivery) => boolean): void {
+    this.ready = this.ready.filter((delivery) => !removed(delivery));
+    for (const [urlId, queue] of this.parked) {
+      const keptParked = queue.filter((delivery) => !removed(delivery));
+      this.parkedCount -= queue.length - keptParked.length;
+      if (keptParked.length > 0) this.parked.set(urlId, keptParked);
+      else this.parked.delete(urlId);
+    }
   }
 
   private async giveBack(deliveries: ClaimedDelivery[]): Promise<void> {
@@ -443,7 +507,10 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     if (perUrl > 0) this.inFlightPerUrl.set(delivery.urlId, perUrl);
     else this.inFlightPerUrl.delete(delivery.urlId);
     this.unhold(delivery);
-    if (this.running) this.startReady();
+    if (this.running) {
+      this.startParked(delivery.urlId);
+      this.startReady();
+    }
     if (this.inFlight.size === 0) this.idleWaiters.splice(0).forEach((resolve) => resolve());
     this.claimIfWorthIt(delivery.urlId);
   }

@@ -114,7 +114,7 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
     }
   });
 
-  it('keeps at most perUrlConcurrency requests at a receiver that never answers while another receiver gets all of its deliveries', async () => {
+  it('keeps at most perUrlConcurrency requests at a receiver that does not answer while another receiver gets all of its deliveries, and sends it the rest once it answers', async () => {
     const testApp = await createTestApp(database, {
       webhook: {
         ...WORKER,
@@ -125,7 +125,8 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
     try {
       const stuck = freshSpace();
       const healthy = freshSpace();
-      receiver.script(`/stuck/${stuck}`, receiver.hold);
+      // The first two requests are held; once they are answered the receiver answers at once.
+      receiver.script(`/stuck/${stuck}`, receiver.hold, receiver.hold, answer(204));
       await testApp.get(WebhookListenerService).create(stuck, { name: 'stuck', entity: 'Order', url: receiver.url(`/stuck/${stuck}`) });
       await testApp
         .get(WebhookListenerService)
@@ -144,6 +145,48 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
       );
       expect(receiver.to(`/stuck/${stuck}`)).toHaveLength(2);
       expect(testApp.app.get(WebhookDispatcher).inFlightCount).toBe(2);
+
+      receiver.releaseHeld();
+      await waitFor(
+        async () =>
+          (await testApp
+            .get(WebhookDeliveryService)
+            .countDeliveries(stuck, { type: 'LEAF', fieldName: 'state', operator: 'EQUALS', value: 'SUCCEEDED' })) === 20,
+        'the 18 deliveries kept back for the stuck receiver to follow the 2 it held',
+      );
+      expect(new Set(receiver.to(`/stuck/${stuck}`).map((request) => request.headers['webhook-id'])).size).toBe(20);
+    } finally {
+      receiver.releaseHeld();
+      await testApp.close();
+    }
+  });
+
+  it('keeps the other receivers going beside one that does not answer, with no poll to fall back on', async () => {
+    // Only commits and the worker's own wakes claim here: a wake lost while the stuck URL has its
+    // share in flight would leave the healthy deliveries waiting for a poll a minute away.
+    const testApp = await createTestApp(database, {
+      webhook: {
+        ...WORKER,
+        security: { allowPrivateNetworks: true },
+        delivery: { concurrency: 8, perUrlConcurrency: 2, batchSize: 10, timeoutMs: 60_000, pollIntervalMs: 60_000 },
+      },
+    });
+    try {
+      const stuck = freshSpace();
+      const healthy = freshSpace();
+      receiver.script(`/stuck/${stuck}`, receiver.hold, receiver.hold, answer(204));
+      const listeners = testApp.get(WebhookListenerService);
+      await listeners.create(stuck, { name: 'stuck', entity: 'Order', url: receiver.url(`/stuck/${stuck}`) });
+      for (const name of ['a', 'b'])
+        await listeners.create(healthy, { name, entity: 'Order', url: receiver.url(`/healthy/${healthy}/${name}`) });
+      await saveOrders(testApp, stuck, 30);
+      await waitFor(() => receiver.to(`/stuck/${stuck}`).length === 2, 'the stuck receiver to hold two requests');
+      await saveOrders(testApp, healthy, 150);
+      await waitFor(
+        () => receiver.to(`/healthy/${healthy}/a`).length + receiver.to(`/healthy/${healthy}/b`).length === 300,
+        'all 300 deliveries to the two healthy receivers',
+      );
+      expect(receiver.to(`/stuck/${stuck}`)).toHaveLength(2);
     } finally {
       receiver.releaseHeld();
       await testApp.close();
