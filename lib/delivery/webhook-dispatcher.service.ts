@@ -66,7 +66,6 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
    * batch would be passed over again by every start.
    */
   private readonly parked = new Map<number, ClaimedDelivery[]>();
-  private parkedCount = 0;
   /** Deliveries held, in flight or ready, by id. */
   private readonly heldById = new Map<number, ClaimedDelivery>();
   /** Deliveries held per URL, in flight or ready. */
@@ -240,7 +239,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
    */
   private claimRoom(): number {
     const { concurrency, batchSize } = this.options.delivery;
-    return concurrency + batchSize - this.inFlight.size - (this.ready.length + this.parkedCount - this.readyBehindCap());
+    return concurrency + batchSize - this.inFlight.size - (this.ready.length + this.parkedCount() - this.readyBehindCap());
   }
 
   /**
@@ -286,7 +285,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
    * Requests do not wait for it: with nothing ready to start, the room is a whole batch at least.
    */
   private worthClaiming(room: number): boolean {
-    return room > 0 && room >= this.options.delivery.batchSize / 2;
+    return room >= this.options.delivery.batchSize / 2;
   }
 
   /** After a request ends: claim again if the last claim left due deliveries behind that there is now room for. */
@@ -352,7 +351,6 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     const latestSafeStart = this.latestSafeStart();
     while (queue.length > 0 && this.hasFreeSlot() && !this.atUrlCap(urlId)) {
       const delivery = queue.shift()!;
-      this.parkedCount--;
       if (delivery.leaseUntil < latestSafeStart) expiring.push(delivery);
       else this.start(delivery);
     }
@@ -364,7 +362,12 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     const queue = this.parked.get(delivery.urlId);
     if (queue) queue.push(delivery);
     else this.parked.set(delivery.urlId, [delivery]);
-    this.parkedCount++;
+  }
+
+  private parkedCount(): number {
+    let count = 0;
+    for (const queue of this.parked.values()) count += queue.length;
+    return count;
   }
 
   private hasFreeSlot(): boolean {
@@ -389,7 +392,6 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     const all = this.allReady();
     this.ready = [];
     this.parked.clear();
-    this.parkedCount = 0;
     return all;
   }
 
@@ -423,7 +425,6 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     this.ready = this.ready.filter((delivery) => !removed(delivery));
     for (const [urlId, queue] of this.parked) {
       const keptParked = queue.filter((delivery) => !removed(delivery));
-      this.parkedCount -= queue.length - keptParked.length;
       if (keptParked.length > 0) this.parked.set(urlId, keptParked);
       else this.parked.delete(urlId);
     }

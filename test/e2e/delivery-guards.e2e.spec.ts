@@ -18,7 +18,7 @@ import { connectionOptions, selectedDatabases, type TestDatabase } from '../src/
 import { Order, OrderState } from '../src/order.entity.js';
 import { answer, TestReceiver, waitFor } from '../src/receiver.js';
 import { freshSpace } from '../src/spaces.js';
-import { createTestApp, type TestApp } from '../src/test-app.js';
+import { createTestApp, succeededDeliveries, type TestApp } from '../src/test-app.js';
 
 const WORKER: WebhookModuleOptions = { worker: { enabled: true }, delivery: { pollIntervalMs: 100, retrySchedule: [50, 50] } };
 /** A worker whose failed attempt is retried after a second: time to change rows by hand in between. */
@@ -114,44 +114,49 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
     }
   });
 
-  it('keeps at most perUrlConcurrency requests at a receiver that does not answer while another receiver gets all of its deliveries, and sends it the rest once it answers', async () => {
-    const testApp = await createTestApp(database, {
-      webhook: {
-        ...WORKER,
-        security: { allowPrivateNetworks: true },
-        delivery: { concurrency: 8, perUrlConcurrency: 2, timeoutMs: 60_000, pollIntervalMs: 100 },
-      },
-    });
+  /**
+   * An app whose worker keeps to `delivery`'s caps, and `count` changes for a receiver that holds its
+   * first two requests and then answers at once; returned once the receiver holds the two.
+   */
+  async function besideStuckReceiver(
+    delivery: WebhookModuleOptions['delivery'],
+    count: number,
+  ): Promise<{ testApp: TestApp; stuck: number }> {
+    const testApp = await createTestApp(database, { webhook: { ...WORKER, security: { allowPrivateNetworks: true }, delivery } });
     try {
       const stuck = freshSpace();
-      const healthy = freshSpace();
-      // The first two requests are held; once they are answered the receiver answers at once.
       receiver.script(`/stuck/${stuck}`, receiver.hold, receiver.hold, answer(204));
       await testApp.get(WebhookListenerService).create(stuck, { name: 'stuck', entity: 'Order', url: receiver.url(`/stuck/${stuck}`) });
+      await saveOrders(testApp, stuck, count);
+      await waitFor(() => receiver.to(`/stuck/${stuck}`).length === 2, 'the stuck receiver to hold two requests');
+      return { testApp, stuck };
+    } catch (error) {
+      receiver.releaseHeld();
+      await testApp.close();
+      throw error;
+    }
+  }
+
+  it('keeps at most perUrlConcurrency requests at a receiver that does not answer while another receiver gets all of its deliveries, and sends it the rest once it answers', async () => {
+    const { testApp, stuck } = await besideStuckReceiver(
+      { concurrency: 8, perUrlConcurrency: 2, timeoutMs: 60_000, pollIntervalMs: 100 },
+      20,
+    );
+    try {
+      const healthy = freshSpace();
       await testApp
         .get(WebhookListenerService)
         .create(healthy, { name: 'healthy', entity: 'Order', url: receiver.url(`/healthy/${healthy}`) });
-      await saveOrders(testApp, stuck, 20);
-      await waitFor(() => receiver.to(`/stuck/${stuck}`).length === 2, 'the stuck receiver to hold two requests');
       await saveOrders(testApp, healthy, 30);
       await waitFor(() => receiver.to(`/healthy/${healthy}`).length === 30, 'all 30 deliveries to the healthy receiver');
       // The receiver has seen the last healthy requests before the worker has settled them: wait for the log.
-      await waitFor(
-        async () =>
-          (await testApp
-            .get(WebhookDeliveryService)
-            .countDeliveries(healthy, { type: 'LEAF', fieldName: 'state', operator: 'EQUALS', value: 'SUCCEEDED' })) === 30,
-        'the 30 healthy deliveries to be recorded',
-      );
+      await waitFor(async () => (await succeededDeliveries(testApp, healthy)) === 30, 'the 30 healthy deliveries to be recorded');
       expect(receiver.to(`/stuck/${stuck}`)).toHaveLength(2);
       expect(testApp.app.get(WebhookDispatcher).inFlightCount).toBe(2);
 
       receiver.releaseHeld();
       await waitFor(
-        async () =>
-          (await testApp
-            .get(WebhookDeliveryService)
-            .countDeliveries(stuck, { type: 'LEAF', fieldName: 'state', operator: 'EQUALS', value: 'SUCCEEDED' })) === 20,
+        async () => (await succeededDeliveries(testApp, stuck)) === 20,
         'the 18 deliveries kept back for the stuck receiver to follow the 2 it held',
       );
       expect(new Set(receiver.to(`/stuck/${stuck}`).map((request) => request.headers['webhook-id'])).size).toBe(20);
@@ -164,23 +169,16 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
   it('keeps the other receivers going beside one that does not answer, with no poll to fall back on', async () => {
     // Only commits and the worker's own wakes claim here: a wake lost while the stuck URL has its
     // share in flight would leave the healthy deliveries waiting for a poll a minute away.
-    const testApp = await createTestApp(database, {
-      webhook: {
-        ...WORKER,
-        security: { allowPrivateNetworks: true },
-        delivery: { concurrency: 8, perUrlConcurrency: 2, batchSize: 10, timeoutMs: 60_000, pollIntervalMs: 60_000 },
-      },
-    });
+    const { testApp, stuck } = await besideStuckReceiver(
+      { concurrency: 8, perUrlConcurrency: 2, batchSize: 10, timeoutMs: 60_000, pollIntervalMs: 60_000 },
+      30,
+    );
     try {
-      const stuck = freshSpace();
       const healthy = freshSpace();
-      receiver.script(`/stuck/${stuck}`, receiver.hold, receiver.hold, answer(204));
-      const listeners = testApp.get(WebhookListenerService);
-      await listeners.create(stuck, { name: 'stuck', entity: 'Order', url: receiver.url(`/stuck/${stuck}`) });
       for (const name of ['a', 'b'])
-        await listeners.create(healthy, { name, entity: 'Order', url: receiver.url(`/healthy/${healthy}/${name}`) });
-      await saveOrders(testApp, stuck, 30);
-      await waitFor(() => receiver.to(`/stuck/${stuck}`).length === 2, 'the stuck receiver to hold two requests');
+        await testApp
+          .get(WebhookListenerService)
+          .create(healthy, { name, entity: 'Order', url: receiver.url(`/healthy/${healthy}/${name}`) });
       await saveOrders(testApp, healthy, 150);
       await waitFor(
         () => receiver.to(`/healthy/${healthy}/a`).length + receiver.to(`/healthy/${healthy}/b`).length === 300,
@@ -215,12 +213,7 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
     receiver.script(`/shutdown/${space}`, answer(200));
     const second = await createTestApp(database, { webhook: options, connection: shared, keepSchema: true });
     try {
-      const deliveries = second.get(WebhookDeliveryService);
-      await waitFor(
-        async () =>
-          (await deliveries.countDeliveries(space, { type: 'LEAF', fieldName: 'state', operator: 'EQUALS', value: 'SUCCEEDED' })) === 10,
-        'all 10 deliveries',
-      );
+      await waitFor(async () => (await succeededDeliveries(second, space)) === 10, 'all 10 deliveries');
     } finally {
       await second.close();
       cleanUp();

@@ -13,7 +13,7 @@ import { connectionOptions, selectedDatabases } from '../src/databases.js';
 import { Order, OrderState } from '../src/order.entity.js';
 import { answer, TestReceiver, waitFor } from '../src/receiver.js';
 import { freshSpace } from '../src/spaces.js';
-import { createTestApp, type TestApp } from '../src/test-app.js';
+import { createTestApp, succeededDeliveries, type TestApp } from '../src/test-app.js';
 
 const HOUR = 3_600_000;
 /** Jobs are called directly here; their timers are too slow to interfere. */
@@ -56,13 +56,7 @@ describe.each(selectedDatabases())('scheduled jobs on %s', (database) => {
     const listeners = testApp.get(WebhookListenerService);
     const listener = await listeners.create(space, { name: 'l', entity: 'Order', url: receiver.url(`/purge/${space}`) });
     await saveOrders(space, 2);
-    await waitFor(
-      async () =>
-        (await testApp
-          .get(WebhookDeliveryService)
-          .countDeliveries(space, { type: 'LEAF', fieldName: 'state', operator: 'EQUALS', value: 'SUCCEEDED' })) === 2,
-      'both deliveries',
-    );
+    await waitFor(async () => (await succeededDeliveries(testApp, space)) === 2, 'both deliveries');
     expect(await rowsOfListener('webhook_delivery_attempt', listener.id)).toBe(2);
 
     await listeners.delete(space, listener.id);
@@ -134,11 +128,7 @@ describe.each(selectedDatabases())('scheduled jobs on %s', (database) => {
       .create(space, { name: 'l', entity: 'Order', url: receiver.url(`/retention/${space}`) });
     await saveOrders(space, 4);
     const deliveries = testApp.get(WebhookDeliveryService);
-    await waitFor(
-      async () =>
-        (await deliveries.countDeliveries(space, { type: 'LEAF', fieldName: 'state', operator: 'EQUALS', value: 'SUCCEEDED' })) === 4,
-      'four deliveries',
-    );
+    await waitFor(async () => (await succeededDeliveries(testApp, space)) === 4, 'four deliveries');
     const [old1, old2] = await deliveries.searchDeliveries(space, { orderBys: [{ fieldName: 'id', sorting: 'ASC' }] });
     for (const delivery of [old1, old2]) {
       // As if they had finished two hours ago: a finished delivery's due time is when it finished.

@@ -2,7 +2,7 @@ import { Module, type DynamicModule, type INestApplicationContext, type LoggerSe
 import { NestFactory } from '@nestjs/core';
 import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
 import type { DataSource, DataSourceOptions, Logger } from 'typeorm';
-import { WEBHOOK_ENTITIES, WebhookModule, type WebhookModuleOptions } from '../../lib/index.js';
+import { WEBHOOK_ENTITIES, WebhookDeliveryService, WebhookModule, type WebhookModuleOptions } from '../../lib/index.js';
 import { connectionOptions, type TestDatabase } from './databases.js';
 import { Order, Parcel, Refund } from './order.entity.js';
 
@@ -62,6 +62,13 @@ export async function createTestApp(database: TestDatabase, options: TestAppOpti
     get: (token) => app.get(token),
     close: () => app.close(),
   };
+}
+
+/** Deliveries of a space that succeeded, as a user reads them from the log. */
+export function succeededDeliveries(testApp: TestApp, space: number): Promise<number> {
+  return testApp
+    .get(WebhookDeliveryService)
+    .countDeliveries(space, { type: 'LEAF', fieldName: 'state', operator: 'EQUALS', value: 'SUCCEEDED' });
 }
 
 /** Suites that do not test delivery keep the worker off, so no request leaves for their example URLs. */
