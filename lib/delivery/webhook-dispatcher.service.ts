@@ -221,7 +221,10 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
       );
       this.waitingUrls = new Set([...stocked, ...limitedUrlIds]);
       this.moreDue = deliveries.length >= limit;
-      if (stocked.length > 0 && !this.moreDue) this.othersFoundNone();
+      // A full claim is the surest sign that more is due: without it, a claim round cut short by
+      // the room left the other URLs waiting for the poll once some URL was stocked.
+      if (this.moreDue) this.othersMayBeDue = true;
+      else if (stocked.length > 0) this.othersFoundNone();
       if (deliveries.length === 0) return;
       const added = deliveries.filter((delivery) => this.hold(delivery));
       this.cancelUnsent(added.filter((delivery) => !delivery.sendable));
