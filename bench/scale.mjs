@@ -9,10 +9,10 @@ import { bootApp, now, Order, progress, publishOrders } from './app.mjs';
 /** Options of the delivery worker in every throughput measure: 64 requests in flight. */
 export const THROUGHPUT_DELIVERY = { concurrency: 64, perUrlConcurrency: 64, batchSize: 500 };
 
-/** SAVES sequential save() calls of one Order in `tenantId`, after a warm-up; ms per save. */
-export async function timeSaves(dataSource, tenantId, saves) {
+/** `saves` sequential save() calls of one Order in `tenantId`, after `warmUp` more; ms per save. */
+export async function timeSaves(dataSource, tenantId, saves, { warmUp = 50 } = {}) {
   const repository = dataSource.getRepository(Order);
-  for (let i = 0; i < 50; i++) await repository.save({ tenantId, state: 'CONFIRMED' });
+  for (let i = 0; i < warmUp; i++) await repository.save({ tenantId, state: 'CONFIRMED' });
   const start = now();
   for (let i = 0; i < saves; i++) await repository.save({ tenantId, state: 'CONFIRMED' });
   return (now() - start) / saves;

@@ -3,7 +3,8 @@ import type { DataSource, EntityManager } from 'typeorm';
 import { WebhookDelivery, WebhookDeliveryState } from '../model/webhook-delivery.entity.js';
 import { WebhookEvent } from '../model/webhook-event.entity.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
-import { integer, SqlText } from '../persistence/sql-text.js';
+import { PreparedStatement } from '../persistence/prepared-statement.js';
+import { integerArray, SqlText } from '../persistence/sql-text.js';
 import { inTransaction } from '../persistence/transaction.js';
 import type { MatchableListener } from '../persistence/webhook-listener.repository.js';
 import type { RegisteredWebhookEntity } from '../registry/webhook-entity.registry.js';
@@ -28,11 +29,30 @@ export class ChangeRecorder {
     @Inject(WEBHOOK_DATA_SOURCE) private readonly dataSource: DataSource,
     private readonly cache: ListenerMatchCache,
     private readonly notifier: CommitNotifier,
-  ) {
-    this.sql = new SqlText(dataSource);
-  }
+  ) {}
 
-  private readonly sql: SqlText;
+  private readonly sql = new SqlText(this.dataSource);
+  private readonly eventColumns = ['linkedSpaceId', 'entityName', 'listenerEntityId', 'entityId', 'state', 'createdOn']
+    .map((property) => this.sql.column(WebhookEvent, property))
+    .join(', ');
+  private readonly deliveryColumns = ['eventId', 'listenerId', 'urlId', 'linkedSpaceId', 'state', 'attempts', 'nextAttemptAt', 'createdOn']
+    .map((property) => this.sql.column(WebhookDelivery, property))
+    .join(', ');
+  /**
+   * On PostgreSQL the event and its deliveries in one statement, every value bound so that its text
+   * never changes: $1–$6 the event's columns, $7–$9 the deliveries' state, creation and due time,
+   * $10–$11 their listener and URL ids.
+   */
+  private readonly postgresInsert = this.sql.postgres
+    ? new PreparedStatement(
+        this.dataSource,
+        `WITH event AS (INSERT INTO ${this.sql.table(WebhookEvent)} (${this.eventColumns})` +
+          ` VALUES ($1::int, $2::varchar, $3::int, $4::varchar, $5::varchar, $6::timestamp) RETURNING ${this.sql.column(WebhookEvent, 'id')} AS id)` +
+          ` INSERT INTO ${this.sql.table(WebhookDelivery)} (${this.deliveryColumns})` +
+          ` SELECT event.id, listener.id, listener.url_id, $1::int, $7::varchar, 0, $9::bigint, $8::timestamp` +
+          ` FROM event CROSS JOIN unnest($10::int[], $11::int[]) AS listener (id, url_id)`,
+      )
+    : null;
 
   /**
    * Records through `manager` when it is inside a transaction, so the event commits or rolls back
@@ -56,42 +76,37 @@ export class ChangeRecorder {
     return matched.length;
   }
 
-  /** One statement on PostgreSQL; elsewhere the event, then its deliveries under the event's generated id. */
+  /** One prepared statement on PostgreSQL; elsewhere the event, then its deliveries under the event's generated id. */
   private async insertEventAndDeliveries(manager: EntityManager, change: EntityChange, matched: MatchableListener[], now: Date) {
     const { sql } = this;
-    const e = (property: string) => sql.column(WebhookEvent, property);
-    const d = (property: string) => sql.column(WebhookDelivery, property);
-    const eventColumns = ['linkedSpaceId', 'entityName', 'listenerEntityId', 'entityId', 'state', 'createdOn'].map(e).join(', ');
-    const eventValues = [integer(change.spaceId), '?', integer(change.entity.id), '?', '?', '?'].join(', ');
-    const eventParameters = [change.entity.name, change.entityId, change.state, sql.stored(WebhookEvent, 'createdOn', now)];
-    const deliveryColumns = ['eventId', 'listenerId', 'urlId', 'linkedSpaceId', 'state', 'attempts', 'nextAttemptAt', 'createdOn']
-      .map(d)
-      .join(', ');
-    const deliveryParameters = [WebhookDeliveryState.PENDING, sql.stored(WebhookDelivery, 'createdOn', now)];
-    const deliveryRow = (eventId: string, listener: MatchableListener) =>
-      `(${eventId}, ${integer(listener.id)}, ${integer(listener.urlId)}, ${integer(change.spaceId)}, ?, 0, ${integer(now.getTime())}, ?)`;
-    if (sql.postgres) {
-      const pairs = matched.map((listener) => `(${integer(listener.id)}, ${integer(listener.urlId)})`).join(', ');
-      await manager.query(
-        ...sql.statement(
-          `WITH event AS (INSERT INTO ${sql.table(WebhookEvent)} (${eventColumns}) VALUES (${eventValues}) RETURNING ${e('id')} AS id)` +
-            ` INSERT INTO ${sql.table(WebhookDelivery)} (${deliveryColumns})` +
-            ` SELECT event.id, listener.id, listener.url_id, ${integer(change.spaceId)}, CAST(? AS varchar), 0, ${integer(now.getTime())}, CAST(? AS timestamp)` +
-            ` FROM event CROSS JOIN (VALUES ${pairs}) AS listener (id, url_id)`,
-          [...eventParameters, ...deliveryParameters],
-        ),
-      );
+    const event = [
+      change.spaceId,
+      change.entity.name,
+      change.entity.id,
+      change.entityId,
+      change.state,
+      sql.stored(WebhookEvent, 'createdOn', now),
+    ];
+    const pending = WebhookDeliveryState.PENDING;
+    const deliveryCreatedOn = sql.stored(WebhookDelivery, 'createdOn', now);
+    if (this.postgresInsert) {
+      await this.postgresInsert.run(manager.queryRunner!, [
+        ...event,
+        pending,
+        deliveryCreatedOn,
+        now.getTime(),
+        integerArray(matched.map((listener) => listener.id)),
+        integerArray(matched.map((listener) => listener.urlId)),
+      ]);
       return;
     }
-    const inserted = await manager.query(
-      ...sql.statement(`INSERT INTO ${sql.table(WebhookEvent)} (${eventColumns}) VALUES (${eventValues})`, eventParameters),
-    );
-    const eventId = integer(Number(sql.sqlite ? inserted : inserted.insertId));
+    // Every value bound: better-sqlite3 statements are prepared once per text and kept (TypeORM's
+    // statement cache), which one text per number of listeners lets capture reuse.
+    const inserted = await manager.query(`INSERT INTO ${sql.table(WebhookEvent)} (${this.eventColumns}) VALUES (?, ?, ?, ?, ?, ?)`, event);
+    const eventId = Number(sql.sqlite ? inserted : inserted.insertId);
     await manager.query(
-      ...sql.statement(
-        `INSERT INTO ${sql.table(WebhookDelivery)} (${deliveryColumns}) VALUES ${matched.map((listener) => deliveryRow(eventId, listener)).join(', ')}`,
-        matched.flatMap(() => deliveryParameters),
-      ),
+      `INSERT INTO ${sql.table(WebhookDelivery)} (${this.deliveryColumns}) VALUES ${matched.map(() => '(?, ?, ?, ?, ?, 0, ?, ?)').join(', ')}`,
+      matched.flatMap((listener) => [eventId, listener.id, listener.urlId, change.spaceId, pending, now.getTime(), deliveryCreatedOn]),
     );
   }
 }

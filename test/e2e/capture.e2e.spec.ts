@@ -1,5 +1,5 @@
 import { EventEmitterModule } from '@nestjs/event-emitter';
-import type { EntityManager } from 'typeorm';
+import { QueryFailedError, type EntityManager } from 'typeorm';
 import {
   CreationEntityState,
   WEBHOOK_EVENT_EMITTER,
@@ -202,6 +202,44 @@ describe.each(selectedDatabases())('capture of entity changes on %s', (database)
     expect(await orders().countBy({ tenantId: space })).toBe(0);
     expect(wakeUps).toEqual([]);
   });
+
+  it('fails the save() with a QueryFailedError and keeps nothing when its event cannot be written, and records again after', async () => {
+    const space = freshSpace();
+    await listen(space);
+    await orders().save({ tenantId: space, state: OrderState.PENDING });
+    await refuseEventsOf(space, OrderState.CONFIRMED);
+    try {
+      await expect(orders().save({ tenantId: space, state: OrderState.CONFIRMED })).rejects.toBeInstanceOf(QueryFailedError);
+    } finally {
+      await acceptEventsOf(space);
+    }
+    expect(await orders().countBy({ tenantId: space, state: OrderState.CONFIRMED })).toBe(0);
+    expect(await countIn('webhook_event', space)).toBe(1);
+    expect(await countIn('webhook_delivery', space)).toBe(1);
+    expect(wakeUps).toHaveLength(1);
+
+    // The same statement runs again once the table changed back (PostgreSQL plans it anew).
+    await orders().save({ tenantId: space, state: OrderState.SHIPPED });
+    expect(await countIn('webhook_event', space)).toBe(2);
+    expect(await countIn('webhook_delivery', space)).toBe(2);
+  });
+
+  /** Makes the database itself refuse events into `state` in a space, as a full disk or a lost connection would refuse any. */
+  async function refuseEventsOf(space: number, state: OrderState) {
+    const refused = (row: string) => `${row}${quote('linkedSpaceId')} = ${space} AND ${row}state = '${state}'`;
+    if (isSqlite) {
+      await testApp.dataSource.query(
+        `CREATE TRIGGER refuse_space_${space} BEFORE INSERT ON webhook_event WHEN ${refused('NEW.')} BEGIN SELECT RAISE(ABORT, 'refused'); END`,
+      );
+    } else {
+      await testApp.dataSource.query(`ALTER TABLE webhook_event ADD CONSTRAINT refuse_space_${space} CHECK (NOT (${refused('')}))`);
+    }
+  }
+
+  async function acceptEventsOf(space: number) {
+    if (isSqlite) await testApp.dataSource.query(`DROP TRIGGER refuse_space_${space}`);
+    else await testApp.dataSource.query(`ALTER TABLE webhook_event DROP CONSTRAINT refuse_space_${space}`);
+  }
 
   it('wakes once, after the outer commit, for changes in nested transactions', async () => {
     const space = freshSpace();

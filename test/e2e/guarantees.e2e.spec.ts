@@ -298,14 +298,18 @@ describe.each(databases)('guarantees with real worker processes on %s', (databas
       let succeeded = 0;
       let abandoned = 0;
       let mismatches = 0;
+      const mismatchExamples: unknown[] = [];
       for (let page = 0; ; page++) {
         const batch = await deliveries.searchDeliveries(space, { startingEntity: page * 100 });
         for (const delivery of batch) {
           const received = seen.get(`msg_${delivery.id}`) ?? [];
           const policyEnd =
             received.at(-1) === '200' ? 'SUCCEEDED' : received.length === retrySchedule.length + 1 ? 'ABANDONED' : 'UNEXPECTED';
-          if (policyEnd !== delivery.state || JSON.stringify(received.map(expectedLog)) !== JSON.stringify(logged.get(delivery.id) ?? []))
+          if (policyEnd !== delivery.state || JSON.stringify(received.map(expectedLog)) !== JSON.stringify(logged.get(delivery.id) ?? [])) {
             mismatches++;
+            if (mismatchExamples.length < 5)
+              mismatchExamples.push({ id: delivery.id, state: delivery.state, received, logged: logged.get(delivery.id) ?? [] });
+          }
           if (delivery.state === 'SUCCEEDED') succeeded++;
           if (delivery.state === 'ABANDONED') abandoned++;
         }
@@ -318,6 +322,7 @@ describe.each(databases)('guarantees with real worker processes on %s', (databas
         succeeded,
         abandoned,
         mismatches,
+        ...(mismatches > 0 && { mismatchExamples }),
       };
       report('chaos receiver', result);
       expect(succeeded + abandoned).toBe(events);
