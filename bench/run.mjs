@@ -22,7 +22,7 @@ import {
 } from './app.mjs';
 import { bullmqThroughput } from './peers/bullmq.mjs';
 import { pgBossThroughput } from './peers/pg-boss.mjs';
-import { backlogDrain, listenerScale, stalledReceiver, THROUGHPUT_DELIVERY, timeSaves } from './scale.mjs';
+import { backlogDrain, besideSlowReceivers, listenerScale, THROUGHPUT_DELIVERY, timeSaves } from './scale.mjs';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 20_000);
@@ -237,22 +237,31 @@ async function listenerScaleMeasure(database) {
   };
 }
 
+/** P6 as the issue asks: one URL answering after 5 s, with the caps of the throughput measures. */
+const ONE_STALLED = { slow: 1, stallMs: 5_000, delivery: { concurrency: 64, perUrlConcurrency: 16, batchSize: 500, timeoutMs: 6_000 } };
+/** Eight URLs that never answer within the timeout, with the default caps, whose eight requests each would fill every slot. */
+const EIGHT_DEAD = { slow: 8, stallMs: 600_000, delivery: { timeoutMs: 2_000 } };
+
 async function stalledMeasure(database, receiver) {
-  const alone = [];
-  const stalled = [];
   const events = Math.max(1, Math.floor(EVENTS / 4));
-  for (let run = 0; run < RUNS; run++) {
-    alone.push(await stalledReceiver(database, receiver, events, false));
-    stalled.push(await stalledReceiver(database, receiver, events, true));
-    progress(`${database} run ${run + 1}: P6 ${Math.round(stalled.at(-1))}/s beside a stalled URL, ${Math.round(alone.at(-1))}/s alone`);
-  }
-  return {
-    stalledReceiver: {
+  const measured = {};
+  for (const [key, setting] of Object.entries({ stalledReceiver: ONE_STALLED, deadReceivers: EIGHT_DEAD })) {
+    const alone = [];
+    const beside = [];
+    for (let run = 0; run < RUNS; run++) {
+      alone.push(await besideSlowReceivers(database, receiver, events, { ...setting, slow: 0 }));
+      beside.push(await besideSlowReceivers(database, receiver, events, setting));
+      progress(
+        `${database} run ${run + 1}: P6 ${Math.round(beside.at(-1))}/s beside ${setting.slow} slow URL(s), ${Math.round(alone.at(-1))}/s alone`,
+      );
+    }
+    measured[key] = {
       alonePerSecond: Math.round(median(alone)),
-      besideStalledPerSecond: Math.round(median(stalled)),
-      ratio: ratio(median(stalled), median(alone)),
-    },
-  };
+      besideStalledPerSecond: Math.round(median(beside)),
+      ratio: ratio(median(beside), median(alone)),
+    };
+  }
+  return measured;
 }
 
 /**
@@ -343,6 +352,12 @@ function printDatabase(database, r) {
   if (r.stalledReceiver) {
     const { besideStalledPerSecond, alonePerSecond, ratio: kept } = r.stalledReceiver;
     console.log(`| P6 four URLs beside one answering in 5 s | ${besideStalledPerSecond}/s | ${alonePerSecond}/s alone | ${kept} |`);
+  }
+  if (r.deadReceivers) {
+    const { besideStalledPerSecond, alonePerSecond, ratio: kept } = r.deadReceivers;
+    console.log(
+      `| P6 the same beside eight URLs that never answer (default caps, 2 s timeout) | ${besideStalledPerSecond}/s | ${alonePerSecond}/s alone | ${kept} |`,
+    );
   }
 }
 

@@ -119,30 +119,27 @@ export async function backlogDrain(receiver, count, execArgv = []) {
 }
 
 /**
- * P6: deliveries per second to four answering URLs, alone and while a fifth URL (subscribed to the
- * same events) takes 5 s to answer every request.
+ * P6: deliveries per second to four fast URLs, alone or beside slow URLs subscribed to the same
+ * events. `slow`: the number of slow URLs, `stallMs`: how long they take to answer, `delivery`: the
+ * worker's delivery options.
  */
-export async function stalledReceiver(database, receiver, events, withStalled) {
+export async function besideSlowReceivers(database, receiver, events, { slow, stallMs, delivery }) {
   const file = join(tmpdir(), `bench-stall-${process.pid}.sqlite`);
   rmSync(file, { force: true });
   const producer = await bootApp(database, file, { worker: { enabled: false }, security: { allowPrivateNetworks: true } }, { fresh: true });
   const listeners = producer.app.get(WebhookListenerService);
-  const paths = ['/fast/1', '/fast/2', '/fast/3', '/fast/4', ...(withStalled ? ['/stall'] : [])];
+  const paths = ['/fast/1', '/fast/2', '/fast/3', '/fast/4', ...Array.from({ length: slow }, (_, i) => `/stall/${i + 1}`)];
   for (const path of paths) await listeners.create(1, { name: path, entity: 'Order', url: receiver.urlOf(path) });
   await publishOrders(producer, events);
   await producer.app.close();
 
   const fastDeliveries = 4 * events;
-  const reached = receiver.expect(fastDeliveries, { pathPrefix: '/fast' });
+  const reached = receiver.expect(fastDeliveries, { pathPrefix: '/fast', stallMs });
   const start = now();
   const worker = await bootApp(
     database,
     file,
-    {
-      security: { allowPrivateNetworks: true },
-      signing: { schemes: ['standard-webhooks'] },
-      delivery: { concurrency: 64, perUrlConcurrency: 16, batchSize: 500, timeoutMs: 6_000 },
-    },
+    { security: { allowPrivateNetworks: true }, signing: { schemes: ['standard-webhooks'] }, delivery },
     { fresh: false },
   );
   const { at } = await reached;

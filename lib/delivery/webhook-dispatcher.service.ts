@@ -4,6 +4,7 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleD
 import { WEBHOOK_EVENTS_COMMITTED } from '../capture/capture.constants.js';
 import { EventEmitter2, WEBHOOK_EVENT_EMITTER } from '../events/event-emitter.js';
 import { CreationEntityState } from '../model/creation-entity-state.enum.js';
+import { WebhookAttemptOutcome } from '../model/webhook-delivery-attempt.entity.js';
 import { WebhookDeliveryState } from '../model/webhook-delivery.entity.js';
 import { WEBHOOK_RESOLVED_OPTIONS } from '../module/webhook.constants.js';
 import type { ResolvedWebhookOptions } from '../module/webhook-options.interface.js';
@@ -43,6 +44,8 @@ const OTHER_URLS_RECHECK_MS = 100;
 const RESULT_BATCH_SIZE = 500;
 /** How long a small batch of results waits for more while requests are in flight. */
 const RESULT_COALESCE_MS = 5;
+/** URLs remembered as timing out at most; a rare bound, reached only by a flood of distinct dead URLs. */
+const MAX_TIMING_OUT_URLS = 10_000;
 /** A ready delivery is started only if its lease outlasts the attempt's deadline by this much. */
 const LEASE_MARGIN_MS = 1_000;
 
@@ -66,6 +69,11 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
    * batch would be passed over again by every start.
    */
   private readonly parked = new Map<number, ClaimedDelivery[]>();
+  /**
+   * URLs whose last attempt ran into the timeout: they get one request at a time until one is
+   * answered. At their full share, a few receivers that never answer would hold every slot.
+   */
+  private readonly timingOut = new Set<number>();
   /** Deliveries held, in flight or ready, by id. */
   private readonly heldById = new Map<number, ClaimedDelivery>();
   /** Deliveries held per URL, in flight or ready. */
@@ -378,7 +386,21 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   }
 
   private atUrlCap(urlId: number): boolean {
-    return (this.inFlightPerUrl.get(urlId) ?? 0) >= this.options.delivery.perUrlConcurrency;
+    return (this.inFlightPerUrl.get(urlId) ?? 0) >= this.urlCap(urlId);
+  }
+
+  /** Requests a URL may have in flight now. */
+  private urlCap(urlId: number): number {
+    return this.timingOut.has(urlId) ? 1 : this.options.delivery.perUrlConcurrency;
+  }
+
+  private noteTimeout(urlId: number, result: AttemptResult): void {
+    if (result.outcome !== WebhookAttemptOutcome.TIMEOUT) {
+      this.timingOut.delete(urlId);
+      return;
+    }
+    if (this.timingOut.size >= MAX_TIMING_OUT_URLS) this.timingOut.clear();
+    this.timingOut.add(urlId);
   }
 
   /** A delivery whose lease ends before this could run out of it during the attempt, and another instance send it too: it is given back instead. */
@@ -402,7 +424,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   private readyBehindCap(): number {
     let behind = 0;
     for (const [urlId, inFlight] of this.inFlightPerUrl)
-      if (inFlight >= this.options.delivery.perUrlConcurrency) behind += (this.heldPerUrl.get(urlId) ?? 0) - inFlight;
+      if (inFlight >= this.urlCap(urlId)) behind += (this.heldPerUrl.get(urlId) ?? 0) - inFlight;
     return behind;
   }
 
@@ -486,6 +508,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
       : this.signer.unsignedHeaders(webhookId);
     if (delivery.leaseUntil < Date.now() + this.options.delivery.timeoutMs) return null;
     const result = await this.sender.send({ url: delivery.url, body, headers });
+    this.noteTimeout(delivery.urlId, result);
     return { delivery, result, completion: this.completionOf(delivery, result) };
   }
 

@@ -3,7 +3,7 @@ export type WebhookSignatureScheme = 'x-signature' | 'standard-webhooks';
 export interface WebhookDeliveryOptions {
   /** Requests in flight at once, over all URLs. Default 64. */
   concurrency?: number;
-  /** Requests in flight at once to one URL. Default 8. */
+  /** Requests in flight at once to one URL. Default 8. A URL whose last attempt timed out gets one at a time until it answers. */
   perUrlConcurrency?: number;
   /** Time allowed for one attempt: connect, headers and body. Default 10 000 ms. */
   timeoutMs?: number;

@@ -16,7 +16,7 @@ import { DeliveryStore, type ClaimedDelivery, type FinishedAttempt } from '../..
 import { WebhookAttemptOutcome } from '../../lib/model/webhook-delivery-attempt.entity.js';
 import { connectionOptions, selectedDatabases, type TestDatabase } from '../src/databases.js';
 import { Order, OrderState } from '../src/order.entity.js';
-import { answer, TestReceiver, waitFor } from '../src/receiver.js';
+import { answer, TestReceiver, waitFor, type ReceiverBehaviour } from '../src/receiver.js';
 import { freshSpace } from '../src/spaces.js';
 import { createTestApp, succeededDeliveries, type TestApp } from '../src/test-app.js';
 
@@ -31,6 +31,15 @@ const RETRYING_AFTER_A_SECOND: WebhookModuleOptions = {
 /** Deletes a row the way a host would by hand, behind the module's back. */
 async function removeByHand(app: TestApp, database: TestDatabase, table: string, id: number): Promise<void> {
   await app.dataSource.query(`DELETE FROM ${table} WHERE id = ${database === 'postgres' ? '$1' : '?'}`, [id]);
+}
+
+/** The most attempts that were in flight at once from `from` (epoch ms) on, by their logged start and duration. */
+function mostInFlight(attempts: { startedAt: number; durationMs: number }[], from: number): number {
+  const spans = attempts.map(({ startedAt, durationMs }) => [startedAt, startedAt + durationMs]).filter(([, end]) => end > from);
+  return Math.max(
+    0,
+    ...spans.map(([start]) => Math.max(start, from)).map((at) => spans.filter(([start, end]) => start <= at && at < end).length),
+  );
 }
 
 async function saveOrders(app: TestApp, space: number, count: number): Promise<void> {
@@ -185,6 +194,57 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
         'all 300 deliveries to the two healthy receivers',
       );
       expect(receiver.to(`/stuck/${stuck}`)).toHaveLength(2);
+    } finally {
+      receiver.releaseHeld();
+      await testApp.close();
+    }
+  });
+
+  it('sends one request at a time to a receiver that timed out until it answers, so that a few dead receivers cannot hold every slot', async () => {
+    const testApp = await createTestApp(database, {
+      webhook: {
+        ...WORKER,
+        security: { allowPrivateNetworks: true },
+        delivery: { concurrency: 4, perUrlConcurrency: 2, timeoutMs: 300, pollIntervalMs: 100, retrySchedule: [] },
+      },
+    });
+    try {
+      const listeners = testApp.get(WebhookListenerService);
+      const deliveries = testApp.get(WebhookDeliveryService);
+      const dead = [freshSpace(), freshSpace()];
+      for (const space of dead) {
+        receiver.script(`/dead/${space}`, receiver.hold);
+        await listeners.create(space, { name: 'dead', entity: 'Order', url: receiver.url(`/dead/${space}`) });
+      }
+      const healthy = freshSpace();
+      await listeners.create(healthy, { name: 'healthy', entity: 'Order', url: receiver.url(`/healthy/${healthy}`) });
+      for (const space of dead) await saveOrders(testApp, space, 6);
+      await saveOrders(testApp, healthy, 20);
+
+      await waitFor(async () => (await succeededDeliveries(testApp, healthy)) === 20, 'the 20 deliveries to the healthy receiver');
+      for (const space of dead) {
+        await waitFor(
+          async () =>
+            (await deliveries.countDeliveries(space, { type: 'LEAF', fieldName: 'state', operator: 'EQUALS', value: 'ABANDONED' })) === 6,
+          'the 6 deliveries to a dead receiver to time out',
+        );
+        const attempts = await deliveries.searchAttempts(space, {});
+        expect(attempts.map((attempt) => attempt.outcome)).toEqual(Array(6).fill('TIMEOUT'));
+        const firstTimeout = Math.min(...attempts.map((attempt) => attempt.startedAt + attempt.durationMs));
+        expect(mostInFlight(attempts, 0)).toBe(2);
+        expect(mostInFlight(attempts, firstTimeout)).toBe(1);
+      }
+
+      // Once it answers, the receiver has its full share again: the two requests after the answer are held together.
+      const [revived] = dead;
+      receiver.script(`/dead/${revived}`, ...Array<ReceiverBehaviour>(6).fill(receiver.hold), answer(200), receiver.hold);
+      await saveOrders(testApp, revived, 3);
+      const attempts = await waitFor(async () => {
+        const found = await deliveries.searchAttempts(revived, { orderBys: [{ fieldName: 'id', sorting: 'ASC' }] });
+        return found.length === 9 && found;
+      }, 'the 3 attempts after the receiver answers again');
+      const answered = attempts.find((attempt) => attempt.outcome === 'SUCCEEDED')!;
+      expect(mostInFlight(attempts, answered.startedAt + answered.durationMs)).toBe(2);
     } finally {
       receiver.releaseHeld();
       await testApp.close();

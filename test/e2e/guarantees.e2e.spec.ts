@@ -242,7 +242,10 @@ describe.each(databases)('guarantees with real worker processes on %s', (databas
     'chaos receiver: every delivery ends as the policy says, and the attempt log matches what the receiver saw',
     async () => {
       const path = `/chaos/${Date.now()}`;
-      const timeoutMs = 400;
+      // Long enough that a worker process starved of CPU for a moment (two worker processes, the
+      // database and the receiver share the machine) does not see its deadline pass before it reads
+      // an answer that arrived in time: the log would then rightly say TIMEOUT where the receiver answered.
+      const timeoutMs = 1_000;
       const seen = new Map<string, string[]>();
       let seed = 20261127;
       const nextRandom = () => {
@@ -322,9 +325,10 @@ describe.each(databases)('guarantees with real worker processes on %s', (databas
         succeeded,
         abandoned,
         mismatches,
-        ...(mismatches > 0 && { mismatchExamples }),
       };
       report('chaos receiver', result);
+      if (mismatches > 0)
+        console.log(`chaos receiver: deliveries whose log differs from what the receiver saw: ${JSON.stringify(mismatchExamples)}`);
       expect(succeeded + abandoned).toBe(events);
       expect(mismatches).toBe(0);
       expect(abandoned).toBeGreaterThan(0);
