@@ -4,7 +4,6 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleD
 import { WEBHOOK_EVENTS_COMMITTED } from '../capture/capture.constants.js';
 import { EventEmitter2, WEBHOOK_EVENT_EMITTER } from '../events/event-emitter.js';
 import { CreationEntityState } from '../model/creation-entity-state.enum.js';
-import { WebhookAttemptOutcome } from '../model/webhook-delivery-attempt.entity.js';
 import { WebhookDeliveryState } from '../model/webhook-delivery.entity.js';
 import { WEBHOOK_RESOLVED_OPTIONS } from '../module/webhook.constants.js';
 import type { ResolvedWebhookOptions } from '../module/webhook-options.interface.js';
@@ -34,6 +33,7 @@ import { HttpSender, type AttemptResult } from './http-sender.js';
 import { ListenerHealthService } from './listener-health.service.js';
 import { buildPayload } from './payload.js';
 import { decideAfterAttempt } from './retry-policy.js';
+import { SendingWindows } from './sending-window.js';
 
 const USER_AGENT = 'nestjs-webhook-listener';
 /** Pause before claiming again after the database failed us. */
@@ -44,8 +44,6 @@ const OTHER_URLS_RECHECK_MS = 100;
 const RESULT_BATCH_SIZE = 500;
 /** How long a small batch of results waits for more while requests are in flight. */
 const RESULT_COALESCE_MS = 5;
-/** URLs remembered as timing out at most; a rare bound, reached only by a flood of distinct dead URLs. */
-const MAX_TIMING_OUT_URLS = 10_000;
 /** A ready delivery is started only if its lease outlasts the attempt's deadline by this much. */
 const LEASE_MARGIN_MS = 1_000;
 
@@ -69,11 +67,8 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
    * batch would be passed over again by every start.
    */
   private readonly parked = new Map<number, ClaimedDelivery[]>();
-  /**
-   * URLs whose last attempt ran into the timeout: they get one request at a time until one is
-   * answered. At their full share, a few receivers that never answer would hold every slot.
-   */
-  private readonly timingOut = new Set<number>();
+  /** Requests each URL may have in flight now: its share grows as it answers. */
+  private readonly windows: SendingWindows;
   /** Deliveries held, in flight or ready, by id. */
   private readonly heldById = new Map<number, ClaimedDelivery>();
   /** Deliveries held per URL, in flight or ready. */
@@ -124,6 +119,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     // Several URLs can share an origin: its pool may use every connection the global cap allows,
     // while the per-URL cap is kept by the dispatcher.
     this.sender = new HttpSender({ timeoutMs, maxResponseBytes, connectionsPerOrigin: concurrency, userAgent: USER_AGENT }, ssrfGuard);
+    this.windows = new SendingWindows(options.delivery.perUrlConcurrency);
   }
 
   onApplicationBootstrap(): void {
@@ -386,21 +382,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   }
 
   private atUrlCap(urlId: number): boolean {
-    return (this.inFlightPerUrl.get(urlId) ?? 0) >= this.urlCap(urlId);
-  }
-
-  /** Requests a URL may have in flight now. */
-  private urlCap(urlId: number): number {
-    return this.timingOut.has(urlId) ? 1 : this.options.delivery.perUrlConcurrency;
-  }
-
-  private noteTimeout(urlId: number, result: AttemptResult): void {
-    if (result.outcome !== WebhookAttemptOutcome.TIMEOUT) {
-      this.timingOut.delete(urlId);
-      return;
-    }
-    if (this.timingOut.size >= MAX_TIMING_OUT_URLS) this.timingOut.clear();
-    this.timingOut.add(urlId);
+    return (this.inFlightPerUrl.get(urlId) ?? 0) >= this.windows.of(urlId);
   }
 
   /** A delivery whose lease ends before this could run out of it during the attempt, and another instance send it too: it is given back instead. */
@@ -424,7 +406,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   private readyBehindCap(): number {
     let behind = 0;
     for (const [urlId, inFlight] of this.inFlightPerUrl)
-      if (inFlight >= this.urlCap(urlId)) behind += (this.heldPerUrl.get(urlId) ?? 0) - inFlight;
+      if (inFlight >= this.windows.of(urlId)) behind += (this.heldPerUrl.get(urlId) ?? 0) - inFlight;
     return behind;
   }
 
@@ -508,7 +490,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
       : this.signer.unsignedHeaders(webhookId);
     if (delivery.leaseUntil < Date.now() + this.options.delivery.timeoutMs) return null;
     const result = await this.sender.send({ url: delivery.url, body, headers });
-    this.noteTimeout(delivery.urlId, result);
+    this.windows.afterAttempt(delivery.urlId, result.outcome);
     return { delivery, result, completion: this.completionOf(delivery, result) };
   }
 

@@ -3,7 +3,10 @@ export type WebhookSignatureScheme = 'x-signature' | 'standard-webhooks';
 export interface WebhookDeliveryOptions {
   /** Requests in flight at once, over all URLs. Default 64. */
   concurrency?: number;
-  /** Requests in flight at once to one URL. Default 8. A URL whose last attempt timed out gets one at a time until it answers. */
+  /**
+   * Requests in flight at once to one URL, per instance. Default 8. A URL starts with one request
+   * in flight and gets one more with every answer up to this cap; a timeout takes it back to one.
+   */
   perUrlConcurrency?: number;
   /** Time allowed for one attempt: connect, headers and body. Default 10 000 ms. */
   timeoutMs?: number;

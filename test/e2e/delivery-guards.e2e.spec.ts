@@ -124,8 +124,9 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
   });
 
   /**
-   * An app whose worker keeps to `delivery`'s caps, and `count` changes for a receiver that holds its
-   * first two requests and then answers at once; returned once the receiver holds the two.
+   * An app whose worker keeps to `delivery`'s caps, and `count` changes for a receiver that answers
+   * its first request (which opens its window to two), holds the next two and then answers at once;
+   * returned once the receiver holds the two.
    */
   async function besideStuckReceiver(
     delivery: WebhookModuleOptions['delivery'],
@@ -134,10 +135,10 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
     const testApp = await createTestApp(database, { webhook: { ...WORKER, security: { allowPrivateNetworks: true }, delivery } });
     try {
       const stuck = freshSpace();
-      receiver.script(`/stuck/${stuck}`, receiver.hold, receiver.hold, answer(204));
+      receiver.script(`/stuck/${stuck}`, answer(204), receiver.hold, receiver.hold, answer(204));
       await testApp.get(WebhookListenerService).create(stuck, { name: 'stuck', entity: 'Order', url: receiver.url(`/stuck/${stuck}`) });
       await saveOrders(testApp, stuck, count);
-      await waitFor(() => receiver.to(`/stuck/${stuck}`).length === 2, 'the stuck receiver to hold two requests');
+      await waitFor(() => receiver.to(`/stuck/${stuck}`).length === 3, 'the stuck receiver to hold two requests');
       return { testApp, stuck };
     } catch (error) {
       receiver.releaseHeld();
@@ -160,13 +161,13 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
       await waitFor(() => receiver.to(`/healthy/${healthy}`).length === 30, 'all 30 deliveries to the healthy receiver');
       // The receiver has seen the last healthy requests before the worker has settled them: wait for the log.
       await waitFor(async () => (await succeededDeliveries(testApp, healthy)) === 30, 'the 30 healthy deliveries to be recorded');
-      expect(receiver.to(`/stuck/${stuck}`)).toHaveLength(2);
+      expect(receiver.to(`/stuck/${stuck}`)).toHaveLength(3);
       expect(testApp.app.get(WebhookDispatcher).inFlightCount).toBe(2);
 
       receiver.releaseHeld();
       await waitFor(
         async () => (await succeededDeliveries(testApp, stuck)) === 20,
-        'the 18 deliveries kept back for the stuck receiver to follow the 2 it held',
+        'the 17 deliveries kept back for the stuck receiver to follow the 3 it got',
       );
       expect(new Set(receiver.to(`/stuck/${stuck}`).map((request) => request.headers['webhook-id'])).size).toBe(20);
     } finally {
@@ -193,14 +194,14 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
         () => receiver.to(`/healthy/${healthy}/a`).length + receiver.to(`/healthy/${healthy}/b`).length === 300,
         'all 300 deliveries to the two healthy receivers',
       );
-      expect(receiver.to(`/stuck/${stuck}`)).toHaveLength(2);
+      expect(receiver.to(`/stuck/${stuck}`)).toHaveLength(3);
     } finally {
       receiver.releaseHeld();
       await testApp.close();
     }
   });
 
-  it('sends one request at a time to a receiver that timed out until it answers, so that a few dead receivers cannot hold every slot', async () => {
+  it('sends one request at a time to a receiver until it answers, one more with every answer, and one at a time again after a timeout', async () => {
     const testApp = await createTestApp(database, {
       webhook: {
         ...WORKER,
@@ -211,6 +212,11 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
     try {
       const listeners = testApp.get(WebhookListenerService);
       const deliveries = testApp.get(WebhookDeliveryService);
+      const attemptsOf = (space: number, count: number) =>
+        waitFor(async () => {
+          const found = await deliveries.searchAttempts(space, { orderBys: [{ fieldName: 'id', sorting: 'ASC' }] });
+          return found.length === count && found;
+        }, `${count} attempts in space ${space}`);
       const dead = [freshSpace(), freshSpace()];
       for (const space of dead) {
         receiver.script(`/dead/${space}`, receiver.hold);
@@ -223,28 +229,26 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
 
       await waitFor(async () => (await succeededDeliveries(testApp, healthy)) === 20, 'the 20 deliveries to the healthy receiver');
       for (const space of dead) {
-        await waitFor(
-          async () =>
-            (await deliveries.countDeliveries(space, { type: 'LEAF', fieldName: 'state', operator: 'EQUALS', value: 'ABANDONED' })) === 6,
-          'the 6 deliveries to a dead receiver to time out',
-        );
-        const attempts = await deliveries.searchAttempts(space, {});
+        const attempts = await attemptsOf(space, 6);
         expect(attempts.map((attempt) => attempt.outcome)).toEqual(Array(6).fill('TIMEOUT'));
-        const firstTimeout = Math.min(...attempts.map((attempt) => attempt.startedAt + attempt.durationMs));
-        expect(mostInFlight(attempts, 0)).toBe(2);
-        expect(mostInFlight(attempts, firstTimeout)).toBe(1);
+        // Never having answered, a dead receiver held one slot, not its share of two.
+        expect(mostInFlight(attempts, 0)).toBe(1);
       }
 
-      // Once it answers, the receiver has its full share again: the two requests after the answer are held together.
+      // An answer opens the window to two: the two requests after it are held together.
       const [revived] = dead;
       receiver.script(`/dead/${revived}`, ...Array<ReceiverBehaviour>(6).fill(receiver.hold), answer(200), receiver.hold);
       await saveOrders(testApp, revived, 3);
-      const attempts = await waitFor(async () => {
-        const found = await deliveries.searchAttempts(revived, { orderBys: [{ fieldName: 'id', sorting: 'ASC' }] });
-        return found.length === 9 && found;
-      }, 'the 3 attempts after the receiver answers again');
-      const answered = attempts.find((attempt) => attempt.outcome === 'SUCCEEDED')!;
-      expect(mostInFlight(attempts, answered.startedAt + answered.durationMs)).toBe(2);
+      const afterAnswer = await attemptsOf(revived, 9);
+      const answered = afterAnswer.find((attempt) => attempt.outcome === 'SUCCEEDED')!;
+      expect(mostInFlight(afterAnswer, answered.startedAt + answered.durationMs)).toBe(2);
+
+      // Their timeouts close it to one again.
+      await saveOrders(testApp, revived, 2);
+      const afterTimeouts = await attemptsOf(revived, 11);
+      const lastTimeout = Math.max(...afterAnswer.map((attempt) => attempt.startedAt + attempt.durationMs));
+      expect(afterTimeouts.slice(9).map((attempt) => attempt.outcome)).toEqual(['TIMEOUT', 'TIMEOUT']);
+      expect(mostInFlight(afterTimeouts, lastTimeout)).toBe(1);
     } finally {
       receiver.releaseHeld();
       await testApp.close();
@@ -259,16 +263,17 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
       delivery: { timeoutMs: 300, pollIntervalMs: 100, concurrency: 4, retrySchedule: [50] },
     };
     const space = freshSpace();
-    receiver.script(`/shutdown/${space}`, receiver.hold);
+    // Three answers open the URL's window to four, the global cap: the four requests after them are held.
+    receiver.script(`/shutdown/${space}`, answer(200), answer(200), answer(200), receiver.hold);
     const first = await createTestApp(database, { webhook: options, connection: shared });
     await first.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(`/shutdown/${space}`) });
     await saveOrders(first, space, 10);
-    await waitFor(() => receiver.to(`/shutdown/${space}`).length === 4, 'four requests in flight');
+    await waitFor(() => receiver.to(`/shutdown/${space}`).length === 7, 'four requests in flight after three answered');
     await first.close();
 
     const leased = await countWhere(shared as DataSourceOptions, space);
     expect(leased.claimed).toBe(0);
-    expect(leased.succeeded).toBe(0);
+    expect(leased.succeeded).toBe(3);
 
     receiver.script(`/shutdown/${space}`, answer(200));
     const second = await createTestApp(database, { webhook: options, connection: shared, keepSchema: true });
