@@ -38,8 +38,13 @@ import { SendingWindows } from './sending-window.js';
 const USER_AGENT = 'nestjs-webhook-listener';
 /** Pause before claiming again after the database failed us. */
 const ERROR_BACKOFF_MS = 1_000;
-/** While some URLs are stocked, how often at most a claim looks past them for other URLs that found none before. */
+/** After a claim that looked past the stocked URLs for others and found none, the least wait before the next such look. */
 const OTHER_URLS_RECHECK_MS = 100;
+/**
+ * The wait is also at least this many times what that claim took: beside one URL's backlog, a look
+ * for others reads past all of it (400 ms at a million due rows on PostgreSQL without a vacuum).
+ */
+const OTHER_URLS_RECHECK_COST_FACTOR = 10;
 /** Results written in one transaction at most. */
 const RESULT_BATCH_SIZE = 500;
 /** How long a small batch of results waits for more while requests are in flight. */
@@ -220,6 +225,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
         return;
       }
       const limit = Math.min(batchSize, room);
+      const claimStart = Date.now();
       const { deliveries, limitedUrlIds } = await this.store.claim(this.owner, limit, leaseMs, stocked, (urlId) =>
         Math.max(0, this.perUrlHoldLimit() - (this.heldPerUrl.get(urlId) ?? 0)),
       );
@@ -227,8 +233,8 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
       this.moreDue = deliveries.length >= limit;
       // A full claim is the surest sign that more is due: without it, a claim round cut short by
       // the room left the other URLs waiting for the poll once some URL was stocked.
-      if (this.moreDue) this.othersMayBeDue = true;
-      else if (stocked.length > 0) this.othersFoundNone();
+      if (this.moreDue) this.markOthersMayBeDue();
+      else if (stocked.length > 0) this.othersFoundNone(Date.now() - claimStart);
       if (deliveries.length === 0) return;
       const added = deliveries.filter((delivery) => this.hold(delivery));
       this.cancelUnsent(added.filter((delivery) => !delivery.sendable));
@@ -272,8 +278,8 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
 
   /**
    * Commits, the poll and timers may bring due deliveries of any URL; but while some URLs are
-   * stocked, looking for them costs a read past those URLs' backlog, so it runs at most every
-   * OTHER_URLS_RECHECK_MS after one found nothing.
+   * stocked, looking for them costs a read past those URLs' backlog, so after one found nothing
+   * the next waits OTHER_URLS_RECHECK_MS, or longer if that read took long.
    */
   private markOthersMayBeDue(): void {
     const wait = this.othersRecheckAt - Date.now();
@@ -281,9 +287,9 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     else this.scheduleWake(this.othersRecheckAt);
   }
 
-  private othersFoundNone(): void {
+  private othersFoundNone(tookMs: number): void {
     this.othersMayBeDue = false;
-    this.othersRecheckAt = Date.now() + OTHER_URLS_RECHECK_MS;
+    this.othersRecheckAt = Date.now() + Math.max(OTHER_URLS_RECHECK_MS, tookMs * OTHER_URLS_RECHECK_COST_FACTOR);
   }
 
   /**
