@@ -42,7 +42,7 @@ const ERROR_BACKOFF_MS = 1_000;
 const OTHER_URLS_RECHECK_MS = 100;
 /**
  * The wait is also at least this many times what that claim took: beside one URL's backlog, a look
- * for others reads past all of it (400 ms at a million due rows on PostgreSQL without a vacuum).
+ * for others reads past all of it (400 ms with 770 000 due rows on PostgreSQL without a vacuum).
  */
 const OTHER_URLS_RECHECK_COST_FACTOR = 10;
 /** Results written in one transaction at most. */
