@@ -2,7 +2,7 @@
 // receiver, CPU accounting and small statistics.
 import 'reflect-metadata';
 import { fork } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
@@ -31,8 +31,14 @@ export const Order = decorated('Order', 1001, 'bench_order');
 /** A second decorated entity, so that listeners of other entities can fill the listener table. */
 export const Invoice = decorated('Invoice', 1002, 'bench_invoice');
 
+/** Removes an SQLite database file with its write-ahead log and shared-memory index. */
+export function removeDatabaseFile(file) {
+  for (const suffix of ['', '-wal', '-shm']) rmSync(`${file}${suffix}`, { force: true });
+}
+
+/** `sqlite` is in write-ahead logging, as the README advises; `sqlite-rollback-journal` keeps SQLite's default journal. */
 export function connection(database, file) {
-  if (database === 'sqlite') return { type: 'better-sqlite3', database: file };
+  if (database.startsWith('sqlite')) return { type: 'better-sqlite3', database: file, enableWAL: database === 'sqlite' };
   if (database === 'postgres') return { type: 'postgres', url: process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test' };
   return { type: 'mariadb', url: process.env.MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test' };
 }

@@ -1,7 +1,7 @@
 // Benchmarks of the built package (run `npm run bench`). Every figure is printed beside a reference
 // measured in the same run, since this machine is shared and noisy; each is the median of RUNS runs.
 import { createHmac, randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
@@ -18,6 +18,7 @@ import {
   percentile,
   progress,
   publishOrders,
+  removeDatabaseFile,
   startReceiver,
 } from './app.mjs';
 import { bullmqThroughput } from './peers/bullmq.mjs';
@@ -83,7 +84,7 @@ const SIGNING_MODES = {
 /** P1: committed events to receiver acknowledgements, 64 in flight (includes the worker's boot). */
 async function moduleThroughput(database, receiver, count, mode) {
   const file = join(tmpdir(), `bench-${process.pid}.sqlite`);
-  rmSync(file, { force: true });
+  removeDatabaseFile(file);
   const { schemes, signed } = SIGNING_MODES[mode];
   const producer = await bootApp(database, file, { worker: { enabled: false }, security: { allowPrivateNetworks: true } }, { fresh: true });
   const identity = await producer.app.get(WebhookIdentityService).create(1, { name: 'bench' });
@@ -105,14 +106,14 @@ async function moduleThroughput(database, receiver, count, mode) {
   const { at } = await reached;
   const cpu = cpuPerItem(cpuBefore, cpuSnapshot(), count);
   await worker.app.close();
-  rmSync(file, { force: true });
+  removeDatabaseFile(file);
   return { perSecond: count / ((at - start) / 1000), cpu };
 }
 
 /** P2: commit of a save() to arrival at the receiver, one change every 20 ms. */
 async function latency(database, receiver, count) {
   const file = join(tmpdir(), `bench-latency-${process.pid}.sqlite`);
-  rmSync(file, { force: true });
+  removeDatabaseFile(file);
   const { app, dataSource } = await bootApp(database, file, { security: { allowPrivateNetworks: true } }, { fresh: true });
   await app.get(WebhookListenerService).create(1, { name: 'bench', entity: 'Order', url: receiver.url });
   const reached = receiver.expect(count, { recordArrivals: true });
@@ -125,7 +126,7 @@ async function latency(database, receiver, count) {
   await reached;
   const arrivals = await receiver.arrivals();
   await app.close();
-  rmSync(file, { force: true });
+  removeDatabaseFile(file);
   const delays = Object.keys(arrivals)
     .map(Number)
     .sort((a, b) => a - b)
@@ -140,7 +141,7 @@ async function latency(database, receiver, count) {
  */
 async function saveCost(database) {
   const file = join(tmpdir(), `bench-save-${process.pid}.sqlite`);
-  rmSync(file, { force: true });
+  removeDatabaseFile(file);
   const { app, dataSource } = await bootApp(database, file, { worker: { enabled: false } }, { fresh: true });
   const plain = new DataSource({ ...connection(database, file), entities: [Order] });
   await plain.initialize();
@@ -156,13 +157,20 @@ async function saveCost(database) {
   }
   await plain.destroy();
   await app.close();
-  rmSync(file, { force: true });
+  removeDatabaseFile(file);
   return Object.fromEntries(Object.entries(totalMs).map(([key, total]) => [key, total / SAVES]));
+}
+
+/** P1's cases as [label, database, signing mode]: on SQLite also once with its default rollback journal, for comparison. */
+function throughputCases(database) {
+  const cases = Object.keys(SIGNING_MODES).map((mode) => [mode, database, mode]);
+  if (database === 'sqlite') cases.push(['standard-webhooks, rollback journal', 'sqlite-rollback-journal', 'standard-webhooks']);
+  return cases;
 }
 
 async function throughputMeasures(database, receiver) {
   const ceiling = [];
-  const throughput = { 'standard-webhooks': [], both: [], off: [] };
+  const throughput = Object.fromEntries(throughputCases(database).map(([label]) => [label, []]));
   const peers = { bullmq: [], 'pg-boss': [] };
   const cpu = {};
   for (let run = 0; run < RUNS; run++) {
@@ -170,12 +178,12 @@ async function throughputMeasures(database, receiver) {
     ceiling.push(raw.perSecond);
     cpu.ceiling = raw.cpu;
     progress(`${database} run ${run + 1}: ceiling ${Math.round(raw.perSecond)}/s, CPU µs per request ${JSON.stringify(raw.cpu)}`);
-    for (const mode of Object.keys(throughput)) {
-      const measured = await moduleThroughput(database, receiver, EVENTS, mode);
-      throughput[mode].push(measured.perSecond);
-      cpu[mode] = measured.cpu;
+    for (const [label, databaseOfCase, mode] of throughputCases(database)) {
+      const measured = await moduleThroughput(databaseOfCase, receiver, EVENTS, mode);
+      throughput[label].push(measured.perSecond);
+      cpu[label] = measured.cpu;
       progress(
-        `${database} run ${run + 1}: ${mode} ${Math.round(measured.perSecond)}/s, CPU µs per delivery ${JSON.stringify(measured.cpu)}`,
+        `${database} run ${run + 1}: ${label} ${Math.round(measured.perSecond)}/s, CPU µs per delivery ${JSON.stringify(measured.cpu)}`,
       );
     }
     if (database === 'postgres') {

@@ -1,10 +1,10 @@
 // P4–P6: the module with many listeners, with a large backlog, and with one stalled receiver.
 import { fork } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebhookIdentityService, WebhookListener, WebhookListenerService, WebhookUrl } from '../dist/esm/index.js';
-import { bootApp, now, Order, progress, publishOrders } from './app.mjs';
+import { bootApp, now, Order, progress, publishOrders, removeDatabaseFile } from './app.mjs';
 
 /** Options of the delivery worker in every throughput measure: 64 requests in flight. */
 export const THROUGHPUT_DELIVERY = { concurrency: 64, perUrlConcurrency: 64, batchSize: 500 };
@@ -24,7 +24,7 @@ export async function timeSaves(dataSource, tenantId, saves, { warmUp = 50 } = {
  */
 export async function listenerScale(database, saves) {
   const file = join(tmpdir(), `bench-scale-${process.pid}.sqlite`);
-  rmSync(file, { force: true });
+  removeDatabaseFile(file);
   const { app, dataSource } = await bootApp(database, file, { worker: { enabled: false } }, { fresh: true });
   const listeners = app.get(WebhookListenerService);
   for (let i = 0; i < 10; i++) await listeners.create(1, { name: `l${i}`, entity: 'Order', url: 'https://bench.example.com/hook' });
@@ -36,7 +36,7 @@ export async function listenerScale(database, saves) {
   const besideMany = await timeSaves(dataSource, 1, saves);
   const stored = await dataSource.getRepository(WebhookListener).count();
   await app.close();
-  rmSync(file, { force: true });
+  removeDatabaseFile(file);
   return { alone, besideMany, stored };
 }
 
@@ -125,7 +125,7 @@ export async function backlogDrain(receiver, count, execArgv = []) {
  */
 export async function besideSlowReceivers(database, receiver, events, { slow, stallMs, delivery }) {
   const file = join(tmpdir(), `bench-stall-${process.pid}.sqlite`);
-  rmSync(file, { force: true });
+  removeDatabaseFile(file);
   const producer = await bootApp(database, file, { worker: { enabled: false }, security: { allowPrivateNetworks: true } }, { fresh: true });
   const listeners = producer.app.get(WebhookListenerService);
   const paths = ['/fast/1', '/fast/2', '/fast/3', '/fast/4', ...Array.from({ length: slow }, (_, i) => `/stall/${i + 1}`)];
@@ -144,6 +144,6 @@ export async function besideSlowReceivers(database, receiver, events, { slow, st
   );
   const { at } = await reached;
   await worker.app.close();
-  rmSync(file, { force: true });
+  removeDatabaseFile(file);
   return fastDeliveries / ((at - start) / 1000);
 }

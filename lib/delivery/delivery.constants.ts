@@ -3,6 +3,9 @@ import type { WebhookDeliveryState } from '../model/webhook-delivery.entity.js';
 export const DELIVERY_POLL_INTERVAL_NAME = 'nestjs-webhook-listener:delivery-poll';
 export const DELIVERY_RETRY_TIMEOUT_NAME = 'nestjs-webhook-listener:delivery-retry';
 
+/** SQLite journal modes that write and sync a rollback journal with every commit. */
+export const SQLITE_ROLLBACK_JOURNAL_MODES: ReadonlySet<string> = new Set(['delete', 'truncate', 'persist']);
+
 /** Names of the events the module emits (eventemitter2). */
 export const WEBHOOK_DELIVERY_SUCCEEDED = 'webhook.delivery.succeeded';
 export const WEBHOOK_DELIVERY_FAILED = 'webhook.delivery.failed';

@@ -265,6 +265,13 @@ export class DeliveryStore {
     };
   }
 
+  /** SQLite's journal mode (`delete`, `wal`, `memory`, …); `null` on other databases. */
+  async sqliteJournalMode(): Promise<string | null> {
+    if (!this.sql.sqlite) return null;
+    const [row]: { journal_mode: string }[] = await this.dataSource.query('PRAGMA journal_mode');
+    return row.journal_mode.toLowerCase();
+  }
+
   /**
    * The sealed keys of an identity. Kept once read: a key id and its key material never change, and
    * reading them with every batch would move hundreds of bytes per delivery.

@@ -1,3 +1,6 @@
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
@@ -11,6 +14,7 @@ import {
   type WebhookModuleOptions,
 } from '../../lib/index.js';
 import { connectionOptions, selectedDatabases } from '../src/databases.js';
+import { LogCollector } from '../src/log-collector.js';
 import { HOST_ENTITIES } from '../src/test-app.js';
 import { createTestApp } from '../src/test-app.js';
 
@@ -100,6 +104,29 @@ describe('WebhookModule options', () => {
     await expect(createTestApp('sqlite', { webhook: options as WebhookModuleOptions, logger: false })).rejects.toThrow(
       expect.objectContaining({ message: expect.stringMatching(new RegExp(`${escape(name)}.*${escape(allowed)}`)) }),
     );
+  });
+});
+
+describe('WebhookModule on an SQLite file', () => {
+  async function warningsAtStart(walEnabled: boolean): Promise<string[]> {
+    const file = join(tmpdir(), `webhook-journal-${process.pid}-${Date.now()}.sqlite`);
+    const logger = new LogCollector();
+    const app = await createTestApp('sqlite', {
+      connection: { type: 'better-sqlite3', database: file, enableWAL: walEnabled },
+      webhook: { worker: { enabled: true } },
+      logger,
+    });
+    await app.close();
+    for (const suffix of ['', '-wal', '-shm']) rmSync(`${file}${suffix}`, { force: true });
+    return logger.warnings;
+  }
+
+  it('warns at start that a rollback journal is synced with every commit, and names the remedy', async () => {
+    expect(await warningsAtStart(false)).toEqual([expect.stringMatching(/journal mode "delete".*enableWAL: true/)]);
+  });
+
+  it('starts without that warning in write-ahead logging', async () => {
+    expect(await warningsAtStart(true)).toEqual([]);
   });
 });
 

@@ -1,4 +1,3 @@
-import type { LoggerService } from '@nestjs/common';
 import {
   WebhookDeliveryService,
   WebhookIdentityService,
@@ -10,6 +9,7 @@ import {
 import { WebhookMaintenance } from '../../lib/scheduling/webhook-maintenance.service.js';
 import { WEBHOOK_SCHEDULER_REGISTRY, type SchedulerRegistry } from '../../lib/scheduling/scheduler.js';
 import { connectionOptions, selectedDatabases } from '../src/databases.js';
+import { LogCollector } from '../src/log-collector.js';
 import { Order, OrderState } from '../src/order.entity.js';
 import { answer, TestReceiver, waitFor } from '../src/receiver.js';
 import { freshSpace } from '../src/spaces.js';
@@ -185,20 +185,11 @@ describe.each(selectedDatabases())('scheduled jobs on %s', (database) => {
   });
 });
 
-class ErrorCollector implements LoggerService {
-  readonly errors: string[] = [];
-  log(): void {}
-  warn(): void {}
-  error(message: unknown): void {
-    this.errors.push(String(message));
-  }
-}
-
 const onPostgres = selectedDatabases().includes('postgres') ? describe : describe.skip;
 onPostgres('two instances running all jobs on one PostgreSQL', () => {
   it('reach the end state of one instance without an error', async () => {
     const receiver = await new TestReceiver().start();
-    const collectors = [new ErrorCollector(), new ErrorCollector()];
+    const collectors = [new LogCollector(), new LogCollector()];
     const options: WebhookModuleOptions = {
       worker: { enabled: true },
       security: { allowPrivateNetworks: true },
