@@ -145,8 +145,8 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   }
 
   /**
-   * better-sqlite3 runs each statement on the event loop: with a rollback journal every commit of
-   * claims and results waits there for the disk, and requests in flight wait with it.
+   * With a rollback journal every commit of claims and results writes and syncs the journal, and
+   * better-sqlite3 does that on the event loop, where the requests in flight wait for it.
    */
   private async adviseOnSqliteJournal(): Promise<void> {
     const mode = await this.store.sqliteJournalMode().catch(() => null);
