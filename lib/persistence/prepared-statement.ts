@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { QueryFailedError, type DataSource, type QueryRunner } from 'typeorm';
+import type { DataSource, QueryRunner } from 'typeorm';
+import { onPostgresConnection } from './driver-query.js';
 
 /**
  * A PostgreSQL statement that each connection parses and plans once, under a name taken from its
@@ -20,19 +21,8 @@ export class PreparedStatement {
   }
 
   async run(queryRunner: QueryRunner, values: unknown[]): Promise<void> {
-    const { logger } = this.dataSource;
-    const connection: PostgresConnection = await queryRunner.connect();
-    logger.logQuery(this.text, values, queryRunner);
-    try {
-      await connection.query({ name: this.name, text: this.text, values });
-    } catch (error) {
-      logger.logQueryError(error as Error, this.text, values, queryRunner);
-      throw new QueryFailedError(this.text, values, error as Error);
-    }
+    await onPostgresConnection(this.dataSource, queryRunner, this.text, values, (connection) =>
+      connection.query({ name: this.name, text: this.text, values }),
+    );
   }
-}
-
-/** The part of a `pg` client used here. */
-interface PostgresConnection {
-  query(config: { name: string; text: string; values: unknown[] }): Promise<unknown>;
 }

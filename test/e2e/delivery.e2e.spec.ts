@@ -6,7 +6,8 @@ import { selectedDatabases } from '../src/databases.js';
 import { Order, OrderState, Parcel, ParcelState } from '../src/order.entity.js';
 import { TestReceiver, waitFor } from '../src/receiver.js';
 import { freshSpace } from '../src/spaces.js';
-import { createTestApp, type TestApp } from '../src/test-app.js';
+import { StatementCounter } from '../src/statement-counter.js';
+import { createTestApp, succeededDeliveries, type TestApp } from '../src/test-app.js';
 
 const FAST: WebhookModuleOptions = {
   security: { allowPrivateNetworks: true },
@@ -109,5 +110,33 @@ describe.each(selectedDatabases())('delivery on %s', (database) => {
     expect(Object.keys(plainBody)).toHaveLength(7);
     expect(plain.headers['x-signature']).toBeUndefined();
     expect(plain.headers['webhook-signature']).toBeUndefined();
+  });
+});
+
+const onPostgres = selectedDatabases().includes('postgres') ? describe : describe.skip;
+onPostgres('delivery round trips on postgres', () => {
+  it('claims without a transaction of its own: the planner settings travel with the read of the candidates', async () => {
+    const statements = new StatementCounter();
+    const receiver = await new TestReceiver().start();
+    const testApp = await createTestApp('postgres', { webhook: FAST, typeormLogger: statements });
+    try {
+      const space = freshSpace();
+      await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(`/trips/${space}`) });
+      const deliver = async (succeeded: number) => {
+        await testApp.dataSource.getRepository(Order).save({ tenantId: space, state: OrderState.CONFIRMED });
+        await waitFor(async () => (await succeededDeliveries(testApp, space)) === succeeded, `delivery ${succeeded}`);
+      };
+      await deliver(1); // creates the space's default identity, in a transaction
+      const sent = await statements.count(() => deliver(2));
+
+      const claimReads = sent.filter((sql) => /set_config\('enable_seqscan'/.test(sql));
+      expect(claimReads.length).toBeGreaterThan(0);
+      expect(claimReads.every((sql) => /ORDER BY .* LIMIT \d+$/.test(sql))).toBe(true);
+      // The save's own transaction is the only one.
+      expect(sent.filter((sql) => /^(START TRANSACTION|BEGIN|COMMIT)/i.test(sql))).toEqual(['START TRANSACTION', 'COMMIT']);
+    } finally {
+      await testApp.close();
+      await receiver.stop();
+    }
   });
 });
