@@ -2,7 +2,7 @@ import { EncryptionUtil } from 'postfinancecheckout';
 import { Webhook } from 'standardwebhooks';
 import { WebhookIdentityService, WebhookListenerService, type WebhookModuleOptions } from '../../lib/index.js';
 import { verifyStandardWebhook, verifyXSignature } from '../../lib/verify/index.js';
-import { selectedDatabases } from '../src/databases.js';
+import { describeOnlyOn, selectedDatabases } from '../src/databases.js';
 import { Order, OrderState, Parcel, ParcelState } from '../src/order.entity.js';
 import { TestReceiver, waitFor } from '../src/receiver.js';
 import { freshSpace } from '../src/spaces.js';
@@ -113,8 +113,7 @@ describe.each(selectedDatabases())('delivery on %s', (database) => {
   });
 });
 
-const onPostgres = selectedDatabases().includes('postgres') ? describe : describe.skip;
-onPostgres('delivery round trips on postgres', () => {
+describeOnlyOn('postgres')('delivery round trips on postgres', () => {
   it('claims without a transaction of its own: the planner settings travel with the read of the candidates', async () => {
     const statements = new StatementCounter();
     const receiver = await new TestReceiver().start();

@@ -8,7 +8,7 @@ import {
 } from '../../lib/index.js';
 import { WebhookMaintenance } from '../../lib/scheduling/webhook-maintenance.service.js';
 import { WEBHOOK_SCHEDULER_REGISTRY, type SchedulerRegistry } from '../../lib/scheduling/scheduler.js';
-import { connectionOptions, selectedDatabases } from '../src/databases.js';
+import { connectionOptions, describeOnlyOn, selectedDatabases } from '../src/databases.js';
 import { LogCollector } from '../src/log-collector.js';
 import { Order, OrderState } from '../src/order.entity.js';
 import { answer, TestReceiver, waitFor } from '../src/receiver.js';
@@ -185,8 +185,7 @@ describe.each(selectedDatabases())('scheduled jobs on %s', (database) => {
   });
 });
 
-const onPostgres = selectedDatabases().includes('postgres') ? describe : describe.skip;
-onPostgres('two instances running all jobs on one PostgreSQL', () => {
+describeOnlyOn('postgres')('two instances running all jobs on one PostgreSQL', () => {
   it('reach the end state of one instance without an error', async () => {
     const receiver = await new TestReceiver().start();
     const collectors = [new LogCollector(), new LogCollector()];

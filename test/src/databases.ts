@@ -21,6 +21,11 @@ export function selectedDatabases(): TestDatabase[] {
   return names as TestDatabase[];
 }
 
+/** `describe` when `database` is among the selected ones, `describe.skip` otherwise: for suites that need that one server. */
+export function describeOnlyOn(database: TestDatabase): jest.Describe {
+  return selectedDatabases().includes(database) ? describe : describe.skip;
+}
+
 /** Connection settings of a test database; servers from PG_URL / MYSQL_URL or the local defaults. */
 export function connectionOptions(database: TestDatabase): DataSourceOptions {
   switch (database) {
