@@ -19,6 +19,15 @@ export interface AttemptResult {
   retryAfterMs: number | null;
 }
 
+/** URLs whose parts are kept at most; more are parsed again. */
+const TARGET_CACHE_SIZE = 10_000;
+
+interface Target {
+  origin: string;
+  path: string;
+  hostname: string;
+}
+
 export interface HttpSenderOptions {
   timeoutMs: number;
   maxResponseBytes: number;
@@ -36,6 +45,7 @@ export interface HttpSenderOptions {
  */
 export class HttpSender {
   private readonly agent: Agent;
+  private readonly targets = new Map<string, Target>();
 
   constructor(
     private readonly options: HttpSenderOptions,
@@ -50,7 +60,12 @@ export class HttpSender {
 
   async send(outgoing: OutgoingRequest): Promise<AttemptResult> {
     const startedAt = Date.now();
-    const answer = await this.post(outgoing).catch((error: unknown): Answer => ({ kind: 'failed', error }));
+    let answer: Answer;
+    try {
+      answer = await this.post(outgoing);
+    } catch (error) {
+      answer = { kind: 'failed', error };
+    }
     const durationMs = Date.now() - startedAt;
     if (answer.kind === 'timed-out')
       return { ...failure(WebhookAttemptOutcome.TIMEOUT, `timed out after ${this.options.timeoutMs} ms`), startedAt, durationMs };
@@ -68,16 +83,17 @@ export class HttpSender {
     };
   }
 
-  private async post(outgoing: OutgoingRequest): Promise<Answer> {
-    const url = new URL(outgoing.url);
-    this.guard.checkLiteral(url.hostname);
+  /** Throws at once for a URL that cannot be sent to; the answer, or undici's error, comes through the promise. */
+  private post(outgoing: OutgoingRequest): Promise<Answer> {
+    const target = this.targetOf(outgoing.url);
+    this.guard.checkLiteral(target.hostname);
     const { timeoutMs, maxResponseBytes, userAgent } = this.options;
     return new Promise((resolve) => {
       const collector = new AnswerCollector(maxResponseBytes, timeoutMs, resolve);
       this.agent.dispatch(
         {
-          origin: url.origin,
-          path: `${url.pathname}${url.search}`,
+          origin: target.origin,
+          path: target.path,
           method: 'POST',
           body: outgoing.body,
           headers: { 'content-type': 'application/json', 'user-agent': userAgent, ...outgoing.headers },
@@ -87,6 +103,18 @@ export class HttpSender {
         collector,
       );
     });
+  }
+
+  /** A URL's parts, parsed once: most requests go to URLs that were sent to just before. */
+  private targetOf(url: string): Target {
+    let target = this.targets.get(url);
+    if (!target) {
+      const parsed = new URL(url);
+      target = { origin: parsed.origin, path: `${parsed.pathname}${parsed.search}`, hostname: parsed.hostname };
+      if (this.targets.size >= TARGET_CACHE_SIZE) this.targets.clear();
+      this.targets.set(url, target);
+    }
+    return target;
   }
 
   close(): Promise<void> {

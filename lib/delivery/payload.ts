@@ -38,9 +38,14 @@ export function buildPayload(source: PayloadSource): string {
   return JSON.stringify(payload);
 }
 
+/** The last second formatted: the deliveries sent one after another mostly carry events of the same second. */
+let formatted = { second: Number.NaN, text: '' };
+
 /** `2023-12-19T13:43:35+0000`: UTC, whole seconds, offset without a colon. */
 export function formatWebhookTimestamp(date: Date): string {
-  return `${date.toISOString().slice(0, 19)}+0000`;
+  const second = Math.floor(date.getTime() / 1000);
+  if (second !== formatted.second) formatted = { second, text: `${date.toISOString().slice(0, 19)}+0000` };
+  return formatted.text;
 }
 
 function isSafeIntegerText(text: string): boolean {

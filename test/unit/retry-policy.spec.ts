@@ -72,6 +72,23 @@ describe('payload', () => {
     expect(formatWebhookTimestamp(new Date('2023-12-19T13:43:35.987Z'))).toBe('2023-12-19T13:43:35+0000');
   });
 
+  it('formats each timestamp of its own, whatever came before in the same or another second', () => {
+    const times = [
+      '2023-12-19T13:43:35.001Z',
+      '2023-12-19T13:43:35.999Z',
+      '2023-12-19T13:43:36.000Z',
+      '2023-12-19T13:43:35.500Z',
+      '1969-12-31T23:59:59.500Z',
+    ];
+    expect(times.map((time) => formatWebhookTimestamp(new Date(time)))).toEqual([
+      '2023-12-19T13:43:35+0000',
+      '2023-12-19T13:43:35+0000',
+      '2023-12-19T13:43:36+0000',
+      '2023-12-19T13:43:35+0000',
+      '1969-12-31T23:59:59+0000',
+    ]);
+  });
+
   it('sends numeric ids as numbers only when the key is numeric and safe', () => {
     const source = {
       eventId: 1,
