@@ -126,11 +126,27 @@ export function cpuSnapshot() {
       // the process ended while being read
     }
   }
-  return { self: usage.user + usage.system, servers };
+  return { self: usage.user + usage.system, servers, machine: machineTicks(), loop: performance.eventLoopUtilization() };
 }
 
-/** CPU µs per item between two snapshots: this process, and the database servers (other clients of theirs included). */
+/** The machine's CPU ticks so far from /proc/stat: all of them, and the idle ones (idle and waiting for I/O). */
+function machineTicks() {
+  const ticks = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  return { total: ticks.reduce((sum, value) => sum + value, 0), idle: ticks[3] + ticks[4] };
+}
+
+/**
+ * Between two snapshots: CPU µs per item of this process and of the database servers (other clients
+ * of theirs included); how busy this process's event loop was (1: never waiting); and the share of
+ * the machine's CPU time left idle.
+ */
 export function cpuPerItem(before, after, count) {
   const database = Object.entries(after.servers).reduce((sum, [pid, micros]) => sum + micros - (before.servers[pid] ?? 0), 0);
-  return { bench: Math.round((after.self - before.self) / count), database: Math.round(database / count) };
+  const machineIdle = (after.machine.idle - before.machine.idle) / (after.machine.total - before.machine.total);
+  return {
+    bench: Math.round((after.self - before.self) / count),
+    database: Math.round(database / count),
+    eventLoopUtilization: Number(performance.eventLoopUtilization(after.loop, before.loop).utilization.toFixed(2)),
+    machineIdle: Number(machineIdle.toFixed(2)),
+  };
 }

@@ -177,13 +177,13 @@ async function throughputMeasures(database, receiver) {
     const raw = await rawCeiling(receiver, EVENTS);
     ceiling.push(raw.perSecond);
     cpu.ceiling = raw.cpu;
-    progress(`${database} run ${run + 1}: ceiling ${Math.round(raw.perSecond)}/s, CPU µs per request ${JSON.stringify(raw.cpu)}`);
+    progress(`${database} run ${run + 1}: ceiling ${Math.round(raw.perSecond)}/s, CPU ${JSON.stringify(raw.cpu)}`);
     for (const [label, databaseOfCase, mode] of throughputCases(database)) {
       const measured = await moduleThroughput(databaseOfCase, receiver, EVENTS, mode);
       throughput[label].push(measured.perSecond);
       cpu[label] = measured.cpu;
       progress(
-        `${database} run ${run + 1}: ${label} ${Math.round(measured.perSecond)}/s, CPU µs per delivery ${JSON.stringify(measured.cpu)}`,
+        `${database} run ${run + 1}: ${label} ${Math.round(measured.perSecond)}/s, CPU ${JSON.stringify(measured.cpu)}`,
       );
     }
     if (database === 'postgres') {
@@ -199,7 +199,7 @@ async function throughputMeasures(database, receiver) {
     ceilingPerSecond: Math.round(ceilingMedian),
     throughput: Object.fromEntries(Object.entries(throughput).map(([mode, values]) => [mode, ofCeiling(values)])),
     ...(database === 'postgres' && { peers: { bullmq: ofCeiling(peers.bullmq), 'pg-boss': ofCeiling(peers['pg-boss']) } }),
-    lastRunCpuMicrosPerDelivery: cpu,
+    lastRunCpu: cpu,
   };
 }
 
