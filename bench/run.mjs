@@ -182,9 +182,7 @@ async function throughputMeasures(database, receiver) {
       const measured = await moduleThroughput(databaseOfCase, receiver, EVENTS, mode);
       throughput[label].push(measured.perSecond);
       cpu[label] = measured.cpu;
-      progress(
-        `${database} run ${run + 1}: ${label} ${Math.round(measured.perSecond)}/s, CPU ${JSON.stringify(measured.cpu)}`,
-      );
+      progress(`${database} run ${run + 1}: ${label} ${Math.round(measured.perSecond)}/s, CPU ${JSON.stringify(measured.cpu)}`);
     }
     if (database === 'postgres') {
       peers.bullmq.push(await bullmqThroughput(receiver, EVENTS));
