@@ -13,7 +13,7 @@ import { lastRowsOfOneTransaction } from '../persistence/driver-query.js';
 import { inTransaction } from '../persistence/transaction.js';
 import type { StoredIdentityKeys } from '../signing/webhook-signer.service.js';
 import { KeyEncryptionService } from '../signing/key-encryption.service.js';
-import { SqlText, integer, integerArray, type Statement } from '../persistence/sql-text.js';
+import { SqlText, integerArray, type Statement, type StatementBuilder } from '../persistence/sql-text.js';
 import type { AttemptResult } from './http-sender.js';
 
 /** Identities whose keys are kept in memory at most; more are read again. */
@@ -138,7 +138,6 @@ export class DeliveryStore {
     skippedUrlIds: readonly number[],
     roomPerUrl: (urlId: number) => number,
   ): Promise<{ ids: number[]; leaseUntil: number; limitedUrlIds: number[] }> {
-    const d = this.column;
     return inTransaction(this.dataSource, async (manager) => {
       const now = Date.now();
       const leaseUntil = now + leaseMs;
@@ -147,16 +146,20 @@ export class DeliveryStore {
       if (chosen.length === 0) return { ids: [], leaseUntil, limitedUrlIds };
       const locked: { id: number | string }[] = this.sql.sqlite
         ? chosen.map((id) => ({ id }))
-        : await manager.query(
-            ...this.sql.statement(
-              `SELECT ${d('id')} AS id FROM ${this.sql.table(WebhookDelivery)} WHERE ${this.sql.inIntegers(d('id'), chosen)} AND ${this.due(now)}${this.sql.skipLocked}`,
-              [WebhookDeliveryState.PENDING],
-            ),
-          );
+        : await manager.query(...this.sql.statement(...this.lockStatement(chosen, now)));
       const ids = locked.map((row) => Number(row.id));
       if (ids.length > 0) await manager.query(...this.sql.statement(...this.leaseStatement(owner, ids, now, leaseUntil)));
       return { ids, leaseUntil, limitedUrlIds };
     });
+  }
+
+  /** Locks those of `ids` that are still due, skipping rows another instance holds. */
+  private lockStatement(ids: number[], now: number): Statement {
+    const d = this.column;
+    const b = this.sql.builder();
+    return b.done(
+      `SELECT ${d('id')} AS id FROM ${this.sql.table(WebhookDelivery)} WHERE ${b.inIntegers(d('id'), ids)} AND ${this.due(b, now)}${this.sql.skipLocked}`,
+    );
   }
 
   /**
@@ -174,27 +177,38 @@ export class DeliveryStore {
     // ends the settings with it. As a transaction of its own it took four (begin, settings, read, commit).
     const rows = await lastRowsOfOneTransaction(this.dataSource, [
       `SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)`,
-      this.candidatesSql(now, limit, skippedUrlIds, `'${WebhookDeliveryState.PENDING}'`),
+      // In a simple-protocol query nothing can be bound: on PostgreSQL the builder writes every integer inline.
+      this.candidatesSql(this.sql.builder(), now, limit, skippedUrlIds, `'${WebhookDeliveryState.PENDING}'`),
     ]);
     return rows as { id: string; url_id: string }[];
   }
 
-  /** Due deliveries: pending (`pending`, a `?` unless given), due by now, and not leased (or their lease ran out). */
-  private due(now: number, pending = '?'): string {
+  /** Due deliveries: pending (the state bound, unless given as `pendingLiteral`), due by now, and not leased (or their lease ran out). */
+  private due(b: StatementBuilder, now: number, pendingLiteral?: string): string {
     const d = this.column;
-    return `${d('state')} = ${pending} AND ${d('nextAttemptAt')} <= ${integer(now)} AND (${d('leaseUntil')} IS NULL OR ${d('leaseUntil')} < ${integer(now)})`;
+    return (
+      `${d('state')} = ${pendingLiteral ?? b.bind(WebhookDeliveryState.PENDING)} AND ${d('nextAttemptAt')} <= ${b.integer(now)}` +
+      ` AND (${d('leaseUntil')} IS NULL OR ${d('leaseUntil')} < ${b.integer(now)})`
+    );
   }
 
   private candidatesStatement(now: number, limit: number, skippedUrlIds: readonly number[]): Statement {
-    return this.sql.statement(this.candidatesSql(now, limit, skippedUrlIds), [WebhookDeliveryState.PENDING]);
+    const b = this.sql.builder();
+    return this.sql.statement(...b.done(this.candidatesSql(b, now, limit, skippedUrlIds)));
   }
 
-  private candidatesSql(now: number, limit: number, skippedUrlIds: readonly number[], pending = '?'): string {
+  private candidatesSql(
+    b: StatementBuilder,
+    now: number,
+    limit: number,
+    skippedUrlIds: readonly number[],
+    pendingLiteral?: string,
+  ): string {
     const d = this.column;
     return (
-      `SELECT ${d('id')} AS id, ${d('urlId')} AS url_id FROM ${this.sql.table(WebhookDelivery)} WHERE ${this.due(now, pending)}` +
-      (skippedUrlIds.length > 0 ? ` AND NOT ${this.sql.inIntegers(d('urlId'), skippedUrlIds)}` : '') +
-      ` ORDER BY ${d('nextAttemptAt')} ASC LIMIT ${integer(limit)}`
+      `SELECT ${d('id')} AS id, ${d('urlId')} AS url_id FROM ${this.sql.table(WebhookDelivery)} WHERE ${this.due(b, now, pendingLiteral)}` +
+      (skippedUrlIds.length > 0 ? ` AND NOT ${b.inIntegers(d('urlId'), skippedUrlIds)}` : '') +
+      ` ORDER BY ${d('nextAttemptAt')} ASC LIMIT ${b.integer(limit)}`
     );
   }
 
@@ -205,29 +219,29 @@ export class DeliveryStore {
   private leaseStatement(owner: string, ids: number[], now: number, leaseUntil: number, returning = ''): Statement {
     const d = this.column;
     const table = this.sql.table(WebhookDelivery);
+    const b = this.sql.builder();
     // Moving the due time to the lease's end takes the row out of the due range of the index, so
     // that claims do not scan past deliveries in flight; an expired lease makes it due again.
-    const changes = `${d('leaseOwner')} = ?, ${d('leaseUntil')} = ${integer(leaseUntil)}, ${d('nextAttemptAt')} = ${integer(leaseUntil)}`;
-    if (!this.sql.postgres) return [`UPDATE ${table} SET ${changes} WHERE ${this.sql.inIntegers(d('id'), ids)}`, [owner]];
+    const set = `UPDATE ${table} SET ${d('leaseOwner')} = ${b.bind(owner)}, ${d('leaseUntil')} = ${b.integer(leaseUntil)}, ${d('nextAttemptAt')} = ${b.integer(leaseUntil)}`;
+    if (!this.sql.postgres) return b.done(`${set} WHERE ${b.inIntegers(d('id'), ids)}`);
     // Each id is looked up by primary key and the update finds its rows by their physical address,
     // whatever the table's statistics say: planned from the due index instead, every claim read
     // past the whole backlog. A row changed by another transaction while this statement ran is left
     // out (its new version is not at the address locked); a later claim takes it.
-    const locked =
-      `SELECT l.ctid FROM unnest(?::int[]) AS wanted(id_) CROSS JOIN LATERAL` +
-      ` (SELECT ctid FROM ${table} WHERE ${d('id')} = wanted.id_ AND ${this.due(now)}${this.sql.skipLocked}) l`;
-    return [
-      `UPDATE ${table} SET ${changes} WHERE ctid = ANY(ARRAY(${locked})) ${returning}`,
-      [owner, integerArray(ids), WebhookDeliveryState.PENDING],
-    ];
+    return b.done(
+      `${set} WHERE ctid = ANY(ARRAY(SELECT l.ctid FROM unnest(${b.bind(integerArray(ids))}::int[]) AS wanted(id_) CROSS JOIN LATERAL` +
+        ` (SELECT ctid FROM ${table} WHERE ${d('id')} = wanted.id_ AND ${this.due(b, now)}${this.sql.skipLocked}) l)) ${returning}`,
+    );
   }
 
   private async load(ids: number[], leaseUntil: number): Promise<ClaimedDelivery[]> {
     if (ids.length === 0) return [];
+    const b = this.sql.builder();
     const rows: ObjectLiteral[] = await this.dataSource.query(
       ...this.sql.statement(
-        `${this.deliveriesWithContext(this.sql.table(WebhookDelivery))} WHERE ${this.sql.inIntegers(this.sql.column(WebhookDelivery, 'id', 'd'), ids)}`,
-        [],
+        ...b.done(
+          `${this.deliveriesWithContext(this.sql.table(WebhookDelivery))} WHERE ${b.inIntegers(this.sql.column(WebhookDelivery, 'id', 'd'), ids)}`,
+        ),
       ),
     );
     return rows.map((row) => this.claimedDelivery(row, leaseUntil));
@@ -360,7 +374,8 @@ export class DeliveryStore {
   /** Gives leased deliveries back without an attempt, e.g. at shutdown: due again at once. */
   async release(owner: string, leased: readonly Leased[]): Promise<void> {
     if (leased.length === 0) return;
-    await this.writeTogether([this.endLease(owner, leased, `${this.column('nextAttemptAt')} = ${integer(Date.now())}`, [])]);
+    const now = Date.now();
+    await this.writeTogether([this.endLease(owner, leased, (b) => `${this.column('nextAttemptAt')} = ${b.integer(now)}`)]);
   }
 
   /**
@@ -410,17 +425,20 @@ export class DeliveryStore {
       });
       return [`${into} SELECT * FROM unnest(${arrays.join(', ')})`, columns];
     }
-    // Integers inline, text bound.
-    const parameters: unknown[] = [];
+    if (this.sql.sqlite) {
+      // The rows as one JSON array: one text whatever the batch's size (see StatementBuilder).
+      const cells = ATTEMPT_COLUMNS.map((_, column) => `json_extract(value, '$[${column}]')`);
+      return [`${into} SELECT ${cells.join(', ')} FROM json_each(?)`, [JSON.stringify(rows)]];
+    }
+    const b = this.sql.builder();
     const values = rows.map((row) => {
       const cells = row.map((value, column) => {
-        if (ATTEMPT_COLUMNS[column][1] !== 'text') return value === null ? 'NULL' : integer(value as number);
-        parameters.push(value);
-        return '?';
+        if (ATTEMPT_COLUMNS[column][1] === 'text') return b.bind(value);
+        return value === null ? 'NULL' : b.integer(value as number);
       });
       return `(${cells.join(', ')})`;
     });
-    return [`${into} VALUES ${values.join(', ')}`, parameters];
+    return b.done(`${into} VALUES ${values.join(', ')}`);
   }
 
   private finish(
@@ -432,9 +450,13 @@ export class DeliveryStore {
   ): Statement | null {
     if (finished.length === 0) return null;
     const d = this.column;
-    const changes = `${d('state')} = ?, ${d('completedAt')} = ${integer(now)}, ${d('nextAttemptAt')} = ${integer(now)}`;
-    const leased = finished.map((f) => f.delivery);
-    return this.endLease(owner, leased, attempted ? `${changes}, ${d('attempts')} = ${d('attempts')} + 1` : changes, [state]);
+    return this.endLease(
+      owner,
+      finished.map((f) => f.delivery),
+      (b) =>
+        `${d('state')} = ${b.bind(state)}, ${d('completedAt')} = ${b.integer(now)}, ${d('nextAttemptAt')} = ${b.integer(now)}` +
+        (attempted ? `, ${d('attempts')} = ${d('attempts')} + 1` : ''),
+    );
   }
 
   private reschedule(owner: string, finished: FinishedAttempt[]): Statement | null {
@@ -443,21 +465,25 @@ export class DeliveryStore {
     return this.endLease(
       owner,
       finished.map((f) => f.delivery),
-      `${d('attempts')} = ${d('attempts')} + 1`,
-      [],
+      () => `${d('attempts')} = ${d('attempts')} + 1`,
       finished.map((f) => (f.completion as { nextAttemptAt: number }).nextAttemptAt),
     );
   }
 
   /**
    * Writes `changes` and ends the lease of those `leased` deliveries whose lease `owner` still holds:
-   * the lease's end tells a lease apart from a later one of the same delivery. `parameters` bind the
-   * `?` of `changes`; `dueAt`, when given, is each delivery's new due time, in the order of `leased`.
+   * the lease's end tells a lease apart from a later one of the same delivery. `dueAt`, when given,
+   * is each delivery's new due time, in the order of `leased`.
    * The rows are found by id, grouped by lease (a batch holds the leases of a few claims): joined to a
    * list of ids and leases instead, PostgreSQL planned from statistics that count few leased rows
    * compared every row of the list with every leased row.
    */
-  private endLease(owner: string, leased: readonly Leased[], changes: string, parameters: unknown[], dueAt?: readonly number[]): Statement {
+  private endLease(
+    owner: string,
+    leased: readonly Leased[],
+    changes: (b: StatementBuilder) => string,
+    dueAt?: readonly number[],
+  ): Statement {
     const d = this.column;
     const idsByLease = new Map<number, number[]>();
     for (const { id, leaseUntil } of leased) {
@@ -465,16 +491,19 @@ export class DeliveryStore {
       if (ids) ids.push(id);
       else idsByLease.set(leaseUntil, [id]);
     }
-    const held = [...idsByLease].map(
-      ([leaseUntil, ids]) => `(${d('leaseUntil')} = ${integer(leaseUntil)} AND ${this.sql.inIntegers(d('id'), ids)})`,
-    );
-    const dueCases = dueAt?.map((at, index) => `WHEN ${integer(leased[index].id)} THEN ${integer(at)}`);
-    return [
-      `UPDATE ${this.sql.table(WebhookDelivery)} SET ${changes}, ${d('leaseOwner')} = NULL, ${d('leaseUntil')} = NULL` +
-        (dueCases ? `, ${d('nextAttemptAt')} = CASE ${d('id')} ${dueCases.join(' ')} END` : '') +
-        ` WHERE ${d('leaseOwner')} = ? AND (${held.join(' OR ')})`,
-      [...parameters, owner],
-    ];
+    const b = this.sql.builder();
+    // In the order of the text, which is the order the builder binds in.
+    const set = `UPDATE ${this.sql.table(WebhookDelivery)} SET ${changes(b)}, ${d('leaseOwner')} = NULL, ${d('leaseUntil')} = NULL`;
+    const due = dueAt
+      ? `, ${d('nextAttemptAt')} = CASE ${d('id')} ${dueAt.map((at, index) => `WHEN ${b.integer(leased[index].id)} THEN ${b.integer(at)}`).join(' ')} END`
+      : '';
+    const where =
+      ` WHERE ${d('leaseOwner')} = ${b.bind(owner)} AND (` +
+      [...idsByLease]
+        .map(([leaseUntil, ids]) => `(${d('leaseUntil')} = ${b.integer(leaseUntil)} AND ${b.inIntegers(d('id'), ids)})`)
+        .join(' OR ') +
+      ')';
+    return b.done(set + due + where);
   }
 
   private async findSpaceDefault(manager: EntityManager, spaceId: number): Promise<StoredIdentityKeys | null> {

@@ -8,8 +8,8 @@ export type Statement = [sql: string, parameters: unknown[]];
  * SQL text for the hot statements of capture and delivery, written once per DataSource from the entity
  * metadata (so a host's naming strategy or table prefix is respected). Built by hand rather than
  * through the query builder, whose statement building costs more CPU than the database spends
- * on these statements. Ids and times are integers the module computed and are written
- * inline; every string goes as a bound value.
+ * on these statements. Every string goes as a bound value; ids and times are integers the module
+ * computed, written as StatementBuilder says.
  */
 export class SqlText {
   readonly postgres: boolean;
@@ -45,10 +45,9 @@ export class SqlText {
     return this.sqlite ? '' : ' FOR UPDATE SKIP LOCKED';
   }
 
-  /** `column IN (…)` for module-computed integers; on PostgreSQL an array, which plans in a fraction of the time of a long list. */
-  inIntegers(column: string, values: readonly number[]): string {
-    if (this.postgres) return `${column} = ANY('{${values.map(integer).join(',')}}')`;
-    return `${column} IN (${values.map(integer).join(', ')})`;
+  /** Writes one statement's text and collects its bound values as they are written. */
+  builder(): StatementBuilder {
+    return new StatementBuilder(this.postgres, this.sqlite);
   }
 
   /** Numbers the placeholders of `sql`, where `?` marks each bound value, in the driver's style. */
@@ -56,6 +55,47 @@ export class SqlText {
     if (!this.postgres) return [sql, parameters];
     let index = 0;
     return [sql.replace(/\?/g, () => `$${++index}`), parameters];
+  }
+}
+
+/**
+ * The text of one statement and its bound values, in the order the text is written: each call
+ * returns what goes into the text at that place, so the text must be written from left to right.
+ *
+ * Module-computed integers go inline on PostgreSQL and MySQL, which parse every text anew. On SQLite
+ * they are bound, so that the text stays the same from one batch to the next: TypeORM keeps a
+ * prepared better-sqlite3 statement per text, in a cache of 100 texts that it shares with the host
+ * application, and a new text each time would be prepared each time and push the host's statements out.
+ */
+export class StatementBuilder {
+  readonly parameters: unknown[] = [];
+
+  constructor(
+    private readonly postgres: boolean,
+    private readonly sqlite: boolean,
+  ) {}
+
+  /** A bound value. */
+  bind(value: unknown): string {
+    this.parameters.push(value);
+    return '?';
+  }
+
+  /** An integer the module computed. */
+  integer(value: number): string {
+    return this.sqlite ? this.bind(safeInteger(value)) : integer(value);
+  }
+
+  /** `column IN (…)` for module-computed integers; on PostgreSQL an array, which plans in a fraction of the time of a long list. */
+  inIntegers(column: string, values: readonly number[]): string {
+    if (this.postgres) return `${column} = ANY('{${values.map(integer).join(',')}}')`;
+    if (this.sqlite) return `${column} IN (SELECT value FROM json_each(${this.bind(JSON.stringify(values.map(safeInteger)))}))`;
+    return `${column} IN (${values.map(integer).join(', ')})`;
+  }
+
+  /** The statement with `?` placeholders; SqlText.statement numbers them for PostgreSQL. */
+  done(sql: string): Statement {
+    return [sql, this.parameters];
   }
 }
 
@@ -69,6 +109,10 @@ export function integerArray(values: readonly (number | null)[]): string {
 
 /** An integer the module computed, as SQL text; anything else is a bug, never user input to escape. */
 export function integer(value: number): string {
+  return String(safeInteger(value));
+}
+
+function safeInteger(value: number): number {
   if (!Number.isSafeInteger(value)) throw new Error(`not a safe integer: ${value}`);
-  return String(value);
+  return value;
 }

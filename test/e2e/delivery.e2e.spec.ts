@@ -139,3 +139,37 @@ describeOnlyOn('postgres')('delivery round trips on postgres', () => {
     }
   });
 });
+
+describeOnlyOn('sqlite')('delivery statements on sqlite', () => {
+  it('sends the same statement texts whatever the batch, so that TypeORM prepares each once and keeps the host statements cached', async () => {
+    const statements = new StatementCounter();
+    const receiver = await new TestReceiver().start();
+    const quietScheduler = { lifecycleIntervalMs: 3_600_000, purgeIntervalMs: 3_600_000, retentionIntervalMs: 3_600_000 };
+    const testApp = await createTestApp('sqlite', { webhook: { ...FAST, scheduler: quietScheduler }, typeormLogger: statements });
+    try {
+      const space = freshSpace();
+      await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(`/texts/${space}`) });
+      let delivered = 0;
+      const deliverBatch = async (size: number) => {
+        await testApp.dataSource.transaction(async (manager) => {
+          for (let i = 0; i < size; i++) await manager.getRepository(Order).save({ tenantId: space, state: OrderState.CONFIRMED });
+        });
+        delivered += size;
+        await waitFor(async () => (await succeededDeliveries(testApp, space)) === delivered, `${delivered} deliveries`);
+      };
+      await deliverBatch(1); // creates the space's default identity
+      const seen = new Set(
+        await statements.count(async () => [2, 3, 5].reduce((done, size) => done.then(() => deliverBatch(size)), Promise.resolve())),
+      );
+      const later = await statements.count(() => deliverBatch(7));
+
+      const deliveryWork = later.filter((sql) => sql.includes('"webhook_delivery'));
+      expect(deliveryWork.some((sql) => sql.startsWith('UPDATE'))).toBe(true);
+      expect(deliveryWork.some((sql) => sql.startsWith('INSERT INTO "webhook_delivery_attempt"'))).toBe(true);
+      expect(later.filter((sql) => !seen.has(sql))).toEqual([]);
+    } finally {
+      await testApp.close();
+      await receiver.stop();
+    }
+  });
+});
