@@ -2,7 +2,7 @@ import { EncryptionUtil } from 'postfinancecheckout';
 import { Webhook } from 'standardwebhooks';
 import { WebhookIdentityService, WebhookListenerService, type WebhookModuleOptions } from '../../lib/index.js';
 import { verifyStandardWebhook, verifyXSignature } from '../../lib/verify/index.js';
-import { describeOnlyOn, selectedDatabases } from '../src/databases.js';
+import { describeOnlyOn, selectedDatabases, type TestDatabase } from '../src/databases.js';
 import { Order, OrderState, Parcel, ParcelState } from '../src/order.entity.js';
 import { TestReceiver, waitFor } from '../src/receiver.js';
 import { freshSpace } from '../src/spaces.js';
@@ -113,50 +113,54 @@ describe.each(selectedDatabases())('delivery on %s', (database) => {
   });
 });
 
+/**
+ * Boots a delivering app whose TypeORM statements `statements` records, with one listener in a fresh
+ * space; `deliverBatch(size)` commits `size` saves in one transaction and waits until all are delivered.
+ */
+async function withStatementLog(
+  database: TestDatabase,
+  webhook: WebhookModuleOptions,
+  test: (statements: StatementCounter, deliverBatch: (size: number) => Promise<void>) => Promise<void>,
+): Promise<void> {
+  const statements = new StatementCounter();
+  const receiver = await new TestReceiver().start();
+  const testApp = await createTestApp(database, { webhook, typeormLogger: statements });
+  try {
+    const space = freshSpace();
+    await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(`/logged/${space}`) });
+    let delivered = 0;
+    await test(statements, async (size) => {
+      await testApp.dataSource.transaction(async (manager) => {
+        for (let i = 0; i < size; i++) await manager.getRepository(Order).save({ tenantId: space, state: OrderState.CONFIRMED });
+      });
+      delivered += size;
+      await waitFor(async () => (await succeededDeliveries(testApp, space)) === delivered, `${delivered} deliveries`);
+    });
+  } finally {
+    await testApp.close();
+    await receiver.stop();
+  }
+}
+
 describeOnlyOn('postgres')('delivery round trips on postgres', () => {
   it('claims without a transaction of its own: the planner settings travel with the read of the candidates', async () => {
-    const statements = new StatementCounter();
-    const receiver = await new TestReceiver().start();
-    const testApp = await createTestApp('postgres', { webhook: FAST, typeormLogger: statements });
-    try {
-      const space = freshSpace();
-      await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(`/trips/${space}`) });
-      const deliver = async (succeeded: number) => {
-        await testApp.dataSource.getRepository(Order).save({ tenantId: space, state: OrderState.CONFIRMED });
-        await waitFor(async () => (await succeededDeliveries(testApp, space)) === succeeded, `delivery ${succeeded}`);
-      };
-      await deliver(1); // creates the space's default identity, in a transaction
-      const sent = await statements.count(() => deliver(2));
+    await withStatementLog('postgres', FAST, async (statements, deliverBatch) => {
+      await deliverBatch(1); // creates the space's default identity, in a transaction
+      const sent = await statements.count(() => deliverBatch(1));
 
       const claimReads = sent.filter((sql) => /set_config\('enable_seqscan'/.test(sql));
       expect(claimReads.length).toBeGreaterThan(0);
       expect(claimReads.every((sql) => /ORDER BY .* LIMIT \d+$/.test(sql))).toBe(true);
       // The save's own transaction is the only one.
       expect(sent.filter((sql) => /^(START TRANSACTION|BEGIN|COMMIT)/i.test(sql))).toEqual(['START TRANSACTION', 'COMMIT']);
-    } finally {
-      await testApp.close();
-      await receiver.stop();
-    }
+    });
   });
 });
 
 describeOnlyOn('sqlite')('delivery statements on sqlite', () => {
   it('sends the same statement texts whatever the batch, so that TypeORM prepares each once and keeps the host statements cached', async () => {
-    const statements = new StatementCounter();
-    const receiver = await new TestReceiver().start();
     const quietScheduler = { lifecycleIntervalMs: 3_600_000, purgeIntervalMs: 3_600_000, retentionIntervalMs: 3_600_000 };
-    const testApp = await createTestApp('sqlite', { webhook: { ...FAST, scheduler: quietScheduler }, typeormLogger: statements });
-    try {
-      const space = freshSpace();
-      await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(`/texts/${space}`) });
-      let delivered = 0;
-      const deliverBatch = async (size: number) => {
-        await testApp.dataSource.transaction(async (manager) => {
-          for (let i = 0; i < size; i++) await manager.getRepository(Order).save({ tenantId: space, state: OrderState.CONFIRMED });
-        });
-        delivered += size;
-        await waitFor(async () => (await succeededDeliveries(testApp, space)) === delivered, `${delivered} deliveries`);
-      };
+    await withStatementLog('sqlite', { ...FAST, scheduler: quietScheduler }, async (statements, deliverBatch) => {
       await deliverBatch(1); // creates the space's default identity
       const seen = new Set(
         await statements.count(async () => [2, 3, 5].reduce((done, size) => done.then(() => deliverBatch(size)), Promise.resolve())),
@@ -167,9 +171,6 @@ describeOnlyOn('sqlite')('delivery statements on sqlite', () => {
       expect(deliveryWork.some((sql) => sql.startsWith('UPDATE'))).toBe(true);
       expect(deliveryWork.some((sql) => sql.startsWith('INSERT INTO "webhook_delivery_attempt"'))).toBe(true);
       expect(later.filter((sql) => !seen.has(sql))).toEqual([]);
-    } finally {
-      await testApp.close();
-      await receiver.stop();
-    }
+    });
   });
 });
