@@ -65,6 +65,15 @@ export class ChangeRecorder {
       : inTransaction(this.dataSource, (own) => this.record(own, change));
   }
 
+  /**
+   * Known from memory that no listener matches the change: the capture then returns without a
+   * promise, and a save() that concerns no listener does not wait for one.
+   */
+  surelyUnmatched(change: EntityChange): boolean {
+    const listeners = this.cache.cachedListeners(change.spaceId, change.entity.name);
+    return listeners !== undefined && !listeners.some((listener) => matches(listener, change));
+  }
+
   /** Returns the number of deliveries written (0: no listener matched, nothing written). */
   async record(manager: EntityManager, change: EntityChange): Promise<number> {
     const listeners = await this.cache.activeListeners(manager, change.spaceId, change.entity.name);

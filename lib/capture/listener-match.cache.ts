@@ -22,13 +22,19 @@ export class ListenerMatchCache {
   constructor(private readonly repository: WebhookListenerRepository) {}
 
   async activeListeners(manager: EntityManager, spaceId: number, entityName: string): Promise<MatchableListener[]> {
+    const cached = this.cachedListeners(spaceId, entityName);
+    if (cached) return cached;
     const key = cacheKey(spaceId, entityName);
-    const cached = this.entries.get(key);
-    if (cached && cached.expiresAt > Date.now()) return cached.listeners;
     const generation = this.generations.get(key) ?? 0;
     const listeners = await this.repository.findActiveForEntity(spaceId, entityName, manager);
     if ((this.generations.get(key) ?? 0) === generation) this.store(key, listeners);
     return listeners;
+  }
+
+  /** The cached list while it is fresh; `undefined` when it has to be read. */
+  cachedListeners(spaceId: number, entityName: string): MatchableListener[] | undefined {
+    const cached = this.entries.get(cacheKey(spaceId, entityName));
+    return cached && cached.expiresAt > Date.now() ? cached.listeners : undefined;
   }
 
   invalidate(spaceId: number, entityName: string): void {

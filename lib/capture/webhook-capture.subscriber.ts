@@ -49,12 +49,15 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     if (index >= 0) this.dataSource.subscribers.splice(index, 1);
   }
 
-  async afterInsert(event: InsertEvent<ObjectLiteral>): Promise<void> {
+  // The hooks return a promise only when something may be written: TypeORM awaits the promises
+  // its subscribers return, and a save() that concerns no listener need not wait for one.
+
+  afterInsert(event: InsertEvent<ObjectLiteral>): Promise<void> | undefined {
     const entity = this.registry.findByTarget(event.metadata.target);
-    if (entity) await this.capture(event, entity, event.entity, undefined, true);
+    return entity && this.capture(event, entity, event.entity, undefined, true);
   }
 
-  async afterUpdate(event: UpdateEvent<ObjectLiteral>): Promise<void> {
+  afterUpdate(event: UpdateEvent<ObjectLiteral>): Promise<void> | undefined {
     const entity = this.registry.findByTarget(event.metadata.target);
     if (!entity || !event.entity) return;
     if (!event.databaseEntity) {
@@ -64,19 +67,19 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     const before = event.databaseEntity;
     const after = { ...before, ...definedValues(event.entity) };
     const stateChanged = String(before[entity.stateProperty]) !== String(after[entity.stateProperty]);
-    await this.capture(event, entity, after, before, stateChanged);
+    return this.capture(event, entity, after, before, stateChanged);
   }
 
-  async afterRemove(event: RemoveEvent<ObjectLiteral>): Promise<void> {
-    await this.captureRemoval(event);
+  afterRemove(event: RemoveEvent<ObjectLiteral>): Promise<void> | undefined {
+    return this.captureRemoval(event);
   }
 
-  async afterSoftRemove(event: SoftRemoveEvent<ObjectLiteral>): Promise<void> {
-    await this.captureRemoval(event);
+  afterSoftRemove(event: SoftRemoveEvent<ObjectLiteral>): Promise<void> | undefined {
+    return this.captureRemoval(event);
   }
 
-  async afterRecover(event: RecoverEvent<ObjectLiteral>): Promise<void> {
-    await this.captureRemoval(event);
+  afterRecover(event: RecoverEvent<ObjectLiteral>): Promise<void> | undefined {
+    return this.captureRemoval(event);
   }
 
   afterTransactionCommit(event: TransactionCommitEvent): void {
@@ -88,23 +91,24 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   }
 
   /** Removal, soft removal and recovery keep the state: only `notifyEveryChange` listeners hear of them. */
-  private async captureRemoval(event: RemoveEvent<ObjectLiteral>): Promise<void> {
+  private captureRemoval(event: RemoveEvent<ObjectLiteral>): Promise<void> | undefined {
     const entity = this.registry.findByTarget(event.metadata.target);
     if (!entity) return;
     const row = { ...definedValues(event.entity ?? {}), ...definedValues(event.databaseEntity ?? {}) };
-    await this.capture(event, entity, row, undefined, false, event.entityId);
+    return this.capture(event, entity, row, undefined, false, event.entityId);
   }
 
-  private async capture(
+  private capture(
     event: RowEvent,
     entity: RegisteredWebhookEntity,
     row: ObjectLiteral,
     before: ObjectLiteral | undefined,
     stateChanged: boolean,
     knownId?: unknown,
-  ): Promise<void> {
+  ): Promise<void> | undefined {
     const change = this.describeChange(event.metadata, entity, row, before, stateChanged, knownId);
-    if (change) await this.recorder.recordJoining(event.manager, change);
+    if (!change || this.recorder.surelyUnmatched(change)) return;
+    return this.recorder.recordJoining(event.manager, change).then(() => undefined);
   }
 
   private describeChange(
