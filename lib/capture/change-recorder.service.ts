@@ -114,7 +114,7 @@ export class ChangeRecorder {
     const inserted = await manager.query(`INSERT INTO ${sql.table(WebhookEvent)} (${this.eventColumns}) VALUES (?, ?, ?, ?, ?, ?)`, event);
     const eventId = Number(sql.sqlite ? inserted : inserted.insertId);
     await manager.query(
-      `INSERT INTO ${sql.table(WebhookDelivery)} (${this.deliveryColumns}) VALUES ${matched.map(() => '(?, ?, ?, ?, ?, 0, ?, ?)').join(', ')}`,
+      `${sql.insertInto(WebhookDelivery)} (${this.deliveryColumns}) VALUES ${matched.map(() => '(?, ?, ?, ?, ?, 0, ?, ?)').join(', ')}`,
       matched.flatMap((listener) => [eventId, listener.id, listener.urlId, change.spaceId, pending, now.getTime(), deliveryCreatedOn]),
     );
   }

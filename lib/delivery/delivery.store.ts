@@ -222,7 +222,7 @@ export class DeliveryStore {
     const b = this.sql.builder();
     // Moving the due time to the lease's end takes the row out of the due range of the index, so
     // that claims do not scan past deliveries in flight; an expired lease makes it due again.
-    const set = `UPDATE ${table} SET ${d('leaseOwner')} = ${b.bind(owner)}, ${d('leaseUntil')} = ${b.integer(leaseUntil)}, ${d('nextAttemptAt')} = ${b.integer(leaseUntil)}`;
+    const set = `${this.sql.update(WebhookDelivery)} SET ${d('leaseOwner')} = ${b.bind(owner)}, ${d('leaseUntil')} = ${b.integer(leaseUntil)}, ${d('nextAttemptAt')} = ${b.integer(leaseUntil)}`;
     if (!this.sql.postgres) return b.done(`${set} WHERE ${b.inIntegers(d('id'), ids)}`);
     // Each id is looked up by primary key and the update finds its rows by their physical address,
     // whatever the table's statistics say: planned from the due index instead, every claim read
@@ -415,7 +415,7 @@ export class DeliveryStore {
       withoutNul(result!.responseBody),
       withoutNul(result!.error),
     ]);
-    const into = `INSERT INTO ${this.sql.table(WebhookDeliveryAttempt)} (${ATTEMPT_COLUMNS.map(([property]) => this.sql.column(WebhookDeliveryAttempt, property)).join(', ')})`;
+    const into = `${this.sql.insertInto(WebhookDeliveryAttempt)} (${ATTEMPT_COLUMNS.map(([property]) => this.sql.column(WebhookDeliveryAttempt, property)).join(', ')})`;
     if (this.sql.postgres) {
       // One array per column: the statement's text, parameters and plan keep one size whatever the batch's.
       const arrays = ATTEMPT_COLUMNS.map(([, type]) => `?::${type}[]`);
@@ -493,7 +493,7 @@ export class DeliveryStore {
     }
     const b = this.sql.builder();
     // In the order of the text, which is the order the builder binds in.
-    const set = `UPDATE ${this.sql.table(WebhookDelivery)} SET ${changes(b)}, ${d('leaseOwner')} = NULL, ${d('leaseUntil')} = NULL`;
+    const set = `${this.sql.update(WebhookDelivery)} SET ${changes(b)}, ${d('leaseOwner')} = NULL, ${d('leaseUntil')} = NULL`;
     const due = dueAt
       ? `, ${d('nextAttemptAt')} = CASE ${d('id')} ${dueAt.map((at, index) => `WHEN ${b.integer(leased[index].id)} THEN ${b.integer(at)}`).join(' ')} END`
       : '';

@@ -40,6 +40,27 @@ export class SqlText {
     return this.dataSource.driver.preparePersistentValue(value, this.dataSource.getMetadata(entity).findColumnWithPropertyName(property)!);
   }
 
+  /** `INSERT INTO table` for a statement that may write several rows (see `multiRowVerb`). */
+  insertInto(entity: EntityTarget<ObjectLiteral>): string {
+    return `${this.multiRowVerb('INSERT')} INTO ${this.table(entity)}`;
+  }
+
+  /** `UPDATE table` for a statement that may change several rows (see `multiRowVerb`). */
+  update(entity: EntityTarget<ObjectLiteral>): string {
+    return `${this.multiRowVerb('UPDATE')} ${this.table(entity)}`;
+  }
+
+  /**
+   * On SQLite with `OR FAIL`. For a statement over several rows that a NOT NULL column could abort
+   * halfway, SQLite opens a statement journal, a temporary file, to undo that statement alone; for
+   * ten rows that costs more than writing them. The module's statements write only values it
+   * computed, so no constraint can fail halfway, and an I/O error without a statement journal rolls
+   * back the whole transaction.
+   */
+  private multiRowVerb(verb: 'INSERT' | 'UPDATE'): string {
+    return this.sqlite ? `${verb} OR FAIL` : verb;
+  }
+
   /** Row locks that other instances skip; SQLite has a single writer and needs none. */
   get skipLocked(): string {
     return this.sqlite ? '' : ' FOR UPDATE SKIP LOCKED';
