@@ -15,6 +15,7 @@ import type {
 import { WEBHOOK_DATA_SOURCE, WEBHOOK_RESOLVED_OPTIONS } from '../module/webhook.constants.js';
 import type { ResolvedWebhookOptions } from '../module/webhook-options.interface.js';
 import { WebhookEntityRegistry, type RegisteredWebhookEntity } from '../registry/webhook-entity.registry.js';
+import { reopenTransactionEndedBySqlite } from '../persistence/transaction.js';
 import { MAX_ID } from '../validation/input.validation.js';
 import { ChangeRecorder, type EntityChange } from './change-recorder.service.js';
 import { CommitNotifier } from './commit-notifier.js';
@@ -84,6 +85,14 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
 
   afterTransactionCommit(event: TransactionCommitEvent): void {
     this.notifier.committed(event.queryRunner);
+  }
+
+  beforeTransactionRollback(event: TransactionRollbackEvent): void {
+    if (reopenTransactionEndedBySqlite(event.queryRunner)) {
+      this.logger.warn(
+        'SQLite had already rolled back the whole transaction after an error (a full disk, for one); it was reopened empty so that TypeORM can finish its rollback',
+      );
+    }
   }
 
   afterTransactionRollback(event: TransactionRollbackEvent): void {

@@ -54,8 +54,8 @@ export class SqlText {
    * On SQLite with `OR FAIL`. For a statement over several rows that a NOT NULL column could abort
    * halfway, SQLite opens a statement journal, a temporary file, to undo that statement alone; for
    * ten rows that costs more than writing them. The module's statements write only values it
-   * computed, so no constraint can fail halfway, and an I/O error without a statement journal rolls
-   * back the whole transaction.
+   * computed, so no constraint can fail halfway; a full disk or an I/O error then rolls back the whole
+   * transaction, as it does for any statement of a single row (see reopenTransactionEndedBySqlite).
    */
   private multiRowVerb(verb: 'INSERT' | 'UPDATE'): string {
     return this.sqlite ? `${verb} OR FAIL` : verb;

@@ -44,3 +44,26 @@ async function whenConnectionIdle(dataSource: DataSource): Promise<void> {
   const shared = (dataSource.driver as { queryRunner?: QueryRunner }).queryRunner;
   while (shared?.isTransactionActive) await new Promise((resolve) => setTimeout(resolve, IDLE_POLL_MS));
 }
+
+interface SqliteConnection {
+  readonly inTransaction?: boolean;
+  exec(sql: string): unknown;
+}
+
+/**
+ * Called as TypeORM begins to roll back a transaction on better-sqlite3. Without a statement journal
+ * (a statement that writes a single row, or one written `OR FAIL`), an error such as SQLITE_FULL or
+ * SQLITE_IOERR makes SQLite roll back the whole transaction itself. TypeORM does not see it: its
+ * ROLLBACK then fails, and its one query runner stays "in a transaction" for good, so that later
+ * saves run as savepoints outside any transaction and the module's own transactions wait forever.
+ * Opens the levels TypeORM is about to roll back again, empty, so that its rollback succeeds and
+ * its state matches the connection's. Returns whether it had to.
+ */
+export function reopenTransactionEndedBySqlite(queryRunner: QueryRunner): boolean {
+  const connection = (queryRunner.connection.driver as { databaseConnection?: SqliteConnection }).databaseConnection;
+  if (!queryRunner.isTransactionActive || connection?.inTransaction !== false) return false;
+  const depth = (queryRunner as unknown as { transactionDepth?: number }).transactionDepth ?? 1;
+  connection.exec('BEGIN');
+  for (let level = 1; level < depth; level++) connection.exec(`SAVEPOINT typeorm_${level}`);
+  return true;
+}

@@ -176,3 +176,47 @@ describeOnlyOn('sqlite')('delivery statements on sqlite', () => {
     });
   });
 });
+
+describeOnlyOn('sqlite')('a full disk on sqlite', () => {
+  // SQLite's page limit stands in for a full disk: SQLITE_FULL, in whichever statement needs a new page,
+  // which for many of them makes SQLite roll back the whole transaction by itself.
+  it.each([1, 10])(
+    'fails saves while the file cannot grow, then saves and delivers again once it can (%i listeners)',
+    async (listenerCount) => {
+      const receiver = await new TestReceiver().start();
+      const testApp = await createTestApp('sqlite', { webhook: FAST });
+      try {
+        const space = freshSpace();
+        const listeners = testApp.get(WebhookListenerService);
+        for (let i = 0; i < listenerCount; i++) {
+          await listeners.create(space, { name: `l${i}`, entity: 'Order', url: receiver.url(`/full/${space}/${i}`) });
+        }
+        const file = (testApp.dataSource.driver as unknown as { databaseConnection: SqliteConnection }).databaseConnection;
+        const orders = testApp.dataSource.getRepository(Order);
+        const saved: number[] = [];
+        const saveOrder = async () => saved.push((await orders.save({ tenantId: space, state: OrderState.CONFIRMED })).id);
+
+        file.pragma(`max_page_count = ${file.pragma('page_count', { simple: true })}`);
+        let failed = 0;
+        for (let i = 0; i < 300; i++) await saveOrder().catch(() => failed++);
+        file.pragma('max_page_count = 1073741823');
+        for (let i = 0; i < 5; i++) await saveOrder();
+
+        expect(failed).toBeGreaterThan(0);
+        const deliveredTo = (listener: number) =>
+          new Set(receiver.to(`/full/${space}/${listener}`).map((request) => JSON.parse(request.rawBody.toString('utf8')).entityId));
+        const allDelivered = () =>
+          Array.from({ length: listenerCount }, (_, listener) => deliveredTo(listener)).every((ids) => saved.every((id) => ids.has(id)));
+        await waitFor(allDelivered, `every saved order delivered to its ${listenerCount} listener(s)`);
+      } finally {
+        await testApp.close();
+        await receiver.stop();
+      }
+    },
+    60_000,
+  );
+});
+
+interface SqliteConnection {
+  pragma(source: string, options?: { simple: boolean }): unknown;
+}
