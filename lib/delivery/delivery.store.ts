@@ -10,7 +10,7 @@ import { WebhookRetiredKey } from '../model/webhook-retired-key.entity.js';
 import { WebhookUrl } from '../model/webhook-url.entity.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
 import { lastRowsOfOneTransaction } from '../persistence/driver-query.js';
-import { inTransaction } from '../persistence/transaction.js';
+import { inTransaction, synchronousSqlite } from '../persistence/transaction.js';
 import type { StoredIdentityKeys } from '../signing/webhook-signer.service.js';
 import { KeyEncryptionService } from '../signing/key-encryption.service.js';
 import { SqlText, integerArray, type Statement, type StatementBuilder } from '../persistence/sql-text.js';
@@ -86,6 +86,8 @@ export class DeliveryStore {
   }
 
   private readonly sql: SqlText;
+  /** On better-sqlite3 the claims and the batches of results run as transactions of one turn each (see SynchronousSqlite). */
+  private readonly synchronous = synchronousSqlite(this.dataSource);
   /** A quoted column of webhook_delivery. */
   private readonly column = (property: string) => this.sql.column(WebhookDelivery, property);
   private readonly createdOnColumn = this.dataSource.getMetadata(WebhookEvent).findColumnWithPropertyName('createdOn')!;
@@ -138,6 +140,17 @@ export class DeliveryStore {
     skippedUrlIds: readonly number[],
     roomPerUrl: (urlId: number) => number,
   ): Promise<{ ids: number[]; leaseUntil: number; limitedUrlIds: number[] }> {
+    const sqlite = this.synchronous;
+    if (sqlite) {
+      return sqlite.transaction(() => {
+        const now = Date.now();
+        const leaseUntil = now + leaseMs;
+        const candidates = sqlite.query(...this.candidatesStatement(now, limit, skippedUrlIds)) as { id: number; url_id: number }[];
+        const { chosen, limitedUrlIds } = withinRoomPerUrl(candidates, roomPerUrl);
+        if (chosen.length > 0) sqlite.query(...this.sql.statement(...this.leaseStatement(owner, chosen, now, leaseUntil)));
+        return { ids: chosen, leaseUntil, limitedUrlIds };
+      });
+    }
     return inTransaction(this.dataSource, async (manager) => {
       const now = Date.now();
       const leaseUntil = now + leaseMs;
@@ -380,7 +393,8 @@ export class DeliveryStore {
 
   /**
    * Runs statements (`?` placeholders) as one unit: on PostgreSQL as one statement of data-modifying
-   * WITH queries, which needs no transaction around it; elsewhere in a transaction.
+   * WITH queries, which needs no transaction around it; on better-sqlite3 in a transaction of one turn;
+   * elsewhere in a transaction.
    */
   private async writeTogether(statements: Statement[]): Promise<void> {
     if (statements.length === 0) return;
@@ -392,6 +406,11 @@ export class DeliveryStore {
           statements.flatMap(([, values]) => values),
         ),
       );
+      return;
+    }
+    const sqlite = this.synchronous;
+    if (sqlite) {
+      await sqlite.transaction(() => statements.forEach((statement) => sqlite.query(...this.sql.statement(...statement))));
       return;
     }
     await inTransaction(this.dataSource, async (manager) => {

@@ -45,9 +45,66 @@ async function whenConnectionIdle(dataSource: DataSource): Promise<void> {
   while (shared?.isTransactionActive) await new Promise((resolve) => setTimeout(resolve, IDLE_POLL_MS));
 }
 
+interface SqliteStatement {
+  readonly reader: boolean;
+  all(...parameters: unknown[]): unknown[];
+  run(...parameters: unknown[]): unknown;
+}
+
 interface SqliteConnection {
   readonly inTransaction?: boolean;
   exec(sql: string): unknown;
+  prepare(sql: string): SqliteStatement;
+  transaction<T>(work: () => T): () => T;
+}
+
+/** Statements (`?` placeholders) run on better-sqlite3's connection itself, prepared once per text. */
+export class SynchronousSqlite {
+  private readonly prepared = new Map<string, SqliteStatement>();
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly connection: SqliteConnection,
+  ) {}
+
+  /** The rows a statement returns; [] for one that returns none. */
+  query(sql: string, parameters: readonly unknown[]): unknown[] {
+    const statement = this.statement(sql);
+    const values = parameters.map((value) => (typeof value === 'boolean' ? Number(value) : value));
+    if (statement.reader) return statement.all(...values);
+    statement.run(...values);
+    return [];
+  }
+
+  /**
+   * Runs `work` between BEGIN and COMMIT within one turn of the event loop, once no transaction is
+   * open on the connection. TypeORM shares one query runner on SQLite: a save() of the host that
+   * began while a transaction of the module stayed open across turns ran inside it, committed with
+   * it and was not rolled back on its own. Within one turn no save() can begin.
+   */
+  async transaction<T>(work: () => T): Promise<T> {
+    const shared = (this.dataSource.driver as { queryRunner?: QueryRunner }).queryRunner;
+    while (shared?.isTransactionActive || this.connection.inTransaction) {
+      await new Promise((resolve) => setTimeout(resolve, IDLE_POLL_MS));
+    }
+    return this.connection.transaction(work)();
+  }
+
+  private statement(sql: string): SqliteStatement {
+    let statement = this.prepared.get(sql);
+    if (!statement) {
+      statement = this.connection.prepare(sql);
+      this.prepared.set(sql, statement);
+    }
+    return statement;
+  }
+}
+
+/** better-sqlite3's connection, which runs statements synchronously; null on other drivers. */
+export function synchronousSqlite(dataSource: DataSource): SynchronousSqlite | null {
+  if (dataSource.options.type !== 'better-sqlite3') return null;
+  const connection = (dataSource.driver as { databaseConnection?: SqliteConnection }).databaseConnection;
+  return connection ? new SynchronousSqlite(dataSource, connection) : null;
 }
 
 /**
@@ -60,10 +117,10 @@ interface SqliteConnection {
  * its state matches the connection's. Returns whether it had to.
  */
 export function reopenTransactionEndedBySqlite(queryRunner: QueryRunner): boolean {
-  const connection = (queryRunner.connection.driver as { databaseConnection?: SqliteConnection }).databaseConnection;
+  const connection = (queryRunner.connection.driver as { databaseConnection?: Partial<SqliteConnection> }).databaseConnection;
   if (!queryRunner.isTransactionActive || connection?.inTransaction !== false) return false;
   const depth = (queryRunner as unknown as { transactionDepth?: number }).transactionDepth ?? 1;
-  connection.exec('BEGIN');
-  for (let level = 1; level < depth; level++) connection.exec(`SAVEPOINT typeorm_${level}`);
+  connection.exec!('BEGIN');
+  for (let level = 1; level < depth; level++) connection.exec!(`SAVEPOINT typeorm_${level}`);
   return true;
 }
