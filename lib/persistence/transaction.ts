@@ -58,6 +58,8 @@ interface SqliteConnection {
   transaction<T>(work: () => T): () => T;
 }
 
+const MAX_PREPARED_STATEMENTS = 100;
+
 /** Statements (`?` placeholders) run on better-sqlite3's connection itself, prepared once per text. */
 export class SynchronousSqlite {
   private readonly prepared = new Map<string, SqliteStatement>();
@@ -95,6 +97,8 @@ export class SynchronousSqlite {
     if (!statement) {
       statement = this.connection.prepare(sql);
       this.prepared.set(sql, statement);
+      // A batch that reschedules retries has a text per number of them: keep the latest texts only.
+      if (this.prepared.size > MAX_PREPARED_STATEMENTS) this.prepared.delete(this.prepared.keys().next().value!);
     }
     return statement;
   }
