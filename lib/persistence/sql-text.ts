@@ -53,9 +53,10 @@ export class SqlText {
   /**
    * On SQLite with `OR FAIL`. For a statement over several rows that a NOT NULL column could abort
    * halfway, SQLite keeps a statement journal to undo that statement alone, in a temporary file once
-   * it passes 64 KiB; for ten rows that costs more than writing them. The module's statements write only values it
-   * computed, so no constraint can fail halfway; a full disk or an I/O error then rolls back the whole
-   * transaction, as it does for any statement of a single row (see reopenTransactionEndedBySqlite).
+   * it passes 64 KiB; for ten rows that costs more than writing them. The module's statements write
+   * only values it computed, so no constraint can fail halfway; a full disk or an I/O error then rolls
+   * back the whole transaction, as it does for any statement of a single row (see
+   * reopenTransactionEndedBySqlite).
    */
   private multiRowVerb(verb: 'INSERT' | 'UPDATE'): string {
     return this.sqlite ? `${verb} OR FAIL` : verb;

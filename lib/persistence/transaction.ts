@@ -41,8 +41,21 @@ const IDLE_POLL_MS = 2;
 
 /** Resolves once the single SQLite connection is outside any transaction. */
 async function whenConnectionIdle(dataSource: DataSource): Promise<void> {
-  const shared = (dataSource.driver as { queryRunner?: QueryRunner }).queryRunner;
-  while (shared?.isTransactionActive) await new Promise((resolve) => setTimeout(resolve, IDLE_POLL_MS));
+  while (typeormTransactionOpen(dataSource)) await pause();
+}
+
+/** Whether TypeORM's one query runner on SQLite is in a transaction, the host's or the module's. */
+function typeormTransactionOpen(dataSource: DataSource): boolean {
+  return (dataSource.driver as { queryRunner?: QueryRunner }).queryRunner?.isTransactionActive === true;
+}
+
+function pause(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, IDLE_POLL_MS));
+}
+
+/** better-sqlite3's own connection object behind a DataSource (another driver's, or none, elsewhere). */
+function driverConnection(dataSource: DataSource): Partial<SqliteConnection> | undefined {
+  return (dataSource.driver as { databaseConnection?: Partial<SqliteConnection> }).databaseConnection;
 }
 
 interface SqliteStatement {
@@ -85,10 +98,8 @@ export class SynchronousSqlite {
    * it and was not rolled back on its own. Within one turn no save() can begin.
    */
   async transaction<T>(work: () => T): Promise<T> {
-    const shared = (this.dataSource.driver as { queryRunner?: QueryRunner }).queryRunner;
-    while (shared?.isTransactionActive || this.connection.inTransaction) {
-      await new Promise((resolve) => setTimeout(resolve, IDLE_POLL_MS));
-    }
+    // Checked again in the turn that runs the work: whenConnectionIdle() would resolve a turn later.
+    while (typeormTransactionOpen(this.dataSource) || this.connection.inTransaction) await pause();
     return this.connection.transaction(work)();
   }
 
@@ -107,7 +118,7 @@ export class SynchronousSqlite {
 /** better-sqlite3's connection, which runs statements synchronously; null on other drivers. */
 export function synchronousSqlite(dataSource: DataSource): SynchronousSqlite | null {
   if (dataSource.options.type !== 'better-sqlite3') return null;
-  const connection = (dataSource.driver as { databaseConnection?: SqliteConnection }).databaseConnection;
+  const connection = driverConnection(dataSource) as SqliteConnection | undefined;
   return connection ? new SynchronousSqlite(dataSource, connection) : null;
 }
 
@@ -121,7 +132,7 @@ export function synchronousSqlite(dataSource: DataSource): SynchronousSqlite | n
  * its state matches the connection's. Returns whether it had to.
  */
 export function reopenTransactionEndedBySqlite(queryRunner: QueryRunner): boolean {
-  const connection = (queryRunner.connection.driver as { databaseConnection?: Partial<SqliteConnection> }).databaseConnection;
+  const connection = driverConnection(queryRunner.connection);
   if (!queryRunner.isTransactionActive || connection?.inTransaction !== false) return false;
   const depth = (queryRunner as unknown as { transactionDepth?: number }).transactionDepth ?? 1;
   connection.exec!('BEGIN');
