@@ -5,7 +5,13 @@ import { WebhookEvent } from '../model/webhook-event.entity.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
 import { PreparedStatement } from '../persistence/prepared-statement.js';
 import { integerArray, SqlText } from '../persistence/sql-text.js';
-import { inTransaction } from '../persistence/transaction.js';
+import {
+  inTransaction,
+  runStepsThrough,
+  synchronousSqlite,
+  type DriverStatement,
+  type TransactionSteps,
+} from '../persistence/transaction.js';
 import type { MatchableListener } from '../persistence/webhook-listener.repository.js';
 import type { RegisteredWebhookEntity } from '../registry/webhook-entity.registry.js';
 import { CommitNotifier } from './commit-notifier.js';
@@ -66,6 +72,50 @@ export class ChangeRecorder {
   }
 
   /**
+   * Records a change written on better-sqlite3's one connection, which TypeORM shares between all
+   * transactions (see `SharedConnectionWrites`). When the transaction the write ran in is still
+   * open, the event's statements run in it on the connection at once, in the same turn as that
+   * check: through TypeORM, a turn later, they could run after another part of the application had
+   * ended it. When the write ran outside any transaction, or in one that has ended or ends later,
+   * the event recorded in whatever transaction is open would be lost when that one rolls back
+   * although the row stands, or kept although the row's change was rolled back. It is then written
+   * in one turn once no transaction is open, and only if `rowAsChanged` finds the row as the change
+   * left it. A write whose beginning was not seen (a removal) is recorded as `recordJoining()` does.
+   */
+  async recordOnSharedConnection(
+    manager: EntityManager,
+    change: EntityChange,
+    ranInOpenTransaction: () => boolean | undefined,
+    rowAsChanged: () => DriverStatement,
+  ): Promise<number> {
+    const listeners = await this.cache.activeListeners(manager, change.spaceId, change.entity.name);
+    const matched = listeners.filter((listener) => matches(listener, change));
+    if (matched.length === 0) return 0;
+    const writeEvent = this.eventAndDeliverySteps(change, matched, new Date());
+    const sqlite = synchronousSqlite(this.dataSource)!;
+    const ranInOpen = ranInOpenTransaction();
+    if (ranInOpen === undefined) return this.recordJoining(manager, change);
+    if (ranInOpen) {
+      sqlite.runSteps(writeEvent);
+      this.notifier.recorded(manager.queryRunner, matched.length);
+      return matched.length;
+    }
+    const lookup = rowAsChanged();
+    const recorded = await sqlite.transaction(() =>
+      sqlite.runSteps(
+        (function* (): TransactionSteps<boolean> {
+          if ((yield lookup).rows.length === 0) return false;
+          yield* writeEvent;
+          return true;
+        })(),
+      ),
+    );
+    if (!recorded) return 0;
+    this.notifier.recorded(undefined, matched.length);
+    return matched.length;
+  }
+
+  /**
    * Known from memory that no listener matches the change: the capture then returns without a
    * promise, and a save() that concerns no listener does not wait for one.
    */
@@ -87,36 +137,47 @@ export class ChangeRecorder {
 
   /** One prepared statement on PostgreSQL; elsewhere the event, then its deliveries under the event's generated id. */
   private async insertEventAndDeliveries(manager: EntityManager, change: EntityChange, matched: MatchableListener[], now: Date) {
+    if (!this.postgresInsert) {
+      await runStepsThrough(manager, this.eventAndDeliverySteps(change, matched, now));
+      return;
+    }
+    const pending = WebhookDeliveryState.PENDING;
+    await this.postgresInsert.run(manager.queryRunner!, [
+      ...this.eventValues(change, now),
+      pending,
+      this.sql.stored(WebhookDelivery, 'createdOn', now),
+      now.getTime(),
+      integerArray(matched.map((listener) => listener.id)),
+      integerArray(matched.map((listener) => listener.urlId)),
+    ]);
+  }
+
+  /** The event, then its deliveries under the event's generated id (every database but PostgreSQL). */
+  private *eventAndDeliverySteps(change: EntityChange, matched: MatchableListener[], now: Date): TransactionSteps<void> {
     const { sql } = this;
-    const event = [
+    // Every value bound: better-sqlite3 statements are prepared once per text and kept (TypeORM's
+    // statement cache), which one text per number of listeners lets capture reuse.
+    const { insertId } = yield [
+      `INSERT INTO ${sql.table(WebhookEvent)} (${this.eventColumns}) VALUES (?, ?, ?, ?, ?, ?)`,
+      this.eventValues(change, now),
+    ];
+    const pending = WebhookDeliveryState.PENDING;
+    const deliveryCreatedOn = sql.stored(WebhookDelivery, 'createdOn', now);
+    yield [
+      `${sql.insertInto(WebhookDelivery)} (${this.deliveryColumns}) VALUES ${matched.map(() => '(?, ?, ?, ?, ?, 0, ?, ?)').join(', ')}`,
+      matched.flatMap((listener) => [insertId, listener.id, listener.urlId, change.spaceId, pending, now.getTime(), deliveryCreatedOn]),
+    ];
+  }
+
+  private eventValues(change: EntityChange, now: Date): unknown[] {
+    return [
       change.spaceId,
       change.entity.name,
       change.entity.id,
       change.entityId,
       change.state,
-      sql.stored(WebhookEvent, 'createdOn', now),
+      this.sql.stored(WebhookEvent, 'createdOn', now),
     ];
-    const pending = WebhookDeliveryState.PENDING;
-    const deliveryCreatedOn = sql.stored(WebhookDelivery, 'createdOn', now);
-    if (this.postgresInsert) {
-      await this.postgresInsert.run(manager.queryRunner!, [
-        ...event,
-        pending,
-        deliveryCreatedOn,
-        now.getTime(),
-        integerArray(matched.map((listener) => listener.id)),
-        integerArray(matched.map((listener) => listener.urlId)),
-      ]);
-      return;
-    }
-    // Every value bound: better-sqlite3 statements are prepared once per text and kept (TypeORM's
-    // statement cache), which one text per number of listeners lets capture reuse.
-    const inserted = await manager.query(`INSERT INTO ${sql.table(WebhookEvent)} (${this.eventColumns}) VALUES (?, ?, ?, ?, ?, ?)`, event);
-    const eventId = Number(sql.sqlite ? inserted : inserted.insertId);
-    await manager.query(
-      `${sql.insertInto(WebhookDelivery)} (${this.deliveryColumns}) VALUES ${matched.map(() => '(?, ?, ?, ?, ?, 0, ?, ?)').join(', ')}`,
-      matched.flatMap((listener) => [eventId, listener.id, listener.urlId, change.spaceId, pending, now.getTime(), deliveryCreatedOn]),
-    );
   }
 }
 

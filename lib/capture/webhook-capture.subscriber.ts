@@ -15,9 +15,10 @@ import type {
 import { WEBHOOK_DATA_SOURCE, WEBHOOK_RESOLVED_OPTIONS } from '../module/webhook.constants.js';
 import type { ResolvedWebhookOptions } from '../module/webhook-options.interface.js';
 import { WebhookEntityRegistry, type RegisteredWebhookEntity } from '../registry/webhook-entity.registry.js';
-import { reopenTransactionEndedBySqlite } from '../persistence/transaction.js';
+import { reopenTransactionEndedBySqlite, type DriverStatement } from '../persistence/transaction.js';
 import { MAX_ID } from '../validation/input.validation.js';
 import { ChangeRecorder, type EntityChange } from './change-recorder.service.js';
+import { SharedConnectionWrites } from './shared-connection.writes.js';
 import { CommitNotifier } from './commit-notifier.js';
 
 type RowEvent = InsertEvent<ObjectLiteral> | UpdateEvent<ObjectLiteral> | RemoveEvent<ObjectLiteral>;
@@ -30,6 +31,9 @@ type RowEvent = InsertEvent<ObjectLiteral> | UpdateEvent<ObjectLiteral> | Remove
 export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('WebhookCapture');
   private readonly warnedUncapturedUpdates = new Set<string>();
+  /** On better-sqlite3, whose one connection TypeORM shares between all transactions. */
+  private readonly sharedConnectionWrites =
+    this.dataSource.options.type === 'better-sqlite3' ? new SharedConnectionWrites(this.dataSource) : null;
 
   constructor(
     @Inject(WEBHOOK_DATA_SOURCE) private readonly dataSource: DataSource,
@@ -53,9 +57,17 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   // The hooks return a promise only when something may be written: TypeORM awaits the promises
   // its subscribers return, and a save() that concerns no listener need not wait for one.
 
+  beforeInsert(event: InsertEvent<ObjectLiteral>): void {
+    this.writeBegins(event);
+  }
+
+  beforeUpdate(event: UpdateEvent<ObjectLiteral>): void {
+    this.writeBegins(event);
+  }
+
   afterInsert(event: InsertEvent<ObjectLiteral>): Promise<void> | undefined {
     const entity = this.registry.findByTarget(event.metadata.target);
-    return entity && this.capture(event, entity, event.entity, undefined, true);
+    return entity && this.capture(event, entity, event.entity, undefined, true, event.entity);
   }
 
   afterUpdate(event: UpdateEvent<ObjectLiteral>): Promise<void> | undefined {
@@ -68,7 +80,7 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     const before = event.databaseEntity;
     const after = { ...before, ...definedValues(event.entity) };
     const stateChanged = String(before[entity.stateProperty]) !== String(after[entity.stateProperty]);
-    return this.capture(event, entity, after, before, stateChanged);
+    return this.capture(event, entity, after, before, stateChanged, event.entity);
   }
 
   afterRemove(event: RemoveEvent<ObjectLiteral>): Promise<void> | undefined {
@@ -83,11 +95,16 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     return this.captureRemoval(event);
   }
 
+  beforeTransactionCommit(event: TransactionCommitEvent): void {
+    this.sharedConnectionWrites?.transactionEnds(event.queryRunner);
+  }
+
   afterTransactionCommit(event: TransactionCommitEvent): void {
     this.notifier.committed(event.queryRunner);
   }
 
   beforeTransactionRollback(event: TransactionRollbackEvent): void {
+    this.sharedConnectionWrites?.transactionEnds(event.queryRunner);
     if (reopenTransactionEndedBySqlite(event.queryRunner)) {
       this.logger.warn(
         'SQLite had already rolled back the whole transaction after an error (a full disk, for one); it was reopened empty so that TypeORM can finish its rollback',
@@ -104,20 +121,38 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     const entity = this.registry.findByTarget(event.metadata.target);
     if (!entity) return;
     const row = { ...definedValues(event.entity ?? {}), ...definedValues(event.databaseEntity ?? {}) };
-    return this.capture(event, entity, row, undefined, false, event.entityId);
+    return this.capture(event, entity, row, undefined, false, undefined, event.entityId);
   }
 
+  /** On the shared connection, notes which transaction (if any) was open as an insert or update of a webhook entity began. */
+  private writeBegins(event: InsertEvent<ObjectLiteral> | UpdateEvent<ObjectLiteral>): void {
+    if (this.sharedConnectionWrites && event.entity && this.registry.findByTarget(event.metadata.target)) {
+      this.sharedConnectionWrites.writeBegins(event.entity);
+    }
+  }
+
+  /** `written`: the object TypeORM passed to the hook before an insert or update. */
   private capture(
     event: RowEvent,
     entity: RegisteredWebhookEntity,
     row: ObjectLiteral,
     before: ObjectLiteral | undefined,
     stateChanged: boolean,
+    written: ObjectLiteral | undefined,
     knownId?: unknown,
   ): Promise<void> | undefined {
     const change = this.describeChange(event.metadata, entity, row, before, stateChanged, knownId);
     if (!change || this.recorder.surelyUnmatched(change)) return;
-    return this.recorder.recordJoining(event.manager, change).then(() => undefined);
+    const writes = this.sharedConnectionWrites;
+    const recorded = writes
+      ? this.recorder.recordOnSharedConnection(
+          event.manager,
+          change,
+          () => (written === undefined ? undefined : writes.ranInOpenTransaction(written)),
+          () => rowAsChanged(this.dataSource, event.metadata, entity, row),
+        )
+      : this.recorder.recordJoining(event.manager, change);
+    return recorded.then(() => undefined);
   }
 
   private describeChange(
@@ -152,6 +187,20 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
         'changed: no webhook was recorded. Use save(), or WebhookPublisher.publish() in the same transaction.',
     );
   }
+}
+
+/** A statement that finds the row by its primary key if it holds the state the change wrote. */
+function rowAsChanged(
+  dataSource: DataSource,
+  metadata: EntityMetadata,
+  entity: RegisteredWebhookEntity,
+  row: ObjectLiteral,
+): DriverStatement {
+  return dataSource
+    .createQueryBuilder(metadata.target, 'row')
+    .select('1', 'found')
+    .where({ ...metadata.getEntityIdMap(row), [entity.stateProperty]: row[entity.stateProperty] })
+    .getQueryAndParameters();
 }
 
 function definedValues(row: ObjectLiteral): ObjectLiteral {

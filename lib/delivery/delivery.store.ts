@@ -10,7 +10,7 @@ import { WebhookRetiredKey } from '../model/webhook-retired-key.entity.js';
 import { WebhookUrl } from '../model/webhook-url.entity.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
 import { lastRowsOfOneTransaction } from '../persistence/driver-query.js';
-import { inTransaction, synchronousSqlite } from '../persistence/transaction.js';
+import { inTransaction, runTransactionSteps, synchronousSqlite } from '../persistence/transaction.js';
 import type { StoredIdentityKeys } from '../signing/webhook-signer.service.js';
 import { KeyEncryptionService } from '../signing/key-encryption.service.js';
 import { SqlText, integerArray, type Statement, type StatementBuilder } from '../persistence/sql-text.js';
@@ -351,21 +351,25 @@ export class DeliveryStore {
   private async findOrCreateSpaceDefault(spaceId: number): Promise<StoredIdentityKeys> {
     const existing = await this.findSpaceDefault(this.dataSource.manager, spaceId);
     if (existing) return existing;
-    return inTransaction(this.dataSource, async (manager) => {
-      const raced = await this.findSpaceDefault(manager, spaceId);
-      if (raced) return raced;
-      const keys = this.keyEncryption.newSealedKeys();
-      await manager.save(
-        manager.create(WebhookIdentity, {
-          linkedSpaceId: spaceId,
-          name: 'Default',
-          state: CreationEntityState.ACTIVE,
-          spaceDefault: true,
-          ...keys,
-        }),
-      );
-      return { keyId: keys.keyId, privateKey: keys.privateKey, secret: keys.secret };
+    const spaceDefault = { linkedSpaceId: spaceId, spaceDefault: true, state: CreationEntityState.ACTIVE };
+    const find = this.dataSource
+      .createQueryBuilder(WebhookIdentity, 'i')
+      .select('i.id', 'id')
+      .where(spaceDefault)
+      .limit(1)
+      .getQueryAndParameters();
+    const create = this.dataSource
+      .createQueryBuilder()
+      .insert()
+      .into(WebhookIdentity)
+      .values({ ...spaceDefault, name: 'Default', ...this.keyEncryption.newSealedKeys() })
+      .getQueryAndParameters();
+    await runTransactionSteps(this.dataSource, function* () {
+      const { rows } = yield find;
+      if (rows.length === 0) yield create;
     });
+    // This instance's identity, or the one another instance made first.
+    return (await this.findSpaceDefault(this.dataSource.manager, spaceId))!;
   }
 
   /** Writes attempts and delivery states of a batch of finished attempts, all or nothing. */

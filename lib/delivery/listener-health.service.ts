@@ -7,7 +7,7 @@ import { WebhookDelivery, WebhookDeliveryState } from '../model/webhook-delivery
 import { WebhookListener } from '../model/webhook-listener.entity.js';
 import { WEBHOOK_DATA_SOURCE, WEBHOOK_RESOLVED_OPTIONS } from '../module/webhook.constants.js';
 import type { ResolvedWebhookOptions } from '../module/webhook-options.interface.js';
-import { inTransaction } from '../persistence/transaction.js';
+import { runTransactionSteps } from '../persistence/transaction.js';
 import { WEBHOOK_LISTENER_DEACTIVATED, type WebhookListenerDeactivatedPayload } from './delivery.constants.js';
 
 /**
@@ -49,16 +49,23 @@ export class ListenerHealthService {
   }
 
   async deactivate(listenerId: number, reason: string): Promise<void> {
-    const listener = await inTransaction(this.dataSource, async (manager) => {
-      const found = await manager.findOne(WebhookListener, { where: { id: listenerId } });
-      if (!found || found.state !== CreationEntityState.ACTIVE) return null;
-      const { affected } = await manager
-        .createQueryBuilder()
-        .update(WebhookListener)
-        .set({ state: CreationEntityState.INACTIVE })
-        .where({ id: listenerId, state: CreationEntityState.ACTIVE })
-        .execute();
-      return affected ? found : null;
+    const deactivate = this.dataSource
+      .createQueryBuilder()
+      .update(WebhookListener)
+      .set({ state: CreationEntityState.INACTIVE })
+      .where({ id: listenerId, state: CreationEntityState.ACTIVE })
+      .getQueryAndParameters();
+    const read = this.dataSource
+      .createQueryBuilder(WebhookListener, 'l')
+      .select('l.linkedSpaceId', 'linkedSpaceId')
+      .addSelect('l.entity', 'entity')
+      .where({ id: listenerId })
+      .getQueryAndParameters();
+    const listener = await runTransactionSteps(this.dataSource, function* () {
+      const { affected } = yield deactivate;
+      if (affected === 0) return null;
+      const { rows } = yield read;
+      return { id: listenerId, linkedSpaceId: Number(rows[0].linkedSpaceId), entity: String(rows[0].entity) };
     });
     if (!listener) return;
     this.logger.warn(`Deactivated WebhookListener ${listenerId} of space ${listener.linkedSpaceId}: ${reason}`);

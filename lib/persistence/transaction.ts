@@ -1,4 +1,4 @@
-import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
+import { QueryFailedError, type DataSource, type EntityManager, type QueryRunner } from 'typeorm';
 
 /** Tail of the queue of transactions per SQLite DataSource. */
 const sqliteQueues = new WeakMap<DataSource, Promise<unknown>>();
@@ -61,7 +61,7 @@ function driverConnection(dataSource: DataSource): Partial<SqliteConnection> | u
 interface SqliteStatement {
   readonly reader: boolean;
   all(...parameters: unknown[]): unknown[];
-  run(...parameters: unknown[]): unknown;
+  run(...parameters: unknown[]): { changes: number; lastInsertRowid: number | bigint };
 }
 
 interface SqliteConnection {
@@ -77,18 +77,31 @@ const MAX_PREPARED_STATEMENTS = 100;
 export class SynchronousSqlite {
   private readonly prepared = new Map<string, SqliteStatement>();
 
-  constructor(
-    private readonly dataSource: DataSource,
-    private readonly connection: SqliteConnection,
-  ) {}
+  constructor(private readonly connection: SqliteConnection) {}
 
   /** The rows a statement returns; [] for one that returns none. */
   query(sql: string, parameters: readonly unknown[]): unknown[] {
-    const statement = this.statement(sql);
+    return this.execute(sql, parameters).rows;
+  }
+
+  /** Runs `steps` on the connection as it is: inside the transaction open on it, if any. */
+  runSteps<T>(steps: TransactionSteps<T>): T {
+    let step = steps.next();
+    while (!step.done) step = steps.next(this.execute(...step.value));
+    return step.value;
+  }
+
+  /** The rows a statement returns and the rows it changed; fails with TypeORM's `QueryFailedError`, as a statement through TypeORM would. */
+  execute(sql: string, parameters: readonly unknown[]): StatementOutcome {
     const values = parameters.map((value) => (typeof value === 'boolean' ? Number(value) : value));
-    if (statement.reader) return statement.all(...values);
-    statement.run(...values);
-    return [];
+    try {
+      const statement = this.statement(sql);
+      if (statement.reader) return { rows: statement.all(...values) as Record<string, unknown>[], affected: 0 };
+      const { changes, lastInsertRowid } = statement.run(...values);
+      return { rows: [], affected: changes, insertId: Number(lastInsertRowid) };
+    } catch (error) {
+      throw new QueryFailedError(sql, values, error as Error);
+    }
   }
 
   /**
@@ -96,10 +109,14 @@ export class SynchronousSqlite {
    * open on the connection. TypeORM shares one query runner on SQLite: a save() of the host that
    * began while a transaction of the module stayed open across turns ran inside it, committed with
    * it and was not rolled back on its own. Within one turn no save() can begin.
+   *
+   * It waits for SQLite's own state, not TypeORM's: TypeORM counts a transaction as open from
+   * before its BEGIN has run (a transaction of one turn is over by then) and, after SQLite ended one
+   * by itself, until TypeORM's rollback, which may wait for the capture of a write that ran in it.
    */
   async transaction<T>(work: () => T): Promise<T> {
     // Checked again in the turn that runs the work: whenConnectionIdle() would resolve a turn later.
-    while (typeormTransactionOpen(this.dataSource) || this.connection.inTransaction) await pause();
+    while (this.connection.inTransaction) await pause();
     return this.connection.transaction(work)();
   }
 
@@ -115,11 +132,69 @@ export class SynchronousSqlite {
   }
 }
 
-/** better-sqlite3's connection, which runs statements synchronously; null on other drivers. */
+const synchronousConnections = new WeakMap<DataSource, SynchronousSqlite>();
+
+/** better-sqlite3's connection, which runs statements synchronously (one per DataSource); null on other drivers. */
 export function synchronousSqlite(dataSource: DataSource): SynchronousSqlite | null {
   if (dataSource.options.type !== 'better-sqlite3') return null;
+  let synchronous = synchronousConnections.get(dataSource);
   const connection = driverConnection(dataSource) as SqliteConnection | undefined;
-  return connection ? new SynchronousSqlite(dataSource, connection) : null;
+  if (!synchronous && connection) {
+    synchronous = new SynchronousSqlite(connection);
+    synchronousConnections.set(dataSource, synchronous);
+  }
+  return synchronous ?? null;
+}
+
+/** A statement as TypeORM's query builders give it (`getQueryAndParameters()`): the driver's placeholders and values. */
+export type DriverStatement = [sql: string, parameters: unknown[]];
+
+/** What a statement gave back: its rows (none for a write), how many rows it changed, and the id an insert generated (not on PostgreSQL). */
+export interface StatementOutcome {
+  rows: Record<string, unknown>[];
+  affected: number;
+  insertId?: number;
+}
+
+/**
+ * The statements of one transaction, as a generator that yields each statement and receives its
+ * outcome, so that the same steps run synchronously on better-sqlite3 and with awaits elsewhere.
+ */
+export type TransactionSteps<T> = Generator<DriverStatement, T, StatementOutcome>;
+
+/**
+ * Runs `steps` as one transaction: on better-sqlite3 from BEGIN to COMMIT within one turn of the
+ * event loop (see `SynchronousSqlite.transaction`), elsewhere through `inTransaction()`.
+ */
+export function runTransactionSteps<T>(dataSource: DataSource, steps: () => TransactionSteps<T>): Promise<T> {
+  const sqlite = synchronousSqlite(dataSource);
+  if (sqlite) {
+    return sqlite.transaction(() => sqlite.runSteps(steps()));
+  }
+  return inTransaction(dataSource, (manager) => runStepsThrough(manager, steps()));
+}
+
+/** Runs `steps` through a manager, in whatever transaction it is in. */
+export async function runStepsThrough<T>(manager: EntityManager, steps: TransactionSteps<T>): Promise<T> {
+  let step = steps.next();
+  while (!step.done) step = steps.next(await outcomeThrough(manager, step.value));
+  return step.value;
+}
+
+/** Runs writes as one transaction; resolves to the rows each changed. */
+export function writeAll(dataSource: DataSource, statements: DriverStatement[]): Promise<number[]> {
+  return runTransactionSteps(dataSource, function* () {
+    const affected: number[] = [];
+    for (const statement of statements) affected.push((yield statement).affected);
+    return affected;
+  });
+}
+
+async function outcomeThrough(manager: EntityManager, [sql, parameters]: DriverStatement): Promise<StatementOutcome> {
+  const result = await manager.queryRunner!.query(sql, parameters, true);
+  // TypeORM's raw result of an insert: the row id on SQLite, the driver's packet with insertId on MySQL.
+  const raw = result.raw as number | { insertId?: number } | undefined;
+  return { rows: result.records ?? [], affected: result.affected ?? 0, insertId: typeof raw === 'number' ? raw : raw?.insertId };
 }
 
 /**
@@ -134,8 +209,18 @@ export function synchronousSqlite(dataSource: DataSource): SynchronousSqlite | n
 export function reopenTransactionEndedBySqlite(queryRunner: QueryRunner): boolean {
   const connection = driverConnection(queryRunner.connection);
   if (!queryRunner.isTransactionActive || connection?.inTransaction !== false) return false;
-  const depth = (queryRunner as unknown as { transactionDepth?: number }).transactionDepth ?? 1;
+  const depth = transactionDepth(queryRunner);
   connection.exec!('BEGIN');
   for (let level = 1; level < depth; level++) connection.exec!(`SAVEPOINT typeorm_${level}`);
   return true;
+}
+
+/** How many levels of transaction TypeORM has open on a query runner: 1 for a transaction without savepoints. */
+export function transactionDepth(queryRunner: QueryRunner): number {
+  return (queryRunner as unknown as { transactionDepth?: number }).transactionDepth ?? 1;
+}
+
+/** Whether SQLite itself has a transaction open on better-sqlite3's connection (TypeORM may think otherwise). */
+export function sqliteConnectionInTransaction(dataSource: DataSource): boolean {
+  return driverConnection(dataSource)?.inTransaction === true;
 }

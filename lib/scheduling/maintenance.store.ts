@@ -9,7 +9,7 @@ import { WebhookListener } from '../model/webhook-listener.entity.js';
 import { WebhookUrl } from '../model/webhook-url.entity.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
 import { SqlText } from '../persistence/sql-text.js';
-import { inTransaction } from '../persistence/transaction.js';
+import { writeAll, type DriverStatement } from '../persistence/transaction.js';
 import { LIVE_STATES } from '../management/lifecycle.js';
 
 /** Rows removed or changed per statement, so that no job holds large locks for long. */
@@ -35,15 +35,14 @@ export class MaintenanceStore {
   async cancelDeliveriesOfDeletingListeners(now: number): Promise<number> {
     const listenerIds = await this.idsInState(WebhookListener, CreationEntityState.DELETING);
     if (listenerIds.length === 0) return 0;
-    const { affected } = await inTransaction(this.dataSource, (manager) =>
-      manager
-        .createQueryBuilder()
-        .update(WebhookDelivery)
-        .set({ state: WebhookDeliveryState.CANCELLED, completedAt: now, nextAttemptAt: now })
-        .where({ listenerId: In(listenerIds), state: WebhookDeliveryState.PENDING, leaseUntil: Or(IsNull(), LessThan(now)) })
-        .execute(),
-    );
-    return affected ?? 0;
+    const [cancelled] = await writeAll(this.dataSource, [
+      this.update(
+        WebhookDelivery,
+        { state: WebhookDeliveryState.CANCELLED, completedAt: now, nextAttemptAt: now },
+        { listenerId: In(listenerIds), state: WebhookDeliveryState.PENDING, leaseUntil: Or(IsNull(), LessThan(now)) },
+      ),
+    ]);
+    return cancelled;
   }
 
   /** DELETING listeners with nothing in flight; DELETING URLs and identities no live listener uses. */
@@ -68,15 +67,10 @@ export class MaintenanceStore {
 
   /** Moves one object from DELETING to DELETED with its purge date; false when another instance was first. */
   async markDeleted(target: ManagedTarget, id: number, plannedPurgeDate: Date): Promise<boolean> {
-    const { affected } = await inTransaction(this.dataSource, (manager) =>
-      manager
-        .createQueryBuilder()
-        .update(target as EntityTarget<ObjectLiteral>)
-        .set({ state: CreationEntityState.DELETED, plannedPurgeDate })
-        .where({ id, state: CreationEntityState.DELETING })
-        .execute(),
-    );
-    return (affected ?? 0) > 0;
+    const [marked] = await writeAll(this.dataSource, [
+      this.update(target, { state: CreationEntityState.DELETED, plannedPurgeDate }, { id, state: CreationEntityState.DELETING }),
+    ]);
+    return marked > 0;
   }
 
   /** Ids of DELETED objects past their purge date (for URLs and identities: no listener row left that points at them). */
@@ -102,9 +96,7 @@ export class MaintenanceStore {
     for (let batch = 0; batch < MAINTENANCE_MAX_BATCHES * 10; batch++) {
       const ids = await this.deliveryIds({ listenerId });
       if (ids.length === 0) {
-        await inTransaction(this.dataSource, (manager) =>
-          manager.delete(WebhookListener, { id: listenerId, state: CreationEntityState.DELETED }),
-        );
+        await writeAll(this.dataSource, [this.remove(WebhookListener, { id: listenerId, state: CreationEntityState.DELETED })]);
         return { deliveries: removed, purged: true };
       }
       removed += await this.deleteDeliveries(ids);
@@ -113,7 +105,7 @@ export class MaintenanceStore {
   }
 
   async purgeObject(target: typeof WebhookUrl | typeof WebhookIdentity, id: number): Promise<void> {
-    await inTransaction(this.dataSource, (manager) => manager.delete(target, { id, state: CreationEntityState.DELETED }));
+    await writeAll(this.dataSource, [this.remove(target, { id, state: CreationEntityState.DELETED })]);
   }
 
   /** Removes finished deliveries (and their attempts) completed before `cutoff`; returns how many, at most one run's worth. */
@@ -147,10 +139,8 @@ export class MaintenanceStore {
         .limit(MAINTENANCE_BATCH_SIZE)
         .getRawMany();
       if (rows.length === 0) break;
-      const result = await inTransaction(this.dataSource, (manager) =>
-        manager.delete(WebhookEvent, { id: In(rows.map((row) => Number(row.id))) }),
-      );
-      removed += result.affected ?? 0;
+      const [events] = await writeAll(this.dataSource, [this.remove(WebhookEvent, { id: In(rows.map((row) => Number(row.id))) })]);
+      removed += events;
       if (rows.length < MAINTENANCE_BATCH_SIZE) break;
     }
     return removed;
@@ -175,11 +165,19 @@ export class MaintenanceStore {
   }
 
   private async deleteDeliveries(ids: number[]): Promise<number> {
-    return inTransaction(this.dataSource, async (manager) => {
-      await manager.delete(WebhookDeliveryAttempt, { deliveryId: In(ids) });
-      const { affected } = await manager.delete(WebhookDelivery, { id: In(ids) });
-      return affected ?? 0;
-    });
+    const [, deliveries] = await writeAll(this.dataSource, [
+      this.remove(WebhookDeliveryAttempt, { deliveryId: In(ids) }),
+      this.remove(WebhookDelivery, { id: In(ids) }),
+    ]);
+    return deliveries;
+  }
+
+  private update(target: EntityTarget<ObjectLiteral>, values: ObjectLiteral, where: ObjectLiteral): DriverStatement {
+    return this.dataSource.createQueryBuilder().update(target).set(values).where(where).getQueryAndParameters();
+  }
+
+  private remove(target: EntityTarget<ObjectLiteral>, where: ObjectLiteral): DriverStatement {
+    return this.dataSource.createQueryBuilder().delete().from(target).where(where).getQueryAndParameters();
   }
 
   /** No listener (`liveOnly`: no live one, bound as `:...live`) points at the URL or identity `o`. */

@@ -34,7 +34,7 @@ describe.each(selectedDatabases())('capture of entity changes on %s', (database)
   const statements = new StatementCounter();
 
   beforeAll(async () => {
-    testApp = await createTestApp(database, { typeormLogger: statements });
+    testApp = await createTestApp(database, { executedStatements: statements });
     listeners = testApp.get(WebhookListenerService);
     testApp.app
       .get<EventEmitter2>(WEBHOOK_EVENT_EMITTER)
@@ -300,7 +300,10 @@ describe.each(selectedDatabases())('capture of entity changes on %s', (database)
     );
     expect(cold.length - baseline.length).toBeLessThanOrEqual(3);
     expect(warm.length - baseline.length).toBeLessThanOrEqual(2);
-    expect(warm.filter((sql) => /webhook_delivery/.test(sql))).toHaveLength(1);
+    const deliveryInserts = warm.filter((sql) => /webhook_delivery/.test(sql));
+    expect(deliveryInserts).toHaveLength(1);
+    // On SQLite, the insert of several deliveries opens no statement journal (SqlText.multiRowVerb).
+    if (database === 'sqlite') expect(deliveryInserts[0]).toMatch(/^INSERT OR FAIL INTO "webhook_delivery"/);
     expect(await countIn('webhook_delivery', space)).toBe(20);
   });
 

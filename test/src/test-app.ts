@@ -5,6 +5,7 @@ import type { DataSource, DataSourceOptions, Logger } from 'typeorm';
 import { WEBHOOK_ENTITIES, WebhookDeliveryService, WebhookModule, type WebhookModuleOptions } from '../../lib/index.js';
 import { connectionOptions, type TestDatabase } from './databases.js';
 import { Order, Parcel, Refund } from './order.entity.js';
+import type { StatementCounter } from './statement-counter.js';
 
 export const HOST_ENTITIES = [Order, Refund, Parcel];
 
@@ -29,6 +30,11 @@ export interface TestAppOptions {
   keepSchema?: boolean;
   /** A TypeORM logger, e.g. to count statements. */
   typeormLogger?: Logger;
+  /**
+   * Counts every statement the database runs: on better-sqlite3 through its `verbose` hook, since the
+   * module runs some statements on the connection itself, past TypeORM; elsewhere through TypeORM's logger.
+   */
+  executedStatements?: StatementCounter;
   /** Nest log levels; default errors only. */
   logger?: false | ('error' | 'warn' | 'log' | 'debug')[] | LoggerService;
 }
@@ -43,6 +49,7 @@ export async function createTestApp(database: TestDatabase, options: TestAppOpti
     synchronize: true,
     dropSchema: !options.keepSchema,
     ...(options.typeormLogger && { logging: true, logger: options.typeormLogger }),
+    ...(options.executedStatements && executedStatementsOptions(database, options.executedStatements)),
   } as Parameters<typeof TypeOrmModule.forRoot>[0]);
 
   @Module({
@@ -62,6 +69,10 @@ export async function createTestApp(database: TestDatabase, options: TestAppOpti
     get: (token) => app.get(token),
     close: () => app.close(),
   };
+}
+
+function executedStatementsOptions(database: TestDatabase, counter: StatementCounter): object {
+  return database === 'sqlite' ? { verbose: (sql: string) => counter.logQuery(sql) } : { logging: true, logger: counter };
 }
 
 /** Deliveries of a space that succeeded, as a user reads them from the log. */
