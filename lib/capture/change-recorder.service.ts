@@ -79,8 +79,10 @@ export class ChangeRecorder {
    * ended it. When the write ran outside any transaction, or in one that has ended or ends later,
    * the event recorded in whatever transaction is open would be lost when that one rolls back
    * although the row stands, or kept although the row's change was rolled back. It is then written
-   * in one turn once no transaction is open, and only if `rowAsChanged` finds the row as the change
-   * left it. A write whose beginning was not seen (a removal) is recorded as `recordJoining()` does.
+   * in one turn once no transaction is open, and only if `rowAsChanged` finds the row (an updated
+   * one with the state it was given); a row changed or removed again by a transaction that committed
+   * meanwhile is taken for one whose change was rolled back. A write whose beginning was not seen (a
+   * removal) is recorded as `recordJoining()` does.
    */
   async recordOnSharedConnection(
     manager: EntityManager,

@@ -149,7 +149,7 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
           event.manager,
           change,
           () => (written === undefined ? undefined : writes.ranInOpenTransaction(written)),
-          () => rowAsChanged(this.dataSource, event.metadata, entity, row),
+          () => rowAsChanged(this.dataSource, event.metadata, row, before && [entity.stateProperty, row[entity.stateProperty]]),
         )
       : this.recorder.recordJoining(event.manager, change);
     return recorded.then(() => undefined);
@@ -189,18 +189,18 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   }
 }
 
-/** A statement that finds the row by its primary key if it holds the state the change wrote. */
+/**
+ * A statement that finds the row by its primary key: for an update, only while it holds the state
+ * the update wrote (the row is there whether or not that update was rolled back).
+ */
 function rowAsChanged(
   dataSource: DataSource,
   metadata: EntityMetadata,
-  entity: RegisteredWebhookEntity,
   row: ObjectLiteral,
+  updatedState?: [string, unknown],
 ): DriverStatement {
-  return dataSource
-    .createQueryBuilder(metadata.target, 'row')
-    .select('1', 'found')
-    .where({ ...metadata.getEntityIdMap(row), [entity.stateProperty]: row[entity.stateProperty] })
-    .getQueryAndParameters();
+  const where = { ...metadata.getEntityIdMap(row), ...(updatedState && { [updatedState[0]]: updatedState[1] }) };
+  return dataSource.createQueryBuilder(metadata.target, 'row').select('1', 'found').where(where).getQueryAndParameters();
 }
 
 function definedValues(row: ObjectLiteral): ObjectLiteral {

@@ -86,8 +86,6 @@ export class DeliveryStore {
   }
 
   private readonly sql: SqlText;
-  /** On better-sqlite3 the claims and the batches of results run as transactions of one turn each (see SynchronousSqlite). */
-  private readonly synchronous = synchronousSqlite(this.dataSource);
   /** A quoted column of webhook_delivery. */
   private readonly column = (property: string) => this.sql.column(WebhookDelivery, property);
   private readonly createdOnColumn = this.dataSource.getMetadata(WebhookEvent).findColumnWithPropertyName('createdOn')!;
@@ -140,7 +138,7 @@ export class DeliveryStore {
     skippedUrlIds: readonly number[],
     roomPerUrl: (urlId: number) => number,
   ): Promise<{ ids: number[]; leaseUntil: number; limitedUrlIds: number[] }> {
-    const sqlite = this.synchronous;
+    const sqlite = synchronousSqlite(this.dataSource);
     if (sqlite) {
       return sqlite.transaction(() => {
         const now = Date.now();
@@ -412,7 +410,7 @@ export class DeliveryStore {
       );
       return;
     }
-    const sqlite = this.synchronous;
+    const sqlite = synchronousSqlite(this.dataSource);
     if (sqlite) {
       await sqlite.transaction(() => statements.forEach((statement) => sqlite.query(...this.sql.statement(...statement))));
       return;

@@ -79,6 +79,10 @@ export class SynchronousSqlite {
 
   constructor(private readonly connection: SqliteConnection) {}
 
+  runsOn(connection: SqliteConnection): boolean {
+    return this.connection === connection;
+  }
+
   /** The rows a statement returns; [] for one that returns none. */
   query(sql: string, parameters: readonly unknown[]): unknown[] {
     return this.execute(sql, parameters).rows;
@@ -117,33 +121,45 @@ export class SynchronousSqlite {
   async transaction<T>(work: () => T): Promise<T> {
     // Checked again in the turn that runs the work: whenConnectionIdle() would resolve a turn later.
     while (this.connection.inTransaction) await pause();
-    return this.connection.transaction(work)();
+    try {
+      return this.connection.transaction(work)();
+    } catch (error) {
+      // The statements of `work` fail as QueryFailedError already; this is BEGIN, COMMIT or ROLLBACK.
+      throw (error as Error).name === 'SqliteError' ? new QueryFailedError('BEGIN … COMMIT', [], error as Error) : error;
+    }
   }
 
   private statement(sql: string): SqliteStatement {
     let statement = this.prepared.get(sql);
-    if (!statement) {
+    if (statement) {
+      // Moved to the end: the least recently used text goes first.
+      this.prepared.delete(sql);
+    } else {
       statement = this.connection.prepare(sql);
-      this.prepared.set(sql, statement);
-      // A batch that reschedules retries has a text per number of them: keep the latest texts only.
-      if (this.prepared.size > MAX_PREPARED_STATEMENTS) this.prepared.delete(this.prepared.keys().next().value!);
+      // Texts vary with the number of retries a batch reschedules, or of rows a job removes: keep the latest only.
+      if (this.prepared.size >= MAX_PREPARED_STATEMENTS) this.prepared.delete(this.prepared.keys().next().value!);
     }
+    this.prepared.set(sql, statement);
     return statement;
   }
 }
 
 const synchronousConnections = new WeakMap<DataSource, SynchronousSqlite>();
 
-/** better-sqlite3's connection, which runs statements synchronously (one per DataSource); null on other drivers. */
+/**
+ * better-sqlite3's connection, which runs statements synchronously (one per DataSource and
+ * connection: a DataSource destroyed and initialized again has a new one); null on other drivers.
+ */
 export function synchronousSqlite(dataSource: DataSource): SynchronousSqlite | null {
   if (dataSource.options.type !== 'better-sqlite3') return null;
-  let synchronous = synchronousConnections.get(dataSource);
   const connection = driverConnection(dataSource) as SqliteConnection | undefined;
-  if (!synchronous && connection) {
+  if (!connection) return null;
+  let synchronous = synchronousConnections.get(dataSource);
+  if (!synchronous?.runsOn(connection)) {
     synchronous = new SynchronousSqlite(connection);
     synchronousConnections.set(dataSource, synchronous);
   }
-  return synchronous ?? null;
+  return synchronous;
 }
 
 /** A statement as TypeORM's query builders give it (`getQueryAndParameters()`): the driver's placeholders and values. */
@@ -192,9 +208,10 @@ export function writeAll(dataSource: DataSource, statements: DriverStatement[]):
 
 async function outcomeThrough(manager: EntityManager, [sql, parameters]: DriverStatement): Promise<StatementOutcome> {
   const result = await manager.queryRunner!.query(sql, parameters, true);
-  // TypeORM's raw result of an insert: the row id on SQLite, the driver's packet with insertId on MySQL.
-  const raw = result.raw as number | { insertId?: number } | undefined;
-  return { rows: result.records ?? [], affected: result.affected ?? 0, insertId: typeof raw === 'number' ? raw : raw?.insertId };
+  // TypeORM's raw result of an insert: the row id on SQLite (a bigint with safe integers), the driver's packet with insertId on MySQL.
+  const raw = result.raw as number | bigint | { insertId?: number } | undefined;
+  const insertId = typeof raw === 'number' || typeof raw === 'bigint' ? Number(raw) : raw?.insertId;
+  return { rows: result.records ?? [], affected: result.affected ?? 0, insertId };
 }
 
 /**
