@@ -157,8 +157,8 @@ export class ChangeRecorder {
   /** The event, then its deliveries under the event's generated id (every database but PostgreSQL). */
   private *eventAndDeliverySteps(change: EntityChange, matched: MatchableListener[], now: Date): TransactionSteps<void> {
     const { sql } = this;
-    // Every value bound: better-sqlite3 statements are prepared once per text and kept (TypeORM's
-    // statement cache), which one text per number of listeners lets capture reuse.
+    // Every value bound: better-sqlite3 statements are prepared once per text and kept (on the
+    // connection by SynchronousSqlite), which one text per number of listeners lets capture reuse.
     const { insertId } = yield [
       `INSERT INTO ${sql.table(WebhookEvent)} (${this.eventColumns}) VALUES (?, ?, ?, ?, ?, ?)`,
       this.eventValues(change, now),
