@@ -74,6 +74,7 @@ const PUBLIC_SERVICES = [
     WebhookMaintenance,
     ...PUBLIC_SERVICES,
   ],
-  exports: PUBLIC_SERVICES,
+  // The emitter too: without the host's EventEmitter2, the host listens on the module's own.
+  exports: [...PUBLIC_SERVICES, WEBHOOK_EVENT_EMITTER],
 })
 export class WebhookModule extends ConfigurableWebhookModule {}

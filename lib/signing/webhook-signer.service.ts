@@ -56,7 +56,8 @@ export class WebhookSigner {
   /** Signature headers for one attempt; `webhookId` stays the same on every retry of a delivery. */
   async headers(stored: StoredIdentityKeys, webhookId: string, body: string, now: Date = new Date()): Promise<Record<string, string>> {
     const keys = this.open(stored);
-    const headers: Record<string, string> = {};
+    // With either scheme, as without signing: the id and time receivers drop duplicates by.
+    const headers = this.unsignedHeaders(webhookId, now);
     if (this.schemes.has('x-signature')) {
       // In libuv's thread pool: an ECDSA signature costs more CPU than the request it is sent with,
       // and the event loop has the other requests to drive meanwhile.
@@ -65,8 +66,6 @@ export class WebhookSigner {
     }
     if (this.schemes.has('standard-webhooks')) {
       const timestamp = Math.floor(now.getTime() / 1000);
-      headers['webhook-id'] = webhookId;
-      headers['webhook-timestamp'] = String(timestamp);
       const signingKeys = [keys.hmacKey, ...this.retiredHmacKeys(stored.retiredSecrets ?? [], now.getTime())];
       headers['webhook-signature'] = signingKeys
         .map((hmacKey) => `${STANDARD_WEBHOOKS_VERSION},${standardWebhooksSignature(hmacKey, webhookId, timestamp, body)}`)

@@ -1,5 +1,6 @@
-// Receiver-side checks of webhook signatures. Imports only node:crypto: usable in any Node service.
+// Receiver-side checks of webhook signatures. Loads node:crypto and files of its own only: usable in any Node service.
 import { createPublicKey, timingSafeEqual, verify, type KeyObject } from 'node:crypto';
+import { WebhookError } from '../errors/webhook.errors.js';
 import {
   decodeStandardWebhooksSecret,
   parseXSignature,
@@ -24,7 +25,7 @@ export interface StandardWebhookVerifyOptions {
  * Thrown for a key or secret that cannot be a verification key at all: a configuration mistake
  * on the receiver's side, as opposed to a request that does not verify (which gives `false`).
  */
-export class WebhookVerificationKeyError extends Error {
+export class WebhookVerificationKeyError extends WebhookError {
   readonly code = 'WEBHOOK_VERIFICATION_KEY';
 
   constructor(readonly argument: 'publicKey' | 'secret') {
@@ -33,7 +34,6 @@ export class WebhookVerificationKeyError extends Error {
         ? 'publicKey must be the base64 DER SubjectPublicKeyInfo of an EC P-256 key'
         : 'secret must be a Standard Webhooks secret: "whsec_" followed by base64 of at least 16 bytes',
     );
-    this.name = 'WebhookVerificationKeyError';
   }
 }
 

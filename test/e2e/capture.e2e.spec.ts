@@ -1,3 +1,4 @@
+import { Inject, Injectable, Module } from '@nestjs/common';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { QueryFailedError, type EntityManager } from 'typeorm';
 import {
@@ -409,6 +410,28 @@ describe('capture with the host EventEmitter2', () => {
       await testApp.get(WebhookListenerService).create(1, { name: 'l', entity: 'Order', url: 'https://host.example.com/x' });
       await testApp.dataSource.getRepository(Order).save({ tenantId: 1, state: OrderState.PENDING });
       expect(heard).toEqual([{ events: 1, deliveries: 1 }]);
+    } finally {
+      await testApp.close();
+    }
+  });
+});
+
+describe("capture with the module's own emitter", () => {
+  it('lets a provider of the host inject WEBHOOK_EVENT_EMITTER and hear commits on it', async () => {
+    @Injectable()
+    class CommitLog {
+      readonly heard: unknown[] = [];
+      constructor(@Inject(WEBHOOK_EVENT_EMITTER) emitter: EventEmitter2) {
+        emitter.on(WEBHOOK_EVENTS_COMMITTED, (payload: unknown) => this.heard.push(payload));
+      }
+    }
+    @Module({ providers: [CommitLog] })
+    class HostModule {}
+    const testApp = await createTestApp('sqlite', { extraImports: [{ module: HostModule }] });
+    try {
+      await testApp.get(WebhookListenerService).create(1, { name: 'l', entity: 'Order', url: 'https://host.example.com/x' });
+      await testApp.dataSource.getRepository(Order).save({ tenantId: 1, state: OrderState.PENDING });
+      expect(testApp.get(CommitLog).heard).toEqual([{ events: 1, deliveries: 1 }]);
     } finally {
       await testApp.close();
     }

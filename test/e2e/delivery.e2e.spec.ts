@@ -1,6 +1,6 @@
 import { EncryptionUtil } from 'postfinancecheckout';
 import { Webhook } from 'standardwebhooks';
-import { WebhookIdentityService, WebhookListenerService, type WebhookModuleOptions } from '../../lib/index.js';
+import { WebhookDeliveryService, WebhookIdentityService, WebhookListenerService, type WebhookModuleOptions } from '../../lib/index.js';
 import { verifyStandardWebhook, verifyXSignature } from '../../lib/verify/index.js';
 import { describeOnlyOn, selectedDatabases, type TestDatabase } from '../src/databases.js';
 import { Order, OrderState, Parcel, ParcelState } from '../src/order.entity.js';
@@ -111,6 +111,41 @@ describe.each(selectedDatabases())('delivery on %s', (database) => {
     expect(plain.headers['x-signature']).toBeUndefined();
     expect(plain.headers['webhook-signature']).toBeUndefined();
   });
+});
+
+describe.each(selectedDatabases())('one signature scheme on %s', (database) => {
+  it.each([['x-signature'], ['standard-webhooks']] as const)(
+    'sends only the %s signature, with the webhook-id and webhook-timestamp of every request',
+    async (scheme) => {
+      const receiver = await new TestReceiver().start();
+      const testApp = await createTestApp(database, { webhook: { ...FAST, signing: { schemes: [scheme] } } });
+      try {
+        const space = freshSpace();
+        const identities = testApp.get(WebhookIdentityService);
+        const identity = await identities.create(space, { name: 'signing' });
+        await testApp
+          .get(WebhookListenerService)
+          .create(space, { name: 'l', entity: 'Order', url: receiver.url(`/one/${space}`), identity: identity.id });
+        await testApp.dataSource.getRepository(Order).save({ tenantId: space, state: OrderState.CONFIRMED });
+
+        const [request] = await waitFor(() => receiver.to(`/one/${space}`).length === 1 && receiver.to(`/one/${space}`), 'the request');
+        const deliveryId = (await testApp.get(WebhookDeliveryService).searchDeliveries(space, {}))[0].id;
+        expect(request.headers['webhook-id']).toBe(`msg_${deliveryId}`);
+        expect(Math.abs(Number(request.headers['webhook-timestamp']) * 1000 - Date.now())).toBeLessThan(60_000);
+        const secret = await identities.revealSecret(space, identity.id);
+        if (scheme === 'x-signature') {
+          expect(verifyXSignature(request.headers['x-signature'], request.rawBody, identity.publicKey)).toBe(true);
+          expect(request.headers['webhook-signature']).toBeUndefined();
+        } else {
+          expect(verifyStandardWebhook(request.headers, request.rawBody, secret)).toBe(true);
+          expect(request.headers['x-signature']).toBeUndefined();
+        }
+      } finally {
+        await testApp.close();
+        await receiver.stop();
+      }
+    },
+  );
 });
 
 /**

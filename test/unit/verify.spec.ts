@@ -2,6 +2,7 @@ import { createPrivateKey, sign } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import { generateIdentityKeyMaterial } from '../../lib/signing/key-material.js';
 import { formatXSignature, standardWebhooksSignature, decodeStandardWebhooksSecret } from '../../lib/signing/signature-format.js';
+import { WebhookError } from '../../lib/errors/webhook.errors.js';
 import { verifyStandardWebhook, verifyXSignature, WebhookVerificationKeyError } from '../../lib/verify/index.js';
 
 const body = JSON.stringify({
@@ -61,6 +62,16 @@ describe('verifyXSignature', () => {
     for (const key of ['', 'bm90IGEga2V5', undefined, keys.privateKey]) {
       expect(() => verifyXSignature(header, body, key as string)).toThrow(WebhookVerificationKeyError);
     }
+    // Like every error the module throws on purpose.
+    const thrown = (() => {
+      try {
+        return verifyXSignature(header, body, '');
+      } catch (error) {
+        return error;
+      }
+    })();
+    expect(thrown).toBeInstanceOf(WebhookError);
+    expect(thrown).toMatchObject({ name: 'WebhookVerificationKeyError', code: 'WEBHOOK_VERIFICATION_KEY' });
   });
 });
 
