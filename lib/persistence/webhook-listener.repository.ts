@@ -69,4 +69,10 @@ export class WebhookListenerRepository {
       };
     });
   }
+
+  /** ACTIVE listeners of a space for an entity that watch `state` (an empty `entityStates` watches every state). */
+  async findActiveForState(spaceId: number, entityName: string, state: string): Promise<MatchableListener[]> {
+    const listeners = await this.findActiveForEntity(spaceId, entityName);
+    return listeners.filter((listener) => listener.entityStates === null || listener.entityStates.has(state));
+  }
 }

@@ -1,6 +1,7 @@
 import {
   CreationEntityState,
   WebhookIdentityService,
+  WebhookListenerRepository,
   WebhookListenerService,
   WebhookNotFoundError,
   WebhookStateError,
@@ -42,6 +43,25 @@ describe.each(selectedDatabases())('WebhookListenerService on %s', (database) =>
     const count = async (table: string) => Number((await testApp.dataSource.query(`SELECT COUNT(*) AS n FROM ${table}`))[0].n);
     return { listeners: await count('webhook_listener'), urls: await count('webhook_url'), identities: await count('webhook_identity') };
   }
+
+  describe('WebhookListenerRepository', () => {
+    it('reads the ACTIVE listeners of a space for an entity, and those that watch a state', async () => {
+      const space = freshSpace();
+      const repository = testApp.get(WebhookListenerRepository);
+      const confirmed = await listeners.create(space, valid({ name: 'confirmed', entityStates: ['CONFIRMED'] }));
+      const every = await listeners.create(space, valid({ name: 'every', entityStates: [] }));
+      await listeners.create(space, valid({ name: 'inactive', state: CreationEntityState.INACTIVE }));
+      await listeners.create(space, valid({ name: 'parcel', entity: 'Parcel', entityStates: [] }));
+      await listeners.create(freshSpace(), valid({ name: 'elsewhere', entityStates: [] }));
+
+      const ids = (found: { id: number }[]) => found.map((listener) => listener.id);
+      expect(ids(await repository.findActiveForEntity(space, 'Order'))).toEqual([confirmed.id, every.id]);
+      expect(ids(await repository.findActiveForState(space, 'Order', 'CONFIRMED'))).toEqual([confirmed.id, every.id]);
+      expect(ids(await repository.findActiveForState(space, 'Order', 'SHIPPED'))).toEqual([every.id]);
+      expect(await repository.count({ where: { linkedSpaceId: space } })).toBe(4);
+      expect((await repository.findOne({ where: { id: confirmed.id } }))?.entityStates).toEqual(['CONFIRMED']);
+    });
+  });
 
   describe('create', () => {
     it('stores a listener with its defaults and returns it with its URL', async () => {
