@@ -81,14 +81,15 @@ export class ChangeRecorder {
    * although the row stands, or kept although the row's change was rolled back. It is then written
    * in one turn once no transaction is open, and only if `rowAsChanged` finds the row (an updated
    * one with the state it was given); a row changed or removed again by a transaction that committed
-   * meanwhile is taken for one whose change was rolled back. A write whose beginning was not seen (a
-   * removal) is recorded as `recordJoining()` does.
+   * meanwhile is taken for one whose change was rolled back. A write whose beginning was not seen,
+   * or a removal (no `rowAsChanged`) that did not run in the open transaction, is recorded as
+   * `recordJoining()` does.
    */
   async recordOnSharedConnection(
     manager: EntityManager,
     change: EntityChange,
     ranInOpenTransaction: () => boolean | undefined,
-    rowAsChanged: () => DriverStatement,
+    rowAsChanged: (() => DriverStatement) | null,
   ): Promise<number> {
     const listeners = await this.cache.activeListeners(manager, change.spaceId, change.entity.name);
     const matched = listeners.filter((listener) => matches(listener, change));
@@ -96,12 +97,12 @@ export class ChangeRecorder {
     const writeEvent = this.eventAndDeliverySteps(change, matched, new Date());
     const sqlite = synchronousSqlite(this.dataSource)!;
     const ranInOpen = ranInOpenTransaction();
-    if (ranInOpen === undefined) return this.recordJoining(manager, change);
     if (ranInOpen) {
       sqlite.runSteps(writeEvent);
       this.notifier.recorded(manager.queryRunner, matched.length);
       return matched.length;
     }
+    if (ranInOpen === undefined || !rowAsChanged) return this.recordJoining(manager, change);
     const lookup = rowAsChanged();
     const recorded = await sqlite.transaction(() =>
       sqlite.runSteps(

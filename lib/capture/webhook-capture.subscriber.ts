@@ -23,6 +23,20 @@ import { CommitNotifier } from './commit-notifier.js';
 
 type RowEvent = InsertEvent<ObjectLiteral> | UpdateEvent<ObjectLiteral> | RemoveEvent<ObjectLiteral>;
 
+/** A write as the capture sees it. */
+interface CapturedWrite {
+  /** The row after the write (for a removal, as it was). */
+  row: ObjectLiteral;
+  /** The row before an update. */
+  before?: ObjectLiteral;
+  stateChanged: boolean;
+  /** The object TypeORM passed to the hooks before and after the write. */
+  written?: ObjectLiteral;
+  /** A removal, soft removal or recovery, which is not looked up afterwards (see ChangeRecorder.recordOnSharedConnection). */
+  removal?: boolean;
+  knownId?: unknown;
+}
+
 /**
  * Sees every write TypeORM reports for a webhook entity and records the matching events in the
  * same transaction. Registered once on the module's DataSource.
@@ -65,9 +79,21 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     this.writeBegins(event);
   }
 
+  beforeRemove(event: RemoveEvent<ObjectLiteral>): void {
+    this.writeBegins(event);
+  }
+
+  beforeSoftRemove(event: SoftRemoveEvent<ObjectLiteral>): void {
+    this.writeBegins(event);
+  }
+
+  beforeRecover(event: RecoverEvent<ObjectLiteral>): void {
+    this.writeBegins(event);
+  }
+
   afterInsert(event: InsertEvent<ObjectLiteral>): Promise<void> | undefined {
     const entity = this.registry.findByTarget(event.metadata.target);
-    return entity && this.capture(event, entity, event.entity, undefined, true, event.entity);
+    return entity && this.capture(event, entity, { row: event.entity, stateChanged: true, written: event.entity });
   }
 
   afterUpdate(event: UpdateEvent<ObjectLiteral>): Promise<void> | undefined {
@@ -80,7 +106,7 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     const before = event.databaseEntity;
     const after = { ...before, ...definedValues(event.entity) };
     const stateChanged = String(before[entity.stateProperty]) !== String(after[entity.stateProperty]);
-    return this.capture(event, entity, after, before, stateChanged, event.entity);
+    return this.capture(event, entity, { row: after, before, stateChanged, written: event.entity });
   }
 
   afterRemove(event: RemoveEvent<ObjectLiteral>): Promise<void> | undefined {
@@ -121,27 +147,19 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     const entity = this.registry.findByTarget(event.metadata.target);
     if (!entity) return;
     const row = { ...definedValues(event.entity ?? {}), ...definedValues(event.databaseEntity ?? {}) };
-    return this.capture(event, entity, row, undefined, false, undefined, event.entityId);
+    return this.capture(event, entity, { row, stateChanged: false, written: event.entity, removal: true, knownId: event.entityId });
   }
 
-  /** On the shared connection, notes which transaction (if any) was open as an insert or update of a webhook entity began. */
-  private writeBegins(event: InsertEvent<ObjectLiteral> | UpdateEvent<ObjectLiteral>): void {
+  /** On the shared connection, notes which transaction (if any) was open as a write of a webhook entity began. */
+  private writeBegins(event: RowEvent): void {
     if (this.sharedConnectionWrites && event.entity && this.registry.findByTarget(event.metadata.target)) {
       this.sharedConnectionWrites.writeBegins(event.entity);
     }
   }
 
-  /** `written`: the object TypeORM passed to the hook before an insert or update. */
-  private capture(
-    event: RowEvent,
-    entity: RegisteredWebhookEntity,
-    row: ObjectLiteral,
-    before: ObjectLiteral | undefined,
-    stateChanged: boolean,
-    written: ObjectLiteral | undefined,
-    knownId?: unknown,
-  ): Promise<void> | undefined {
-    const change = this.describeChange(event.metadata, entity, row, before, stateChanged, knownId);
+  private capture(event: RowEvent, entity: RegisteredWebhookEntity, write: CapturedWrite): Promise<void> | undefined {
+    const { row, before, written } = write;
+    const change = this.describeChange(event.metadata, entity, row, before, write.stateChanged, write.knownId);
     if (!change || this.recorder.surelyUnmatched(change)) return;
     const writes = this.sharedConnectionWrites;
     const recorded = writes
@@ -149,7 +167,9 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
           event.manager,
           change,
           () => (written === undefined ? undefined : writes.ranInOpenTransaction(written)),
-          () => rowAsChanged(this.dataSource, event.metadata, row, before && [entity.stateProperty, row[entity.stateProperty]]),
+          write.removal
+            ? null
+            : () => rowAsChanged(this.dataSource, event.metadata, row, before && [entity.stateProperty, row[entity.stateProperty]]),
         )
       : this.recorder.recordJoining(event.manager, change);
     return recorded.then(() => undefined);
