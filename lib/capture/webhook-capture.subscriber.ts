@@ -39,7 +39,8 @@ interface CapturedWrite {
 
 /**
  * Sees every write TypeORM reports for a webhook entity and records the matching events in the
- * same transaction. Registered once on the module's DataSource.
+ * same transaction (on better-sqlite3, where that transaction may not be the one open at the
+ * capture, see ChangeRecorder.recordOnSharedConnection). Registered once on the module's DataSource.
  */
 @Injectable()
 export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnModuleInit, OnModuleDestroy {
