@@ -10,7 +10,7 @@ import { WebhookRetiredKey } from '../model/webhook-retired-key.entity.js';
 import { WebhookUrl } from '../model/webhook-url.entity.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
 import { lastRowsOfOneTransaction } from '../persistence/driver-query.js';
-import { inTransaction, runTransactionSteps, synchronousSqlite } from '../persistence/transaction.js';
+import { runTransactionSteps, writeAll, type TransactionSteps } from '../persistence/transaction.js';
 import type { StoredIdentityKeys } from '../signing/webhook-signer.service.js';
 import { KeyEncryptionService } from '../signing/key-encryption.service.js';
 import { SqlText, integerArray, type Statement, type StatementBuilder } from '../persistence/sql-text.js';
@@ -118,7 +118,9 @@ export class DeliveryStore {
       );
       return { deliveries: rows.map((row: ObjectLiteral) => this.claimedDelivery(row, leaseUntil)), limitedUrlIds };
     }
-    const { ids, leaseUntil, limitedUrlIds } = await this.lease(owner, limit, leaseMs, skippedUrlIds, roomPerUrl);
+    const { ids, leaseUntil, limitedUrlIds } = await runTransactionSteps(this.dataSource, () =>
+      this.leaseSteps(owner, limit, leaseMs, skippedUrlIds, roomPerUrl),
+    );
     try {
       return { deliveries: await this.load(ids, leaseUntil), limitedUrlIds };
     } catch (error) {
@@ -131,37 +133,22 @@ export class DeliveryStore {
   }
 
   /** Leases in a transaction of its own, for databases that cannot return the rows an update changed with their context. */
-  private lease(
+  private *leaseSteps(
     owner: string,
     limit: number,
     leaseMs: number,
     skippedUrlIds: readonly number[],
     roomPerUrl: (urlId: number) => number,
-  ): Promise<{ ids: number[]; leaseUntil: number; limitedUrlIds: number[] }> {
-    const sqlite = synchronousSqlite(this.dataSource);
-    if (sqlite) {
-      return sqlite.transaction(() => {
-        const now = Date.now();
-        const leaseUntil = now + leaseMs;
-        const candidates = sqlite.query(...this.candidatesStatement(now, limit, skippedUrlIds)) as { id: number; url_id: number }[];
-        const { chosen, limitedUrlIds } = withinRoomPerUrl(candidates, roomPerUrl);
-        if (chosen.length > 0) sqlite.query(...this.sql.statement(...this.leaseStatement(owner, chosen, now, leaseUntil)));
-        return { ids: chosen, leaseUntil, limitedUrlIds };
-      });
-    }
-    return inTransaction(this.dataSource, async (manager) => {
-      const now = Date.now();
-      const leaseUntil = now + leaseMs;
-      const candidates = await manager.query(...this.candidatesStatement(now, limit, skippedUrlIds));
-      const { chosen, limitedUrlIds } = withinRoomPerUrl(candidates, roomPerUrl);
-      if (chosen.length === 0) return { ids: [], leaseUntil, limitedUrlIds };
-      const locked: { id: number | string }[] = this.sql.sqlite
-        ? chosen.map((id) => ({ id }))
-        : await manager.query(...this.sql.statement(...this.lockStatement(chosen, now)));
-      const ids = locked.map((row) => Number(row.id));
-      if (ids.length > 0) await manager.query(...this.sql.statement(...this.leaseStatement(owner, ids, now, leaseUntil)));
-      return { ids, leaseUntil, limitedUrlIds };
-    });
+  ): TransactionSteps<{ ids: number[]; leaseUntil: number; limitedUrlIds: number[] }> {
+    const now = Date.now();
+    const leaseUntil = now + leaseMs;
+    const { rows: candidates } = yield this.candidatesStatement(now, limit, skippedUrlIds);
+    const { chosen, limitedUrlIds } = withinRoomPerUrl(candidates as { id: number | string; url_id: number | string }[], roomPerUrl);
+    if (chosen.length === 0) return { ids: [], leaseUntil, limitedUrlIds };
+    // SQLite has a single writer: the candidates just read in this transaction are still due.
+    const ids = this.sql.sqlite ? chosen : (yield this.sql.statement(...this.lockStatement(chosen, now))).rows.map((row) => Number(row.id));
+    if (ids.length > 0) yield this.sql.statement(...this.leaseStatement(owner, ids, now, leaseUntil));
+    return { ids, leaseUntil, limitedUrlIds };
   }
 
   /** Locks those of `ids` that are still due, skipping rows another instance holds. */
@@ -410,14 +397,8 @@ export class DeliveryStore {
       );
       return;
     }
-    const sqlite = synchronousSqlite(this.dataSource);
-    if (sqlite) {
-      await sqlite.transaction(() => statements.forEach((statement) => sqlite.query(...this.sql.statement(...statement))));
-      return;
-    }
-    await inTransaction(this.dataSource, async (manager) => {
-      for (const statement of statements) await manager.query(...this.sql.statement(...statement));
-    });
+    // `?` placeholders are the driver's own on the other databases.
+    await writeAll(this.dataSource, statements);
   }
 
   private insertAttempts(finished: FinishedAttempt[]): Statement | null {

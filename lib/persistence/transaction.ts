@@ -83,11 +83,6 @@ export class SynchronousSqlite {
     return this.connection === connection;
   }
 
-  /** The rows a statement returns; [] for one that returns none. */
-  query(sql: string, parameters: readonly unknown[]): unknown[] {
-    return this.execute(sql, parameters).rows;
-  }
-
   /** Runs `steps` on the connection as it is: inside the transaction open on it, if any. */
   runSteps<T>(steps: TransactionSteps<T>): T {
     let step = steps.next();
