@@ -355,16 +355,15 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     if (this.ready.length === 0 || !this.hasFreeSlot()) return;
     const expiring: ClaimedDelivery[] = [];
     const latestSafeStart = this.latestSafeStart();
-    let next = 0;
-    for (; next < this.ready.length && this.hasFreeSlot(); next++) {
-      const delivery = this.ready[next];
+    // One by one with shift(), for which V8 moves the start of a long array rather than its elements.
+    // A splice() of the started ones afterwards moved every delivery still ready, about a batch each
+    // time a slot freed: 3-5 µs of CPU per delivery in P1 on SQLite.
+    while (this.ready.length > 0 && this.hasFreeSlot()) {
+      const delivery = this.ready.shift()!;
       if (this.atUrlCap(delivery.urlId)) this.park(delivery);
       else if (delivery.leaseUntil < latestSafeStart) expiring.push(delivery);
       else this.start(delivery);
     }
-    // Removing from the front in place lets V8 trim the array's start instead of copying what stays,
-    // which matters when one slot frees at a time.
-    this.ready.splice(0, next);
     if (expiring.length > 0) void this.giveBack(expiring);
   }
 
