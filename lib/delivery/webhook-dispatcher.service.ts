@@ -48,8 +48,12 @@ const OTHER_URLS_RECHECK_MS = 100;
 const OTHER_URLS_RECHECK_COST_FACTOR = 10;
 /** Results written in one transaction at most. */
 const RESULT_BATCH_SIZE = 500;
-/** How long a small batch of results waits for more while requests are in flight. */
-const RESULT_COALESCE_MS = 5;
+/**
+ * How long a small batch of results waits for more while requests are in flight. Each batch is a
+ * transaction: on SQLite its commit writes every page the batch changed, on the event loop, and
+ * batches of 20 ms took a third less statement time per delivery in P1 than batches of 5 ms.
+ */
+const RESULT_COALESCE_MS = 20;
 /** A ready delivery is started only if its lease outlasts the attempt's deadline by this much. */
 const LEASE_MARGIN_MS = 1_000;
 
