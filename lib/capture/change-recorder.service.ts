@@ -12,7 +12,7 @@ import {
   type DriverStatement,
   type TransactionSteps,
 } from '../persistence/transaction.js';
-import type { MatchableListener } from '../persistence/webhook-listener.repository.js';
+import { watchesState, type MatchableListener } from '../persistence/webhook-listener.repository.js';
 import type { RegisteredWebhookEntity } from '../registry/webhook-entity.registry.js';
 import { CommitNotifier } from './commit-notifier.js';
 import { ListenerMatchCache } from './listener-match.cache.js';
@@ -91,8 +91,7 @@ export class ChangeRecorder {
     ranInOpenTransaction: () => boolean | undefined,
     rowAsChanged: (() => DriverStatement) | null,
   ): Promise<number> {
-    const listeners = await this.cache.activeListeners(manager, change.spaceId, change.entity.name);
-    const matched = listeners.filter((listener) => matches(listener, change));
+    const matched = await this.matchedListeners(manager, change);
     if (matched.length === 0) return 0;
     const writeEvent = this.eventAndDeliverySteps(change, matched, new Date());
     const sqlite = synchronousSqlite(this.dataSource)!;
@@ -127,10 +126,14 @@ export class ChangeRecorder {
     return listeners !== undefined && !listeners.some((listener) => matches(listener, change));
   }
 
+  private async matchedListeners(manager: EntityManager, change: EntityChange): Promise<MatchableListener[]> {
+    const listeners = await this.cache.activeListeners(manager, change.spaceId, change.entity.name);
+    return listeners.filter((listener) => matches(listener, change));
+  }
+
   /** Returns the number of deliveries written (0: no listener matched, nothing written). */
   async record(manager: EntityManager, change: EntityChange): Promise<number> {
-    const listeners = await this.cache.activeListeners(manager, change.spaceId, change.entity.name);
-    const matched = listeners.filter((listener) => matches(listener, change));
+    const matched = await this.matchedListeners(manager, change);
     if (matched.length === 0) return 0;
 
     await this.insertEventAndDeliveries(manager, change, matched, new Date());
@@ -185,6 +188,5 @@ export class ChangeRecorder {
 }
 
 function matches(listener: MatchableListener, change: EntityChange): boolean {
-  const stateWatched = listener.entityStates === null || listener.entityStates.has(change.state);
-  return stateWatched && (change.stateChanged || listener.notifyEveryChange);
+  return watchesState(listener, change.state) && (change.stateChanged || listener.notifyEveryChange);
 }

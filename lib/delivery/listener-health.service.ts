@@ -7,7 +7,7 @@ import { WebhookDelivery, WebhookDeliveryState } from '../model/webhook-delivery
 import { WebhookListener } from '../model/webhook-listener.entity.js';
 import { WEBHOOK_DATA_SOURCE, WEBHOOK_RESOLVED_OPTIONS } from '../module/webhook.constants.js';
 import type { ResolvedWebhookOptions } from '../module/webhook-options.interface.js';
-import { runTransactionSteps } from '../persistence/transaction.js';
+import { runTransactionSteps, updateStatement } from '../persistence/transaction.js';
 import { WEBHOOK_LISTENER_DEACTIVATED, type WebhookListenerDeactivatedPayload } from './delivery.constants.js';
 
 /**
@@ -49,12 +49,12 @@ export class ListenerHealthService {
   }
 
   async deactivate(listenerId: number, reason: string): Promise<void> {
-    const deactivate = this.dataSource
-      .createQueryBuilder()
-      .update(WebhookListener)
-      .set({ state: CreationEntityState.INACTIVE })
-      .where({ id: listenerId, state: CreationEntityState.ACTIVE })
-      .getQueryAndParameters();
+    const deactivate = updateStatement(
+      this.dataSource,
+      WebhookListener,
+      { state: CreationEntityState.INACTIVE },
+      { id: listenerId, state: CreationEntityState.ACTIVE },
+    );
     const read = this.dataSource
       .createQueryBuilder(WebhookListener, 'l')
       .select('l.linkedSpaceId', 'linkedSpaceId')

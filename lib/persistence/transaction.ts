@@ -1,4 +1,4 @@
-import { QueryFailedError, type DataSource, type EntityManager, type QueryRunner } from 'typeorm';
+import { QueryFailedError, type DataSource, type EntityManager, type EntityTarget, type ObjectLiteral, type QueryRunner } from 'typeorm';
 
 /** Tail of the queue of transactions per SQLite DataSource. */
 const sqliteQueues = new WeakMap<DataSource, Promise<unknown>>();
@@ -159,6 +159,21 @@ export function synchronousSqlite(dataSource: DataSource): SynchronousSqlite | n
 
 /** A statement as TypeORM's query builders give it (`getQueryAndParameters()`): the driver's placeholders and values. */
 export type DriverStatement = [sql: string, parameters: unknown[]];
+
+/** An UPDATE built by TypeORM's query builder, for `writeAll()` or transaction steps. */
+export function updateStatement(
+  dataSource: DataSource,
+  target: EntityTarget<ObjectLiteral>,
+  values: ObjectLiteral,
+  where: ObjectLiteral,
+): DriverStatement {
+  return dataSource.createQueryBuilder().update(target).set(values).where(where).getQueryAndParameters();
+}
+
+/** A DELETE built by TypeORM's query builder, for `writeAll()` or transaction steps. */
+export function deleteStatement(dataSource: DataSource, target: EntityTarget<ObjectLiteral>, where: ObjectLiteral): DriverStatement {
+  return dataSource.createQueryBuilder().delete().from(target).where(where).getQueryAndParameters();
+}
 
 /** What a statement gave back: its rows (none for a write), how many rows it changed, and the id an insert generated (not on PostgreSQL). */
 export interface StatementOutcome {

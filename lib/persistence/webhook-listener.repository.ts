@@ -14,6 +14,11 @@ export interface MatchableListener {
   notifyEveryChange: boolean;
 }
 
+/** Whether a listener watches `state` (an empty `entityStates` watches every state). */
+export function watchesState(listener: MatchableListener, state: string): boolean {
+  return listener.entityStates === null || listener.entityStates.has(state);
+}
+
 /**
  * Read access to listeners, with the module's hot queries as named methods. Writes go through
  * `WebhookListenerService`, which validates them; this class offers none.
@@ -73,6 +78,6 @@ export class WebhookListenerRepository {
   /** ACTIVE listeners of a space for an entity that watch `state` (an empty `entityStates` watches every state). */
   async findActiveForState(spaceId: number, entityName: string, state: string): Promise<MatchableListener[]> {
     const listeners = await this.findActiveForEntity(spaceId, entityName);
-    return listeners.filter((listener) => listener.entityStates === null || listener.entityStates.has(state));
+    return listeners.filter((listener) => watchesState(listener, state));
   }
 }

@@ -9,7 +9,7 @@ import { WebhookListener } from '../model/webhook-listener.entity.js';
 import { WebhookUrl } from '../model/webhook-url.entity.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
 import { SqlText } from '../persistence/sql-text.js';
-import { writeAll, type DriverStatement } from '../persistence/transaction.js';
+import { deleteStatement, updateStatement, writeAll } from '../persistence/transaction.js';
 import { LIVE_STATES } from '../management/lifecycle.js';
 
 /** Rows removed or changed per statement, so that no job holds large locks for long. */
@@ -36,7 +36,8 @@ export class MaintenanceStore {
     const listenerIds = await this.idsInState(WebhookListener, CreationEntityState.DELETING);
     if (listenerIds.length === 0) return 0;
     const [cancelled] = await writeAll(this.dataSource, [
-      this.update(
+      updateStatement(
+        this.dataSource,
         WebhookDelivery,
         { state: WebhookDeliveryState.CANCELLED, completedAt: now, nextAttemptAt: now },
         { listenerId: In(listenerIds), state: WebhookDeliveryState.PENDING, leaseUntil: Or(IsNull(), LessThan(now)) },
@@ -68,7 +69,12 @@ export class MaintenanceStore {
   /** Moves one object from DELETING to DELETED with its purge date; false when another instance was first. */
   async markDeleted(target: ManagedTarget, id: number, plannedPurgeDate: Date): Promise<boolean> {
     const [marked] = await writeAll(this.dataSource, [
-      this.update(target, { state: CreationEntityState.DELETED, plannedPurgeDate }, { id, state: CreationEntityState.DELETING }),
+      updateStatement(
+        this.dataSource,
+        target,
+        { state: CreationEntityState.DELETED, plannedPurgeDate },
+        { id, state: CreationEntityState.DELETING },
+      ),
     ]);
     return marked > 0;
   }
@@ -96,7 +102,9 @@ export class MaintenanceStore {
     for (let batch = 0; batch < MAINTENANCE_MAX_BATCHES * 10; batch++) {
       const ids = await this.deliveryIds({ listenerId });
       if (ids.length === 0) {
-        await writeAll(this.dataSource, [this.remove(WebhookListener, { id: listenerId, state: CreationEntityState.DELETED })]);
+        await writeAll(this.dataSource, [
+          deleteStatement(this.dataSource, WebhookListener, { id: listenerId, state: CreationEntityState.DELETED }),
+        ]);
         return { deliveries: removed, purged: true };
       }
       removed += await this.deleteDeliveries(ids);
@@ -105,7 +113,7 @@ export class MaintenanceStore {
   }
 
   async purgeObject(target: typeof WebhookUrl | typeof WebhookIdentity, id: number): Promise<void> {
-    await writeAll(this.dataSource, [this.remove(target, { id, state: CreationEntityState.DELETED })]);
+    await writeAll(this.dataSource, [deleteStatement(this.dataSource, target, { id, state: CreationEntityState.DELETED })]);
   }
 
   /** Removes finished deliveries (and their attempts) completed before `cutoff`; returns how many, at most one run's worth. */
@@ -139,7 +147,9 @@ export class MaintenanceStore {
         .limit(MAINTENANCE_BATCH_SIZE)
         .getRawMany();
       if (rows.length === 0) break;
-      const [events] = await writeAll(this.dataSource, [this.remove(WebhookEvent, { id: In(rows.map((row) => Number(row.id))) })]);
+      const [events] = await writeAll(this.dataSource, [
+        deleteStatement(this.dataSource, WebhookEvent, { id: In(rows.map((row) => Number(row.id))) }),
+      ]);
       removed += events;
       if (rows.length < MAINTENANCE_BATCH_SIZE) break;
     }
@@ -166,18 +176,10 @@ export class MaintenanceStore {
 
   private async deleteDeliveries(ids: number[]): Promise<number> {
     const [, deliveries] = await writeAll(this.dataSource, [
-      this.remove(WebhookDeliveryAttempt, { deliveryId: In(ids) }),
-      this.remove(WebhookDelivery, { id: In(ids) }),
+      deleteStatement(this.dataSource, WebhookDeliveryAttempt, { deliveryId: In(ids) }),
+      deleteStatement(this.dataSource, WebhookDelivery, { id: In(ids) }),
     ]);
     return deliveries;
-  }
-
-  private update(target: EntityTarget<ObjectLiteral>, values: ObjectLiteral, where: ObjectLiteral): DriverStatement {
-    return this.dataSource.createQueryBuilder().update(target).set(values).where(where).getQueryAndParameters();
-  }
-
-  private remove(target: EntityTarget<ObjectLiteral>, where: ObjectLiteral): DriverStatement {
-    return this.dataSource.createQueryBuilder().delete().from(target).where(where).getQueryAndParameters();
   }
 
   /** No listener (`liveOnly`: no live one, bound as `:...live`) points at the URL or identity `o`. */
