@@ -126,7 +126,26 @@ export function cpuSnapshot() {
       // the process ended while being read
     }
   }
-  return { self: usage.user + usage.system, servers, machine: machineTicks(), loop: performance.eventLoopUtilization() };
+  return {
+    self: usage.user + usage.system,
+    servers,
+    machine: machineTicks(),
+    loop: performance.eventLoopUtilization(),
+    mainThread: mainThreadSchedule(),
+  };
+}
+
+/**
+ * The main thread's time so far (ns) on a core and ready to run but waiting for one, from the
+ * scheduler's statistics in /proc; `null` where the kernel keeps none.
+ */
+function mainThreadSchedule() {
+  try {
+    const [onCore, waitingForCore] = readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ').map(Number);
+    return { onCore, waitingForCore };
+  } catch {
+    return null;
+  }
 }
 
 /** The machine's CPU ticks so far from /proc/stat: all of them, and the idle ones (idle and waiting for I/O). */
@@ -137,8 +156,9 @@ function machineTicks() {
 
 /**
  * Between two snapshots: CPU µs per item of this process and of the database servers (other clients
- * of theirs included); how busy this process's event loop was (1: never waiting); and the share of
- * the machine's CPU time left idle.
+ * of theirs included); how busy this process's event loop was (1: never waiting); the share of the
+ * machine's CPU time left idle; and µs per item its main thread spent on a core and waiting for one
+ * while ready to run (a busy event loop counts both).
  */
 export function cpuPerItem(before, after, count) {
   const database = Object.entries(after.servers).reduce((sum, [pid, micros]) => sum + micros - (before.servers[pid] ?? 0), 0);
@@ -148,5 +168,10 @@ export function cpuPerItem(before, after, count) {
     database: Math.round(database / count),
     eventLoopUtilization: Number(performance.eventLoopUtilization(after.loop, before.loop).utilization.toFixed(2)),
     machineIdle: Number(machineIdle.toFixed(2)),
+    ...(before.mainThread &&
+      after.mainThread && {
+        mainThreadOnCore: Math.round((after.mainThread.onCore - before.mainThread.onCore) / 1000 / count),
+        mainThreadWaitingForCore: Math.round((after.mainThread.waitingForCore - before.mainThread.waitingForCore) / 1000 / count),
+      }),
   };
 }

@@ -14,6 +14,7 @@ import { runTransactionSteps, writeAll, type TransactionSteps } from '../persist
 import type { StoredIdentityKeys } from '../signing/webhook-signer.service.js';
 import { KeyEncryptionService } from '../signing/key-encryption.service.js';
 import { SqlText, integerArray, type Statement, type StatementBuilder } from '../persistence/sql-text.js';
+import type { PreparedRequest } from './delivery-requests.js';
 import type { AttemptResult } from './http-sender.js';
 
 /** Identities whose keys are kept in memory at most; more are read again. */
@@ -42,6 +43,8 @@ export interface ClaimedDelivery {
   keyId: string | null;
   /** Epoch ms when this instance's lease on it ends. */
   leaseUntil: number;
+  /** Its request, built with the others of its claim (see DeliveryRequests); taken when it starts. */
+  prepared?: PreparedRequest;
 }
 
 /** A delivery under one lease of this instance: the lease's end tells it apart from a later lease of the same delivery. */
@@ -285,6 +288,8 @@ export class DeliveryStore {
       signed: row.signed === true || Number(row.signed) === 1,
       keyId: row.key_id ?? null,
       leaseUntil,
+      // Present from the start, so that every delivery keeps one shape when its request is prepared.
+      prepared: undefined,
     };
   }
 

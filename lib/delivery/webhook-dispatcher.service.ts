@@ -29,10 +29,10 @@ import {
   type WebhookDeliveryEventPayload,
   type WebhookListenerStateChangedPayload,
 } from './delivery.constants.js';
+import { DeliveryRequests } from './delivery-requests.js';
 import { DeliveryStore, type ClaimedDelivery, type DeliveryCompletion, type FinishedAttempt } from './delivery.store.js';
 import { HttpSender, type AttemptResult } from './http-sender.js';
 import { ListenerHealthService } from './listener-health.service.js';
-import { buildPayload } from './payload.js';
 import { decideAfterAttempt } from './retry-policy.js';
 import { SendingWindows } from './sending-window.js';
 
@@ -79,6 +79,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   private readonly parked = new Map<number, ClaimedDelivery[]>();
   /** Requests each URL may have in flight now: its share grows as it answers. */
   private readonly windows: SendingWindows;
+  private readonly requests: DeliveryRequests;
   /** Deliveries held, in flight or ready, by id. */
   private readonly heldById = new Map<number, ClaimedDelivery>();
   /** Deliveries held per URL, in flight or ready. */
@@ -120,8 +121,8 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     @Inject(WEBHOOK_EVENT_EMITTER) private readonly emitter: EventEmitter2,
     @Inject(WEBHOOK_SCHEDULER_REGISTRY) private readonly scheduler: SchedulerRegistry,
     private readonly store: DeliveryStore,
-    private readonly signer: WebhookSigner,
-    private readonly registry: WebhookEntityRegistry,
+    signer: WebhookSigner,
+    registry: WebhookEntityRegistry,
     private readonly health: ListenerHealthService,
     ssrfGuard: SsrfGuard,
   ) {
@@ -130,6 +131,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     // while the per-URL cap is kept by the dispatcher.
     this.sender = new HttpSender({ timeoutMs, maxResponseBytes, connectionsPerOrigin: concurrency, userAgent: USER_AGENT }, ssrfGuard);
     this.windows = new SendingWindows(options.delivery.perUrlConcurrency);
+    this.requests = new DeliveryRequests(signer, store, registry);
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -257,6 +259,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
       if (deliveries.length === 0) return;
       const added = deliveries.filter((delivery) => this.hold(delivery));
       this.cancelUnsent(added.filter((delivery) => !delivery.sendable));
+      await this.requests.prepare(added);
       // A claim that ends after shutdown began starts nothing: shutdown gives its deliveries back.
       if (!this.running) return;
       this.startReady();
@@ -492,26 +495,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
 
   /** Sends a delivery; `null` when reading its keys took so long that its lease would not outlast the request. */
   private async attempt(delivery: ClaimedDelivery): Promise<FinishedAttempt | null> {
-    const body = buildPayload({
-      eventId: delivery.eventId,
-      entityId: delivery.entityId,
-      numericEntityId: this.registry.find(delivery.entityName)?.numericId ?? false,
-      listenerEntityId: delivery.listenerEntityId,
-      entityName: delivery.entityName,
-      spaceId: delivery.spaceId,
-      listenerId: delivery.listenerId,
-      createdOn: delivery.eventCreatedOn,
-      state: delivery.state,
-      includeState: delivery.signed,
-    });
-    const webhookId = `msg_${delivery.id}`;
-    const headers = delivery.signed
-      ? await this.signer.headers(
-          await (delivery.keyId ? this.store.identityKeys(delivery.keyId) : this.store.spaceDefaultKeys(delivery.spaceId)),
-          webhookId,
-          body,
-        )
-      : this.signer.unsignedHeaders(webhookId);
+    const { body, headers } = await this.requests.requestOf(delivery);
     if (delivery.leaseUntil < Date.now() + this.options.delivery.timeoutMs) return null;
     const result = await this.sender.send({ url: delivery.url, body, headers });
     this.windows.afterAttempt(delivery.urlId, result.outcome);

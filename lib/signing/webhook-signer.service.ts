@@ -55,16 +55,24 @@ export class WebhookSigner {
 
   /** Signature headers for one attempt; `webhookId` stays the same on every retry of a delivery. */
   async headers(stored: StoredIdentityKeys, webhookId: string, body: string, now: Date = new Date()): Promise<Record<string, string>> {
-    const keys = this.open(stored);
-    // With either scheme, as without signing: the id and time receivers drop duplicates by.
+    const headers = this.headersSignedAtOnce(stored, webhookId, body, now);
+    if (this.signsXSignature) headers['x-signature'] = await this.xSignature(stored, body);
+    return headers;
+  }
+
+  /** Whether requests carry an `x-signature`, which `xSignature()` makes apart from the other headers. */
+  get signsXSignature(): boolean {
+    return this.schemes.has('x-signature');
+  }
+
+  /**
+   * Every header of `headers()` but the `x-signature`: the id and time receivers drop duplicates by
+   * (with either scheme, as without signing), and the Standard Webhooks signatures when that scheme is on.
+   */
+  headersSignedAtOnce(stored: StoredIdentityKeys, webhookId: string, body: string, now: Date = new Date()): Record<string, string> {
     const headers = this.unsignedHeaders(webhookId, now);
-    if (this.schemes.has('x-signature')) {
-      // In libuv's thread pool: an ECDSA signature costs more CPU than the request it is sent with,
-      // and the event loop has the other requests to drive meanwhile.
-      const signature = await signInPool('sha256', Buffer.from(body), { key: keys.privateKey, dsaEncoding: 'der' });
-      headers['x-signature'] = formatXSignature(keys.keyId, signature.toString('base64'));
-    }
     if (this.schemes.has('standard-webhooks')) {
+      const keys = this.open(stored);
       const timestamp = Math.floor(now.getTime() / 1000);
       const signingKeys = [keys.hmacKey, ...this.retiredHmacKeys(stored.retiredSecrets ?? [], now.getTime())];
       headers['webhook-signature'] = signingKeys
@@ -72,6 +80,16 @@ export class WebhookSigner {
         .join(' ');
     }
     return headers;
+  }
+
+  /**
+   * The `x-signature` header of a body. Made in libuv's thread pool: an ECDSA signature costs more
+   * CPU than the request it is sent with, and the event loop has the other requests to drive meanwhile.
+   */
+  async xSignature(stored: StoredIdentityKeys, body: string): Promise<string> {
+    const keys = this.open(stored);
+    const signature = await signInPool('sha256', Buffer.from(body), { key: keys.privateKey, dsaEncoding: 'der' });
+    return formatXSignature(keys.keyId, signature.toString('base64'));
   }
 
   /** Without signing, receivers still get the id and time Standard Webhooks uses to drop duplicates. */

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import { join } from 'node:path';
@@ -6,6 +7,7 @@ import {
   WEBHOOK_EVENT_EMITTER,
   WEBHOOK_LISTENER_DEACTIVATED,
   WebhookDeliveryService,
+  WebhookIdentityService,
   WebhookListenerService,
   WebhookValidationError,
   type WebhookModuleOptions,
@@ -17,6 +19,7 @@ import { WebhookAttemptOutcome } from '../../lib/model/webhook-delivery-attempt.
 import { connectionOptions, selectedDatabases, type TestDatabase } from '../src/databases.js';
 import { Order, OrderState } from '../src/order.entity.js';
 import { answer, TestReceiver, waitFor, type ReceiverBehaviour } from '../src/receiver.js';
+import { LogCollector } from '../src/log-collector.js';
 import { freshSpace } from '../src/spaces.js';
 import { createTestApp, succeededDeliveries, type TestApp } from '../src/test-app.js';
 
@@ -284,6 +287,46 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
       cleanUp();
     }
   });
+
+  it.each([[['standard-webhooks']], [['x-signature', 'standard-webhooks']]] as const)(
+    'sends nothing for a listener whose identity cannot be opened, logs why and keeps the delivery, while the other listeners get theirs (schemes %j)',
+    async (schemes) => {
+      const { connection, cleanUp } = sharedConnection(database);
+      const space = freshSpace();
+      const sealing = await createTestApp(database, {
+        webhook: { security: { allowPrivateNetworks: true }, signing: { keyEncryptionKey: randomBytes(32).toString('base64') } },
+        connection,
+      });
+      const identity = await sealing.get(WebhookIdentityService).create(space, { name: 'sealed' });
+      const sealedListener = await sealing
+        .get(WebhookListenerService)
+        .create(space, { name: 'sealed', entity: 'Order', url: receiver.url(`/sealed/${space}`), identity: identity.id });
+      await sealing.close();
+
+      // This instance lacks the key that sealed the identity's private parts.
+      const logs = new LogCollector();
+      const worker = await createTestApp(database, {
+        webhook: { ...WORKER, security: { allowPrivateNetworks: true }, signing: { schemes: [...schemes] } },
+        connection,
+        keepSchema: true,
+        logger: logs,
+      });
+      try {
+        await worker.get(WebhookListenerService).create(space, { name: 'open', entity: 'Order', url: receiver.url(`/open/${space}`) });
+        await saveOrders(worker, space, 1);
+        await waitFor(() => receiver.to(`/open/${space}`).length === 1, 'the request of the listener signed by the space default');
+        await waitFor(() => logs.errors.some((error) => error.includes('signing.keyEncryptionKey')), 'the error of the sealed identity');
+        expect(receiver.to(`/sealed/${space}`)).toHaveLength(0);
+        const [sealedDelivery] = await worker.get(WebhookDeliveryService).searchDeliveries(space, {
+          filter: { type: 'LEAF', fieldName: 'listenerId', operator: 'EQUALS', value: sealedListener.id },
+        });
+        expect(sealedDelivery).toMatchObject({ state: 'PENDING', attempts: 0 });
+      } finally {
+        await worker.close();
+        cleanUp();
+      }
+    },
+  );
 
   it('takes over a delivery whose lease ran out (an instance that died), and leaves one whose lease holds', async () => {
     const { connection, cleanUp } = sharedConnection(database);

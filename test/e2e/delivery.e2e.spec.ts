@@ -4,7 +4,7 @@ import { WebhookDeliveryService, WebhookIdentityService, WebhookListenerService,
 import { verifyStandardWebhook, verifyXSignature } from '../../lib/verify/index.js';
 import { describeOnlyOn, selectedDatabases, type TestDatabase } from '../src/databases.js';
 import { Order, OrderState, Parcel, ParcelState } from '../src/order.entity.js';
-import { TestReceiver, waitFor } from '../src/receiver.js';
+import { answer, answerAfter, TestReceiver, waitFor } from '../src/receiver.js';
 import { freshSpace } from '../src/spaces.js';
 import { StatementCounter } from '../src/statement-counter.js';
 import { createTestApp, succeededDeliveries, type TestApp } from '../src/test-app.js';
@@ -111,6 +111,42 @@ describe.each(selectedDatabases())('delivery on %s', (database) => {
     expect(plain.headers['x-signature']).toBeUndefined();
     expect(plain.headers['webhook-signature']).toBeUndefined();
   });
+});
+
+describe.each(selectedDatabases())('signing time on %s', (database) => {
+  it.each([[['standard-webhooks']], [['x-signature', 'standard-webhooks']]] as const)(
+    'signs a request that waited for its URL with the time it is sent, not the time it was claimed (schemes %j)',
+    async (schemes) => {
+      const receiver = await new TestReceiver().start();
+      const testApp = await createTestApp(database, { webhook: { ...FAST, signing: { schemes: [...schemes] } } });
+      try {
+        const space = freshSpace();
+        const path = `/waited/${space}`;
+        // A URL gets one request at a time until it answers: the second waits the 2.1 s the first takes.
+        receiver.script(path, answerAfter(2_100), answer(200));
+        const identities = testApp.get(WebhookIdentityService);
+        const identity = await identities.create(space, { name: 'signing' });
+        await testApp
+          .get(WebhookListenerService)
+          .create(space, { name: 'l', entity: 'Order', url: receiver.url(path), identity: identity.id });
+        // One transaction: one claim takes both.
+        await testApp.dataSource.transaction((manager) =>
+          manager.getRepository(Order).save([OrderState.CONFIRMED, OrderState.CONFIRMED].map((state) => ({ tenantId: space, state }))),
+        );
+
+        const [first, second] = await waitFor(() => receiver.to(path).length === 2 && receiver.to(path), 'both requests');
+        const timestampOf = (request: typeof first) => Number(request.headers['webhook-timestamp']);
+        expect(second.receivedAt - first.receivedAt).toBeGreaterThanOrEqual(2_000);
+        expect(timestampOf(second) - timestampOf(first)).toBeGreaterThanOrEqual(2);
+        expect(Math.floor(second.receivedAt / 1000) - timestampOf(second)).toBeLessThanOrEqual(1);
+        const secret = await identities.revealSecret(space, identity.id);
+        for (const request of [first, second]) expect(verifyStandardWebhook(request.headers, request.rawBody, secret)).toBe(true);
+      } finally {
+        await testApp.close();
+        await receiver.stop();
+      }
+    },
+  );
 });
 
 describe.each(selectedDatabases())('one signature scheme on %s', (database) => {

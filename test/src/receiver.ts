@@ -17,6 +17,13 @@ export const answer =
     response.writeHead(status, headers).end(body);
   };
 
+/** Answers `status` after `delayMs`: a slow receiver. */
+export const answerAfter =
+  (delayMs: number, status = 200): ReceiverBehaviour =>
+  (_request, _index, response) => {
+    setTimeout(() => response.writableEnded || response.destroyed || response.writeHead(status).end('slow'), delayMs);
+  };
+
 /** A real HTTP receiver on 127.0.0.1 that records every request and answers as scripted per path. */
 export class TestReceiver {
   readonly requests: ReceivedRequest[] = [];
