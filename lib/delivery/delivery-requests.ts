@@ -10,8 +10,6 @@ export interface DeliveryRequest {
 }
 
 export interface PreparedRequest extends DeliveryRequest {
-  /** The keys that signed it; `null` for a listener without signatures. */
-  keys: StoredIdentityKeys | null;
   /** Epoch ms of the `webhook-timestamp` it carries. */
   signedAt: number;
 }
@@ -22,6 +20,8 @@ export interface PreparedRequest extends DeliveryRequest {
  * the time it was sent give or take a second.
  */
 export const PREPARED_REQUEST_MAX_AGE_MS = 1_000;
+
+const webhookIdOf = (delivery: ClaimedDelivery) => `msg_${delivery.id}`;
 
 /**
  * Builds the body and headers of claimed deliveries. Without `x-signature`, those of a claim are
@@ -39,8 +39,9 @@ export class DeliveryRequests {
   ) {}
 
   /**
-   * Prepares the requests of sendable deliveries. One whose keys cannot be read or opened is left
-   * unprepared: `requestOf()` then meets the error again, where the attempt reports it.
+   * Prepares the requests of sendable deliveries, unless `x-signature` is on. One whose keys cannot
+   * be read or opened is left unprepared: `requestOf()` then meets the error again, where the
+   * attempt reports it.
    */
   async prepare(deliveries: readonly ClaimedDelivery[]): Promise<void> {
     if (this.signer.signsXSignature) return;
@@ -51,7 +52,12 @@ export class DeliveryRequests {
       const keys = delivery.signed ? keysByDelivery.get(delivery) : null;
       if (keys === undefined) continue;
       try {
-        delivery.prepared = this.build(delivery, keys, this.bodyOf(delivery), now);
+        const body = this.bodyOf(delivery);
+        const webhookId = webhookIdOf(delivery);
+        const headers = keys
+          ? this.signer.headersWithoutXSignature(keys, webhookId, body, now)
+          : this.signer.unsignedHeaders(webhookId, now);
+        delivery.prepared = { body, headers, signedAt: now.getTime() };
       } catch {
         // Left to requestOf(), which throws the same error for the attempt to report.
       }
@@ -61,20 +67,13 @@ export class DeliveryRequests {
   /** The request of a delivery about to be sent: the prepared one if still fresh, else built now. */
   async requestOf(delivery: ClaimedDelivery): Promise<DeliveryRequest> {
     const now = new Date();
-    let request = delivery.prepared;
+    const prepared = delivery.prepared;
     delivery.prepared = undefined;
-    if (!request || request.signedAt < now.getTime() - PREPARED_REQUEST_MAX_AGE_MS) {
-      const keys = delivery.signed ? await this.keysOf(delivery) : null;
-      request = this.build(delivery, keys, request?.body ?? this.bodyOf(delivery), now);
-    }
-    if (request.keys === null || !this.signer.signsXSignature) return request;
-    return { body: request.body, headers: { ...request.headers, 'x-signature': await this.signer.xSignature(request.keys, request.body) } };
-  }
-
-  private build(delivery: ClaimedDelivery, keys: StoredIdentityKeys | null, body: string, now: Date): PreparedRequest {
-    const webhookId = `msg_${delivery.id}`;
-    const headers = keys ? this.signer.headersSignedAtOnce(keys, webhookId, body, now) : this.signer.unsignedHeaders(webhookId, now);
-    return { body, headers, keys, signedAt: now.getTime() };
+    if (prepared && prepared.signedAt >= now.getTime() - PREPARED_REQUEST_MAX_AGE_MS) return prepared;
+    const body = prepared?.body ?? this.bodyOf(delivery);
+    const webhookId = webhookIdOf(delivery);
+    if (!delivery.signed) return { body, headers: this.signer.unsignedHeaders(webhookId, now) };
+    return { body, headers: await this.signer.headers(await this.keysOf(delivery), webhookId, body, now) };
   }
 
   private bodyOf(delivery: ClaimedDelivery): string {

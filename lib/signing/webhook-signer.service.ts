@@ -55,39 +55,47 @@ export class WebhookSigner {
 
   /** Signature headers for one attempt; `webhookId` stays the same on every retry of a delivery. */
   async headers(stored: StoredIdentityKeys, webhookId: string, body: string, now: Date = new Date()): Promise<Record<string, string>> {
-    const headers = this.headersSignedAtOnce(stored, webhookId, body, now);
-    if (this.signsXSignature) headers['x-signature'] = await this.xSignature(stored, body);
-    return headers;
+    const keys = this.open(stored);
+    const headers = this.unsignedHeaders(webhookId, now);
+    if (this.signsXSignature) headers['x-signature'] = await this.xSignature(keys, body);
+    return this.withStandardWebhooksSignature(headers, keys, stored, webhookId, body, now);
   }
 
-  /** Whether requests carry an `x-signature`, which `xSignature()` makes apart from the other headers. */
+  /** Whether requests carry an `x-signature`, which only `headers()` makes. */
   get signsXSignature(): boolean {
     return this.schemes.has('x-signature');
   }
 
   /**
-   * Every header of `headers()` but the `x-signature`: the id and time receivers drop duplicates by
-   * (with either scheme, as without signing), and the Standard Webhooks signatures when that scheme is on.
+   * The headers of `headers()` but the `x-signature`, made at once: the id and time receivers drop
+   * duplicates by, and the Standard Webhooks signatures when that scheme is on.
    */
-  headersSignedAtOnce(stored: StoredIdentityKeys, webhookId: string, body: string, now: Date = new Date()): Record<string, string> {
-    const headers = this.unsignedHeaders(webhookId, now);
-    if (this.schemes.has('standard-webhooks')) {
-      const keys = this.open(stored);
-      const timestamp = Math.floor(now.getTime() / 1000);
-      const signingKeys = [keys.hmacKey, ...this.retiredHmacKeys(stored.retiredSecrets ?? [], now.getTime())];
-      headers['webhook-signature'] = signingKeys
-        .map((hmacKey) => `${STANDARD_WEBHOOKS_VERSION},${standardWebhooksSignature(hmacKey, webhookId, timestamp, body)}`)
-        .join(' ');
-    }
+  headersWithoutXSignature(stored: StoredIdentityKeys, webhookId: string, body: string, now: Date = new Date()): Record<string, string> {
+    return this.withStandardWebhooksSignature(this.unsignedHeaders(webhookId, now), this.open(stored), stored, webhookId, body, now);
+  }
+
+  private withStandardWebhooksSignature(
+    headers: Record<string, string>,
+    keys: OpenedKeys,
+    stored: StoredIdentityKeys,
+    webhookId: string,
+    body: string,
+    now: Date,
+  ): Record<string, string> {
+    if (!this.schemes.has('standard-webhooks')) return headers;
+    const timestamp = Math.floor(now.getTime() / 1000);
+    const signingKeys = [keys.hmacKey, ...this.retiredHmacKeys(stored.retiredSecrets ?? [], now.getTime())];
+    headers['webhook-signature'] = signingKeys
+      .map((hmacKey) => `${STANDARD_WEBHOOKS_VERSION},${standardWebhooksSignature(hmacKey, webhookId, timestamp, body)}`)
+      .join(' ');
     return headers;
   }
 
   /**
-   * The `x-signature` header of a body. Made in libuv's thread pool: an ECDSA signature costs more
-   * CPU than the request it is sent with, and the event loop has the other requests to drive meanwhile.
+   * Made in libuv's thread pool: an ECDSA signature costs more CPU than the request it is sent
+   * with, and the event loop has the other requests to drive meanwhile.
    */
-  async xSignature(stored: StoredIdentityKeys, body: string): Promise<string> {
-    const keys = this.open(stored);
+  private async xSignature(keys: OpenedKeys, body: string): Promise<string> {
     const signature = await signInPool('sha256', Buffer.from(body), { key: keys.privateKey, dsaEncoding: 'der' });
     return formatXSignature(keys.keyId, signature.toString('base64'));
   }
