@@ -10,14 +10,14 @@ export interface DeliveryRequest {
 }
 
 export interface PreparedRequest extends DeliveryRequest {
-  /** Epoch ms of the `webhook-timestamp` it carries. */
+  /** Epoch ms when it was signed; its `webhook-timestamp` is this in whole seconds, rounded down. */
   signedAt: number;
 }
 
 /**
- * How old a prepared request's `webhook-timestamp` may be when it is sent. A delivery that waited
- * longer (parked behind its URL's cap, say) is signed again as it starts, so that a receiver sees
- * the time it was sent give or take a second.
+ * How long ago a prepared request may have been signed when it is sent. A delivery that waited
+ * longer (parked behind its URL's window, say) is signed again as it starts: its `webhook-timestamp`
+ * is then at most one less than the second it is sent in.
  */
 export const PREPARED_REQUEST_MAX_AGE_MS = 1_000;
 
@@ -50,7 +50,8 @@ export class DeliveryRequests {
     const now = new Date();
     for (const delivery of sendable) {
       const keys = delivery.signed ? keysByDelivery.get(delivery) : null;
-      if (keys === undefined) continue;
+      // Skipped too: a delivery that started while the keys were read, and built its own request.
+      if (keys === undefined || delivery.prepared === null) continue;
       try {
         const body = this.bodyOf(delivery);
         const webhookId = webhookIdOf(delivery);
@@ -64,16 +65,16 @@ export class DeliveryRequests {
     }
   }
 
-  /** The request of a delivery about to be sent: the prepared one if still fresh, else built now. */
+  /** The request of a delivery about to be sent: the prepared one if signed recently enough, else built now. */
   async requestOf(delivery: ClaimedDelivery): Promise<DeliveryRequest> {
-    const now = new Date();
     const prepared = delivery.prepared;
-    delivery.prepared = undefined;
-    if (prepared && prepared.signedAt >= now.getTime() - PREPARED_REQUEST_MAX_AGE_MS) return prepared;
+    delivery.prepared = null;
+    if (prepared && prepared.signedAt >= Date.now() - PREPARED_REQUEST_MAX_AGE_MS) return prepared;
     const body = prepared?.body ?? this.bodyOf(delivery);
     const webhookId = webhookIdOf(delivery);
-    if (!delivery.signed) return { body, headers: this.signer.unsignedHeaders(webhookId, now) };
-    return { body, headers: await this.signer.headers(await this.keysOf(delivery), webhookId, body, now) };
+    if (!delivery.signed) return { body, headers: this.signer.unsignedHeaders(webhookId) };
+    // Signed with the time once the keys are read, which may take a read of the database.
+    return { body, headers: await this.signer.headers(await this.keysOf(delivery), webhookId, body) };
   }
 
   private bodyOf(delivery: ClaimedDelivery): string {

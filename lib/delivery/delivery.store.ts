@@ -43,8 +43,8 @@ export interface ClaimedDelivery {
   keyId: string | null;
   /** Epoch ms when this instance's lease on it ends. */
   leaseUntil: number;
-  /** Its request, built with the others of its claim (see DeliveryRequests); taken when it starts. */
-  prepared?: PreparedRequest;
+  /** Its request, built with the others of its claim (see DeliveryRequests); `null` once it started. */
+  prepared?: PreparedRequest | null;
 }
 
 /** A delivery under one lease of this instance: the lease's end tells it apart from a later lease of the same delivery. */
