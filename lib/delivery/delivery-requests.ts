@@ -23,6 +23,9 @@ export const PREPARED_REQUEST_MAX_AGE_MS = 1_000;
 
 const webhookIdOf = (delivery: ClaimedDelivery) => `msg_${delivery.id}`;
 
+/** The identity whose keys sign a delivery: its listener's, or its space's default. */
+const signingIdentityOf = (delivery: ClaimedDelivery) => (delivery.keyId ? `key ${delivery.keyId}` : `space ${delivery.spaceId}`);
+
 /**
  * Builds the body and headers of claimed deliveries. Without `x-signature`, those of a claim are
  * prepared together, right after it, one delivery after another: in P1 on SQLite with Standard
@@ -46,10 +49,10 @@ export class DeliveryRequests {
   async prepare(deliveries: readonly ClaimedDelivery[]): Promise<void> {
     if (this.signer.signsXSignature) return;
     const sendable = deliveries.filter((delivery) => delivery.sendable);
-    const keysByDelivery = await this.readableKeys(sendable.filter((delivery) => delivery.signed));
+    const keysByIdentity = await this.readableKeys(sendable.filter((delivery) => delivery.signed));
     const now = new Date();
     for (const delivery of sendable) {
-      const keys = delivery.signed ? keysByDelivery.get(delivery) : null;
+      const keys = delivery.signed ? keysByIdentity.get(signingIdentityOf(delivery)) : null;
       // Skipped too: a delivery that started while the keys were read, and built its own request.
       if (keys === undefined || delivery.prepared === null) continue;
       try {
@@ -96,24 +99,22 @@ export class DeliveryRequests {
     return delivery.keyId ? this.store.identityKeys(delivery.keyId) : this.store.spaceDefaultKeys(delivery.spaceId);
   }
 
-  /** The keys of each delivery whose keys could be read, each identity's read once. */
-  private async readableKeys(deliveries: readonly ClaimedDelivery[]): Promise<Map<ClaimedDelivery, StoredIdentityKeys>> {
-    const identityOf = (delivery: ClaimedDelivery) => (delivery.keyId ? `key ${delivery.keyId}` : `space ${delivery.spaceId}`);
-    const firstOfIdentity = new Map<string, ClaimedDelivery>();
-    for (const delivery of deliveries) if (!firstOfIdentity.has(identityOf(delivery))) firstOfIdentity.set(identityOf(delivery), delivery);
-    const read = new Map<string, StoredIdentityKeys>();
-    await Promise.all(
-      [...firstOfIdentity].map(([identity, delivery]) =>
-        this.keysOf(delivery).then(
-          (keys) => read.set(identity, keys),
-          () => undefined,
-        ),
-      ),
-    );
-    const keys = new Map<ClaimedDelivery, StoredIdentityKeys>();
+  /** The keys of the deliveries' signing identities, each read once; those that could not be read are left out. */
+  private async readableKeys(deliveries: readonly ClaimedDelivery[]): Promise<Map<string, StoredIdentityKeys>> {
+    const reads = new Map<string, Promise<StoredIdentityKeys | null>>();
     for (const delivery of deliveries) {
-      const found = read.get(identityOf(delivery));
-      if (found) keys.set(delivery, found);
+      const identity = signingIdentityOf(delivery);
+      if (reads.has(identity)) continue;
+      // A failed read is caught here at once, so that no rejection waits unhandled while others are awaited.
+      reads.set(
+        identity,
+        this.keysOf(delivery).catch(() => null),
+      );
+    }
+    const keys = new Map<string, StoredIdentityKeys>();
+    for (const [identity, read] of reads) {
+      const found = await read;
+      if (found) keys.set(identity, found);
     }
     return keys;
   }
