@@ -13,6 +13,7 @@ import { WebhookDeliveryService } from '../delivery/webhook-delivery.service.js'
 import { WebhookDispatcher } from '../delivery/webhook-dispatcher.service.js';
 import { chooseSchedulerRegistry, SchedulerRegistry, WEBHOOK_SCHEDULER_REGISTRY } from '../scheduling/scheduler.js';
 import { WebhookSigner } from '../signing/webhook-signer.service.js';
+import { EcdsaSigningWorker } from '../signing/ecdsa-signing.worker.js';
 import { MaintenanceStore } from '../scheduling/maintenance.store.js';
 import { WebhookMaintenance } from '../scheduling/webhook-maintenance.service.js';
 import { SsrfGuard } from '../security/ssrf-guard.js';
@@ -66,6 +67,7 @@ const PUBLIC_SERVICES = [
       inject: [{ token: SchedulerRegistry, optional: true }],
       useFactory: chooseSchedulerRegistry,
     },
+    EcdsaSigningWorker,
     WebhookSigner,
     DeliveryStore,
     ListenerHealthService,

@@ -3,6 +3,7 @@ import { promisify } from 'node:util';
 import { Inject, Injectable } from '@nestjs/common';
 import { WEBHOOK_RESOLVED_OPTIONS } from '../module/webhook.constants.js';
 import type { ResolvedWebhookOptions, WebhookSignatureScheme } from '../module/webhook-options.interface.js';
+import { EcdsaSigningWorker } from './ecdsa-signing.worker.js';
 import { KeyEncryptionService } from './key-encryption.service.js';
 import {
   decodeStandardWebhooksSecret,
@@ -39,6 +40,12 @@ const signInPool = promisify(sign);
 /** How long opened keys are kept in memory; a rotated identity is picked up within this time. */
 const OPENED_KEYS_TTL_MS = 60_000;
 
+/**
+ * Bodies per message to the ECDSA signing thread: small enough that the first requests of a claim
+ * wait for a few signatures only, large enough that messages cost the event loop little.
+ */
+const X_SIGNATURE_BATCH_SIZE = 64;
+
 /** Signs request bodies with both schemes; keeps opened keys briefly, since unsealing costs more than signing. */
 @Injectable()
 export class WebhookSigner {
@@ -49,6 +56,7 @@ export class WebhookSigner {
   constructor(
     @Inject(WEBHOOK_RESOLVED_OPTIONS) options: ResolvedWebhookOptions,
     private readonly keyEncryption: KeyEncryptionService,
+    private readonly ecdsaWorker: EcdsaSigningWorker,
   ) {
     this.schemes = new Set(options.signing.schemes);
   }
@@ -74,6 +82,27 @@ export class WebhookSigner {
     return this.withStandardWebhooksSignature(this.unsignedHeaders(webhookId, now), this.open(stored), stored, webhookId, body, now);
   }
 
+  /**
+   * The `x-signature` headers of `bodies`, made ahead in the ECDSA signing thread, in their order;
+   * each resolves to `null` if the thread could not make it (the request is then signed as it starts).
+   */
+  xSignaturesAhead(stored: StoredIdentityKeys, bodies: readonly string[]): Promise<string | null>[] {
+    const keys = this.open(stored);
+    const signatures: Promise<string | null>[] = [];
+    for (let start = 0; start < bodies.length; start += X_SIGNATURE_BATCH_SIZE) {
+      const batch = this.ecdsaWorker.sign(keys.privateKey, bodies.slice(start, start + X_SIGNATURE_BATCH_SIZE));
+      const count = Math.min(X_SIGNATURE_BATCH_SIZE, bodies.length - start);
+      for (let index = 0; index < count; index++)
+        signatures.push(
+          batch.then(
+            (made) => formatXSignature(keys.keyId, made[index]!),
+            () => null,
+          ),
+        );
+    }
+    return signatures;
+  }
+
   private withStandardWebhooksSignature(
     headers: Record<string, string>,
     keys: OpenedKeys,
@@ -92,8 +121,9 @@ export class WebhookSigner {
   }
 
   /**
-   * Made in libuv's thread pool: an ECDSA signature costs more CPU than the request it is sent
-   * with, and the event loop has the other requests to drive meanwhile.
+   * For a request built as it starts (none made ahead, or made too long ago). Made in libuv's thread
+   * pool: an ECDSA signature costs more CPU than the request it is sent with, and the event loop has
+   * the other requests to drive meanwhile.
    */
   private async xSignature(keys: OpenedKeys, body: string): Promise<string> {
     const signature = await signInPool('sha256', Buffer.from(body), { key: keys.privateKey, dsaEncoding: 'der' });

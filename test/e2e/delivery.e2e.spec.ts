@@ -1,6 +1,7 @@
 import { EncryptionUtil } from 'postfinancecheckout';
 import { Webhook } from 'standardwebhooks';
 import { WebhookDeliveryService, WebhookIdentityService, WebhookListenerService, type WebhookModuleOptions } from '../../lib/index.js';
+import { EcdsaSigningWorker } from '../../lib/signing/ecdsa-signing.worker.js';
 import { verifyStandardWebhook, verifyXSignature } from '../../lib/verify/index.js';
 import { describeOnlyOn, selectedDatabases, type TestDatabase } from '../src/databases.js';
 import { Order, OrderState, Parcel, ParcelState } from '../src/order.entity.js';
@@ -110,6 +111,50 @@ describe.each(selectedDatabases())('delivery on %s', (database) => {
     expect(Object.keys(plainBody)).toHaveLength(7);
     expect(plain.headers['x-signature']).toBeUndefined();
     expect(plain.headers['webhook-signature']).toBeUndefined();
+  });
+  it('signs every request of a claim larger than a batch of the signing thread with its own x-signature', async () => {
+    const space = freshSpace();
+    const path = `/many/${space}`;
+    const identity = await testApp.get(WebhookIdentityService).create(space, { name: 'signing' });
+    await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(path), identity: identity.id });
+    // One transaction: one claim takes them all.
+    await testApp.dataSource.transaction((manager) =>
+      manager.getRepository(Order).save(Array.from({ length: 150 }, () => ({ tenantId: space, state: OrderState.CONFIRMED }))),
+    );
+
+    const requests = await waitFor(() => receiver.to(path).length === 150 && receiver.to(path), 'the 150 requests');
+    for (const request of requests)
+      expect(verifyXSignature(request.headers['x-signature'], request.rawBody, identity.publicKey)).toBe(true);
+    expect(new Set(requests.map((request) => JSON.parse(request.rawBody.toString()).entityId)).size).toBe(150);
+  });
+});
+
+describe.each(selectedDatabases())('x-signature without the signing thread on %s', (database) => {
+  it('signs each request as it starts when the signing thread cannot sign ahead', async () => {
+    const receiver = await new TestReceiver().start();
+    const testApp = await createTestApp(database, { webhook: FAST });
+    try {
+      testApp.get(EcdsaSigningWorker).sign = () => Promise.reject(new Error('signing thread gone'));
+      const space = freshSpace();
+      const path = `/unprepared/${space}`;
+      const identity = await testApp.get(WebhookIdentityService).create(space, { name: 'signing' });
+      await testApp
+        .get(WebhookListenerService)
+        .create(space, { name: 'l', entity: 'Order', url: receiver.url(path), identity: identity.id });
+      await testApp.dataSource.transaction((manager) =>
+        manager.getRepository(Order).save(Array.from({ length: 3 }, () => ({ tenantId: space, state: OrderState.CONFIRMED }))),
+      );
+
+      const requests = await waitFor(() => receiver.to(path).length === 3 && receiver.to(path), 'the 3 requests');
+      const secret = await testApp.get(WebhookIdentityService).revealSecret(space, identity.id);
+      for (const request of requests) {
+        expect(verifyXSignature(request.headers['x-signature'], request.rawBody, identity.publicKey)).toBe(true);
+        expect(verifyStandardWebhook(request.headers, request.rawBody, secret)).toBe(true);
+      }
+    } finally {
+      await testApp.close();
+      await receiver.stop();
+    }
   });
 });
 

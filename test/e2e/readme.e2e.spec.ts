@@ -32,6 +32,7 @@ import { resolveWebhookOptions } from '../../lib/module/webhook-options.validati
 import { KeyEncryptionService } from '../../lib/signing/key-encryption.service.js';
 import { generateIdentityKeyMaterial } from '../../lib/signing/key-material.js';
 import { WebhookSigner } from '../../lib/signing/webhook-signer.service.js';
+import { EcdsaSigningWorker } from '../../lib/signing/ecdsa-signing.worker.js';
 import { verifyStandardWebhook, verifyXSignature } from '../../lib/verify/index.js';
 import { AppModule } from '../readme/app.module.js';
 import { webhookModule as asyncWebhookModule } from '../readme/async-options.js';
@@ -321,7 +322,11 @@ describe('README.md code blocks', () => {
 
     const options = resolveWebhookOptions({});
     const keys = generateIdentityKeyMaterial();
-    const signed = await new WebhookSigner(options, new KeyEncryptionService(options)).headers(keys, 'msg_1', example.bodyText);
+    const signed = await new WebhookSigner(options, new KeyEncryptionService(options), new EcdsaSigningWorker(options)).headers(
+      keys,
+      'msg_1',
+      example.bodyText,
+    );
     expect(Object.keys(example.headers).sort()).toEqual(['content-type', 'user-agent', ...Object.keys(signed)].sort());
     expect(example.headers['content-type']).toBe('application/json');
     expect(example.headers['user-agent']).toBe(PACKAGE.name);
