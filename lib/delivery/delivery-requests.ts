@@ -25,6 +25,8 @@ export const PREPARED_REQUEST_MAX_AGE_MS = 1_000;
 
 const webhookIdOf = (delivery: ClaimedDelivery) => `msg_${delivery.id}`;
 
+const isRecent = (prepared: PreparedRequest) => prepared.signedAt >= Date.now() - PREPARED_REQUEST_MAX_AGE_MS;
+
 /** The identity whose keys sign a delivery: its listener's, or its space's default. */
 const signingIdentityOf = (delivery: ClaimedDelivery) => (delivery.keyId ? `key ${delivery.keyId}` : `space ${delivery.spaceId}`);
 
@@ -99,13 +101,9 @@ export class DeliveryRequests {
   async requestOf(delivery: ClaimedDelivery): Promise<DeliveryRequest> {
     const prepared = delivery.prepared;
     delivery.prepared = null;
-    // Checked after the x-signature is in: a request whose signature took long is signed again.
-    if (
-      prepared &&
-      (!prepared.xSignature || (await this.addXSignature(prepared))) &&
-      prepared.signedAt >= Date.now() - PREPARED_REQUEST_MAX_AGE_MS
-    )
-      return prepared;
+    const needsXSignature = delivery.signed && this.signer.signsXSignature;
+    // Checked again once the x-signature is in: a request whose signature took long is signed anew.
+    if (prepared && isRecent(prepared) && (!needsXSignature || (await this.addXSignature(prepared))) && isRecent(prepared)) return prepared;
     const body = prepared?.body ?? this.bodyOf(delivery);
     const webhookId = webhookIdOf(delivery);
     if (!delivery.signed) return { body, headers: this.signer.unsignedHeaders(webhookId) };
@@ -113,8 +111,9 @@ export class DeliveryRequests {
     return { body, headers: await this.signer.headers(await this.keysOf(delivery), webhookId, body) };
   }
 
-  /** Adds the `x-signature` made ahead to a prepared request; `false` if the signing thread could not make it. */
+  /** Adds the `x-signature` made ahead to a prepared request; `false` if none was started or the signing thread could not make it. */
   private async addXSignature(prepared: PreparedRequest): Promise<boolean> {
+    if (!prepared.xSignature) return false;
     const xSignature = await prepared.xSignature;
     if (!xSignature) return false;
     prepared.headers['x-signature'] = xSignature;

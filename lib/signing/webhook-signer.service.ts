@@ -69,7 +69,7 @@ export class WebhookSigner {
     return this.withStandardWebhooksSignature(headers, keys, stored, webhookId, body, now);
   }
 
-  /** Whether requests carry an `x-signature`, which only `headers()` makes. */
+  /** Whether requests carry an `x-signature`, which `headers()` and `xSignaturesAhead()` make and `headersWithoutXSignature()` leaves out. */
   get signsXSignature(): boolean {
     return this.schemes.has('x-signature');
   }

@@ -1,4 +1,5 @@
 import { createPrivateKey, createSecretKey, randomBytes } from 'node:crypto';
+import type { Worker } from 'node:worker_threads';
 import { resolveWebhookOptions } from '../../lib/module/webhook-options.validation.js';
 import { EcdsaSigningWorker } from '../../lib/signing/ecdsa-signing.worker.js';
 import { generateIdentityKeyMaterial } from '../../lib/signing/key-material.js';
@@ -36,6 +37,25 @@ describe('EcdsaSigningWorker', () => {
 
     const [signature] = await signer.sign(privateKey, [bodies[0]]);
     expect(verifyXSignature(formatXSignature(keys.keyId, signature), bodies[0], keys.publicKey)).toBe(true);
+  });
+
+  it('fails the batches of a thread that ends, signs the next batch in a new one, and refuses batches after three such ends', async () => {
+    const threadOf = () => (signer as unknown as { worker: Worker | null }).worker;
+    const longBatch = Array.from({ length: 2_000 }, () => bodies[0]);
+    for (let end = 1; end <= 3; end++) {
+      const waiting = signer.sign(privateKey, longBatch);
+      const thread = threadOf();
+      expect(thread).not.toBeNull();
+      await thread!.terminate();
+      await expect(waiting).rejects.toThrow('The ECDSA signing thread stopped');
+      if (end === 3) break;
+      const [signature] = await signer.sign(privateKey, [bodies[1]]);
+      expect(threadOf()).not.toBe(thread);
+      expect(verifyXSignature(formatXSignature(keys.keyId, signature), bodies[1], keys.publicKey)).toBe(true);
+    }
+
+    await expect(signer.sign(privateKey, bodies)).rejects.toThrow('The ECDSA signing thread failed 3 times');
+    expect(threadOf()).toBeNull();
   });
 
   it('fails the batches still waiting when it shuts down, and every batch after', async () => {
