@@ -9,9 +9,9 @@ import { bootApp, now, Order, progress, publishOrders, removeDatabaseFile } from
 /** Options of the delivery worker in every throughput measure: 64 requests in flight. */
 export const THROUGHPUT_DELIVERY = { concurrency: 64, perUrlConcurrency: 64, batchSize: 500 };
 
-/** `saves` sequential save() calls of one Order in `tenantId`, after `warmUp` more; ms per save. */
-export async function timeSaves(dataSource, tenantId, saves, { warmUp = 50 } = {}) {
-  const repository = dataSource.getRepository(Order);
+/** `saves` sequential save() calls of one Order in `tenantId` through `manager` (a DataSource or an EntityManager), after `warmUp` more; ms per save. */
+export async function timeSaves(manager, tenantId, saves, { warmUp = 50 } = {}) {
+  const repository = manager.getRepository(Order);
   for (let i = 0; i < warmUp; i++) await repository.save({ tenantId, state: 'CONFIRMED' });
   const start = now();
   for (let i = 0; i < saves; i++) await repository.save({ tenantId, state: 'CONFIRMED' });
