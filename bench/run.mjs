@@ -150,22 +150,24 @@ async function saveCost(database) {
   const listeners = app.get(WebhookListenerService);
   for (let i = 0; i < 10; i++) await listeners.create(3, { name: `l${i}`, entity: 'Order', url: 'https://bench.example.com/hook' });
   await listeners.create(2, { name: 'one', entity: 'Order', url: 'https://bench.example.com/hook' });
-  const runners = {
-    absent: plain.createQueryRunner(),
-    0: dataSource.createQueryRunner(),
-    1: dataSource.createQueryRunner(),
-    10: dataSource.createQueryRunner(),
+  const runners = [];
+  const onOwnConnection = (source, tenantId) => {
+    runners.push(source.createQueryRunner());
+    return [runners.at(-1).manager, tenantId];
   };
-  for (const runner of Object.values(runners)) await runner.connect();
-  const tenants = { absent: 1, 0: 1, 1: 2, 10: 3 };
-  const configurations = Object.fromEntries(Object.entries(runners).map(([key, runner]) => [key, [runner.manager, tenants[key]]]));
+  const configurations = {
+    absent: onOwnConnection(plain, 1),
+    0: onOwnConnection(dataSource, 1),
+    1: onOwnConnection(dataSource, 2),
+    10: onOwnConnection(dataSource, 3),
+  };
   const totalMs = { absent: 0, 0: 0, 1: 0, 10: 0 };
   for (const [manager, tenantId] of Object.values(configurations)) await timeSaves(manager, tenantId, SAVE_BLOCK);
   for (let block = 0; block < SAVES / SAVE_BLOCK; block++) {
     for (const [key, [manager, tenantId]] of Object.entries(configurations))
       totalMs[key] += (await timeSaves(manager, tenantId, SAVE_BLOCK, { warmUp: 0 })) * SAVE_BLOCK;
   }
-  for (const runner of Object.values(runners)) await runner.release();
+  for (const runner of runners) await runner.release();
   await plain.destroy();
   await app.close();
   removeDatabaseFile(file);

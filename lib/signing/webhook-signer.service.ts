@@ -90,9 +90,9 @@ export class WebhookSigner {
     const keys = this.open(stored);
     const signatures: Promise<string | null>[] = [];
     for (let start = 0; start < bodies.length; start += X_SIGNATURE_BATCH_SIZE) {
-      const batch = this.ecdsaWorker.sign(keys.privateKey, bodies.slice(start, start + X_SIGNATURE_BATCH_SIZE));
-      const count = Math.min(X_SIGNATURE_BATCH_SIZE, bodies.length - start);
-      for (let index = 0; index < count; index++)
+      const chunk = bodies.slice(start, start + X_SIGNATURE_BATCH_SIZE);
+      const batch = this.ecdsaWorker.sign(keys.privateKey, chunk);
+      for (let index = 0; index < chunk.length; index++)
         signatures.push(
           batch.then(
             (made) => formatXSignature(keys.keyId, made[index]!),
