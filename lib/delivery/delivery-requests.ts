@@ -19,7 +19,8 @@ export interface PreparedRequest extends DeliveryRequest {
 /**
  * How long ago a prepared request may have been signed when it is sent. A delivery that waited
  * longer (parked behind its URL's window, say) is signed again as it starts: its `webhook-timestamp`
- * is then at most one less than the second it is sent in.
+ * is then at most one less than the second it is handed to the HTTP client; opening a new
+ * connection comes after that.
  */
 export const PREPARED_REQUEST_MAX_AGE_MS = 1_000;
 
