@@ -53,7 +53,7 @@ export class ChangeRecorder {
     ? new PreparedStatement(
         this.dataSource,
         `WITH event AS (INSERT INTO ${this.sql.table(WebhookEvent)} (${this.eventColumns})` +
-          ` VALUES ($1::int, $2::varchar, $3::int, $4::varchar, $5::varchar, $6::timestamp) RETURNING ${this.sql.column(WebhookEvent, 'id')} AS id)` +
+          ` VALUES ($1::int, $2::varchar, $3::bigint, $4::varchar, $5::varchar, $6::timestamp) RETURNING ${this.sql.column(WebhookEvent, 'id')} AS id)` +
           ` INSERT INTO ${this.sql.table(WebhookDelivery)} (${this.deliveryColumns})` +
           ` SELECT event.id, listener.id, listener.url_id, $1::int, $7::varchar, 0, $9::bigint, $8::timestamp` +
           ` FROM event CROSS JOIN unnest($10::int[], $11::int[]) AS listener (id, url_id)`,

@@ -1,6 +1,6 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { QueryRunner } from 'typeorm';
-import { EventEmitter2, WEBHOOK_EVENT_EMITTER } from '../events/event-emitter.js';
+import { EventEmitter2, WEBHOOK_EVENT_EMITTER, emitEvent } from '../events/event-emitter.js';
 import { WEBHOOK_EVENTS_COMMITTED, type WebhookEventsCommittedPayload } from './capture.constants.js';
 
 /**
@@ -9,6 +9,7 @@ import { WEBHOOK_EVENTS_COMMITTED, type WebhookEventsCommittedPayload } from './
  */
 @Injectable()
 export class CommitNotifier {
+  private readonly logger = new Logger('WebhookCapture');
   private readonly pending = new WeakMap<QueryRunner, WebhookEventsCommittedPayload>();
 
   constructor(@Inject(WEBHOOK_EVENT_EMITTER) private readonly emitter: EventEmitter2) {}
@@ -35,6 +36,6 @@ export class CommitNotifier {
   }
 
   private announce(counts: WebhookEventsCommittedPayload): void {
-    this.emitter.emit(WEBHOOK_EVENTS_COMMITTED, counts);
+    emitEvent(this.emitter, this.logger, WEBHOOK_EVENTS_COMMITTED, counts);
   }
 }

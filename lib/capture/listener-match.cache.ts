@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
+import type { EntityManager, QueryRunner } from 'typeorm';
+import { transactionDepth } from '../persistence/transaction.js';
 import { WebhookListenerRepository, type MatchableListener } from '../persistence/webhook-listener.repository.js';
 import { LISTENER_CACHE_MAX_ENTRIES, LISTENER_CACHE_TTL_MS } from './capture.constants.js';
 
@@ -16,19 +17,35 @@ interface CacheEntry {
 @Injectable()
 export class ListenerMatchCache {
   private readonly entries = new Map<string, CacheEntry>();
-  /** Bumped by each invalidation, so that a load that raced with one is not stored. */
-  private readonly generations = new Map<string, number>();
+  /** Counts invalidations, so that a key's last invalidation can be ordered against a load or a transaction. */
+  private invalidations = 0;
+  /** The count of invalidations when each key was last invalidated. */
+  private readonly invalidatedAt = new Map<string, number>();
+  /** The count of invalidations when each open transaction began. */
+  private readonly transactionsBegun = new WeakMap<QueryRunner, number>();
 
   constructor(private readonly repository: WebhookListenerRepository) {}
 
+  /**
+   * A list read inside a transaction comes from that transaction's view, which under REPEATABLE READ
+   * (MySQL's default) or SERIALIZABLE is as old as the transaction: it is kept only if the key was not
+   * invalidated since the transaction began. A list read outside one is kept unless the key was
+   * invalidated while it was read.
+   */
   async activeListeners(manager: EntityManager, spaceId: number, entityName: string): Promise<MatchableListener[]> {
     const cached = this.cachedListeners(spaceId, entityName);
     if (cached) return cached;
     const key = cacheKey(spaceId, entityName);
-    const generation = this.generations.get(key) ?? 0;
+    const queryRunner = manager.queryRunner;
+    const viewFrom = queryRunner?.isTransactionActive ? this.transactionsBegun.get(queryRunner) : this.invalidations;
     const listeners = await this.repository.findActiveForEntity(spaceId, entityName, manager);
-    if ((this.generations.get(key) ?? 0) === generation) this.store(key, listeners);
+    if (viewFrom !== undefined && (this.invalidatedAt.get(key) ?? 0) <= viewFrom) this.store(key, listeners);
     return listeners;
+  }
+
+  /** Called as a transaction begins on the DataSource (its outermost level only). */
+  transactionBegins(queryRunner: QueryRunner): void {
+    if (transactionDepth(queryRunner) <= 1) this.transactionsBegun.set(queryRunner, this.invalidations);
   }
 
   /** The cached list while it is fresh; `undefined` when it has to be read. */
@@ -40,7 +57,7 @@ export class ListenerMatchCache {
   invalidate(spaceId: number, entityName: string): void {
     const key = cacheKey(spaceId, entityName);
     this.entries.delete(key);
-    this.generations.set(key, (this.generations.get(key) ?? 0) + 1);
+    this.invalidatedAt.set(key, ++this.invalidations);
   }
 
   private store(key: string, listeners: MatchableListener[]): void {

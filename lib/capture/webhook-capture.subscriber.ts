@@ -10,6 +10,7 @@ import type {
   SoftRemoveEvent,
   TransactionCommitEvent,
   TransactionRollbackEvent,
+  TransactionStartEvent,
   UpdateEvent,
 } from 'typeorm';
 import { WEBHOOK_DATA_SOURCE, WEBHOOK_RESOLVED_OPTIONS } from '../module/webhook.constants.js';
@@ -20,6 +21,7 @@ import { MAX_ID } from '../validation/input.validation.js';
 import { ChangeRecorder, type EntityChange } from './change-recorder.service.js';
 import { SharedConnectionWrites } from './shared-connection.writes.js';
 import { CommitNotifier } from './commit-notifier.js';
+import { ListenerMatchCache } from './listener-match.cache.js';
 
 type RowEvent = InsertEvent<ObjectLiteral> | UpdateEvent<ObjectLiteral> | RemoveEvent<ObjectLiteral>;
 
@@ -46,6 +48,7 @@ interface CapturedWrite {
 export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('WebhookCapture');
   private readonly warnedUncapturedUpdates = new Set<string>();
+  private readonly warnedUncapturedRemovals = new Set<string>();
   /** On better-sqlite3, whose one connection TypeORM shares between all transactions. */
   private readonly sharedConnectionWrites =
     this.dataSource.options.type === 'better-sqlite3' ? new SharedConnectionWrites(this.dataSource) : null;
@@ -56,6 +59,7 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     private readonly registry: WebhookEntityRegistry,
     private readonly recorder: ChangeRecorder,
     private readonly notifier: CommitNotifier,
+    private readonly cache: ListenerMatchCache,
   ) {}
 
   onModuleInit(): void {
@@ -122,6 +126,10 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     return this.captureRemoval(event);
   }
 
+  afterTransactionStart(event: TransactionStartEvent): void {
+    this.cache.transactionBegins(event.queryRunner);
+  }
+
   beforeTransactionCommit(event: TransactionCommitEvent): void {
     this.sharedConnectionWrites?.transactionEnds(event.queryRunner);
   }
@@ -147,6 +155,10 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   private captureRemoval(event: RemoveEvent<ObjectLiteral>): Promise<void> | undefined {
     const entity = this.registry.findByTarget(event.metadata.target);
     if (!entity) return;
+    if (!event.entity && !event.databaseEntity) {
+      this.warnUncapturedRemoval(entity);
+      return;
+    }
     const row = { ...definedValues(event.entity ?? {}), ...definedValues(event.databaseEntity ?? {}) };
     return this.capture(event, entity, { row, stateChanged: false, written: event.entity, removal: true, knownId: event.entityId });
   }
@@ -186,18 +198,28 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   ): EntityChange | null {
     const state = row[entity.stateProperty];
     const entityId = entityIdOf(metadata, row, before, knownId);
-    const spaceId = entity.spaceProperty === null ? this.options.defaultSpaceId : row[entity.spaceProperty];
+    const rawSpaceId: unknown = entity.spaceProperty === null ? this.options.defaultSpaceId : row[entity.spaceProperty];
+    const spaceId = spaceIdOf(rawSpaceId);
     if (state === null || state === undefined || entityId === null) {
       this.logger.warn(`A change of ${entity.name} without ${entityId === null ? 'a primary key' : 'a state'} was not published`);
       return null;
     }
-    if (!Number.isInteger(spaceId) || spaceId < 1 || spaceId > MAX_ID) {
+    if (spaceId === null) {
       this.logger.warn(
-        `${entity.name} ${entityId} has no valid space id in ${entity.spaceProperty} (${String(spaceId)}); its change was not published`,
+        `${entity.name} ${entityId} has no valid space id in ${entity.spaceProperty} (${String(rawSpaceId)}); its change was not published`,
       );
       return null;
     }
     return { entity, entityId, spaceId, state: String(state), stateChanged };
+  }
+
+  private warnUncapturedRemoval(entity: RegisteredWebhookEntity): void {
+    if (this.warnedUncapturedRemovals.has(entity.name)) return;
+    this.warnedUncapturedRemovals.add(entity.name);
+    this.logger.warn(
+      `Rows of ${entity.name} were deleted through delete(), a query builder or as orphans of a relation, which do not say ` +
+        'which rows they were: no webhook was recorded. Use remove(), or WebhookPublisher.publish() in the same transaction.',
+    );
   }
 
   private warnUncapturedUpdate(entity: RegisteredWebhookEntity, values: ObjectLiteral): void {
@@ -239,4 +261,13 @@ function entityIdOf(metadata: EntityMetadata, row: ObjectLiteral, before: Object
     if (fromId.every((value) => value !== undefined && value !== null)) return fromId.map(String).join(':');
   }
   return null;
+}
+
+/**
+ * A space column's value as a space id, `null` if it is none. PostgreSQL's and MySQL's drivers give
+ * a `bigint` column as a string of digits, which an update's row holds when TypeORM loaded it.
+ */
+function spaceIdOf(value: unknown): number | null {
+  const id = typeof value === 'string' && /^[0-9]{1,10}$/.test(value) ? Number(value) : typeof value === 'bigint' ? Number(value) : value;
+  return typeof id === 'number' && Number.isInteger(id) && id >= 1 && id <= MAX_ID ? id : null;
 }

@@ -64,6 +64,9 @@ export interface FinishedAttempt {
   completion: DeliveryCompletion;
 }
 
+/** What a MySQL or MariaDB TEXT column holds. */
+const MYSQL_TEXT_MAX_BYTES = 65_535;
+
 /** The attempt log's columns as the dispatcher writes them, with their PostgreSQL array types. */
 const ATTEMPT_COLUMNS: [property: string, postgresType: string][] = [
   ['deliveryId', 'int'],
@@ -418,9 +421,8 @@ export class DeliveryStore {
       result!.durationMs,
       result!.statusCode,
       result!.outcome,
-      // PostgreSQL text cannot hold NUL; one such answer would otherwise fail the whole batch, again and again.
-      withoutNul(result!.responseBody),
-      withoutNul(result!.error),
+      this.storableText(result!.responseBody),
+      this.storableText(result!.error),
     ]);
     const into = `${this.sql.insertInto(WebhookDeliveryAttempt)} (${ATTEMPT_COLUMNS.map(([property]) => this.sql.column(WebhookDeliveryAttempt, property)).join(', ')})`;
     if (this.sql.postgres) {
@@ -446,6 +448,17 @@ export class DeliveryStore {
       return `(${cells.join(', ')})`;
     });
     return b.done(`${into} VALUES ${values.join(', ')}`);
+  }
+
+  /**
+   * An answer or error as every database's column can hold it; one that a column could not hold
+   * would fail the whole batch of results. PostgreSQL's text cannot hold NUL, and MySQL's TEXT holds
+   * 65 535 bytes: less than `maxResponseBytes` may be, and an answer's invalid bytes decode to three each.
+   */
+  private storableText(text: string | null): string | null {
+    if (text === null) return null;
+    const withoutNul = text.replace(/\u0000/g, '');
+    return this.sql.postgres || this.sql.sqlite ? withoutNul : cutToUtf8Bytes(withoutNul, MYSQL_TEXT_MAX_BYTES);
   }
 
   private finish(
@@ -563,6 +576,14 @@ function withinRoomPerUrl(
   return { chosen, limitedUrlIds: [...limited] };
 }
 
-function withoutNul(text: string | null): string | null {
-  return text === null ? null : text.replace(/\u0000/g, '');
+/** The longest prefix of `text` whose UTF-8 encoding fits in `maxBytes`, cut between characters. */
+function cutToUtf8Bytes(text: string, maxBytes: number): string {
+  // A UTF-16 code unit takes at most three bytes in UTF-8.
+  if (text.length * 3 <= maxBytes) return text;
+  const bytes = Buffer.from(text, 'utf8');
+  if (bytes.length <= maxBytes) return text;
+  let end = maxBytes;
+  // Back to the first byte of the character the cut would split (continuation bytes are 10xxxxxx).
+  while (end > 0 && (bytes[end] & 0xc0) === 0x80) end--;
+  return bytes.subarray(0, end).toString('utf8');
 }

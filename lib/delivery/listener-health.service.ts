@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { In, MoreThan, type DataSource } from 'typeorm';
 import { ListenerChangeNotifier } from '../management/listener-change.notifier.js';
-import { EventEmitter2, WEBHOOK_EVENT_EMITTER } from '../events/event-emitter.js';
+import { EventEmitter2, WEBHOOK_EVENT_EMITTER, emitEvent } from '../events/event-emitter.js';
 import { CreationEntityState } from '../model/creation-entity-state.enum.js';
 import { WebhookDelivery, WebhookDeliveryState } from '../model/webhook-delivery.entity.js';
 import { WebhookListener } from '../model/webhook-listener.entity.js';
@@ -70,7 +70,7 @@ export class ListenerHealthService {
     if (!listener) return;
     this.logger.warn(`Deactivated WebhookListener ${listenerId} of space ${listener.linkedSpaceId}: ${reason}`);
     const deactivated: WebhookListenerDeactivatedPayload = { listenerId, spaceId: listener.linkedSpaceId, reason };
-    this.emitter.emit(WEBHOOK_LISTENER_DEACTIVATED, deactivated);
+    emitEvent(this.emitter, this.logger, WEBHOOK_LISTENER_DEACTIVATED, deactivated);
     this.changes.committed(listener, CreationEntityState.ACTIVE, CreationEntityState.INACTIVE);
   }
 }

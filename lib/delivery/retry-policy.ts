@@ -28,6 +28,7 @@ export function decideAfterAttempt(
   if (attempt > options.retrySchedule.length)
     return { kind: 'abandon', reason: `no retry left after ${attempt} attempts`, deactivateListener: false };
   const scheduled = options.retrySchedule[attempt - 1] * (1 + (random() * 2 - 1) * JITTER);
-  const delayMs = result.retryAfterMs === null ? scheduled : Math.min(Math.max(result.retryAfterMs, scheduled), 2 * scheduled, DAY_MS);
+  // Retry-After can only lengthen the scheduled wait, up to twice it and up to a day; it never shortens it.
+  const delayMs = result.retryAfterMs === null ? scheduled : Math.max(scheduled, Math.min(result.retryAfterMs, 2 * scheduled, DAY_MS));
   return { kind: 'retry', delayMs: Math.round(delayMs) };
 }

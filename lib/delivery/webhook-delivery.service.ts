@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
 import { WebhookNotFoundError } from '../errors/webhook.errors.js';
-import { EventEmitter2, WEBHOOK_EVENT_EMITTER } from '../events/event-emitter.js';
+import { EventEmitter2, WEBHOOK_EVENT_EMITTER, emitEvent } from '../events/event-emitter.js';
 import { WebhookDeliveryAttempt } from '../model/webhook-delivery-attempt.entity.js';
 import { WebhookDelivery, WebhookDeliveryState } from '../model/webhook-delivery.entity.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
@@ -80,7 +80,7 @@ export class WebhookDeliveryService {
       return manager.findOneOrFail(WebhookDelivery, { where: { id: deliveryId } });
     });
     this.logger.log(`Redelivering WebhookDelivery ${deliveryId} of space ${spaceId}`);
-    this.emitter.emit(WEBHOOK_EVENTS_COMMITTED, { events: 0, deliveries: 1 });
+    emitEvent(this.emitter, this.logger, WEBHOOK_EVENTS_COMMITTED, { events: 0, deliveries: 1 });
     return delivery;
   }
 

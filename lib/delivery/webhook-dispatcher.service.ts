@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { WEBHOOK_EVENTS_COMMITTED } from '../capture/capture.constants.js';
-import { EventEmitter2, WEBHOOK_EVENT_EMITTER } from '../events/event-emitter.js';
+import { EventEmitter2, WEBHOOK_EVENT_EMITTER, emitEvent } from '../events/event-emitter.js';
 import { CreationEntityState } from '../model/creation-entity-state.enum.js';
 import { WebhookDeliveryState } from '../model/webhook-delivery.entity.js';
 import { WEBHOOK_RESOLVED_OPTIONS } from '../module/webhook.constants.js';
@@ -54,8 +54,14 @@ const RESULT_BATCH_SIZE = 500;
  * batches of 20 ms took a third less statement time per delivery in P1 than batches of 5 ms.
  */
 const RESULT_COALESCE_MS = 20;
+/** Failures of a single result, each after other results were written, that make it taken for one the database refuses. */
+const REFUSED_RESULT_STRIKES = 3;
+/** How long after a failed write of several results their batches stay small. */
+const RESULT_BATCH_REGROW_MS = 10_000;
 /** A ready delivery is started only if its lease outlasts the attempt's deadline by this much. */
 const LEASE_MARGIN_MS = 1_000;
+/** The longest delay setTimeout takes. */
+const MAX_TIMEOUT_MS = 2_147_483_647;
 
 /**
  * Turns due deliveries into HTTP requests: claims them in batches under a lease, sends them with
@@ -100,6 +106,14 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   /** URLs the last claim left out or cut short for want of room: they probably have more due. */
   private waitingUrls = new Set<number>();
   private flushing: Promise<void> | null = null;
+  /** Results written in one statement now: fewer after a failed write, back to RESULT_BATCH_SIZE as writes succeed. */
+  private resultBatchLimit = RESULT_BATCH_SIZE;
+  /** Until when a failed write keeps resultBatchLimit from growing again. */
+  private resultBatchRegrowAt = 0;
+  /** Successful writes of results so far. */
+  private resultWrites = 0;
+  /** Results that failed to be written on their own: how often while others could be, and the count of writes at their last failure. */
+  private readonly refusedResults = new Map<FinishedAttempt, { strikes: number; writesAtLastFailure: number }>();
   private nextRetryAt = Number.POSITIVE_INFINITY;
   private idleWaiters: (() => void)[] = [];
   /** After this time (set at shutdown) results that cannot be written are dropped: their leases expire and they are sent again. */
@@ -141,8 +155,9 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     }
     await this.adviseOnSqliteJournal();
     this.running = true;
-    this.emitter.on(WEBHOOK_EVENTS_COMMITTED, this.onCommitted);
-    this.emitter.on(WEBHOOK_LISTENER_STATE_CHANGED, this.onListenerStateChanged);
+    // Ahead of the host's listeners: eventemitter2 stops calling listeners at the first that throws.
+    this.emitter.prependListener(WEBHOOK_EVENTS_COMMITTED, this.onCommitted);
+    this.emitter.prependListener(WEBHOOK_LISTENER_STATE_CHANGED, this.onListenerStateChanged);
     replaceInterval(this.scheduler, DELIVERY_POLL_INTERVAL_NAME, () => this.wakeForAnyUrl(), this.options.delivery.pollIntervalMs);
     this.logger.log(
       `Delivering as ${this.owner} (concurrency ${this.options.delivery.concurrency}, ${this.options.delivery.perUrlConcurrency} per URL)`,
@@ -257,7 +272,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
       if (this.moreDue) this.markOthersMayBeDue();
       else if (stocked.length > 0) this.othersFoundNone(Date.now() - claimStart);
       if (deliveries.length === 0) return;
-      const added = deliveries.filter((delivery) => this.hold(delivery));
+      const added = deliveries.filter((delivery) => this.hold(delivery, claimStart));
       this.cancelUnsent(added.filter((delivery) => !delivery.sendable));
       await this.requests.prepare(added);
       // A claim that ends after shutdown began starts nothing: shutdown gives its deliveries back.
@@ -336,13 +351,15 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
    * lease ran out while the delivery waited or was in flight and a claim of this instance took it
    * again: the copy held goes on under the new lease, so that it is sent and written back once.
    */
-  private hold(delivery: ClaimedDelivery): boolean {
+  private hold(delivery: ClaimedDelivery, claimStart: number): boolean {
     const held = this.heldById.get(delivery.id);
     if (held) {
       held.leaseUntil = delivery.leaseUntil;
       return false;
     }
-    if (this.deactivated.has(delivery.listenerId)) delivery.sendable = false;
+    // Only a claim that began before the listener left ACTIVE can have read it as active; a later
+    // one read its state as it is now, which another instance may have made ACTIVE again.
+    if ((this.deactivated.get(delivery.listenerId) ?? Number.NEGATIVE_INFINITY) >= claimStart) delivery.sendable = false;
     this.heldById.set(delivery.id, delivery);
     this.ready.push(delivery);
     this.heldPerUrl.set(delivery.urlId, (this.heldPerUrl.get(delivery.urlId) ?? 0) + 1);
@@ -493,10 +510,11 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
       .finally(() => this.settle(delivery));
   }
 
-  /** Sends a delivery; `null` when reading its keys took so long that its lease would not outlast the request. */
+  /** Sends a delivery; `null` when building its request took so long that its lease would not outlast the attempt. */
   private async attempt(delivery: ClaimedDelivery): Promise<FinishedAttempt | null> {
     const { body, headers } = await this.requests.requestOf(delivery);
-    if (delivery.leaseUntil < Date.now() + this.options.delivery.timeoutMs) return null;
+    // The same margin as at the start: the result is written after the request's deadline.
+    if (delivery.leaseUntil < this.latestSafeStart()) return null;
     const result = await this.sender.send({ url: delivery.url, body, headers });
     this.windows.afterAttempt(delivery.urlId, result.outcome);
     return { delivery, result, completion: this.completionOf(delivery, result) };
@@ -551,21 +569,61 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
       // While requests are in flight more results are coming: waiting a moment for them turns one
       // transaction per result (SQLite answers that fast) into one per batch.
       if (this.running && this.finished.length < RESULT_BATCH_SIZE && this.inFlight.size > 0) await delay(RESULT_COALESCE_MS);
-      const batch = this.finished.splice(0, RESULT_BATCH_SIZE);
+      const batch = this.finished.splice(0, this.resultBatchLimit);
       try {
         await this.store.complete(this.owner, batch);
       } catch (error) {
         if (Date.now() > this.giveUpWritingAt) {
-          this.logger.error(`Shutdown: could not write ${batch.length} delivery results; they will be sent again: ${describe(error)}`);
+          // All at once: after failures the batches may be down to single results, each another wait.
+          const dropped = batch.length + this.finished.splice(0).length;
+          this.logger.error(
+            `Shutdown: could not write ${dropped} delivery results; their deliveries are taken up again once their leases end: ${describe(error)}`,
+          );
           continue;
         }
-        this.finished.unshift(...batch);
-        this.logger.error(`Writing ${batch.length} delivery results failed, retrying: ${describe(error)}`);
-        await delay(ERROR_BACKOFF_MS);
+        if (batch.length > 1) this.writeInHalves(batch, error);
+        else await this.retryOrDrop(batch[0], error);
         continue;
       }
+      this.resultWrites++;
+      // Regrown only a while after a failure: a statement too large for the database would otherwise fail every other time.
+      if (Date.now() >= this.resultBatchRegrowAt) this.resultBatchLimit = Math.min(RESULT_BATCH_SIZE, this.resultBatchLimit * 2);
+      batch.forEach((written) => this.refusedResults.delete(written));
       this.announce(batch);
     }
+  }
+
+  /** A statement too large for the database, or one result it refuses: halves find out which, without a pause. */
+  private writeInHalves(batch: FinishedAttempt[], error: unknown): void {
+    this.finished.unshift(...batch);
+    this.resultBatchLimit = Math.ceil(batch.length / 2);
+    this.resultBatchRegrowAt = Date.now() + RESULT_BATCH_REGROW_MS;
+    this.logger.warn(`Writing ${batch.length} delivery results failed, trying ${this.resultBatchLimit} at a time: ${describe(error)}`);
+  }
+
+  /**
+   * A single result that could not be written waits behind the others and is tried again. Once it
+   * has failed REFUSED_RESULT_STRIKES times, each time after other results were written since its
+   * last failure, the database refuses it rather than being away: it is dropped, so that it does not
+   * hold up the rest, and its delivery is sent again once its lease ends. While nothing can be
+   * written (an outage) no strike counts, and every result is kept.
+   */
+  private async retryOrDrop(result: FinishedAttempt, error: unknown): Promise<void> {
+    const refused = this.refusedResults.get(result) ?? { strikes: 0, writesAtLastFailure: this.resultWrites };
+    const othersWritten = this.resultWrites > refused.writesAtLastFailure;
+    if (othersWritten) refused.strikes++;
+    if (refused.strikes >= REFUSED_RESULT_STRIKES) {
+      this.refusedResults.delete(result);
+      this.logger.error(
+        `The database refused the result of delivery ${result.delivery.id}; the delivery is taken up again once its lease ends: ${describe(error)}`,
+      );
+      return;
+    }
+    this.refusedResults.set(result, { strikes: refused.strikes, writesAtLastFailure: this.resultWrites });
+    this.finished.push(result);
+    this.logger.error(`Writing the result of delivery ${result.delivery.id} failed, retrying: ${describe(error)}`);
+    // The others go on at once while they can be written; nothing written since the last failure may be an outage.
+    if (!othersWritten) await delay(ERROR_BACKOFF_MS);
   }
 
   private announce(batch: FinishedAttempt[]): void {
@@ -588,16 +646,16 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
               : WebhookDeliveryState.ABANDONED,
         nextAttemptAt: completion.kind === 'retry' ? completion.nextAttemptAt : null,
       };
-      if (completion.kind === 'succeeded') this.emitter.emit(WEBHOOK_DELIVERY_SUCCEEDED, payload);
+      if (completion.kind === 'succeeded') emitEvent(this.emitter, this.logger, WEBHOOK_DELIVERY_SUCCEEDED, payload);
       if (completion.kind === 'retry') {
-        this.emitter.emit(WEBHOOK_DELIVERY_FAILED, payload);
+        emitEvent(this.emitter, this.logger, WEBHOOK_DELIVERY_FAILED, payload);
         this.scheduleWake(completion.nextAttemptAt);
       }
       if (completion.kind === 'abandoned') {
         this.logger.warn(
           `Abandoned delivery ${delivery.id} to listener ${delivery.listenerId} after ${payload.attempt} attempt(s): ${result.error}`,
         );
-        this.emitter.emit(WEBHOOK_DELIVERY_ABANDONED, payload);
+        emitEvent(this.emitter, this.logger, WEBHOOK_DELIVERY_ABANDONED, payload);
         this.track(this.health.afterAbandoned(delivery.listenerId));
       }
     }
@@ -614,7 +672,8 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
         this.nextRetryAt = Number.POSITIVE_INFINITY;
         this.wakeForAnyUrl();
       },
-      Math.max(0, at - Date.now()) + 5,
+      // Node fires a longer timeout at once; the poll covers a retry that far ahead anyway.
+      Math.min(Math.max(0, at - Date.now()) + 5, MAX_TIMEOUT_MS),
     );
   }
 

@@ -1,6 +1,7 @@
 // eventemitter2 is CommonJS: its class is reached through the default export in both builds.
 import eventemitter2 from 'eventemitter2';
 import type { EventEmitter2 as EventEmitter2Class } from 'eventemitter2';
+import type { Logger } from '@nestjs/common';
 
 export const EventEmitter2 = (eventemitter2 as unknown as { EventEmitter2: typeof EventEmitter2Class }).EventEmitter2;
 export type EventEmitter2 = EventEmitter2Class;
@@ -10,4 +11,16 @@ export const WEBHOOK_EVENT_EMITTER = Symbol('WEBHOOK_EVENT_EMITTER');
 
 export function chooseEventEmitter(hostEmitter: EventEmitter2 | undefined | null): EventEmitter2 {
   return hostEmitter ?? new EventEmitter2({ wildcard: true, delimiter: '.', maxListeners: 50 });
+}
+
+/**
+ * Emits one of the module's events. A listener that throws is logged: the emit happens after the
+ * work it announces is done (often committed), and that work must neither fail nor stop halfway for it.
+ */
+export function emitEvent(emitter: EventEmitter2, logger: Logger, event: string, payload: object): void {
+  try {
+    emitter.emit(event, payload);
+  } catch (error) {
+    logger.error(`A listener of ${event} threw; the module carries on: ${error instanceof Error ? error.message : String(error)}`);
+  }
 }

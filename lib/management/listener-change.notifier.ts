@@ -1,7 +1,7 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { ListenerMatchCache } from '../capture/listener-match.cache.js';
 import { WEBHOOK_LISTENER_STATE_CHANGED, type WebhookListenerStateChangedPayload } from '../delivery/delivery.constants.js';
-import { EventEmitter2, WEBHOOK_EVENT_EMITTER } from '../events/event-emitter.js';
+import { EventEmitter2, WEBHOOK_EVENT_EMITTER, emitEvent } from '../events/event-emitter.js';
 
 /** The parts of a listener a committed change is announced with. */
 export interface ChangedListener {
@@ -17,6 +17,8 @@ export interface ChangedListener {
  */
 @Injectable()
 export class ListenerChangeNotifier {
+  private readonly logger = new Logger('WebhookListenerService');
+
   constructor(
     private readonly matchCache: ListenerMatchCache,
     @Inject(WEBHOOK_EVENT_EMITTER) private readonly emitter: EventEmitter2,
@@ -27,6 +29,6 @@ export class ListenerChangeNotifier {
     this.matchCache.invalidate(listener.linkedSpaceId, listener.entity);
     if (from === undefined || from === to) return;
     const changed: WebhookListenerStateChangedPayload = { listenerId: listener.id, spaceId: listener.linkedSpaceId, from, to };
-    this.emitter.emit(WEBHOOK_LISTENER_STATE_CHANGED, changed);
+    emitEvent(this.emitter, this.logger, WEBHOOK_LISTENER_STATE_CHANGED, changed);
   }
 }

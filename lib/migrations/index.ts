@@ -7,6 +7,7 @@ import { WebhookIdentityRotationMysql1795817866041 } from './mysql/1795817866041
 import { WebhookHotPathForeignKeysMysql1795819371130 } from './mysql/1795819371130-webhook-hot-path-foreign-keys.js';
 import { WebhookFinishedByDueTimeMysql1795824242995 } from './mysql/1795824242995-webhook-finished-by-due-time.js';
 import { WebhookDeliveryListenerUncheckedMysql1795862455698 } from './mysql/1795862455698-webhook-delivery-listener-unchecked.js';
+import { WebhookEntityIdBigintMysql1796604208908 } from './mysql/1796604208908-webhook-entity-id-bigint.js';
 import { WebhookInitialPostgres1795796132963 } from './postgres/1795796132963-webhook-initial.js';
 import { WebhookCapturePostgres1795798068387 } from './postgres/1795798068387-webhook-capture.js';
 import { WebhookDeliveryPostgres1795798299800 } from './postgres/1795798299800-webhook-delivery.js';
@@ -15,6 +16,7 @@ import { WebhookIdentityRotationPostgres1795817866041 } from './postgres/1795817
 import { WebhookHotPathForeignKeysPostgres1795819371130 } from './postgres/1795819371130-webhook-hot-path-foreign-keys.js';
 import { WebhookFinishedByDueTimePostgres1795824242995 } from './postgres/1795824242995-webhook-finished-by-due-time.js';
 import { WebhookDeliveryListenerUncheckedPostgres1795862455698 } from './postgres/1795862455698-webhook-delivery-listener-unchecked.js';
+import { WebhookEntityIdBigintPostgres1796604208908 } from './postgres/1796604208908-webhook-entity-id-bigint.js';
 import { WebhookInitialSqlite1795796132963 } from './sqlite/1795796132963-webhook-initial.js';
 import { WebhookCaptureSqlite1795798068387 } from './sqlite/1795798068387-webhook-capture.js';
 import { WebhookDeliverySqlite1795798299800 } from './sqlite/1795798299800-webhook-delivery.js';
@@ -23,6 +25,7 @@ import { WebhookIdentityRotationSqlite1795817866041 } from './sqlite/17958178660
 import { WebhookHotPathForeignKeysSqlite1795819371130 } from './sqlite/1795819371130-webhook-hot-path-foreign-keys.js';
 import { WebhookFinishedByDueTimeSqlite1795824242995 } from './sqlite/1795824242995-webhook-finished-by-due-time.js';
 import { WebhookDeliveryListenerUncheckedSqlite1795862455698 } from './sqlite/1795862455698-webhook-delivery-listener-unchecked.js';
+import { WebhookEntityIdBigintSqlite1796604208908 } from './sqlite/1796604208908-webhook-entity-id-bigint.js';
 
 /** The module's migrations per database family, oldest first; add them to the host's `migrations`. */
 export const WEBHOOK_MIGRATIONS = {
@@ -35,6 +38,7 @@ export const WEBHOOK_MIGRATIONS = {
     WebhookHotPathForeignKeysPostgres1795819371130,
     WebhookFinishedByDueTimePostgres1795824242995,
     WebhookDeliveryListenerUncheckedPostgres1795862455698,
+    WebhookEntityIdBigintPostgres1796604208908,
   ],
   mysql: [
     WebhookInitialMysql1795796132963,
@@ -45,6 +49,7 @@ export const WEBHOOK_MIGRATIONS = {
     WebhookHotPathForeignKeysMysql1795819371130,
     WebhookFinishedByDueTimeMysql1795824242995,
     WebhookDeliveryListenerUncheckedMysql1795862455698,
+    WebhookEntityIdBigintMysql1796604208908,
   ],
   sqlite: [
     WebhookInitialSqlite1795796132963,
@@ -55,6 +60,7 @@ export const WEBHOOK_MIGRATIONS = {
     WebhookHotPathForeignKeysSqlite1795819371130,
     WebhookFinishedByDueTimeSqlite1795824242995,
     WebhookDeliveryListenerUncheckedSqlite1795862455698,
+    WebhookEntityIdBigintSqlite1796604208908,
   ],
 } as const;
 

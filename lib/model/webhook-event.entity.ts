@@ -1,4 +1,5 @@
 import { Column, CreateDateColumn, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
+import { BIGINT_AS_NUMBER } from './bigint.transformer.js';
 
 export const ENTITY_ID_MAX_LENGTH = 191;
 export const STATE_MAX_LENGTH = 100;
@@ -17,8 +18,8 @@ export class WebhookEvent {
   @Column({ type: 'varchar', length: 100 })
   entityName: string;
 
-  /** The entity's registered id (`listenerEntityId`). */
-  @Column({ type: 'int' })
+  /** The entity's registered id (`listenerEntityId`); wallee's own ids, such as 1472041829003, exceed 32 bits. */
+  @Column({ type: 'bigint', transformer: BIGINT_AS_NUMBER })
   listenerEntityId: number;
 
   /** Primary key of the changed row, as text; composite keys are joined with ":". */

@@ -36,9 +36,11 @@ export function resolveWebhookOptions(options: WebhookModuleOptions | undefined)
 
   const timeoutMs = integer(delivery.timeoutMs, 'delivery.timeoutMs', 10 * SECOND, 1, 10 * MINUTE);
   const leaseMs = integer(delivery.leaseMs, 'delivery.leaseMs', Math.max(MINUTE, 2 * timeoutMs), 1000, MAX_DELAY_MS);
-  // A lease that could run out while its request is still in flight would let another instance send it too.
-  if (leaseMs <= timeoutMs + SECOND)
-    fail('delivery.leaseMs', `must be longer than delivery.timeoutMs + 1000 (${timeoutMs + SECOND}), got ${leaseMs}`);
+  // A request starts only with timeoutMs + 1 s of its lease left, so that the lease outlasts the attempt
+  // and the writing of its result; a lease with no time beyond that would give back every delivery
+  // that waited at all for its turn, and send none.
+  if (leaseMs < timeoutMs + 2 * SECOND)
+    fail('delivery.leaseMs', `must be at least delivery.timeoutMs + 2000 (${timeoutMs + 2 * SECOND}), got ${leaseMs}`);
   const perUrlConcurrency = integer(delivery.perUrlConcurrency, 'delivery.perUrlConcurrency', 8, 1, 10_000);
   const concurrency = integer(delivery.concurrency, 'delivery.concurrency', 64, 1, 10_000);
   return {

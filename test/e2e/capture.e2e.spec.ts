@@ -15,6 +15,7 @@ import {
 import { EventEmitter2 } from '../../lib/events/event-emitter.js';
 import { selectedDatabases } from '../src/databases.js';
 import { Order, OrderState, Parcel, ParcelState, Refund, RefundStage } from '../src/order.entity.js';
+import { LogCollector } from '../src/log-collector.js';
 import { freshSpace } from '../src/spaces.js';
 import { StatementCounter } from '../src/statement-counter.js';
 import { createTestApp, type TestApp } from '../src/test-app.js';
@@ -380,6 +381,27 @@ describe.each(selectedDatabases())('capture of entity changes on %s', (database)
     expect(await eventsOf('Order', order.id)).toHaveLength(2);
   });
 
+  it('warns once per entity that delete() removed rows without a webhook', async () => {
+    const logs = new LogCollector();
+    const ownApp = await createTestApp(database, { logger: logs });
+    try {
+      const space = freshSpace();
+      await ownApp
+        .get(WebhookListenerService)
+        .create(space, { name: 'l', entity: 'Order', url: 'https://example.com/hook', notifyEveryChange: true });
+      const repository = ownApp.dataSource.getRepository(Order);
+      for (let i = 0; i < 2; i++) {
+        const order = await repository.save({ tenantId: space, state: OrderState.CONFIRMED });
+        await repository.delete({ id: order.id });
+      }
+      expect(logs.warnings).toEqual([
+        'Rows of Order were deleted through delete(), a query builder or as orphans of a relation, which do not say which rows they were: no webhook was recorded. Use remove(), or WebhookPublisher.publish() in the same transaction.',
+      ]);
+    } finally {
+      await ownApp.close();
+    }
+  });
+
   it.each<[string, Record<string, unknown>]>([
     ['entity', { entity: 'Invoice' }],
     ['state', { state: 'LOST' }],
@@ -449,3 +471,38 @@ async function sequentially<T>(items: number[], run: (item: number) => Promise<T
   }
   return results;
 }
+
+describe.each(selectedDatabases().filter((database) => database !== 'sqlite'))(
+  'the listener cache under REPEATABLE READ on %s',
+  (database) => {
+    let testApp: TestApp;
+    beforeAll(async () => {
+      testApp = await createTestApp(database);
+    });
+    afterAll(() => testApp?.close());
+
+    async function deliveriesFor(order: Order): Promise<number> {
+      const q = (name: string) => testApp.dataSource.driver.escape(name);
+      const [row] = await testApp.dataSource.query(
+        `SELECT COUNT(*) AS n FROM webhook_delivery d JOIN webhook_event e ON e.id = d.${q('eventId')}` +
+          ` WHERE e.${q('entityName')} = 'Order' AND e.${q('entityId')} = ${database === 'postgres' ? '$1' : '?'}`,
+        [String(order.id)],
+      );
+      return Number(row.n);
+    }
+
+    it('does not keep, for later saves, the listeners read in a transaction that began before one was created', async () => {
+      const space = freshSpace();
+      const orders = testApp.dataSource.getRepository(Order);
+      await testApp.dataSource.transaction('REPEATABLE READ', async (manager) => {
+        // The transaction's view of the database is taken by its first read.
+        await manager.count(Order);
+        await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: 'https://example.com/hook' });
+        await manager.save(Order, { tenantId: space, state: OrderState.CONFIRMED });
+      });
+
+      const later = await orders.save({ tenantId: space, state: OrderState.CONFIRMED });
+      expect(await deliveriesFor(later)).toBe(1);
+    });
+  },
+);

@@ -4,6 +4,7 @@ import { DataSource, type DataSourceOptions } from 'typeorm';
 import { join } from 'node:path';
 import { rmSync } from 'node:fs';
 import {
+  WEBHOOK_DELIVERY_SUCCEEDED,
   WEBHOOK_EVENT_EMITTER,
   WEBHOOK_LISTENER_DEACTIVATED,
   WebhookDeliveryService,
@@ -496,7 +497,135 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
       await testApp.close();
     }
   });
+
+  it('sends the deliveries of a listener that another instance made active again after this one deactivated it', async () => {
+    const { connection, cleanUp } = sharedConnection(database);
+    const space = freshSpace();
+    receiver.script(`/reactivated/${space}`, answer(410), answer(200));
+    const worker = await createTestApp(database, { webhook: { ...WORKER, security: { allowPrivateNetworks: true } }, connection });
+    const apiOnly = await createTestApp(database, {
+      webhook: { worker: { enabled: false }, security: { allowPrivateNetworks: true } },
+      connection,
+      keepSchema: true,
+    });
+    try {
+      const deactivated: unknown[] = [];
+      worker.app
+        .get<EventEmitter2>(WEBHOOK_EVENT_EMITTER)
+        .on(WEBHOOK_LISTENER_DEACTIVATED, (payload: unknown) => deactivated.push(payload));
+      const listeners = apiOnly.get(WebhookListenerService);
+      const listener = await listeners.create(space, { name: 'l', entity: 'Order', url: receiver.url(`/reactivated/${space}`) });
+      await saveOrders(apiOnly, space, 1);
+      await waitFor(() => deactivated.length > 0, 'the 410 answer to deactivate the listener');
+
+      const inactive = await listeners.read(space, listener.id);
+      await listeners.update(space, { id: listener.id, version: inactive.version, state: 'ACTIVE' });
+      await saveOrders(apiOnly, space, 1);
+
+      await waitFor(async () => (await succeededDeliveries(worker, space)) === 1, 'the delivery after the reactivation');
+      expect(receiver.to(`/reactivated/${space}`)).toHaveLength(2);
+    } finally {
+      await apiOnly.close();
+      await worker.close();
+      cleanUp();
+    }
+  });
+
+  it('writes the other results when the database refuses one, and drops only that one', async () => {
+    const logs = new LogCollector();
+    const testApp = await createTestApp(database, {
+      webhook: { ...WORKER, security: { allowPrivateNetworks: true }, delivery: { pollIntervalMs: 100, retrySchedule: [60_000] } },
+      logger: logs,
+    });
+    try {
+      await refuseAttemptsWithStatus(testApp, database, 418);
+      const space = freshSpace();
+      receiver.script(`/teapot/${space}`, answer(418));
+      receiver.script(`/fine/${space}`, answer(200));
+      const listeners = testApp.get(WebhookListenerService);
+      const teapot = await listeners.create(space, { name: 'teapot', entity: 'Order', url: receiver.url(`/teapot/${space}`) });
+      await saveOrders(testApp, space, 1);
+      await waitFor(() => receiver.to(`/teapot/${space}`).length === 1, 'the request whose result is refused');
+
+      await listeners.update(space, { id: teapot.id, version: teapot.version, state: 'INACTIVE' });
+      await listeners.create(space, { name: 'fine', entity: 'Order', url: receiver.url(`/fine/${space}`) });
+      // Results of other deliveries are written while the refused one waits; after a few such rounds it is dropped.
+      const dropped = () => logs.errors.some((line) => /refused the result of delivery \d+/.test(line));
+      let written = 0;
+      while (!dropped() && written < 10) {
+        await saveOrders(testApp, space, 1);
+        written++;
+        await waitFor(async () => (await succeededDeliveries(testApp, space)) === written, 'the result written after the refused one');
+      }
+      expect(dropped()).toBe(true);
+      const attempts = await testApp.get(WebhookDeliveryService).searchAttempts(space, {});
+      expect(attempts.map((attempt) => attempt.statusCode)).toEqual(Array(written).fill(200));
+    } finally {
+      await testApp.close();
+    }
+  });
+
+  it('announces every delivery and keeps delivering when a listener of webhook.delivery.succeeded throws', async () => {
+    const logs = new LogCollector();
+    const testApp = await createTestApp(database, { webhook: { ...WORKER, security: { allowPrivateNetworks: true } }, logger: logs });
+    try {
+      const announced: number[] = [];
+      testApp.app.get<EventEmitter2>(WEBHOOK_EVENT_EMITTER).on(WEBHOOK_DELIVERY_SUCCEEDED, ({ deliveryId }: { deliveryId: number }) => {
+        announced.push(deliveryId);
+        throw new Error('a bug in the host');
+      });
+      const space = freshSpace();
+      receiver.script(`/throwing-listener/${space}`, answer(200));
+      await testApp
+        .get(WebhookListenerService)
+        .create(space, { name: 'l', entity: 'Order', url: receiver.url(`/throwing-listener/${space}`) });
+      await saveOrders(testApp, space, 3);
+      await waitFor(async () => (await succeededDeliveries(testApp, space)) === 3, 'the first three deliveries');
+      await saveOrders(testApp, space, 2);
+      await waitFor(async () => (await succeededDeliveries(testApp, space)) === 5, 'two more deliveries');
+
+      await waitFor(() => announced.length === 5, 'every delivery announced');
+      expect(new Set(announced).size).toBe(5);
+      expect(logs.errors.some((line) => line.includes('A listener of webhook.delivery.succeeded threw'))).toBe(true);
+    } finally {
+      await testApp.close();
+    }
+  });
+
+  it('logs an answer longer than MySQL text holds, cut between characters to what the column holds', async () => {
+    const testApp = await createTestApp(database, {
+      webhook: { ...WORKER, security: { allowPrivateNetworks: true }, delivery: { pollIntervalMs: 100, maxResponseBytes: 100_000 } },
+    });
+    try {
+      const space = freshSpace();
+      // Two bytes each in UTF-8: 100 000 bytes in all.
+      const page = 'é'.repeat(50_000);
+      receiver.script(`/long-answer/${space}`, answer(200, page));
+      await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(`/long-answer/${space}`) });
+      await saveOrders(testApp, space, 1);
+      await waitFor(async () => (await succeededDeliveries(testApp, space)) === 1, 'the delivery');
+
+      const [attempt] = await testApp.get(WebhookDeliveryService).searchAttempts(space, {});
+      expect(attempt.responseBody).toBe(database === 'mariadb' ? 'é'.repeat(32_767) : page);
+    } finally {
+      await testApp.close();
+    }
+  });
 });
+
+/** Makes the database refuse attempt rows with this status code, as a constraint of the host's would. */
+async function refuseAttemptsWithStatus(app: TestApp, database: TestDatabase, status: number): Promise<void> {
+  if (database === 'sqlite') {
+    await app.dataSource.query(
+      `CREATE TRIGGER refuse_status BEFORE INSERT ON webhook_delivery_attempt WHEN NEW.statusCode = ${status} BEGIN SELECT RAISE(ABORT, 'status refused'); END`,
+    );
+    return;
+  }
+  const statusCode = app.dataSource.driver.escape('statusCode');
+  await app.dataSource.query(
+    `ALTER TABLE webhook_delivery_attempt ADD CONSTRAINT refuse_status CHECK (${statusCode} IS NULL OR ${statusCode} <> ${status})`,
+  );
+}
 
 /** Connection settings two app instances can share: the server database, or an SQLite file. */
 function sharedConnection(database: TestDatabase): { connection: DataSourceOptions; cleanUp: () => void } {

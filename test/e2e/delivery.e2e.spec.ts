@@ -1,6 +1,15 @@
 import { EncryptionUtil } from 'postfinancecheckout';
+import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
 import { Webhook } from 'standardwebhooks';
-import { WebhookDeliveryService, WebhookIdentityService, WebhookListenerService, type WebhookModuleOptions } from '../../lib/index.js';
+import {
+  WebhookDeliveryService,
+  WebhookEntity,
+  WebhookIdentityService,
+  WebhookListenerService,
+  WebhookSpace,
+  WebhookState,
+  type WebhookModuleOptions,
+} from '../../lib/index.js';
 import { EcdsaSigningWorker } from '../../lib/signing/ecdsa-signing.worker.js';
 import { verifyStandardWebhook, verifyXSignature } from '../../lib/verify/index.js';
 import { describeOnlyOn, selectedDatabases, type TestDatabase } from '../src/databases.js';
@@ -8,7 +17,7 @@ import { Order, OrderState, Parcel, ParcelState } from '../src/order.entity.js';
 import { answer, answerAfter, TestReceiver, waitFor } from '../src/receiver.js';
 import { freshSpace } from '../src/spaces.js';
 import { StatementCounter } from '../src/statement-counter.js';
-import { createTestApp, succeededDeliveries, type TestApp } from '../src/test-app.js';
+import { createTestApp, HOST_ENTITIES, succeededDeliveries, type TestApp } from '../src/test-app.js';
 
 const FAST: WebhookModuleOptions = {
   security: { allowPrivateNetworks: true },
@@ -139,6 +148,58 @@ describe.each(selectedDatabases())('delivery on %s', (database) => {
       expect(Math.max(...batchSizes)).toBeLessThanOrEqual(64);
     } finally {
       signingThread.sign = signAhead;
+    }
+  });
+});
+
+/** Registered as wallee registers its transactions: an id beyond 32 bits, and a space kept in a bigint column. */
+@Entity('test_payment')
+@WebhookEntity({ name: 'Transaction', id: 1472041829003, states: ['AUTHORIZED', 'FULFILL'] })
+class Payment {
+  @PrimaryGeneratedColumn()
+  id: number;
+
+  @WebhookSpace()
+  @Column({ type: 'bigint' })
+  spaceId: number;
+
+  @WebhookState()
+  @Column({ type: 'varchar', length: 20 })
+  state: string;
+}
+
+describe.each(selectedDatabases())('an entity registered as wallee registers its own, on %s', (database) => {
+  it('delivers its inserts and updates with its 64-bit listenerEntityId, its space read from a bigint column', async () => {
+    const receiver = await new TestReceiver().start();
+    const testApp = await createTestApp(database, { webhook: FAST, hostEntities: [...HOST_ENTITIES, Payment] });
+    try {
+      const space = freshSpace();
+      receiver.script(`/transactions/${space}`, answer(200));
+      await testApp
+        .get(WebhookListenerService)
+        .create(space, { name: 'l', entity: 'Transaction', url: receiver.url(`/transactions/${space}`) });
+      const payments = testApp.dataSource.getRepository(Payment);
+      const payment = await payments.save({ spaceId: space, state: 'AUTHORIZED' });
+      // Loaded back, the space is what the driver makes of a bigint column.
+      const loaded = await payments.findOneByOrFail({ id: payment.id });
+      await payments.save({ ...loaded, state: 'FULFILL' });
+
+      const requests = await waitFor(
+        () => receiver.to(`/transactions/${space}`).length === 2 && receiver.to(`/transactions/${space}`),
+        'the insert and the update',
+      );
+      const bodies = requests.map((request) => JSON.parse(request.rawBody.toString('utf8')));
+      expect(
+        bodies
+          .map(({ listenerEntityId, spaceId, state }) => ({ listenerEntityId, spaceId, state }))
+          .sort((a, b) => a.state.localeCompare(b.state)),
+      ).toEqual([
+        { listenerEntityId: 1472041829003, spaceId: space, state: 'AUTHORIZED' },
+        { listenerEntityId: 1472041829003, spaceId: space, state: 'FULFILL' },
+      ]);
+    } finally {
+      await testApp.close();
+      await receiver.stop();
     }
   });
 });

@@ -37,6 +37,27 @@ describe.each(selectedDatabases())('webhook migrations on %s', (database) => {
     for (let i = 0; i < applied.length; i++) await dataSource.undoLastMigration({ transaction: 'each' });
     expect(await tables()).toEqual([]);
   });
+
+  it('keeps event ids increasing through the latest migration, also past events already removed', async () => {
+    const quote = (name: string) => dataSource.driver.escape(name);
+    const insertEvent = () =>
+      dataSource.query(
+        `INSERT INTO webhook_event (${['linkedSpaceId', 'entityName', 'listenerEntityId', 'entityId', 'state'].map(quote).join(', ')})` +
+          ` VALUES (1, 'Order', 1001, '1', 'PAID')`,
+      );
+    const lastEventId = async () => Number((await dataSource.query(`SELECT MAX(id) AS id FROM webhook_event`))[0].id);
+    await dataSource.runMigrations({ transaction: 'each' });
+    await dataSource.undoLastMigration({ transaction: 'each' });
+    // Three events, the two newest then removed as retention would.
+    for (let i = 0; i < 3; i++) await insertEvent();
+    const kept = (await lastEventId()) - 2;
+    await dataSource.query(`DELETE FROM webhook_event WHERE id > ${kept}`);
+
+    await dataSource.runMigrations({ transaction: 'each' });
+    await insertEvent();
+    expect(await lastEventId()).toBe(kept + 3);
+    await dataSource.dropDatabase();
+  });
 });
 
 describe('webhookMigrationsFor', () => {

@@ -62,7 +62,11 @@ describe('resolveWebhookOptions', () => {
     [{ worker: { enabled: 1 } }, 'option worker.enabled must be true or false, got 1'],
     [
       { delivery: { timeoutMs: 30_000, leaseMs: 20_000 } },
-      'option delivery.leaseMs must be longer than delivery.timeoutMs + 1000 (31000), got 20000',
+      'option delivery.leaseMs must be at least delivery.timeoutMs + 2000 (32000), got 20000',
+    ],
+    [
+      { delivery: { timeoutMs: 2_000, leaseMs: 3_999 } },
+      'option delivery.leaseMs must be at least delivery.timeoutMs + 2000 (4000), got 3999',
     ],
   ])('refuses %j', (options, message) => {
     expect(() => resolveWebhookOptions(options as never)).toThrow(WebhookConfigurationError);

@@ -44,6 +44,11 @@ describe('decideAfterAttempt', () => {
       kind: 'retry',
       delayMs: 24 * 3600_000,
     });
+    const longerThanADay = { retrySchedule: [2 * 24 * 3600_000], noRetryStatuses: [] };
+    expect(decideAfterAttempt(result(429, undefined, 3600_000), 1, longerThanADay, () => 0.5)).toEqual({
+      kind: 'retry',
+      delayMs: 2 * 24 * 3600_000,
+    });
   });
 
   it('succeeds on 2xx, deactivates on 410, gives up at once on refused addresses and configured statuses', () => {
