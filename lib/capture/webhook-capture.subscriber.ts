@@ -17,7 +17,7 @@ import { WEBHOOK_DATA_SOURCE, WEBHOOK_RESOLVED_OPTIONS } from '../module/webhook
 import type { ResolvedWebhookOptions } from '../module/webhook-options.interface.js';
 import { WebhookEntityRegistry, type RegisteredWebhookEntity } from '../registry/webhook-entity.registry.js';
 import { reopenTransactionEndedBySqlite, type DriverStatement } from '../persistence/transaction.js';
-import { MAX_ID } from '../validation/input.validation.js';
+import { isId } from '../validation/input.validation.js';
 import { ChangeRecorder, type EntityChange } from './change-recorder.service.js';
 import { SharedConnectionWrites } from './shared-connection.writes.js';
 import { CommitNotifier } from './commit-notifier.js';
@@ -47,8 +47,8 @@ interface CapturedWrite {
 @Injectable()
 export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('WebhookCapture');
-  private readonly warnedUncapturedUpdates = new Set<string>();
-  private readonly warnedUncapturedRemovals = new Set<string>();
+  /** Warnings given once per entity, by kind and entity name. */
+  private readonly warnedOnce = new Set<string>();
   /** On better-sqlite3, whose one connection TypeORM shares between all transactions. */
   private readonly sharedConnectionWrites =
     this.dataSource.options.type === 'better-sqlite3' ? new SharedConnectionWrites(this.dataSource) : null;
@@ -214,21 +214,26 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   }
 
   private warnUncapturedRemoval(entity: RegisteredWebhookEntity): void {
-    if (this.warnedUncapturedRemovals.has(entity.name)) return;
-    this.warnedUncapturedRemovals.add(entity.name);
-    this.logger.warn(
+    this.warnOnce(
+      `removal ${entity.name}`,
       `Rows of ${entity.name} were deleted through delete(), a query builder or as orphans of a relation, which do not say ` +
         'which rows they were: no webhook was recorded. Use remove(), or WebhookPublisher.publish() in the same transaction.',
     );
   }
 
   private warnUncapturedUpdate(entity: RegisteredWebhookEntity, values: ObjectLiteral): void {
-    if (!(entity.stateProperty in values) || this.warnedUncapturedUpdates.has(entity.name)) return;
-    this.warnedUncapturedUpdates.add(entity.name);
-    this.logger.warn(
+    if (!(entity.stateProperty in values)) return;
+    this.warnOnce(
+      `update ${entity.name}`,
       `${entity.name}.${entity.stateProperty} was changed through update() or a query builder, which do not say which rows ` +
         'changed: no webhook was recorded. Use save(), or WebhookPublisher.publish() in the same transaction.',
     );
+  }
+
+  private warnOnce(key: string, message: string): void {
+    if (this.warnedOnce.has(key)) return;
+    this.warnedOnce.add(key);
+    this.logger.warn(message);
   }
 }
 
@@ -269,5 +274,5 @@ function entityIdOf(metadata: EntityMetadata, row: ObjectLiteral, before: Object
  */
 function spaceIdOf(value: unknown): number | null {
   const id = typeof value === 'string' && /^[0-9]{1,10}$/.test(value) ? Number(value) : typeof value === 'bigint' ? Number(value) : value;
-  return typeof id === 'number' && Number.isInteger(id) && id >= 1 && id <= MAX_ID ? id : null;
+  return isId(id) ? id : null;
 }

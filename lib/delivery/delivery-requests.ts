@@ -1,6 +1,7 @@
 import type { WebhookEntityRegistry } from '../registry/webhook-entity.registry.js';
 import type { StoredIdentityKeys, WebhookSigner } from '../signing/webhook-signer.service.js';
 import type { ClaimedDelivery, DeliveryStore } from './delivery.store.js';
+import { addToGroup } from './groups.js';
 import { buildPayload } from './payload.js';
 
 /** What an attempt sends, but for its URL. */
@@ -69,11 +70,7 @@ export class DeliveryRequests {
           ? this.signer.headersWithoutXSignature(keys, webhookId, body, now)
           : this.signer.unsignedHeaders(webhookId, now);
         delivery.prepared = { body, headers, signedAt: now.getTime() };
-        if (keys && this.signer.signsXSignature) {
-          const ofIdentity = toSignAhead.get(identity);
-          if (ofIdentity) ofIdentity.push(delivery);
-          else toSignAhead.set(identity, [delivery]);
-        }
+        if (keys && this.signer.signsXSignature) addToGroup(toSignAhead, identity, delivery);
       } catch {
         // Left to requestOf(), which throws the same error for the attempt to report.
       }

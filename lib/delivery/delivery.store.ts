@@ -16,6 +16,7 @@ import { KeyEncryptionService } from '../signing/key-encryption.service.js';
 import { SqlText, integerArray, type Statement, type StatementBuilder } from '../persistence/sql-text.js';
 import type { PreparedRequest } from './delivery-requests.js';
 import type { AttemptResult } from './http-sender.js';
+import { addToGroup } from './groups.js';
 
 /** Identities whose keys are kept in memory at most; more are read again. */
 const KEY_CACHE_SIZE = 10_000;
@@ -506,11 +507,7 @@ export class DeliveryStore {
   ): Statement {
     const d = this.column;
     const idsByLease = new Map<number, number[]>();
-    for (const { id, leaseUntil } of leased) {
-      const ids = idsByLease.get(leaseUntil);
-      if (ids) ids.push(id);
-      else idsByLease.set(leaseUntil, [id]);
-    }
+    for (const { id, leaseUntil } of leased) addToGroup(idsByLease, leaseUntil, id);
     const b = this.sql.builder();
     // In the order of the text, which is the order the builder binds in.
     const set = `${this.sql.update(WebhookDelivery)} SET ${changes(b)}, ${d('leaseOwner')} = NULL, ${d('leaseUntil')} = NULL`;

@@ -2,6 +2,8 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { WEBHOOK_EVENTS_COMMITTED } from '../capture/capture.constants.js';
+import { errorMessage } from '../errors/error-message.js';
+import { addToGroup } from './groups.js';
 import { EventEmitter2, WEBHOOK_EVENT_EMITTER, emitEvent } from '../events/event-emitter.js';
 import { CreationEntityState } from '../model/creation-entity-state.enum.js';
 import { WebhookDeliveryState } from '../model/webhook-delivery.entity.js';
@@ -60,8 +62,6 @@ const REFUSED_RESULT_STRIKES = 3;
 const RESULT_BATCH_REGROW_MS = 10_000;
 /** A ready delivery is started only if its lease outlasts the attempt's deadline by this much. */
 const LEASE_MARGIN_MS = 1_000;
-/** The longest delay setTimeout takes. */
-const MAX_TIMEOUT_MS = 2_147_483_647;
 
 /**
  * Turns due deliveries into HTTP requests: claims them in batches under a lease, sends them with
@@ -205,7 +205,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   /** A listener health check that shutdown waits for, so that it does not outlive the database connection. */
   private track(check: Promise<unknown>): void {
     const tracked = check
-      .catch((error) => this.logger.error(`Listener health check failed: ${describe(error)}`))
+      .catch((error) => this.logger.error(`Listener health check failed: ${errorMessage(error)}`))
       .finally(() => this.listenerChecks.delete(tracked));
     this.listenerChecks.add(tracked);
   }
@@ -238,7 +238,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
         await this.claimWhileRoom();
       }
     } catch (error) {
-      this.logger.error(`Claiming deliveries failed, trying again in ${ERROR_BACKOFF_MS} ms: ${describe(error)}`);
+      this.logger.error(`Claiming deliveries failed, trying again in ${ERROR_BACKOFF_MS} ms: ${errorMessage(error)}`);
       this.scheduleWake(Date.now() + ERROR_BACKOFF_MS);
     }
   }
@@ -410,9 +410,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   }
 
   private park(delivery: ClaimedDelivery): void {
-    const queue = this.parked.get(delivery.urlId);
-    if (queue) queue.push(delivery);
-    else this.parked.set(delivery.urlId, [delivery]);
+    addToGroup(this.parked, delivery.urlId, delivery);
   }
 
   private parkedCount(): number {
@@ -491,7 +489,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   private releaseLeases(deliveries: ClaimedDelivery[]): Promise<void> {
     return this.store
       .release(this.owner, deliveries)
-      .catch((error) => this.logger.error(`Could not give back ${deliveries.length} deliveries: ${describe(error)}`));
+      .catch((error) => this.logger.error(`Could not give back ${deliveries.length} deliveries: ${errorMessage(error)}`));
   }
 
   private start(delivery: ClaimedDelivery): void {
@@ -503,7 +501,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
         (outcome) => (outcome ? this.record(outcome) : this.releaseLeases([delivery])),
         (error) => {
           // Nothing was sent or nothing could be recorded: give the delivery back rather than leave it leased.
-          this.logger.error(`Delivery ${delivery.id} failed before an attempt could be recorded; giving it back: ${describe(error)}`);
+          this.logger.error(`Delivery ${delivery.id} failed before an attempt could be recorded; giving it back: ${errorMessage(error)}`);
           return this.releaseLeases([delivery]);
         },
       )
@@ -577,7 +575,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
           // All at once: after failures the batches may be down to single results, each another wait.
           const dropped = batch.length + this.finished.splice(0).length;
           this.logger.error(
-            `Shutdown: could not write ${dropped} delivery results; their deliveries are taken up again once their leases end: ${describe(error)}`,
+            `Shutdown: could not write ${dropped} delivery results; their deliveries are taken up again once their leases end: ${errorMessage(error)}`,
           );
           continue;
         }
@@ -598,7 +596,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     this.finished.unshift(...batch);
     this.resultBatchLimit = Math.ceil(batch.length / 2);
     this.resultBatchRegrowAt = Date.now() + RESULT_BATCH_REGROW_MS;
-    this.logger.warn(`Writing ${batch.length} delivery results failed, trying ${this.resultBatchLimit} at a time: ${describe(error)}`);
+    this.logger.warn(`Writing ${batch.length} delivery results failed, trying ${this.resultBatchLimit} at a time: ${errorMessage(error)}`);
   }
 
   /**
@@ -615,13 +613,13 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     if (refused.strikes >= REFUSED_RESULT_STRIKES) {
       this.refusedResults.delete(result);
       this.logger.error(
-        `The database refused the result of delivery ${result.delivery.id}; the delivery is taken up again once its lease ends: ${describe(error)}`,
+        `The database refused the result of delivery ${result.delivery.id}; the delivery is taken up again once its lease ends: ${errorMessage(error)}`,
       );
       return;
     }
     this.refusedResults.set(result, { strikes: refused.strikes, writesAtLastFailure: this.resultWrites });
     this.finished.push(result);
-    this.logger.error(`Writing the result of delivery ${result.delivery.id} failed, retrying: ${describe(error)}`);
+    this.logger.error(`Writing the result of delivery ${result.delivery.id} failed, retrying: ${errorMessage(error)}`);
     // The others go on at once while they can be written; nothing written since the last failure may be an outage.
     if (!othersWritten) await delay(ERROR_BACKOFF_MS);
   }
@@ -672,8 +670,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
         this.nextRetryAt = Number.POSITIVE_INFINITY;
         this.wakeForAnyUrl();
       },
-      // Node fires a longer timeout at once; the poll covers a retry that far ahead anyway.
-      Math.min(Math.max(0, at - Date.now()) + 5, MAX_TIMEOUT_MS),
+      Math.max(0, at - Date.now()) + 5,
     );
   }
 
@@ -691,8 +688,4 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

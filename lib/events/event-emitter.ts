@@ -2,6 +2,7 @@
 import eventemitter2 from 'eventemitter2';
 import type { EventEmitter2 as EventEmitter2Class } from 'eventemitter2';
 import type { Logger } from '@nestjs/common';
+import { errorMessage } from '../errors/error-message.js';
 
 export const EventEmitter2 = (eventemitter2 as unknown as { EventEmitter2: typeof EventEmitter2Class }).EventEmitter2;
 export type EventEmitter2 = EventEmitter2Class;
@@ -21,6 +22,6 @@ export function emitEvent(emitter: EventEmitter2, logger: Logger, event: string,
   try {
     emitter.emit(event, payload);
   } catch (error) {
-    logger.error(`A listener of ${event} threw; the module carries on: ${error instanceof Error ? error.message : String(error)}`);
+    logger.error(`A listener of ${event} threw; the module carries on: ${errorMessage(error)}`);
   }
 }

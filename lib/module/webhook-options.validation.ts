@@ -1,11 +1,11 @@
 import { WebhookConfigurationError } from '../errors/webhook.errors.js';
+import { MAX_TIMER_DELAY_MS } from '../scheduling/scheduler.js';
 import type { ResolvedWebhookOptions, WebhookModuleOptions, WebhookSignatureScheme } from './webhook-options.interface.js';
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
-const MAX_DELAY_MS = 2_147_483_647; // the largest delay Node's timers accept
 
 export const DEFAULT_RETRY_SCHEDULE_MS = [5 * SECOND, 5 * MINUTE, 30 * MINUTE, 2 * HOUR, 5 * HOUR, 10 * HOUR, 10 * HOUR];
 export const SIGNATURE_SCHEMES: readonly WebhookSignatureScheme[] = ['x-signature', 'standard-webhooks'];
@@ -35,7 +35,7 @@ export function resolveWebhookOptions(options: WebhookModuleOptions | undefined)
   const worker = section(root.worker, 'worker', ['enabled']);
 
   const timeoutMs = integer(delivery.timeoutMs, 'delivery.timeoutMs', 10 * SECOND, 1, 10 * MINUTE);
-  const leaseMs = integer(delivery.leaseMs, 'delivery.leaseMs', Math.max(MINUTE, 2 * timeoutMs), 1000, MAX_DELAY_MS);
+  const leaseMs = integer(delivery.leaseMs, 'delivery.leaseMs', Math.max(MINUTE, 2 * timeoutMs), 1000, MAX_TIMER_DELAY_MS);
   // A request starts only with timeoutMs + 1 s of its lease left, so that the lease outlasts the attempt
   // and the writing of its result; a lease with no time beyond that would give back every delivery
   // that waited at all for its turn, and send none.
@@ -51,7 +51,7 @@ export function resolveWebhookOptions(options: WebhookModuleOptions | undefined)
       timeoutMs,
       retrySchedule: delayList(delivery.retrySchedule, 'delivery.retrySchedule', DEFAULT_RETRY_SCHEDULE_MS),
       batchSize: integer(delivery.batchSize, 'delivery.batchSize', 100, 1, 10_000),
-      pollIntervalMs: integer(delivery.pollIntervalMs, 'delivery.pollIntervalMs', 5 * SECOND, 10, MAX_DELAY_MS),
+      pollIntervalMs: integer(delivery.pollIntervalMs, 'delivery.pollIntervalMs', 5 * SECOND, 10, MAX_TIMER_DELAY_MS),
       leaseMs,
       maxResponseBytes: integer(delivery.maxResponseBytes, 'delivery.maxResponseBytes', 4096, 0, 1024 * 1024),
       noRetryStatuses: statusList(delivery.noRetryStatuses, 'delivery.noRetryStatuses'),
@@ -67,9 +67,9 @@ export function resolveWebhookOptions(options: WebhookModuleOptions | undefined)
       },
     },
     scheduler: {
-      lifecycleIntervalMs: integer(scheduler.lifecycleIntervalMs, 'scheduler.lifecycleIntervalMs', 10 * SECOND, 10, MAX_DELAY_MS),
-      purgeIntervalMs: integer(scheduler.purgeIntervalMs, 'scheduler.purgeIntervalMs', HOUR, 10, MAX_DELAY_MS),
-      retentionIntervalMs: integer(scheduler.retentionIntervalMs, 'scheduler.retentionIntervalMs', HOUR, 10, MAX_DELAY_MS),
+      lifecycleIntervalMs: integer(scheduler.lifecycleIntervalMs, 'scheduler.lifecycleIntervalMs', 10 * SECOND, 10, MAX_TIMER_DELAY_MS),
+      purgeIntervalMs: integer(scheduler.purgeIntervalMs, 'scheduler.purgeIntervalMs', HOUR, 10, MAX_TIMER_DELAY_MS),
+      retentionIntervalMs: integer(scheduler.retentionIntervalMs, 'scheduler.retentionIntervalMs', HOUR, 10, MAX_TIMER_DELAY_MS),
     },
     security: {
       allowPrivateNetworks: boolean(security.allowPrivateNetworks, 'security.allowPrivateNetworks', false),
@@ -88,7 +88,7 @@ export function resolveWebhookOptions(options: WebhookModuleOptions | undefined)
     signing: {
       keyEncryptionKey: encryptionKey(signing.keyEncryptionKey),
       schemes: schemeList(signing.schemes),
-      rotationGraceMs: integer(signing.rotationGraceMs, 'signing.rotationGraceMs', DAY, 0, MAX_DELAY_MS),
+      rotationGraceMs: integer(signing.rotationGraceMs, 'signing.rotationGraceMs', DAY, 0, MAX_TIMER_DELAY_MS),
     },
     worker: { enabled: boolean(worker.enabled, 'worker.enabled', true) },
   };
@@ -128,7 +128,7 @@ function boolean(value: unknown, path: string, fallback: boolean): boolean {
 function delayList(value: unknown, path: string, fallback: number[]): number[] {
   if (value === undefined) return [...fallback];
   if (!Array.isArray(value) || value.length > 100) fail(path, 'must be a list of at most 100 delays in ms');
-  return value.map((delay, index) => integer(delay, `${path}[${index}]`, 0, 0, MAX_DELAY_MS));
+  return value.map((delay, index) => integer(delay, `${path}[${index}]`, 0, 0, MAX_TIMER_DELAY_MS));
 }
 
 function statusList(value: unknown, path: string): number[] {

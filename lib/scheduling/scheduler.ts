@@ -19,13 +19,19 @@ export function removeInterval(registry: SchedulerRegistry, name: string): void 
   if (registry.doesExist('interval', name)) registry.deleteInterval(name);
 }
 
-/** Registers a one-shot timer under `name`, replacing one of the same name. */
+/** The longest delay Node's timers take; a longer one fires at once. */
+export const MAX_TIMER_DELAY_MS = 2_147_483_647;
+
+/** Registers a one-shot timer under `name`, replacing one of the same name; a delay beyond MAX_TIMER_DELAY_MS waits that long. */
 export function replaceTimeout(registry: SchedulerRegistry, name: string, callback: () => void, ms: number): void {
   removeTimeout(registry, name);
-  const timer = setTimeout(() => {
-    removeTimeout(registry, name);
-    callback();
-  }, ms);
+  const timer = setTimeout(
+    () => {
+      removeTimeout(registry, name);
+      callback();
+    },
+    Math.min(ms, MAX_TIMER_DELAY_MS),
+  );
   registry.addTimeout(name, timer);
 }
 

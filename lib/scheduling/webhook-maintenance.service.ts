@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import { errorMessage } from '../errors/error-message.js';
 import { ListenerChangeNotifier } from '../management/listener-change.notifier.js';
 import { CreationEntityState } from '../model/creation-entity-state.enum.js';
 import { WebhookIdentity } from '../model/webhook-identity.entity.js';
@@ -99,11 +100,7 @@ export class WebhookMaintenance implements OnApplicationBootstrap, OnModuleDestr
     const current = this.running.get(name);
     if (current) return current;
     const run = job()
-      .catch((error: unknown) =>
-        this.logger.error(
-          `Job ${name} failed; it runs again at its next interval: ${error instanceof Error ? error.message : String(error)}`,
-        ),
-      )
+      .catch((error: unknown) => this.logger.error(`Job ${name} failed; it runs again at its next interval: ${errorMessage(error)}`))
       .finally(() => this.running.delete(name));
     this.running.set(name, run);
     return run;

@@ -19,8 +19,13 @@ export function assertKnownKeys(value: Record<string, unknown>, field: string, a
   }
 }
 
+/** Whether `value` is an id or space id a webhook table holds. */
+export function isId(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= MAX_ID;
+}
+
 export function requireId(value: unknown, field: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_ID) {
+  if (!isId(value)) {
     throw new WebhookValidationError(field, `must be an integer from 1 to ${MAX_ID}`);
   }
   return value;
