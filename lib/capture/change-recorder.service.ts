@@ -1,7 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { DataSource, EntityManager } from 'typeorm';
+import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import { WebhookDelivery, WebhookDeliveryState } from '../model/webhook-delivery.entity.js';
-import { WebhookEvent } from '../model/webhook-event.entity.js';
+import { WebhookValidationError } from '../errors/webhook.errors.js';
+import { ENTITY_ID_MAX_LENGTH, STATE_MAX_LENGTH, WebhookEvent } from '../model/webhook-event.entity.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
 import { PreparedStatement } from '../persistence/prepared-statement.js';
 import { integerArray, SqlText } from '../persistence/sql-text.js';
@@ -16,6 +17,7 @@ import { watchesState, type MatchableListener } from '../persistence/webhook-lis
 import type { RegisteredWebhookEntity } from '../registry/webhook-entity.registry.js';
 import { CommitNotifier } from './commit-notifier.js';
 import { ListenerMatchCache } from './listener-match.cache.js';
+import { RollbackWatch } from './rollback-watch.js';
 
 /** One change of a webhook entity, as the capture sees it. */
 export interface EntityChange {
@@ -35,9 +37,12 @@ export class ChangeRecorder {
     @Inject(WEBHOOK_DATA_SOURCE) private readonly dataSource: DataSource,
     private readonly cache: ListenerMatchCache,
     private readonly notifier: CommitNotifier,
+    private readonly rollbackWatch: RollbackWatch,
   ) {}
 
   private readonly sql = new SqlText(this.dataSource);
+  /** The latest capture begun on each query runner, which the next one there waits for. */
+  private readonly recording = new WeakMap<QueryRunner, Promise<number>>();
   private readonly eventColumns = ['linkedSpaceId', 'entityName', 'listenerEntityId', 'entityId', 'state', 'createdOn']
     .map((property) => this.sql.column(WebhookEvent, property))
     .join(', ');
@@ -126,29 +131,66 @@ export class ChangeRecorder {
     return listeners !== undefined && !listeners.some((listener) => matches(listener, change));
   }
 
+  /** The listeners to notify of the change; throws when they match but the event could not hold the change. */
   private async matchedListeners(manager: EntityManager, change: EntityChange): Promise<MatchableListener[]> {
     const listeners = await this.cache.activeListeners(manager, change.spaceId, change.entity.name);
-    return listeners.filter((listener) => matches(listener, change));
+    const matched = listeners.filter((listener) => matches(listener, change));
+    if (matched.length > 0) requireStorable(change);
+    return matched;
+  }
+
+  /** Throws when listeners match the change but an event could not hold it (see `fitsInEvent`). */
+  async refuseUnstorable(manager: EntityManager, change: EntityChange): Promise<void> {
+    await this.matchedListeners(manager, change);
   }
 
   /** Returns the number of deliveries written (0: no listener matched, nothing written). */
-  async record(manager: EntityManager, change: EntityChange): Promise<number> {
+  record(manager: EntityManager, change: EntityChange): Promise<number> {
+    const stillInTransaction = this.rollbackWatch.watch(manager.queryRunner);
+    const queryRunner = manager.queryRunner;
+    if (!queryRunner) return this.recordNow(manager, change, stillInTransaction);
+    // One at a time per query runner: TypeORM reports the rows of save([a, b, c]) together and awaits
+    // their captures at once. Side by side, the captures would hand statements to a connection still
+    // running one, which pg 8 queues with a deprecation warning and pg 9 refuses. (Other subscribers'
+    // queries, and a rollback after one of them failed, can still overlap a capture.) A capture that
+    // waited behind one whose transaction then rolled back writes nothing (see RollbackWatch).
+    const previous = this.recording.get(queryRunner);
+    const recording = (previous ? previous.then(noop, noop) : Promise.resolve()).then(() =>
+      this.recordNow(manager, change, stillInTransaction),
+    );
+    this.recording.set(queryRunner, recording);
+    const forget = () => this.recording.get(queryRunner) === recording && this.recording.delete(queryRunner);
+    recording.then(forget, forget);
+    return recording;
+  }
+
+  private async recordNow(manager: EntityManager, change: EntityChange, stillInTransaction: () => void): Promise<number> {
+    stillInTransaction();
     const matched = await this.matchedListeners(manager, change);
     if (matched.length === 0) return 0;
 
-    await this.insertEventAndDeliveries(manager, change, matched, new Date());
+    await this.insertEventAndDeliveries(manager, change, matched, new Date(), stillInTransaction);
     this.notifier.recorded(manager.queryRunner, matched.length);
     return matched.length;
   }
 
-  /** One prepared statement on PostgreSQL; elsewhere the event, then its deliveries under the event's generated id. */
-  private async insertEventAndDeliveries(manager: EntityManager, change: EntityChange, matched: MatchableListener[], now: Date) {
+  /**
+   * One prepared statement on PostgreSQL; elsewhere the event, then its deliveries under the event's
+   * generated id. `beforeEachStatement` throws when the change's transaction has begun to roll back.
+   */
+  private async insertEventAndDeliveries(
+    manager: EntityManager,
+    change: EntityChange,
+    matched: MatchableListener[],
+    now: Date,
+    beforeEachStatement: () => void,
+  ) {
     if (!this.postgresInsert) {
-      await runStepsThrough(manager, this.eventAndDeliverySteps(change, matched, now));
+      await runStepsThrough(manager, this.eventAndDeliverySteps(change, matched, now), beforeEachStatement);
       return;
     }
     const pending = WebhookDeliveryState.PENDING;
-    await this.postgresInsert.run(manager.queryRunner!, [
+    await this.postgresInsert.run(manager.queryRunner!, beforeEachStatement, [
       ...this.eventValues(change, now),
       pending,
       this.sql.stored(WebhookDelivery, 'createdOn', now),
@@ -186,6 +228,36 @@ export class ChangeRecorder {
     ];
   }
 }
+
+/**
+ * An id or a state longer than the event's columns would fail the save on PostgreSQL and MySQL in the
+ * database's words, and be kept whole on SQLite: refused alike on all of them, naming the entity.
+ */
+function requireStorable({ entity, entityId, state }: EntityChange): void {
+  if (longerThan(entityId, ENTITY_ID_MAX_LENGTH)) {
+    throw new WebhookValidationError(
+      'entityId',
+      `${entity.name} ${entityId.slice(0, 40)}… has an id of ${entityId.length} characters; a webhook event holds ${ENTITY_ID_MAX_LENGTH} at most`,
+    );
+  }
+  if (longerThan(state, STATE_MAX_LENGTH)) {
+    throw new WebhookValidationError(
+      'state',
+      `${entity.name} ${entityId} is in a state of ${state.length} characters; a webhook event holds ${STATE_MAX_LENGTH} at most`,
+    );
+  }
+}
+
+/** Whether an id and a state fit an event's columns, which count characters, not UTF-16 code units. */
+export function fitsInEvent(entityId: string, state: string): boolean {
+  return !longerThan(entityId, ENTITY_ID_MAX_LENGTH) && !longerThan(state, STATE_MAX_LENGTH);
+}
+
+function longerThan(text: string, max: number): boolean {
+  return text.length > max && [...text].length > max;
+}
+
+function noop(): void {}
 
 function matches(listener: MatchableListener, change: EntityChange): boolean {
   return watchesState(listener, change.state) && (change.stateChanged || listener.notifyEveryChange);

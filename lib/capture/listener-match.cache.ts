@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager, QueryRunner } from 'typeorm';
+import { setNewest } from '../caching/bounded-map.js';
 import { transactionDepth } from '../persistence/transaction.js';
 import { WebhookListenerRepository, type MatchableListener } from '../persistence/webhook-listener.repository.js';
 import { LISTENER_CACHE_MAX_ENTRIES, LISTENER_CACHE_TTL_MS } from './capture.constants.js';
@@ -19,8 +20,10 @@ export class ListenerMatchCache {
   private readonly entries = new Map<string, CacheEntry>();
   /** Counts invalidations, so that a key's last invalidation can be ordered against a load or a transaction. */
   private invalidations = 0;
-  /** The count of invalidations when each key was last invalidated. */
+  /** The count of invalidations when each key was last invalidated, for the keys invalidated last. */
   private readonly invalidatedAt = new Map<string, number>();
+  /** The latest count forgotten from `invalidatedAt`: a key not in it may have been invalidated as late as that. */
+  private forgottenUpTo = 0;
   /** The count of invalidations when each open transaction began. */
   private readonly transactionsBegun = new WeakMap<QueryRunner, number>();
 
@@ -39,7 +42,7 @@ export class ListenerMatchCache {
     const queryRunner = manager.queryRunner;
     const viewFrom = queryRunner?.isTransactionActive ? this.transactionsBegun.get(queryRunner) : this.invalidations;
     const listeners = await this.repository.findActiveForEntity(spaceId, entityName, manager);
-    if (viewFrom !== undefined && (this.invalidatedAt.get(key) ?? 0) <= viewFrom) this.store(key, listeners);
+    if (viewFrom !== undefined && (this.invalidatedAt.get(key) ?? this.forgottenUpTo) <= viewFrom) this.store(key, listeners);
     return listeners;
   }
 
@@ -57,13 +60,11 @@ export class ListenerMatchCache {
   invalidate(spaceId: number, entityName: string): void {
     const key = cacheKey(spaceId, entityName);
     this.entries.delete(key);
-    this.invalidatedAt.set(key, ++this.invalidations);
+    for (const [, at] of setNewest(this.invalidatedAt, key, ++this.invalidations, LISTENER_CACHE_MAX_ENTRIES)) this.forgottenUpTo = at;
   }
 
   private store(key: string, listeners: MatchableListener[]): void {
-    this.entries.delete(key);
-    this.entries.set(key, { listeners, expiresAt: Date.now() + LISTENER_CACHE_TTL_MS });
-    if (this.entries.size > LISTENER_CACHE_MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value!);
+    setNewest(this.entries, key, { listeners, expiresAt: Date.now() + LISTENER_CACHE_TTL_MS }, LISTENER_CACHE_MAX_ENTRIES);
   }
 }
 

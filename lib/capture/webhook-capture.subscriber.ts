@@ -18,10 +18,11 @@ import type { ResolvedWebhookOptions } from '../module/webhook-options.interface
 import { WebhookEntityRegistry, type RegisteredWebhookEntity } from '../registry/webhook-entity.registry.js';
 import { reopenTransactionEndedBySqlite, type DriverStatement } from '../persistence/transaction.js';
 import { isId } from '../validation/input.validation.js';
-import { ChangeRecorder, type EntityChange } from './change-recorder.service.js';
+import { ChangeRecorder, fitsInEvent, type EntityChange } from './change-recorder.service.js';
 import { SharedConnectionWrites } from './shared-connection.writes.js';
 import { CommitNotifier } from './commit-notifier.js';
 import { ListenerMatchCache } from './listener-match.cache.js';
+import { RollbackWatch } from './rollback-watch.js';
 
 type RowEvent = InsertEvent<ObjectLiteral> | UpdateEvent<ObjectLiteral> | RemoveEvent<ObjectLiteral>;
 
@@ -60,6 +61,7 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     private readonly recorder: ChangeRecorder,
     private readonly notifier: CommitNotifier,
     private readonly cache: ListenerMatchCache,
+    private readonly rollbackWatch: RollbackWatch,
   ) {}
 
   onModuleInit(): void {
@@ -76,42 +78,40 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   // The hooks return a promise only when something may be written: TypeORM awaits the promises
   // its subscribers return, and a save() that concerns no listener need not wait for one.
 
-  beforeInsert(event: InsertEvent<ObjectLiteral>): void {
-    this.writeBegins(event);
+  beforeInsert(event: InsertEvent<ObjectLiteral>): Promise<void> | undefined {
+    return this.beforeWrite(event, insertWrite);
   }
 
-  beforeUpdate(event: UpdateEvent<ObjectLiteral>): void {
-    this.writeBegins(event);
+  beforeUpdate(event: UpdateEvent<ObjectLiteral>): Promise<void> | undefined {
+    return this.beforeWrite(event, updateWrite);
   }
 
-  beforeRemove(event: RemoveEvent<ObjectLiteral>): void {
-    this.writeBegins(event);
+  beforeRemove(event: RemoveEvent<ObjectLiteral>): Promise<void> | undefined {
+    return this.beforeWrite(event, removalWrite);
   }
 
-  beforeSoftRemove(event: SoftRemoveEvent<ObjectLiteral>): void {
-    this.writeBegins(event);
+  beforeSoftRemove(event: SoftRemoveEvent<ObjectLiteral>): Promise<void> | undefined {
+    return this.beforeWrite(event, removalWrite);
   }
 
-  beforeRecover(event: RecoverEvent<ObjectLiteral>): void {
-    this.writeBegins(event);
+  beforeRecover(event: RecoverEvent<ObjectLiteral>): Promise<void> | undefined {
+    return this.beforeWrite(event, removalWrite);
   }
 
   afterInsert(event: InsertEvent<ObjectLiteral>): Promise<void> | undefined {
     const entity = this.registry.findByTarget(event.metadata.target);
-    return entity && this.capture(event, entity, { row: event.entity, stateChanged: true, written: event.entity });
+    return entity && this.capture(event, entity, insertWrite(event));
   }
 
   afterUpdate(event: UpdateEvent<ObjectLiteral>): Promise<void> | undefined {
     const entity = this.registry.findByTarget(event.metadata.target);
     if (!entity || !event.entity) return;
-    if (!event.databaseEntity) {
+    const write = updateWrite(event, entity);
+    if (!write) {
       this.warnUncapturedUpdate(entity, event.entity);
       return;
     }
-    const before = event.databaseEntity;
-    const after = { ...before, ...definedValues(event.entity) };
-    const stateChanged = String(before[entity.stateProperty]) !== String(after[entity.stateProperty]);
-    return this.capture(event, entity, { row: after, before, stateChanged, written: event.entity });
+    return this.capture(event, entity, write);
   }
 
   afterRemove(event: RemoveEvent<ObjectLiteral>): Promise<void> | undefined {
@@ -139,6 +139,7 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   }
 
   beforeTransactionRollback(event: TransactionRollbackEvent): void {
+    this.rollbackWatch.rollbackBegins(event.queryRunner);
     this.sharedConnectionWrites?.transactionEnds(event.queryRunner);
     if (reopenTransactionEndedBySqlite(event.queryRunner)) {
       this.logger.warn(
@@ -151,23 +152,36 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     this.notifier.rolledBack(event.queryRunner);
   }
 
-  /** Removal, soft removal and recovery keep the state: only `notifyEveryChange` listeners hear of them. */
   private captureRemoval(event: RemoveEvent<ObjectLiteral>): Promise<void> | undefined {
     const entity = this.registry.findByTarget(event.metadata.target);
     if (!entity) return;
-    if (!event.entity && !event.databaseEntity) {
+    const write = removalWrite(event);
+    if (!write) {
       this.warnUncapturedRemoval(entity);
       return;
     }
-    const row = { ...definedValues(event.entity ?? {}), ...definedValues(event.databaseEntity ?? {}) };
-    return this.capture(event, entity, { row, stateChanged: false, written: event.entity, removal: true, knownId: event.entityId });
+    return this.capture(event, entity, write);
   }
 
-  /** On the shared connection, notes which transaction (if any) was open as a write of a webhook entity began. */
-  private writeBegins(event: RowEvent): void {
-    if (this.sharedConnectionWrites && event.entity && this.registry.findByTarget(event.metadata.target)) {
-      this.sharedConnectionWrites.writeBegins(event.entity);
-    }
+  /**
+   * On the shared connection, notes which transaction (if any) was open as a write of a webhook
+   * entity began. Before the row is written, a change that listeners match but whose id or state is
+   * longer than an event holds fails its save(): a transaction that catches the error then keeps
+   * neither the row nor an event. Only such a change waits for the listeners here.
+   */
+  private beforeWrite<E extends RowEvent>(
+    event: E,
+    describeWrite: (event: E, entity: RegisteredWebhookEntity) => CapturedWrite | null,
+  ): Promise<void> | undefined {
+    const entity = this.registry.findByTarget(event.metadata.target);
+    if (!entity || !event.entity) return;
+    this.sharedConnectionWrites?.writeBegins(event.entity);
+    const write = describeWrite(event, entity);
+    if (!write) return;
+    const entityId = entityIdOf(event.metadata, write.row, write.before, write.knownId);
+    if (entityId === null || fitsInEvent(entityId, String(write.row[entity.stateProperty] ?? ''))) return;
+    const change = this.describeChange(event.metadata, entity, write.row, write.before, write.stateChanged, write.knownId);
+    return change ? this.recorder.refuseUnstorable(event.manager, change) : undefined;
   }
 
   private capture(event: RowEvent, entity: RegisteredWebhookEntity, write: CapturedWrite): Promise<void> | undefined {
@@ -256,6 +270,26 @@ function definedValues(row: ObjectLiteral): ObjectLiteral {
 }
 
 /** The primary key as text; composite keys joined with ":" in column order. */
+function insertWrite(event: InsertEvent<ObjectLiteral>): CapturedWrite {
+  return { row: event.entity, stateChanged: true, written: event.entity };
+}
+
+/** `null` when TypeORM gives no row as it was (update(), query builders). */
+function updateWrite(event: UpdateEvent<ObjectLiteral>, entity: RegisteredWebhookEntity): CapturedWrite | null {
+  if (!event.entity || !event.databaseEntity) return null;
+  const before = event.databaseEntity;
+  const row = { ...before, ...definedValues(event.entity) };
+  const stateChanged = String(before[entity.stateProperty]) !== String(row[entity.stateProperty]);
+  return { row, before, stateChanged, written: event.entity };
+}
+
+/** Removal, soft removal and recovery keep the state: only `notifyEveryChange` listeners hear of them. `null` without a row. */
+function removalWrite(event: RemoveEvent<ObjectLiteral>): CapturedWrite | null {
+  if (!event.entity && !event.databaseEntity) return null;
+  const row = { ...definedValues(event.entity ?? {}), ...definedValues(event.databaseEntity ?? {}) };
+  return { row, stateChanged: false, written: event.entity, removal: true, knownId: event.entityId };
+}
+
 function entityIdOf(metadata: EntityMetadata, row: ObjectLiteral, before: ObjectLiteral | undefined, knownId: unknown): string | null {
   const values = metadata.primaryColumns.map((column) => column.getEntityValue(row) ?? (before && column.getEntityValue(before)));
   if (values.every((value) => value !== undefined && value !== null)) return values.map(String).join(':');

@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { DataSource, EntityManager, ObjectLiteral } from 'typeorm';
+import { setNewest } from '../caching/bounded-map.js';
 import { CreationEntityState } from '../model/creation-entity-state.enum.js';
 import { WebhookDeliveryAttempt } from '../model/webhook-delivery-attempt.entity.js';
 import { WebhookDelivery, WebhookDeliveryState } from '../model/webhook-delivery.entity.js';
@@ -63,6 +64,28 @@ export interface FinishedAttempt {
   /** `null` for a delivery cancelled without an attempt. */
   result: AttemptResult | null;
   completion: DeliveryCompletion;
+  /** What the attempt log keeps of it; less than all of it only after the database refused the whole (see `lessLogged`). */
+  logged?: AttemptLogging;
+}
+
+/**
+ * What the attempt log keeps of a result: `whole`; `bare`, without the answer and the error text
+ * (`REFUSED_TEXT_NOTE` in their place); `none`, no attempt row, the delivery counted and scheduled all the same.
+ */
+export type AttemptLogging = 'whole' | 'bare' | 'none';
+
+/** The error an attempt row gets when the database refused the row with its answer and error text. */
+export const REFUSED_TEXT_NOTE = 'The database refused the answer and error text of this attempt; the log of the worker gives its reason.';
+
+/**
+ * The same result to be written with less of it in the attempt log, after the database refused it
+ * as it was; `null` when nothing less can be written, because there is no attempt row left to leave out.
+ */
+export function lessLogged(finished: FinishedAttempt): FinishedAttempt | null {
+  const { result, logged = 'whole' } = finished;
+  if (result === null || logged === 'none') return null;
+  const hasText = Boolean(result.responseBody) || Boolean(result.error);
+  return { ...finished, logged: logged === 'whole' && hasText ? 'bare' : 'none' };
 }
 
 /** What a MySQL or MariaDB TEXT column holds. */
@@ -334,9 +357,8 @@ export class DeliveryStore {
     const now = Date.now();
     const kept = cache.get(key);
     if (kept && kept.until > now) return kept.value;
-    if (cache.size >= KEY_CACHE_SIZE) cache.clear();
     const value = load();
-    cache.set(key, { value, until: now + ttlMs });
+    setNewest(cache, key, { value, until: now + ttlMs }, KEY_CACHE_SIZE);
     value.catch(() => cache.delete(key));
     return value;
   }
@@ -411,9 +433,9 @@ export class DeliveryStore {
   }
 
   private insertAttempts(finished: FinishedAttempt[]): Statement | null {
-    const attempted = finished.filter((f) => f.result !== null);
+    const attempted = finished.filter((f) => f.result !== null && f.logged !== 'none');
     if (attempted.length === 0) return null;
-    const rows = attempted.map(({ delivery, result }) => [
+    const rows = attempted.map(({ delivery, result, logged }) => [
       delivery.id,
       delivery.spaceId,
       delivery.listenerId,
@@ -422,8 +444,8 @@ export class DeliveryStore {
       result!.durationMs,
       result!.statusCode,
       result!.outcome,
-      this.storableText(result!.responseBody),
-      this.storableText(result!.error),
+      logged === 'bare' ? null : this.storableText(result!.responseBody),
+      logged === 'bare' ? REFUSED_TEXT_NOTE : this.storableText(result!.error),
     ]);
     const into = `${this.sql.insertInto(WebhookDeliveryAttempt)} (${ATTEMPT_COLUMNS.map(([property]) => this.sql.column(WebhookDeliveryAttempt, property)).join(', ')})`;
     if (this.sql.postgres) {

@@ -1,4 +1,5 @@
 import { Agent, errors as undiciErrors, type Dispatcher } from 'undici';
+import { setNewest } from '../caching/bounded-map.js';
 import { ATTEMPT_ERROR_MAX_LENGTH, WebhookAttemptOutcome } from '../model/webhook-delivery-attempt.entity.js';
 import { SsrfGuard, WebhookAddressRefusedError } from '../security/ssrf-guard.js';
 
@@ -111,8 +112,7 @@ export class HttpSender {
     if (!target) {
       const parsed = new URL(url);
       target = { origin: parsed.origin, path: `${parsed.pathname}${parsed.search}`, hostname: parsed.hostname };
-      if (this.targets.size >= TARGET_CACHE_SIZE) this.targets.clear();
-      this.targets.set(url, target);
+      setNewest(this.targets, url, target, TARGET_CACHE_SIZE);
     }
     return target;
   }

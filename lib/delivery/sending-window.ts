@@ -1,3 +1,4 @@
+import { setNewest } from '../caching/bounded-map.js';
 import { WebhookAttemptOutcome } from '../model/webhook-delivery-attempt.entity.js';
 
 /** URLs whose grown window is remembered at most; a forgotten URL starts again at one request. */
@@ -29,8 +30,6 @@ export class SendingWindows {
     const window = this.of(urlId);
     if (!answered || window >= this.cap) return;
     // Set anew, so that the URLs whose windows grew last are forgotten last.
-    this.grown.delete(urlId);
-    if (this.grown.size >= MAX_REMEMBERED_URLS) this.grown.delete(this.grown.keys().next().value!);
-    this.grown.set(urlId, window + 1);
+    setNewest(this.grown, urlId, window + 1, MAX_REMEMBERED_URLS);
   }
 }

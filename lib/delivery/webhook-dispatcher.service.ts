@@ -32,7 +32,7 @@ import {
   type WebhookListenerStateChangedPayload,
 } from './delivery.constants.js';
 import { DeliveryRequests } from './delivery-requests.js';
-import { DeliveryStore, type ClaimedDelivery, type DeliveryCompletion, type FinishedAttempt } from './delivery.store.js';
+import { DeliveryStore, lessLogged, type ClaimedDelivery, type DeliveryCompletion, type FinishedAttempt } from './delivery.store.js';
 import { HttpSender, type AttemptResult } from './http-sender.js';
 import { ListenerHealthService } from './listener-health.service.js';
 import { decideAfterAttempt } from './retry-policy.js';
@@ -602,9 +602,12 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   /**
    * A single result that could not be written waits behind the others and is tried again. Once it
    * has failed REFUSED_RESULT_STRIKES times, each time after other results were written since its
-   * last failure, the database refuses it rather than being away: it is dropped, so that it does not
-   * hold up the rest, and its delivery is sent again once its lease ends. While nothing can be
-   * written (an outage) no strike counts, and every result is kept.
+   * last failure, the database refuses it rather than being away (a MySQL column whose character
+   * set cannot hold the answer, a constraint of the host's): it is written with less in the attempt
+   * log, first without its answer and error text, then without an attempt row, so that the attempt
+   * still counts and the delivery is not sent again at every lease's end. Refused even so, it is
+   * dropped and its delivery is sent again once its lease ends. While nothing can be written (an
+   * outage) no strike counts, and every result is kept whole.
    */
   private async retryOrDrop(result: FinishedAttempt, error: unknown): Promise<void> {
     const refused = this.refusedResults.get(result) ?? { strikes: 0, writesAtLastFailure: this.resultWrites };
@@ -612,9 +615,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     if (othersWritten) refused.strikes++;
     if (refused.strikes >= REFUSED_RESULT_STRIKES) {
       this.refusedResults.delete(result);
-      this.logger.error(
-        `The database refused the result of delivery ${result.delivery.id}; the delivery is taken up again once its lease ends: ${errorMessage(error)}`,
-      );
+      this.writeWithLessLogged(result, error);
       return;
     }
     this.refusedResults.set(result, { strikes: refused.strikes, writesAtLastFailure: this.resultWrites });
@@ -622,6 +623,18 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     this.logger.error(`Writing the result of delivery ${result.delivery.id} failed, retrying: ${errorMessage(error)}`);
     // The others go on at once while they can be written; nothing written since the last failure may be an outage.
     if (!othersWritten) await delay(ERROR_BACKOFF_MS);
+  }
+
+  private writeWithLessLogged(result: FinishedAttempt, error: unknown): void {
+    const lessened = lessLogged(result);
+    const refusal = `The database refused the result of delivery ${result.delivery.id}`;
+    if (!lessened) {
+      this.logger.error(`${refusal}; the delivery is taken up again once its lease ends: ${errorMessage(error)}`);
+      return;
+    }
+    this.finished.push(lessened);
+    const without = lessened.logged === 'bare' ? "the answer and error text in its attempt's log" : 'a row in the attempt log';
+    this.logger.error(`${refusal}; writing it without ${without}: ${errorMessage(error)}`);
   }
 
   private announce(batch: FinishedAttempt[]): void {

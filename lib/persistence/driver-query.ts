@@ -10,9 +10,21 @@ export interface PostgresResult {
   rows: Record<string, unknown>[];
 }
 
+/** The part of a `mysql2` (or `mysql`) connection used here. */
+interface MysqlConnection {
+  query(sql: string, values: unknown[], callback: (error: Error | null, result: unknown) => void): void;
+}
+
+/** What MySQL answers to a write. */
+export interface MysqlWriteResult {
+  insertId?: number;
+  affectedRows?: number;
+}
+
 /**
  * Runs `run` on the `pg` client of the query runner (so inside its transaction, if any), logged and
- * with its errors wrapped as TypeORM does for its own queries.
+ * with its errors wrapped as TypeORM does for its own queries. `beforeSending` runs right before
+ * the statement is handed to the client, and may stop it by throwing.
  */
 export async function onPostgresConnection<T>(
   dataSource: DataSource,
@@ -20,9 +32,11 @@ export async function onPostgresConnection<T>(
   text: string,
   values: unknown[],
   run: (connection: PostgresConnection) => Promise<T>,
+  beforeSending?: () => void,
 ): Promise<T> {
   const { logger } = dataSource;
   const connection: PostgresConnection = await queryRunner.connect();
+  beforeSending?.();
   logger.logQuery(text, values, queryRunner);
   try {
     return await run(connection);
@@ -45,5 +59,31 @@ export async function lastRowsOfOneTransaction(dataSource: DataSource, statement
     return (Array.isArray(results) ? results[results.length - 1] : results).rows;
   } finally {
     await queryRunner.release();
+  }
+}
+
+/**
+ * Runs one statement on the MySQL or MariaDB connection of the query runner (so inside its
+ * transaction), logged and with its errors wrapped as TypeORM does, but handed to the driver in the
+ * same turn as `beforeSending`: TypeORM's own path first awaits its BeforeQuery subscribers.
+ */
+export async function onMysqlConnection(
+  dataSource: DataSource,
+  queryRunner: QueryRunner,
+  sql: string,
+  values: unknown[],
+  beforeSending: () => void,
+): Promise<unknown> {
+  const { logger } = dataSource;
+  const connection: MysqlConnection = await queryRunner.connect();
+  beforeSending();
+  logger.logQuery(sql, values, queryRunner);
+  try {
+    return await new Promise((resolve, reject) =>
+      connection.query(sql, values, (error, result) => (error ? reject(error) : resolve(result))),
+    );
+  } catch (error) {
+    logger.logQueryError(error as Error, sql, values, queryRunner);
+    throw new QueryFailedError(sql, values, error as Error);
   }
 }

@@ -20,9 +20,15 @@ export class PreparedStatement {
     this.name = `webhook_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`;
   }
 
-  async run(queryRunner: QueryRunner, values: unknown[]): Promise<void> {
-    await onPostgresConnection(this.dataSource, queryRunner, this.text, values, (connection) =>
-      connection.query({ name: this.name, text: this.text, values }),
+  /** `beforeSending` runs right before the statement is handed to the connection, and may refuse it by throwing. */
+  async run(queryRunner: QueryRunner, beforeSending: () => void, values: unknown[]): Promise<void> {
+    await onPostgresConnection(
+      this.dataSource,
+      queryRunner,
+      this.text,
+      values,
+      (connection) => connection.query({ name: this.name, text: this.text, values }),
+      beforeSending,
     );
   }
 }

@@ -1,4 +1,6 @@
 import { QueryFailedError, type DataSource, type EntityManager, type EntityTarget, type ObjectLiteral, type QueryRunner } from 'typeorm';
+import { setNewest } from '../caching/bounded-map.js';
+import { onMysqlConnection, type MysqlWriteResult } from './driver-query.js';
 
 /** Tail of the queue of transactions per SQLite DataSource. */
 const sqliteQueues = new WeakMap<DataSource, Promise<unknown>>();
@@ -125,16 +127,10 @@ export class SynchronousSqlite {
   }
 
   private statement(sql: string): SqliteStatement {
-    let statement = this.prepared.get(sql);
-    if (statement) {
-      // Moved to the end: the least recently used text goes first.
-      this.prepared.delete(sql);
-    } else {
-      statement = this.connection.prepare(sql);
-      // Texts vary with the number of retries a batch reschedules, or of rows a job removes: keep the latest only.
-      if (this.prepared.size >= MAX_PREPARED_STATEMENTS) this.prepared.delete(this.prepared.keys().next().value!);
-    }
-    this.prepared.set(sql, statement);
+    // Set anew when used, so that the least recently used text goes first: texts vary with the number
+    // of retries a batch reschedules, or of rows a job removes, and only the latest are kept.
+    const statement = this.prepared.get(sql) ?? this.connection.prepare(sql);
+    setNewest(this.prepared, sql, statement, MAX_PREPARED_STATEMENTS);
     return statement;
   }
 }
@@ -200,11 +196,30 @@ export function runTransactionSteps<T>(dataSource: DataSource, steps: () => Tran
   return inTransaction(dataSource, (manager) => runStepsThrough(manager, steps()));
 }
 
-/** Runs `steps` through a manager, in whatever transaction it is in. */
-export async function runStepsThrough<T>(manager: EntityManager, steps: TransactionSteps<T>): Promise<T> {
+/**
+ * Runs `steps` through a manager, in whatever transaction it is in. `beforeEachStatement` may stop
+ * them by throwing; on MySQL and MariaDB it runs in the turn the statement is handed to the driver.
+ */
+export async function runStepsThrough<T>(manager: EntityManager, steps: TransactionSteps<T>, beforeEachStatement?: () => void): Promise<T> {
+  const mysql = ['mysql', 'mariadb'].includes(manager.connection.options.type);
   let step = steps.next();
-  while (!step.done) step = steps.next(await outcomeThrough(manager, step.value));
+  while (!step.done) {
+    if (beforeEachStatement && mysql) {
+      step = steps.next(
+        mysqlOutcome(await onMysqlConnection(manager.connection, manager.queryRunner!, ...step.value, beforeEachStatement)),
+      );
+      continue;
+    }
+    beforeEachStatement?.();
+    step = steps.next(await outcomeThrough(manager, step.value));
+  }
   return step.value;
+}
+
+function mysqlOutcome(result: unknown): StatementOutcome {
+  if (Array.isArray(result)) return { rows: result as Record<string, unknown>[], affected: 0 };
+  const { insertId, affectedRows } = result as MysqlWriteResult;
+  return { rows: [], affected: affectedRows ?? 0, insertId };
 }
 
 /** Runs writes as one transaction; resolves to the rows each changed. */

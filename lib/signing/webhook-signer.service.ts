@@ -1,6 +1,7 @@
 import { createPrivateKey, sign, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import { Inject, Injectable } from '@nestjs/common';
+import { setNewest } from '../caching/bounded-map.js';
 import { WEBHOOK_RESOLVED_OPTIONS } from '../module/webhook.constants.js';
 import type { ResolvedWebhookOptions, WebhookSignatureScheme } from '../module/webhook-options.interface.js';
 import { EcdsaSigningWorker } from './ecdsa-signing.worker.js';
@@ -39,6 +40,8 @@ const signInPool = promisify(sign);
 
 /** How long opened keys are kept in memory; a rotated identity is picked up within this time. */
 const OPENED_KEYS_TTL_MS = 60_000;
+/** Identities whose opened keys are kept at most: those opened last. */
+const OPENED_KEYS_MAX = 10_000;
 
 /**
  * Bodies per message to the ECDSA signing thread: small enough that the first requests of a claim
@@ -143,7 +146,7 @@ export class WebhookSigner {
         let hmacKey = this.openedRetired.get(secret.keyId);
         if (!hmacKey) {
           hmacKey = decodeStandardWebhooksSecret(this.keyEncryption.open(secret.secret, secret.keyId))!;
-          this.openedRetired.set(secret.keyId, hmacKey);
+          setNewest(this.openedRetired, secret.keyId, hmacKey, OPENED_KEYS_MAX);
         }
         return hmacKey;
       });
@@ -162,7 +165,7 @@ export class WebhookSigner {
       privateKey: createPrivateKey({ key: Buffer.from(privateDer, 'base64'), format: 'der', type: 'pkcs8' }),
       hmacKey: decodeStandardWebhooksSecret(this.keyEncryption.open(stored.secret, stored.keyId))!,
     };
-    this.opened.set(stored.keyId, { keys, expiresAt: Date.now() + OPENED_KEYS_TTL_MS });
+    setNewest(this.opened, stored.keyId, { keys, expiresAt: Date.now() + OPENED_KEYS_TTL_MS }, OPENED_KEYS_MAX);
     return keys;
   }
 }

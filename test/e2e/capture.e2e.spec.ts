@@ -1,6 +1,6 @@
 import { Inject, Injectable, Module } from '@nestjs/common';
 import { EventEmitterModule } from '@nestjs/event-emitter';
-import { QueryFailedError, type EntityManager } from 'typeorm';
+import { QueryFailedError, type DataSourceOptions, type EntityManager, type InsertEvent } from 'typeorm';
 import {
   CreationEntityState,
   WEBHOOK_EVENT_EMITTER,
@@ -13,8 +13,8 @@ import {
   type WebhookEventsCommittedPayload,
 } from '../../lib/index.js';
 import { EventEmitter2 } from '../../lib/events/event-emitter.js';
-import { selectedDatabases } from '../src/databases.js';
-import { Order, OrderState, Parcel, ParcelState, Refund, RefundStage } from '../src/order.entity.js';
+import { connectionOptions, selectedDatabases } from '../src/databases.js';
+import { Order, OrderState, Parcel, ParcelState, Refund, RefundStage, Voucher } from '../src/order.entity.js';
 import { LogCollector } from '../src/log-collector.js';
 import { freshSpace } from '../src/spaces.js';
 import { StatementCounter } from '../src/statement-counter.js';
@@ -379,6 +379,63 @@ describe.each(selectedDatabases())('capture of entity changes on %s', (database)
     });
     expect(await publisher.publish({ entity: 'Order', entityId: order.id, state: 'PENDING', spaceId: space })).toEqual({ deliveries: 0 });
     expect(await eventsOf('Order', order.id)).toHaveLength(2);
+  });
+
+  it('refuses a matched change whose composite id is longer than an event holds, and keeps nothing of its save', async () => {
+    const ownApp = await createTestApp(database);
+    try {
+      const space = freshSpace();
+      const vouchers = ownApp.dataSource.getRepository(Voucher);
+      const tooLong = { issuer: 'i'.repeat(100), code: 'c'.repeat(100), shop: space, state: 'ISSUED' };
+      await vouchers.save(tooLong);
+      await ownApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Voucher', url: 'https://example.com/hook' });
+
+      const error = await vouchers.save({ ...tooLong, code: 'd'.repeat(100) }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(WebhookValidationError);
+      expect(error).toMatchObject({ field: 'entityId' });
+      expect((error as Error).message).toContain('Voucher');
+      // A transaction that catches the error and commits keeps no row either.
+      await ownApp.dataSource.transaction(async (manager) => {
+        const caught = await manager.save(Voucher, { ...tooLong, code: 'e'.repeat(100) }).catch((e: unknown) => e);
+        expect(caught).toBeInstanceOf(WebhookValidationError);
+      });
+      const longest = { ...tooLong, issuer: 'i'.repeat(95), code: 'c'.repeat(95) };
+      await vouchers.save(longest);
+
+      expect(await vouchers.count()).toBe(2);
+      const rows: { entityId: string }[] = await ownApp.dataSource.query(`SELECT ${quote('entityId')} FROM webhook_event`);
+      expect(rows.map((row) => row.entityId)).toEqual([`${'i'.repeat(95)}:${'c'.repeat(95)}`]);
+    } finally {
+      await ownApp.close();
+    }
+  });
+
+  it('writes no event for a save that another subscriber fails while the listeners are being read', async () => {
+    const oneConnection = { ...connectionOptions(database), extra: database === 'mariadb' ? { connectionLimit: 1 } : { max: 1 } };
+    const ownApp = await createTestApp(database, { connection: oneConnection as DataSourceOptions });
+    try {
+      const refusedSpace = freshSpace();
+      const space = freshSpace();
+      const listeners = ownApp.get(WebhookListenerService);
+      for (const tenant of [refusedSpace, space])
+        await listeners.create(tenant, { name: 'l', entity: 'Order', url: 'https://example.com/hook' });
+      ownApp.dataSource.subscribers.push({
+        listenTo: () => Order,
+        afterInsert: (event: InsertEvent<Order>) =>
+          event.entity.tenantId === refusedSpace ? Promise.reject(new Error('refused by the host')) : undefined,
+      });
+      const repository = ownApp.dataSource.getRepository(Order);
+
+      await expect(repository.save({ tenantId: refusedSpace, state: OrderState.CONFIRMED })).rejects.toThrow('refused by the host');
+      // The next save runs on the same connection, after anything the failed one left queued on it.
+      await repository.save({ tenantId: space, state: OrderState.CONFIRMED });
+
+      const spaces: { linkedSpaceId: number }[] = await ownApp.dataSource.query(`SELECT ${quote('linkedSpaceId')} FROM webhook_event`);
+      expect(spaces.map((row) => Number(row.linkedSpaceId))).toEqual([space]);
+      expect(await repository.count()).toBe(1);
+    } finally {
+      await ownApp.close();
+    }
   });
 
   it('warns once per entity that delete() removed rows without a webhook', async () => {

@@ -15,10 +15,10 @@ import {
 } from '../../lib/index.js';
 import type { EventEmitter2 } from '../../lib/events/event-emitter.js';
 import { WebhookDispatcher } from '../../lib/delivery/webhook-dispatcher.service.js';
-import { DeliveryStore, type ClaimedDelivery, type FinishedAttempt } from '../../lib/delivery/delivery.store.js';
+import { DeliveryStore, REFUSED_TEXT_NOTE, type ClaimedDelivery, type FinishedAttempt } from '../../lib/delivery/delivery.store.js';
 import { WebhookAttemptOutcome } from '../../lib/model/webhook-delivery-attempt.entity.js';
 import { connectionOptions, selectedDatabases, type TestDatabase } from '../src/databases.js';
-import { Order, OrderState } from '../src/order.entity.js';
+import { Order, OrderState, Parcel, ParcelState } from '../src/order.entity.js';
 import { answer, TestReceiver, waitFor, type ReceiverBehaviour } from '../src/receiver.js';
 import { LogCollector } from '../src/log-collector.js';
 import { freshSpace } from '../src/spaces.js';
@@ -531,7 +531,43 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
     }
   });
 
-  it('writes the other results when the database refuses one, and drops only that one', async () => {
+  /**
+   * Saves an order for the listener `fine` at a time, each delivered and written, until `done`: the
+   * refused result waiting behind them takes a strike each time others were written since its last failure.
+   */
+  async function writeOtherResultsUntil(testApp: TestApp, space: number, done: () => Promise<boolean>): Promise<void> {
+    receiver.script(`/fine/${space}`, answer(200));
+    await testApp.get(WebhookListenerService).create(space, { name: 'fine', entity: 'Order', url: receiver.url(`/fine/${space}`) });
+    for (let written = 1; !(await done()); written++) {
+      if (written > 20) throw new Error('the refused result was still not written after 20 others');
+      await saveOrders(testApp, space, 1);
+      await waitFor(async () => (await succeededDeliveries(testApp, space)) >= written, 'the result written after the refused one');
+    }
+  }
+
+  /** The delivery of the listener `listenerId` (one per listener in these tests). */
+  async function deliveryTo(testApp: TestApp, space: number, listenerId: number) {
+    const filter = { type: 'LEAF' as const, fieldName: 'listenerId', operator: 'EQUALS' as const, value: listenerId };
+    const [delivery] = await testApp.get(WebhookDeliveryService).searchDeliveries(space, { filter });
+    return delivery;
+  }
+
+  /**
+   * A listener named `name` whose receiver behaves as `behaviour`: one order is sent to it, then it
+   * is made INACTIVE, so that the orders saved afterwards are sent to the others only.
+   */
+  async function sendOneThenDeactivate(testApp: TestApp, space: number, name: string, behaviour: ReceiverBehaviour) {
+    const path = `/${name}/${space}`;
+    receiver.script(path, behaviour);
+    const listeners = testApp.get(WebhookListenerService);
+    const listener = await listeners.create(space, { name, entity: 'Order', url: receiver.url(path) });
+    await saveOrders(testApp, space, 1);
+    await waitFor(() => receiver.to(path).length === 1, `the request to ${name}`);
+    await listeners.update(space, { id: listener.id, version: listener.version, state: 'INACTIVE' });
+    return listener;
+  }
+
+  it('counts an attempt whose log row the database refuses, writes the other results, and logs why', async () => {
     const logs = new LogCollector();
     const testApp = await createTestApp(database, {
       webhook: { ...WORKER, security: { allowPrivateNetworks: true }, delivery: { pollIntervalMs: 100, retrySchedule: [60_000] } },
@@ -540,26 +576,72 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
     try {
       await refuseAttemptsWithStatus(testApp, database, 418);
       const space = freshSpace();
-      receiver.script(`/teapot/${space}`, answer(418));
-      receiver.script(`/fine/${space}`, answer(200));
-      const listeners = testApp.get(WebhookListenerService);
-      const teapot = await listeners.create(space, { name: 'teapot', entity: 'Order', url: receiver.url(`/teapot/${space}`) });
-      await saveOrders(testApp, space, 1);
-      await waitFor(() => receiver.to(`/teapot/${space}`).length === 1, 'the request whose result is refused');
+      const teapot = await sendOneThenDeactivate(testApp, space, 'teapot', answer(418, 'short and stout'));
 
-      await listeners.update(space, { id: teapot.id, version: teapot.version, state: 'INACTIVE' });
-      await listeners.create(space, { name: 'fine', entity: 'Order', url: receiver.url(`/fine/${space}`) });
-      // Results of other deliveries are written while the refused one waits; after a few such rounds it is dropped.
-      const dropped = () => logs.errors.some((line) => /refused the result of delivery \d+/.test(line));
-      let written = 0;
-      while (!dropped() && written < 10) {
-        await saveOrders(testApp, space, 1);
-        written++;
-        await waitFor(async () => (await succeededDeliveries(testApp, space)) === written, 'the result written after the refused one');
-      }
-      expect(dropped()).toBe(true);
+      await writeOtherResultsUntil(testApp, space, async () => (await deliveryTo(testApp, space, teapot.id)).attempts === 1);
+
+      const refused = await deliveryTo(testApp, space, teapot.id);
+      expect(refused).toMatchObject({ state: 'PENDING', attempts: 1, leaseOwner: null });
+      expect(refused.nextAttemptAt).toBeGreaterThan(Date.now() + 30_000);
       const attempts = await testApp.get(WebhookDeliveryService).searchAttempts(space, {});
-      expect(attempts.map((attempt) => attempt.statusCode)).toEqual(Array(written).fill(200));
+      expect(attempts.length).toBeGreaterThan(0);
+      expect(attempts.every((attempt) => attempt.statusCode === 200)).toBe(true);
+      expect(logs.errors.some((line) => line.includes("without the answer and error text in its attempt's log"))).toBe(true);
+      expect(logs.errors.some((line) => /refused the result of delivery \d+; writing it without a row in the attempt log/.test(line))).toBe(
+        true,
+      );
+    } finally {
+      await testApp.close();
+    }
+  });
+
+  it('logs an attempt whose answer the database refuses without that answer, and marks its delivery succeeded', async () => {
+    const logs = new LogCollector();
+    const testApp = await createTestApp(database, {
+      webhook: { ...WORKER, security: { allowPrivateNetworks: true }, delivery: { pollIntervalMs: 100 } },
+      logger: logs,
+    });
+    try {
+      await refuseAnswersContaining(testApp, database, 'not for this column');
+      const space = freshSpace();
+      const refusedAnswer = await sendOneThenDeactivate(testApp, space, 'refused-answer', answer(200, 'received, but not for this column'));
+
+      await writeOtherResultsUntil(testApp, space, async () => (await deliveryTo(testApp, space, refusedAnswer.id)).state === 'SUCCEEDED');
+
+      const delivery = await deliveryTo(testApp, space, refusedAnswer.id);
+      expect(delivery).toMatchObject({ attempts: 1, leaseOwner: null });
+      const filter = { type: 'LEAF' as const, fieldName: 'deliveryId', operator: 'EQUALS' as const, value: delivery.id };
+      const [attempt] = await testApp.get(WebhookDeliveryService).searchAttempts(space, { filter });
+      expect(attempt).toMatchObject({ statusCode: 200, responseBody: null, error: REFUSED_TEXT_NOTE });
+    } finally {
+      await testApp.close();
+    }
+  });
+
+  it('drops a result the database refuses even without its attempt row, leaving its delivery leased and uncounted', async () => {
+    const logs = new LogCollector();
+    const testApp = await createTestApp(database, {
+      webhook: { ...WORKER, security: { allowPrivateNetworks: true }, delivery: { pollIntervalMs: 100 } },
+      logger: logs,
+    });
+    try {
+      const space = freshSpace();
+      const path = `/never-counted/${space}`;
+      const listener = await testApp
+        .get(WebhookListenerService)
+        .create(space, { name: 'parcels', entity: 'Parcel', url: receiver.url(path) });
+      await refuseCountedAttempts(testApp, database, listener.id);
+      await testApp.dataSource.getRepository(Parcel).save({ code: `never-counted-${space}`, shop: space, state: ParcelState.PACKED });
+      await waitFor(() => receiver.to(path).length === 1, 'the request whose result is refused');
+
+      const dropped = () => logs.errors.some((line) => /refused the result of delivery \d+; the delivery is taken up again/.test(line));
+      await writeOtherResultsUntil(testApp, space, async () => dropped());
+
+      // Taken up again, and sent again, once the lease ends.
+      const delivery = await deliveryTo(testApp, space, listener.id);
+      expect(delivery).toMatchObject({ attempts: 0, state: 'PENDING' });
+      expect(delivery.leaseUntil).toBeGreaterThan(Date.now());
+      expect(logs.errors.some((line) => line.includes('writing it without a row in the attempt log'))).toBe(true);
     } finally {
       await testApp.close();
     }
@@ -613,6 +695,20 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
   });
 });
 
+/** A constraint of the host's that refuses attempt rows whose answer contains `text`. */
+async function refuseAnswersContaining(app: TestApp, database: TestDatabase, text: string): Promise<void> {
+  const responseBody = app.dataSource.driver.escape('responseBody');
+  if (database === 'sqlite') {
+    await app.dataSource.query(
+      `CREATE TRIGGER refuse_answer BEFORE INSERT ON webhook_delivery_attempt WHEN instr(NEW.${responseBody}, '${text}') > 0 BEGIN SELECT RAISE(ABORT, 'answer refused'); END`,
+    );
+    return;
+  }
+  await app.dataSource.query(
+    `ALTER TABLE webhook_delivery_attempt ADD CONSTRAINT refuse_answer CHECK (${responseBody} IS NULL OR ${responseBody} NOT LIKE '%${text}%')`,
+  );
+}
+
 /** Makes the database refuse attempt rows with this status code, as a constraint of the host's would. */
 async function refuseAttemptsWithStatus(app: TestApp, database: TestDatabase, status: number): Promise<void> {
   if (database === 'sqlite') {
@@ -624,6 +720,20 @@ async function refuseAttemptsWithStatus(app: TestApp, database: TestDatabase, st
   const statusCode = app.dataSource.driver.escape('statusCode');
   await app.dataSource.query(
     `ALTER TABLE webhook_delivery_attempt ADD CONSTRAINT refuse_status CHECK (${statusCode} IS NULL OR ${statusCode} <> ${status})`,
+  );
+}
+
+/** A constraint of the host's that refuses to count an attempt of the deliveries of one listener. */
+async function refuseCountedAttempts(app: TestApp, database: TestDatabase, listenerId: number): Promise<void> {
+  const q = (name: string) => app.dataSource.driver.escape(name);
+  if (database === 'sqlite') {
+    await app.dataSource.query(
+      `CREATE TRIGGER refuse_counted BEFORE UPDATE ON webhook_delivery WHEN NEW.${q('listenerId')} = ${listenerId} AND NEW.attempts > 0 BEGIN SELECT RAISE(ABORT, 'attempt refused'); END`,
+    );
+    return;
+  }
+  await app.dataSource.query(
+    `ALTER TABLE webhook_delivery ADD CONSTRAINT refuse_counted CHECK (attempts = 0 OR ${q('listenerId')} <> ${listenerId})`,
   );
 }
 

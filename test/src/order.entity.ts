@@ -68,3 +68,22 @@ export class Parcel {
   @DeleteDateColumn({ nullable: true })
   removedOn: Date | null;
 }
+
+/** A fourth entity, whose composite key can be longer than a webhook event's `entityId` holds. */
+@Entity('test_voucher')
+@WebhookEntity({ name: 'Voucher', states: ['ISSUED', 'REDEEMED'] })
+export class Voucher {
+  @PrimaryColumn({ type: 'varchar', length: 120 })
+  issuer: string;
+
+  @PrimaryColumn({ type: 'varchar', length: 120 })
+  code: string;
+
+  @WebhookSpace()
+  @Column({ type: 'int' })
+  shop: number;
+
+  @WebhookState()
+  @Column({ type: 'varchar', length: 20 })
+  state: string;
+}
