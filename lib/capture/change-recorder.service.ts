@@ -17,7 +17,7 @@ import { watchesState, type MatchableListener } from '../persistence/webhook-lis
 import type { RegisteredWebhookEntity } from '../registry/webhook-entity.registry.js';
 import { CommitNotifier } from './commit-notifier.js';
 import { ListenerMatchCache } from './listener-match.cache.js';
-import { RollbackWatch } from './rollback-watch.js';
+import { TransactionWatch, type ChangeLevel } from './transaction-watch.js';
 
 /** One change of a webhook entity, as the capture sees it. */
 export interface EntityChange {
@@ -37,7 +37,7 @@ export class ChangeRecorder {
     @Inject(WEBHOOK_DATA_SOURCE) private readonly dataSource: DataSource,
     private readonly cache: ListenerMatchCache,
     private readonly notifier: CommitNotifier,
-    private readonly rollbackWatch: RollbackWatch,
+    private readonly transactionWatch: TransactionWatch,
   ) {}
 
   private readonly sql = new SqlText(this.dataSource);
@@ -68,12 +68,12 @@ export class ChangeRecorder {
   /**
    * Records through `manager` when it is inside a transaction, so the event commits or rolls back
    * with it; otherwise (no manager, or a write already committed such as `repository.insert()`
-   * outside a transaction) in a transaction of its own.
+   * outside a transaction) in a transaction of its own. `inTurn` (see `recordInTurn`) for the
+   * changes TypeORM reports.
    */
-  recordJoining(manager: EntityManager | undefined, change: EntityChange): Promise<number> {
-    return manager?.queryRunner?.isTransactionActive
-      ? this.record(manager, change)
-      : inTransaction(this.dataSource, (own) => this.record(own, change));
+  recordJoining(manager: EntityManager | undefined, change: EntityChange, { inTurn = false } = {}): Promise<number> {
+    const record = (through: EntityManager) => (inTurn ? this.recordInTurn(through, change) : this.record(through, change));
+    return manager?.queryRunner?.isTransactionActive ? record(manager) : inTransaction(this.dataSource, record);
   }
 
   /**
@@ -96,10 +96,12 @@ export class ChangeRecorder {
     ranInOpenTransaction: () => boolean | undefined,
     rowAsChanged: (() => DriverStatement) | null,
   ): Promise<number> {
+    const level = this.transactionWatch.watch(manager.queryRunner);
     const matched = await this.matchedListeners(manager, change);
     if (matched.length === 0) return 0;
     const writeEvent = this.eventAndDeliverySteps(change, matched, new Date());
     const sqlite = synchronousSqlite(this.dataSource)!;
+    await level.settled();
     const ranInOpen = ranInOpenTransaction();
     if (ranInOpen) {
       sqlite.runSteps(writeEvent);
@@ -144,53 +146,59 @@ export class ChangeRecorder {
     await this.matchedListeners(manager, change);
   }
 
-  /** Returns the number of deliveries written (0: no listener matched, nothing written). */
-  record(manager: EntityManager, change: EntityChange): Promise<number> {
-    const stillInTransaction = this.rollbackWatch.watch(manager.queryRunner);
+  /**
+   * Records after the captures begun before on the same query runner: TypeORM reports the rows of
+   * save([a, b, c]) together and awaits their captures at once. Side by side, the captures would hand
+   * statements to a connection still running one, which pg 8 queues with a deprecation warning and
+   * pg 9 refuses. (Other subscribers' queries, and a rollback after one of them failed, can still
+   * overlap a capture.) A capture that waited behind one whose transaction then rolled back writes
+   * nothing (see TransactionWatch). `publish()` does not take a turn: a host's query subscriber that
+   * publishes while a capture reads the listeners would wait for that capture, which waits for it.
+   */
+  private recordInTurn(manager: EntityManager, change: EntityChange): Promise<number> {
     const queryRunner = manager.queryRunner;
-    if (!queryRunner) return this.recordNow(manager, change, stillInTransaction);
-    // One at a time per query runner: TypeORM reports the rows of save([a, b, c]) together and awaits
-    // their captures at once. Side by side, the captures would hand statements to a connection still
-    // running one, which pg 8 queues with a deprecation warning and pg 9 refuses. (Other subscribers'
-    // queries, and a rollback after one of them failed, can still overlap a capture.) A capture that
-    // waited behind one whose transaction then rolled back writes nothing (see RollbackWatch).
+    if (!queryRunner) return this.record(manager, change);
+    const level = this.transactionWatch.watch(queryRunner);
     const previous = this.recording.get(queryRunner);
-    const recording = (previous ? previous.then(noop, noop) : Promise.resolve()).then(() =>
-      this.recordNow(manager, change, stillInTransaction),
-    );
+    const recording = (previous ? previous.then(noop, noop) : Promise.resolve()).then(() => this.recordAt(level, manager, change));
     this.recording.set(queryRunner, recording);
     const forget = () => this.recording.get(queryRunner) === recording && this.recording.delete(queryRunner);
     recording.then(forget, forget);
     return recording;
   }
 
-  private async recordNow(manager: EntityManager, change: EntityChange, stillInTransaction: () => void): Promise<number> {
-    stillInTransaction();
+  /** Returns the number of deliveries written (0: no listener matched, nothing written). */
+  private record(manager: EntityManager, change: EntityChange): Promise<number> {
+    return this.recordAt(this.transactionWatch.watch(manager.queryRunner), manager, change);
+  }
+
+  private async recordAt(level: ChangeLevel, manager: EntityManager, change: EntityChange): Promise<number> {
     const matched = await this.matchedListeners(manager, change);
     if (matched.length === 0) return 0;
 
-    await this.insertEventAndDeliveries(manager, change, matched, new Date(), stillInTransaction);
+    await this.insertEventAndDeliveries(manager, change, matched, new Date(), level);
     this.notifier.recorded(manager.queryRunner, matched.length);
     return matched.length;
   }
 
   /**
    * One prepared statement on PostgreSQL; elsewhere the event, then its deliveries under the event's
-   * generated id. `beforeEachStatement` throws when the change's transaction has begun to roll back.
+   * generated id. Each statement is sent at the change's level, or not at all (see TransactionWatch).
    */
   private async insertEventAndDeliveries(
     manager: EntityManager,
     change: EntityChange,
     matched: MatchableListener[],
     now: Date,
-    beforeEachStatement: () => void,
+    level: ChangeLevel,
   ) {
     if (!this.postgresInsert) {
-      await runStepsThrough(manager, this.eventAndDeliverySteps(change, matched, now), beforeEachStatement);
+      await runStepsThrough(manager, this.eventAndDeliverySteps(change, matched, now), level);
       return;
     }
+    await level.settled();
     const pending = WebhookDeliveryState.PENDING;
-    await this.postgresInsert.run(manager.queryRunner!, beforeEachStatement, [
+    await this.postgresInsert.run(manager.queryRunner!, level.check, [
       ...this.eventValues(change, now),
       pending,
       this.sql.stored(WebhookDelivery, 'createdOn', now),

@@ -22,7 +22,7 @@ import { ChangeRecorder, fitsInEvent, type EntityChange } from './change-recorde
 import { SharedConnectionWrites } from './shared-connection.writes.js';
 import { CommitNotifier } from './commit-notifier.js';
 import { ListenerMatchCache } from './listener-match.cache.js';
-import { RollbackWatch } from './rollback-watch.js';
+import { TransactionWatch } from './transaction-watch.js';
 
 type RowEvent = InsertEvent<ObjectLiteral> | UpdateEvent<ObjectLiteral> | RemoveEvent<ObjectLiteral>;
 
@@ -61,7 +61,7 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     private readonly recorder: ChangeRecorder,
     private readonly notifier: CommitNotifier,
     private readonly cache: ListenerMatchCache,
-    private readonly rollbackWatch: RollbackWatch,
+    private readonly transactionWatch: TransactionWatch,
   ) {}
 
   onModuleInit(): void {
@@ -126,7 +126,12 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     return this.captureRemoval(event);
   }
 
+  beforeTransactionStart(event: TransactionStartEvent): void {
+    this.transactionWatch.levelOpens(event.queryRunner);
+  }
+
   afterTransactionStart(event: TransactionStartEvent): void {
+    this.transactionWatch.levelChanged(event.queryRunner);
     this.cache.transactionBegins(event.queryRunner);
   }
 
@@ -135,11 +140,12 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   }
 
   afterTransactionCommit(event: TransactionCommitEvent): void {
+    this.transactionWatch.levelChanged(event.queryRunner);
     this.notifier.committed(event.queryRunner);
   }
 
   beforeTransactionRollback(event: TransactionRollbackEvent): void {
-    this.rollbackWatch.rollbackBegins(event.queryRunner);
+    this.transactionWatch.rollbackBegins(event.queryRunner);
     this.sharedConnectionWrites?.transactionEnds(event.queryRunner);
     if (reopenTransactionEndedBySqlite(event.queryRunner)) {
       this.logger.warn(
@@ -149,6 +155,7 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   }
 
   afterTransactionRollback(event: TransactionRollbackEvent): void {
+    this.transactionWatch.levelChanged(event.queryRunner);
     this.notifier.rolledBack(event.queryRunner);
   }
 
@@ -178,10 +185,14 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     this.sharedConnectionWrites?.writeBegins(event.entity);
     const write = describeWrite(event, entity);
     if (!write) return;
-    const entityId = entityIdOf(event.metadata, write.row, write.before, write.knownId);
-    if (entityId === null || fitsInEvent(entityId, String(write.row[entity.stateProperty] ?? ''))) return;
-    const change = this.describeChange(event.metadata, entity, write.row, write.before, write.stateChanged, write.knownId);
-    return change ? this.recorder.refuseUnstorable(event.manager, change) : undefined;
+    // A generated id is not known yet; a state that is too long is refused all the same.
+    const entityId = entityIdOf(event.metadata, write.row, write.before, write.knownId) ?? 'with an id to be generated';
+    const state = String(write.row[entity.stateProperty] ?? '');
+    if (fitsInEvent(entityId, state)) return;
+    // What else the change lacks is logged after the write, as for any change.
+    const spaceId = this.spaceIdOf(entity, write.row);
+    if (spaceId === null) return;
+    return this.recorder.refuseUnstorable(event.manager, { entity, entityId, spaceId, state, stateChanged: write.stateChanged });
   }
 
   private capture(event: RowEvent, entity: RegisteredWebhookEntity, write: CapturedWrite): Promise<void> | undefined {
@@ -198,7 +209,7 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
             ? null
             : () => rowAsChanged(this.dataSource, event.metadata, row, before && [entity.stateProperty, row[entity.stateProperty]]),
         )
-      : this.recorder.recordJoining(event.manager, change);
+      : this.recorder.recordJoining(event.manager, change, { inTurn: true });
     return recorded.then(() => undefined);
   }
 
@@ -212,19 +223,22 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   ): EntityChange | null {
     const state = row[entity.stateProperty];
     const entityId = entityIdOf(metadata, row, before, knownId);
-    const rawSpaceId: unknown = entity.spaceProperty === null ? this.options.defaultSpaceId : row[entity.spaceProperty];
-    const spaceId = spaceIdOf(rawSpaceId);
+    const spaceId = this.spaceIdOf(entity, row);
     if (state === null || state === undefined || entityId === null) {
       this.logger.warn(`A change of ${entity.name} without ${entityId === null ? 'a primary key' : 'a state'} was not published`);
       return null;
     }
     if (spaceId === null) {
       this.logger.warn(
-        `${entity.name} ${entityId} has no valid space id in ${entity.spaceProperty} (${String(rawSpaceId)}); its change was not published`,
+        `${entity.name} ${entityId} has no valid space id in ${entity.spaceProperty} (${String(row[entity.spaceProperty!])}); its change was not published`,
       );
       return null;
     }
     return { entity, entityId, spaceId, state: String(state), stateChanged };
+  }
+
+  private spaceIdOf(entity: RegisteredWebhookEntity, row: ObjectLiteral): number | null {
+    return spaceIdOf(entity.spaceProperty === null ? this.options.defaultSpaceId : row[entity.spaceProperty]);
   }
 
   private warnUncapturedRemoval(entity: RegisteredWebhookEntity): void {

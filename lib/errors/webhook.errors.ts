@@ -82,15 +82,15 @@ export class WebhookConfigurationError extends WebhookError {
 }
 
 /**
- * The transaction (or savepoint) a change was made in began to roll back, or another savepoint was
- * open on its connection, before the change's event was written: nothing was written for it.
+ * The transaction (or savepoint) a change was made in began to roll back, or ended, or another
+ * savepoint stayed open above it, before the change's event was written: nothing was written for it.
  */
 export class WebhookTransactionEndedError extends WebhookError {
   readonly code = 'WEBHOOK_TRANSACTION_ENDED';
 
   constructor() {
     super(
-      'The transaction of a change was rolled back, or had another savepoint open, before the webhook event of the change was written; nothing was written for it',
+      'The transaction of a change rolled back or ended, or another savepoint stayed open above it, before the webhook event of the change was written; nothing was written for it',
     );
   }
 }

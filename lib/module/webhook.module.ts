@@ -2,7 +2,7 @@ import { Module } from '@nestjs/common';
 import { ChangeRecorder } from '../capture/change-recorder.service.js';
 import { CommitNotifier } from '../capture/commit-notifier.js';
 import { ListenerMatchCache } from '../capture/listener-match.cache.js';
-import { RollbackWatch } from '../capture/rollback-watch.js';
+import { TransactionWatch } from '../capture/transaction-watch.js';
 import { WebhookCaptureSubscriber } from '../capture/webhook-capture.subscriber.js';
 import { WebhookPublisher } from '../capture/webhook-publisher.service.js';
 import { chooseEventEmitter, EventEmitter2, WEBHOOK_EVENT_EMITTER } from '../events/event-emitter.js';
@@ -61,7 +61,7 @@ const PUBLIC_SERVICES = [
     ListenerMatchCache,
     ListenerChangeNotifier,
     CommitNotifier,
-    RollbackWatch,
+    TransactionWatch,
     ChangeRecorder,
     WebhookCaptureSubscriber,
     {

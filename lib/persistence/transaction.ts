@@ -196,21 +196,26 @@ export function runTransactionSteps<T>(dataSource: DataSource, steps: () => Tran
   return inTransaction(dataSource, (manager) => runStepsThrough(manager, steps()));
 }
 
+/** When a statement may be sent: `settled()` is awaited before each, and `check()` may stop it by throwing. */
+export interface StatementGate {
+  settled(): Promise<void>;
+  check(): void;
+}
+
 /**
- * Runs `steps` through a manager, in whatever transaction it is in. `beforeEachStatement` may stop
- * them by throwing; on MySQL and MariaDB it runs in the turn the statement is handed to the driver.
+ * Runs `steps` through a manager, in whatever transaction it is in, each statement past `gate`; on
+ * MySQL and MariaDB its check runs in the turn the statement is handed to the driver.
  */
-export async function runStepsThrough<T>(manager: EntityManager, steps: TransactionSteps<T>, beforeEachStatement?: () => void): Promise<T> {
+export async function runStepsThrough<T>(manager: EntityManager, steps: TransactionSteps<T>, gate?: StatementGate): Promise<T> {
   const mysql = ['mysql', 'mariadb'].includes(manager.connection.options.type);
   let step = steps.next();
   while (!step.done) {
-    if (beforeEachStatement && mysql) {
-      step = steps.next(
-        mysqlOutcome(await onMysqlConnection(manager.connection, manager.queryRunner!, ...step.value, beforeEachStatement)),
-      );
+    await gate?.settled();
+    if (gate && mysql) {
+      step = steps.next(mysqlOutcome(await onMysqlConnection(manager.connection, manager.queryRunner!, ...step.value, gate.check)));
       continue;
     }
-    beforeEachStatement?.();
+    gate?.check();
     step = steps.next(await outcomeThrough(manager, step.value));
   }
   return step.value;

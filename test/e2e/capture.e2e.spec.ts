@@ -54,8 +54,8 @@ describe.each(selectedDatabases())('capture of entity changes on %s', (database)
     return listeners.create(space, { name: 'l', entity: 'Order', url: `https://${space}.example.com/hook`, ...overrides });
   }
 
-  async function eventsOf(entityName: string, entityId: string | number): Promise<EventRow[]> {
-    const rows: EventRow[] = await testApp.dataSource.query(
+  async function eventsOf(entityName: string, entityId: string | number, app: TestApp = testApp): Promise<EventRow[]> {
+    const rows: EventRow[] = await app.dataSource.query(
       `SELECT * FROM webhook_event WHERE ${quote('entityName')} = ${param(1)} AND ${quote('entityId')} = ${param(2)} ORDER BY id`,
       [entityName, String(entityId)],
     );
@@ -433,6 +433,34 @@ describe.each(selectedDatabases())('capture of entity changes on %s', (database)
       const spaces: { linkedSpaceId: number }[] = await ownApp.dataSource.query(`SELECT ${quote('linkedSpaceId')} FROM webhook_event`);
       expect(spaces.map((row) => Number(row.linkedSpaceId))).toEqual([space]);
       expect(await repository.count()).toBe(1);
+    } finally {
+      await ownApp.close();
+    }
+  });
+
+  it('writes the event beside the order when another subscriber rolls back a savepoint of its own while the module records', async () => {
+    const oneConnection = { ...connectionOptions(database), extra: database === 'mariadb' ? { connectionLimit: 1 } : { max: 1 } };
+    const ownApp = await createTestApp(database, { connection: oneConnection as DataSourceOptions });
+    try {
+      const space = freshSpace();
+      await ownApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: 'https://example.com/hook' });
+      ownApp.dataSource.subscribers.push({
+        listenTo: () => Order,
+        afterInsert: (event: InsertEvent<Order>) =>
+          event.manager
+            .transaction(async (inner) => {
+              await inner.query('SELECT 1');
+              throw new Error('undone by the host');
+            })
+            .catch(() => undefined),
+      });
+      const repository = ownApp.dataSource.getRepository(Order);
+
+      // The module waits for the other subscriber's savepoint to end, and writes the event beside the order.
+      for (let i = 0; i < 5; i++) {
+        const order = await repository.save({ tenantId: space, state: OrderState.CONFIRMED });
+        expect(await eventsOf('Order', order.id, ownApp)).toHaveLength(1);
+      }
     } finally {
       await ownApp.close();
     }

@@ -1,0 +1,103 @@
+import { Injectable } from '@nestjs/common';
+import type { QueryRunner } from 'typeorm';
+import { WebhookTransactionEndedError } from '../errors/webhook.errors.js';
+import { transactionDepth } from '../persistence/transaction.js';
+
+/**
+ * How long a capture waits for a savepoint opened above its change (by another subscriber, say) to
+ * end before it gives up on the change, which then fails.
+ */
+const LEVEL_WAIT_MS = 10_000;
+
+/** The transaction level a change was made at, as a capture writes its event. */
+export interface ChangeLevel {
+  /**
+   * Resolves once no savepoint is open or being opened above the change's level on its connection
+   * (or after LEVEL_WAIT_MS): a statement sent inside one would be undone with it, not with the change.
+   */
+  settled(): Promise<void>;
+  /**
+   * Throws unless a statement sent now runs at the change's level: not once the query runner was
+   * released, a rollback began at that level or an outer one, or another level is open or opening.
+   */
+  check(): void;
+}
+
+/** What happened on one query runner: rollbacks (how many, and the latest count at each depth), a level being opened, and waiters. */
+interface Watched {
+  rollbacks: number;
+  latestRollbackAtDepth: number[];
+  opening: boolean;
+  waiters: (() => void)[];
+}
+
+/**
+ * Follows, per query runner, the rollbacks (of transactions and of savepoints) that begin and the
+ * levels opened and closed. When another subscriber of the same write fails, TypeORM rolls back at
+ * once, without waiting for the capture, which may still be reading listeners: its statements would
+ * then run after the ROLLBACK, outside any transaction. When another subscriber opens a savepoint
+ * meanwhile, they would run inside it and be undone with it, while the change stays.
+ */
+@Injectable()
+export class TransactionWatch {
+  private readonly watched = new WeakMap<QueryRunner, Watched>();
+
+  /** Called as TypeORM begins a rollback, before it sends it; the depth is the level being rolled back. */
+  rollbackBegins(queryRunner: QueryRunner): void {
+    const watched = this.watchedOf(queryRunner);
+    watched.latestRollbackAtDepth[transactionDepth(queryRunner)] = ++watched.rollbacks;
+    watched.opening = false;
+  }
+
+  /** Called as TypeORM begins to open a transaction or a savepoint, before it sends it. */
+  levelOpens(queryRunner: QueryRunner): void {
+    this.watchedOf(queryRunner).opening = true;
+  }
+
+  /** Called once a level was opened, committed or rolled back. */
+  levelChanged(queryRunner: QueryRunner): void {
+    const watched = this.watchedOf(queryRunner);
+    watched.opening = false;
+    watched.waiters.splice(0).forEach((wake) => wake());
+  }
+
+  /** The level of a change made through `queryRunner` now. */
+  watch(queryRunner: QueryRunner | undefined): ChangeLevel {
+    if (!queryRunner) return { settled: () => Promise.resolve(), check: () => undefined };
+    const depth = transactionDepth(queryRunner);
+    const watched = this.watchedOf(queryRunner);
+    const rollbacksAtChange = watched.rollbacks;
+    const above = () => watched.opening || transactionDepth(queryRunner) > depth;
+    return {
+      settled: async () => {
+        const giveUpAt = Date.now() + LEVEL_WAIT_MS;
+        while (above() && Date.now() < giveUpAt) await this.nextChange(watched, giveUpAt - Date.now());
+      },
+      check: () => {
+        const rolledBack = watched.latestRollbackAtDepth.slice(0, depth + 1).some((count) => count > rollbacksAtChange);
+        if (queryRunner.isReleased || rolledBack || above() || transactionDepth(queryRunner) !== depth) {
+          throw new WebhookTransactionEndedError();
+        }
+      },
+    };
+  }
+
+  private nextChange(watched: Watched, waitMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, waitMs);
+      watched.waiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private watchedOf(queryRunner: QueryRunner): Watched {
+    let watched = this.watched.get(queryRunner);
+    if (!watched) {
+      watched = { rollbacks: 0, latestRollbackAtDepth: [], opening: false, waiters: [] };
+      this.watched.set(queryRunner, watched);
+    }
+    return watched;
+  }
+}
