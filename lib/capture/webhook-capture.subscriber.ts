@@ -5,6 +5,7 @@ import type {
   EntitySubscriberInterface,
   InsertEvent,
   ObjectLiteral,
+  QueryRunner,
   RecoverEvent,
   RemoveEvent,
   SoftRemoveEvent,
@@ -16,7 +17,8 @@ import type {
 import { WEBHOOK_DATA_SOURCE, WEBHOOK_RESOLVED_OPTIONS } from '../module/webhook.constants.js';
 import type { ResolvedWebhookOptions } from '../module/webhook-options.interface.js';
 import { WebhookEntityRegistry, type RegisteredWebhookEntity } from '../registry/webhook-entity.registry.js';
-import { reopenTransactionEndedBySqlite, type DriverStatement } from '../persistence/transaction.js';
+import { reopenTransactionEndedBySqlite, transactionDepth, type DriverStatement } from '../persistence/transaction.js';
+import { WebhookTransactionEndedError } from '../errors/webhook.errors.js';
 import { isId } from '../validation/input.validation.js';
 import { ChangeRecorder, fitsInEvent, type EntityChange } from './change-recorder.service.js';
 import { SharedConnectionWrites } from './shared-connection.writes.js';
@@ -48,6 +50,8 @@ interface CapturedWrite {
 @Injectable()
 export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('WebhookCapture');
+  /** Transactions SQLite rolled back whole from inside a savepoint, reopened empty: their commit is refused. */
+  private readonly endedBySqlite = new WeakSet<QueryRunner>();
   /** Warnings given once per entity, by kind and entity name. */
   private readonly warnedOnce = new Set<string>();
   /** On better-sqlite3, whose one connection TypeORM shares between all transactions. */
@@ -136,6 +140,11 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   }
 
   beforeTransactionCommit(event: TransactionCommitEvent): void {
+    if (transactionDepth(event.queryRunner) === 1 && this.endedBySqlite.delete(event.queryRunner)) {
+      throw new WebhookTransactionEndedError(
+        'SQLite had rolled back this whole transaction after an error in one of its savepoints (a full disk, for one); what was written before that is gone, so the rest is not committed either',
+      );
+    }
     this.sharedConnectionWrites?.transactionEnds(event.queryRunner);
   }
 
@@ -147,10 +156,14 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   beforeTransactionRollback(event: TransactionRollbackEvent): void {
     this.transactionWatch.rollbackBegins(event.queryRunner);
     this.sharedConnectionWrites?.transactionEnds(event.queryRunner);
+    const depth = transactionDepth(event.queryRunner);
+    if (depth === 1) this.endedBySqlite.delete(event.queryRunner);
     if (reopenTransactionEndedBySqlite(event.queryRunner)) {
       this.logger.warn(
         'SQLite had already rolled back the whole transaction after an error (a full disk, for one); it was reopened empty so that TypeORM can finish its rollback',
       );
+      // Rolling back a savepoint: the transaction around it goes on, empty, and must not commit.
+      if (depth > 1) this.endedBySqlite.add(event.queryRunner);
     }
   }
 

@@ -84,13 +84,14 @@ export class WebhookConfigurationError extends WebhookError {
 /**
  * The transaction (or savepoint) a change was made in began to roll back, or ended, or another
  * savepoint stayed open above it, before the change's event was written: nothing was written for it.
+ * On SQLite also the commit of a transaction that SQLite had already rolled back whole.
  */
 export class WebhookTransactionEndedError extends WebhookError {
   readonly code = 'WEBHOOK_TRANSACTION_ENDED';
 
-  constructor() {
-    super(
-      'The transaction of a change rolled back or ended, or another savepoint stayed open above it, before the webhook event of the change was written; nothing was written for it',
-    );
+  constructor(
+    message = 'The transaction of a change rolled back or ended, or another savepoint stayed open above it, before the webhook event of the change was written; nothing was written for it',
+  ) {
+    super(message);
   }
 }

@@ -4,10 +4,12 @@ import { Webhook } from 'standardwebhooks';
 import {
   WebhookDeliveryService,
   WebhookEntity,
+  WebhookEvent,
   WebhookIdentityService,
   WebhookListenerService,
   WebhookSpace,
   WebhookState,
+  WebhookTransactionEndedError,
   type WebhookModuleOptions,
 } from '../../lib/index.js';
 import { EcdsaSigningWorker } from '../../lib/signing/ecdsa-signing.worker.js';
@@ -413,6 +415,36 @@ describeOnlyOn('sqlite')('a full disk on sqlite', () => {
     },
     60_000,
   );
+  it('does not commit the rest of a transaction that SQLite rolled back whole from inside a savepoint', async () => {
+    const testApp = await createTestApp('sqlite', { webhook: FAST });
+    try {
+      const space = freshSpace();
+      await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: 'https://example.com/hook' });
+      const file = (testApp.dataSource.driver as unknown as { databaseConnection: SqliteConnection }).databaseConnection;
+      const order = () => ({ tenantId: space, state: OrderState.CONFIRMED });
+
+      const committed = testApp.dataSource.transaction(async (manager) => {
+        await manager.save(Order, order());
+        file.pragma(`max_page_count = ${file.pragma('page_count', { simple: true })}`);
+        // The host gives up on the nested part and goes on with the rest of its transaction.
+        await manager
+          .transaction(async (nested) => {
+            for (let i = 0; i < 300; i++) await nested.save(Order, order());
+          })
+          .catch(() => undefined);
+        file.pragma('max_page_count = 1073741823');
+        await manager.save(Order, order());
+      });
+
+      await expect(committed).rejects.toBeInstanceOf(WebhookTransactionEndedError);
+      expect(await testApp.dataSource.getRepository(Order).countBy({ tenantId: space })).toBe(0);
+      expect(await testApp.dataSource.getRepository(WebhookEvent).countBy({ linkedSpaceId: space })).toBe(0);
+      await testApp.dataSource.getRepository(Order).save(order());
+      expect(await testApp.dataSource.getRepository(WebhookEvent).countBy({ linkedSpaceId: space })).toBe(1);
+    } finally {
+      await testApp.close();
+    }
+  });
 });
 
 interface SqliteConnection {
