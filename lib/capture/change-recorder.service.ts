@@ -10,6 +10,8 @@ import {
   inTransaction,
   runStepsThrough,
   synchronousSqlite,
+  throughGate,
+  transactionDepth,
   type DriverStatement,
   type TransactionSteps,
 } from '../persistence/transaction.js';
@@ -41,8 +43,8 @@ export class ChangeRecorder {
   ) {}
 
   private readonly sql = new SqlText(this.dataSource);
-  /** The latest capture begun on each query runner, which the next one there waits for. */
-  private readonly recording = new WeakMap<QueryRunner, Promise<number>>();
+  /** The latest capture begun on each query runner at each depth, which the next one there waits for. */
+  private readonly recording = new WeakMap<QueryRunner, Map<number, Promise<number>>>();
   private readonly eventColumns = ['linkedSpaceId', 'entityName', 'listenerEntityId', 'entityId', 'state', 'createdOn']
     .map((property) => this.sql.column(WebhookEvent, property))
     .join(', ');
@@ -101,10 +103,16 @@ export class ChangeRecorder {
     if (matched.length === 0) return 0;
     const writeEvent = this.eventAndDeliverySteps(change, matched, new Date());
     const sqlite = synchronousSqlite(this.dataSource)!;
-    await level.settled();
-    const ranInOpen = ranInOpenTransaction();
-    if (ranInOpen) {
+    // The check, the look at the open transaction and the statements run in one turn: no level can
+    // open or end between them.
+    const ranInOpen = await throughGate(level, async (check) => {
+      const inOpen = ranInOpenTransaction();
+      if (!inOpen) return inOpen;
+      check();
       sqlite.runSteps(writeEvent);
+      return true;
+    });
+    if (ranInOpen) {
       this.notifier.recorded(manager.queryRunner, matched.length);
       return matched.length;
     }
@@ -147,22 +155,26 @@ export class ChangeRecorder {
   }
 
   /**
-   * Records after the captures begun before on the same query runner: TypeORM reports the rows of
-   * save([a, b, c]) together and awaits their captures at once. Side by side, the captures would hand
-   * statements to a connection still running one, which pg 8 queues with a deprecation warning and
-   * pg 9 refuses. (Other subscribers' queries, and a rollback after one of them failed, can still
-   * overlap a capture.) A capture that waited behind one whose transaction then rolled back writes
-   * nothing (see TransactionWatch). `publish()` does not take a turn: a host's query subscriber that
-   * publishes while a capture reads the listeners would wait for that capture, which waits for it.
+   * Records after the captures begun before on the same query runner at the same level: TypeORM
+   * reports the rows of save([a, b, c]) together and awaits their captures at once. Side by side, the
+   * captures would hand statements to a connection still running one, which pg 8 queues with a
+   * deprecation warning and pg 9 refuses. (Other subscribers' queries, and a rollback after one of
+   * them failed, can still overlap a capture.) A capture that waited behind one whose transaction then
+   * rolled back writes nothing (see TransactionWatch). A capture in a savepoint that another subscriber
+   * opened does not wait for the captures of the level below, which wait for that savepoint to end;
+   * nor does `publish()`, which a host's query subscriber may call while a capture reads the listeners.
    */
   private recordInTurn(manager: EntityManager, change: EntityChange): Promise<number> {
     const queryRunner = manager.queryRunner;
     if (!queryRunner) return this.record(manager, change);
     const level = this.transactionWatch.watch(queryRunner);
-    const previous = this.recording.get(queryRunner);
+    const depth = transactionDepth(queryRunner);
+    const turns = this.recording.get(queryRunner) ?? new Map<number, Promise<number>>();
+    this.recording.set(queryRunner, turns);
+    const previous = turns.get(depth);
     const recording = (previous ? previous.then(noop, noop) : Promise.resolve()).then(() => this.recordAt(level, manager, change));
-    this.recording.set(queryRunner, recording);
-    const forget = () => this.recording.get(queryRunner) === recording && this.recording.delete(queryRunner);
+    turns.set(depth, recording);
+    const forget = () => turns.get(depth) === recording && turns.delete(depth);
     recording.then(forget, forget);
     return recording;
   }
@@ -196,16 +208,16 @@ export class ChangeRecorder {
       await runStepsThrough(manager, this.eventAndDeliverySteps(change, matched, now), level);
       return;
     }
-    await level.settled();
-    const pending = WebhookDeliveryState.PENDING;
-    await this.postgresInsert.run(manager.queryRunner!, level.check, [
+    const values = [
       ...this.eventValues(change, now),
-      pending,
+      WebhookDeliveryState.PENDING,
       this.sql.stored(WebhookDelivery, 'createdOn', now),
       now.getTime(),
       integerArray(matched.map((listener) => listener.id)),
       integerArray(matched.map((listener) => listener.urlId)),
-    ]);
+    ];
+    const insert = this.postgresInsert;
+    await throughGate(level, (check) => insert.run(manager.queryRunner!, check, values));
   }
 
   /** The event, then its deliveries under the event's generated id (every database but PostgreSQL). */

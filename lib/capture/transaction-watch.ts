@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { QueryRunner } from 'typeorm';
 import { WebhookTransactionEndedError } from '../errors/webhook.errors.js';
-import { transactionDepth } from '../persistence/transaction.js';
+import { GateClosedForNowError, transactionDepth } from '../persistence/transaction.js';
 
 /**
  * How long a capture waits for a savepoint opened above its change (by another subscriber, say) to
@@ -17,8 +17,10 @@ export interface ChangeLevel {
    */
   settled(): Promise<void>;
   /**
-   * Throws unless a statement sent now runs at the change's level: not once the query runner was
-   * released, a rollback began at that level or an outer one, or another level is open or opening.
+   * Returns when a statement sent now runs at the change's level. Throws `WebhookTransactionEndedError`
+   * once the query runner was released, a rollback began at that level or an outer one, or the level
+   * ended; while a level above is open or opening, `GateClosedForNowError` (wait for `settled()`
+   * again), and after LEVEL_WAIT_MS of that, `WebhookTransactionEndedError`.
    */
   check(): void;
 }
@@ -58,7 +60,7 @@ export class TransactionWatch {
   levelChanged(queryRunner: QueryRunner): void {
     const watched = this.watchedOf(queryRunner);
     watched.opening = false;
-    watched.waiters.splice(0).forEach((wake) => wake());
+    [...watched.waiters].forEach((wake) => wake());
   }
 
   /** The level of a change made through `queryRunner` now. */
@@ -68,27 +70,33 @@ export class TransactionWatch {
     const watched = this.watchedOf(queryRunner);
     const rollbacksAtChange = watched.rollbacks;
     const above = () => watched.opening || transactionDepth(queryRunner) > depth;
+    let giveUpAt: number | undefined;
     return {
       settled: async () => {
-        const giveUpAt = Date.now() + LEVEL_WAIT_MS;
+        giveUpAt ??= Date.now() + LEVEL_WAIT_MS;
         while (above() && Date.now() < giveUpAt) await this.nextChange(watched, giveUpAt - Date.now());
       },
       check: () => {
         const rolledBack = watched.latestRollbackAtDepth.slice(0, depth + 1).some((count) => count > rollbacksAtChange);
-        if (queryRunner.isReleased || rolledBack || above() || transactionDepth(queryRunner) !== depth) {
-          throw new WebhookTransactionEndedError();
-        }
+        if (queryRunner.isReleased || rolledBack || transactionDepth(queryRunner) < depth) throw new WebhookTransactionEndedError();
+        if (!above()) return;
+        if (giveUpAt !== undefined && Date.now() >= giveUpAt) throw new WebhookTransactionEndedError();
+        throw new GateClosedForNowError();
       },
     };
   }
 
   private nextChange(watched: Watched, waitMs: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(resolve, waitMs);
-      watched.waiters.push(() => {
+      const wake = () => {
         clearTimeout(timer);
+        const index = watched.waiters.indexOf(wake);
+        if (index >= 0) watched.waiters.splice(index, 1);
         resolve();
-      });
+      };
+      const timer = setTimeout(wake, waitMs);
+      timer.unref();
+      watched.waiters.push(wake);
     });
   }
 

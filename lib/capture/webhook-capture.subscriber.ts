@@ -139,13 +139,17 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     this.cache.transactionBegins(event.queryRunner);
   }
 
-  beforeTransactionCommit(event: TransactionCommitEvent): void {
-    if (transactionDepth(event.queryRunner) === 1 && this.endedBySqlite.delete(event.queryRunner)) {
-      throw new WebhookTransactionEndedError(
-        'SQLite had rolled back this whole transaction after an error in one of its savepoints (a full disk, for one); what was written before that is gone, so the rest is not committed either',
+  /** Refuses, until it is rolled back, the commit of a transaction that SQLite rolled back whole (a rejection: TypeORM collects it with the other subscribers'). */
+  beforeTransactionCommit(event: TransactionCommitEvent): Promise<void> | undefined {
+    if (transactionDepth(event.queryRunner) === 1 && this.endedBySqlite.has(event.queryRunner)) {
+      return Promise.reject(
+        new WebhookTransactionEndedError(
+          'SQLite had rolled back this whole transaction after an error in one of its savepoints (a full disk, for one); what was written before that is gone, so the rest is not committed either',
+        ),
       );
     }
     this.sharedConnectionWrites?.transactionEnds(event.queryRunner);
+    return undefined;
   }
 
   afterTransactionCommit(event: TransactionCommitEvent): void {

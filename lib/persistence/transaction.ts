@@ -196,10 +196,28 @@ export function runTransactionSteps<T>(dataSource: DataSource, steps: () => Tran
   return inTransaction(dataSource, (manager) => runStepsThrough(manager, steps()));
 }
 
-/** When a statement may be sent: `settled()` is awaited before each, and `check()` may stop it by throwing. */
+/**
+ * When a statement may be sent: `settled()` is awaited before each, and `check()`, right before it
+ * is sent, may stop it by throwing: `GateClosedForNowError` to wait for `settled()` again.
+ */
 export interface StatementGate {
   settled(): Promise<void>;
   check(): void;
+}
+
+/** Thrown by a `StatementGate`'s check when the statement should wait for `settled()` again. */
+export class GateClosedForNowError extends Error {}
+
+/** Sends a statement through `send`, which calls `check` right before sending, past `gate`. */
+export async function throughGate<T>(gate: StatementGate, send: (check: () => void) => Promise<T>): Promise<T> {
+  for (;;) {
+    await gate.settled();
+    try {
+      return await send(gate.check);
+    } catch (error) {
+      if (!(error instanceof GateClosedForNowError)) throw error;
+    }
+  }
 }
 
 /**
@@ -210,13 +228,15 @@ export async function runStepsThrough<T>(manager: EntityManager, steps: Transact
   const mysql = ['mysql', 'mariadb'].includes(manager.connection.options.type);
   let step = steps.next();
   while (!step.done) {
-    await gate?.settled();
-    if (gate && mysql) {
-      step = steps.next(mysqlOutcome(await onMysqlConnection(manager.connection, manager.queryRunner!, ...step.value, gate.check)));
-      continue;
-    }
-    gate?.check();
-    step = steps.next(await outcomeThrough(manager, step.value));
+    const statement = step.value;
+    const outcome = !gate
+      ? await outcomeThrough(manager, statement)
+      : await throughGate(gate, async (check) => {
+          if (mysql) return mysqlOutcome(await onMysqlConnection(manager.connection, manager.queryRunner!, ...statement, check));
+          check();
+          return outcomeThrough(manager, statement);
+        });
+    step = steps.next(outcome);
   }
   return step.value;
 }

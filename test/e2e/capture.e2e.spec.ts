@@ -13,7 +13,7 @@ import {
   type WebhookEventsCommittedPayload,
 } from '../../lib/index.js';
 import { EventEmitter2 } from '../../lib/events/event-emitter.js';
-import { connectionOptions, selectedDatabases } from '../src/databases.js';
+import { connectionOptions, describeEachOf, selectedDatabases } from '../src/databases.js';
 import { Order, OrderState, Parcel, ParcelState, Refund, RefundStage, Voucher } from '../src/order.entity.js';
 import { LogCollector } from '../src/log-collector.js';
 import { freshSpace } from '../src/spaces.js';
@@ -466,6 +466,30 @@ describe.each(selectedDatabases())('capture of entity changes on %s', (database)
     }
   });
 
+  it('records both changes when another subscriber saves a second decorated entity in a nested transaction', async () => {
+    const ownApp = await createTestApp(database);
+    try {
+      const space = freshSpace();
+      const listeners = ownApp.get(WebhookListenerService);
+      await listeners.create(space, { name: 'orders', entity: 'Order', url: 'https://example.com/orders' });
+      await listeners.create(space, { name: 'parcels', entity: 'Parcel', url: 'https://example.com/parcels' });
+      ownApp.dataSource.subscribers.push({
+        listenTo: () => Order,
+        afterInsert: (event: InsertEvent<Order>) =>
+          event.manager.transaction((nested) =>
+            nested.save(Parcel, { code: `for-${event.entity.id}`, shop: event.entity.tenantId, state: ParcelState.PACKED }),
+          ),
+      });
+
+      const order = await ownApp.dataSource.getRepository(Order).save({ tenantId: space, state: OrderState.CONFIRMED });
+
+      expect(await eventsOf('Order', order.id, ownApp)).toHaveLength(1);
+      expect(await eventsOf('Parcel', `for-${order.id}`, ownApp)).toHaveLength(1);
+    } finally {
+      await ownApp.close();
+    }
+  });
+
   it('warns once per entity that delete() removed rows without a webhook', async () => {
     const logs = new LogCollector();
     const ownApp = await createTestApp(database, { logger: logs });
@@ -557,7 +581,7 @@ async function sequentially<T>(items: number[], run: (item: number) => Promise<T
   return results;
 }
 
-describe.each(selectedDatabases().filter((database) => database !== 'sqlite'))(
+describeEachOf(selectedDatabases().filter((database) => database !== 'sqlite'))(
   'the listener cache under REPEATABLE READ on %s',
   (database) => {
     let testApp: TestApp;

@@ -47,3 +47,8 @@ export async function emptyDatabase(database: TestDatabase): Promise<void> {
   await dataSource.initialize();
   await dataSource.destroy();
 }
+
+/** `describe.each` over `databases`; skipped when none is selected, since Jest refuses an empty table. */
+export function describeEachOf(databases: TestDatabase[]) {
+  return databases.length > 0 ? describe.each(databases) : describe.skip.each<TestDatabase>(['postgres']);
+}
