@@ -30,8 +30,12 @@ export class SharedConnectionWrites {
   ranInOpenTransaction(row: ObjectLiteral): boolean | undefined {
     const open = this.openWhenBegun.get(row);
     if (open === undefined) return undefined;
-    this.openWhenBegun.delete(row);
     return open !== null && open === this.openTransaction();
+  }
+
+  /** Once the row's capture is done: a later capture of the same object without a write seen beginning is then told so. */
+  forget(row: ObjectLiteral): void {
+    this.openWhenBegun.delete(row);
   }
 
   private openTransaction(): number | null {

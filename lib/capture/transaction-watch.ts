@@ -1,7 +1,8 @@
-import { Injectable } from '@nestjs/common';
-import type { QueryRunner } from 'typeorm';
+import { Inject, Injectable } from '@nestjs/common';
+import type { DataSource, QueryRunner } from 'typeorm';
 import { WebhookTransactionEndedError } from '../errors/webhook.errors.js';
-import { GateClosedForNowError, transactionDepth } from '../persistence/transaction.js';
+import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
+import { GateClosedForNowError, isSqlite, transactionDepth } from '../persistence/transaction.js';
 
 /**
  * How long a capture waits for a savepoint opened above its change (by another subscriber, say) to
@@ -43,6 +44,15 @@ interface Watched {
 @Injectable()
 export class TransactionWatch {
   private readonly watched = new WeakMap<QueryRunner, Watched>();
+  /**
+   * On SQLite TypeORM runs every transaction on one query runner, so one flow's commit can end the
+   * savepoint of another; the change then belongs to the level below, where its event still goes.
+   */
+  private readonly sharesOneRunner: boolean;
+
+  constructor(@Inject(WEBHOOK_DATA_SOURCE) dataSource: DataSource) {
+    this.sharesOneRunner = isSqlite(dataSource);
+  }
 
   /** Called as TypeORM begins a rollback, before it sends it; the depth is the level being rolled back. */
   rollbackBegins(queryRunner: QueryRunner): void {
@@ -70,16 +80,21 @@ export class TransactionWatch {
     const watched = this.watchedOf(queryRunner);
     const rollbacksAtChange = watched.rollbacks;
     const above = () => watched.opening || transactionDepth(queryRunner) > depth;
+    // Each statement may wait LEVEL_WAIT_MS from the moment it first finds a level above.
     let giveUpAt: number | undefined;
     return {
       settled: async () => {
-        giveUpAt ??= Date.now() + LEVEL_WAIT_MS;
-        while (above() && Date.now() < giveUpAt) await this.nextChange(watched, giveUpAt - Date.now());
+        if (above()) giveUpAt ??= Date.now() + LEVEL_WAIT_MS;
+        while (above() && Date.now() < giveUpAt!) await this.nextChange(watched, giveUpAt! - Date.now());
       },
       check: () => {
         const rolledBack = watched.latestRollbackAtDepth.slice(0, depth + 1).some((count) => count > rollbacksAtChange);
-        if (queryRunner.isReleased || rolledBack || transactionDepth(queryRunner) < depth) throw new WebhookTransactionEndedError();
-        if (!above()) return;
+        const levelEnded = !this.sharesOneRunner && transactionDepth(queryRunner) < depth;
+        if (queryRunner.isReleased || rolledBack || levelEnded) throw new WebhookTransactionEndedError();
+        if (!above()) {
+          giveUpAt = undefined;
+          return;
+        }
         if (giveUpAt !== undefined && Date.now() >= giveUpAt) throw new WebhookTransactionEndedError();
         throw new GateClosedForNowError();
       },

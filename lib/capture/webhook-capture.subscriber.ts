@@ -218,14 +218,16 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     if (!change || this.recorder.surelyUnmatched(change)) return;
     const writes = this.sharedConnectionWrites;
     const recorded = writes
-      ? this.recorder.recordOnSharedConnection(
-          event.manager,
-          change,
-          () => (written === undefined ? undefined : writes.ranInOpenTransaction(written)),
-          write.removal
-            ? null
-            : () => rowAsChanged(this.dataSource, event.metadata, row, before && [entity.stateProperty, row[entity.stateProperty]]),
-        )
+      ? this.recorder
+          .recordOnSharedConnection(
+            event.manager,
+            change,
+            () => (written === undefined ? undefined : writes.ranInOpenTransaction(written)),
+            write.removal
+              ? null
+              : () => rowAsChanged(this.dataSource, event.metadata, row, before && [entity.stateProperty, row[entity.stateProperty]]),
+          )
+          .finally(() => written && writes.forget(written))
       : this.recorder.recordJoining(event.manager, change, { inTurn: true });
     return recorded.then(() => undefined);
   }
