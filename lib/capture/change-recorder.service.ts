@@ -11,7 +11,6 @@ import {
   runStepsThrough,
   synchronousSqlite,
   throughGate,
-  transactionDepth,
   type DriverStatement,
   type TransactionSteps,
 } from '../persistence/transaction.js';
@@ -168,7 +167,7 @@ export class ChangeRecorder {
     const queryRunner = manager.queryRunner;
     if (!queryRunner) return this.record(manager, change);
     const level = this.transactionWatch.watch(queryRunner);
-    const depth = transactionDepth(queryRunner);
+    const { depth } = level;
     const turns = this.recording.get(queryRunner) ?? new Map<number, Promise<number>>();
     this.recording.set(queryRunner, turns);
     const previous = turns.get(depth);

@@ -12,6 +12,8 @@ const LEVEL_WAIT_MS = 10_000;
 
 /** The transaction level a change was made at, as a capture writes its event. */
 export interface ChangeLevel {
+  /** The depth of the change's transaction level on its query runner (0 outside any). */
+  readonly depth: number;
   /**
    * Resolves once no savepoint is open or being opened above the change's level on its connection
    * (or after LEVEL_WAIT_MS): a statement sent inside one would be undone with it, not with the change.
@@ -75,7 +77,7 @@ export class TransactionWatch {
 
   /** The level of a change made through `queryRunner` now. */
   watch(queryRunner: QueryRunner | undefined): ChangeLevel {
-    if (!queryRunner) return { settled: () => Promise.resolve(), check: () => undefined };
+    if (!queryRunner) return { depth: 0, settled: () => Promise.resolve(), check: () => undefined };
     const depth = transactionDepth(queryRunner);
     const watched = this.watchedOf(queryRunner);
     const rollbacksAtChange = watched.rollbacks;
@@ -83,6 +85,7 @@ export class TransactionWatch {
     // Each statement may wait LEVEL_WAIT_MS from the moment it first finds a level above.
     let giveUpAt: number | undefined;
     return {
+      depth,
       settled: async () => {
         if (above()) giveUpAt ??= Date.now() + LEVEL_WAIT_MS;
         while (above() && Date.now() < giveUpAt!) await this.nextChange(watched, giveUpAt! - Date.now());

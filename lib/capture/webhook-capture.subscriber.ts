@@ -207,7 +207,7 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     const state = String(write.row[entity.stateProperty] ?? '');
     if (fitsInEvent(entityId, state)) return;
     // What else the change lacks is logged after the write, as for any change.
-    const spaceId = this.spaceIdOf(entity, write.row);
+    const spaceId = this.spaceIdIn(entity, write.row);
     if (spaceId === null) return;
     return this.recorder.refuseUnstorable(event.manager, { entity, entityId, spaceId, state, stateChanged: write.stateChanged });
   }
@@ -242,7 +242,7 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   ): EntityChange | null {
     const state = row[entity.stateProperty];
     const entityId = entityIdOf(metadata, row, before, knownId);
-    const spaceId = this.spaceIdOf(entity, row);
+    const spaceId = this.spaceIdIn(entity, row);
     if (state === null || state === undefined || entityId === null) {
       this.logger.warn(`A change of ${entity.name} without ${entityId === null ? 'a primary key' : 'a state'} was not published`);
       return null;
@@ -256,7 +256,8 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     return { entity, entityId, spaceId, state: String(state), stateChanged };
   }
 
-  private spaceIdOf(entity: RegisteredWebhookEntity, row: ObjectLiteral): number | null {
+  /** The space of a change: its space column's value, or `defaultSpaceId` for an entity without one. */
+  private spaceIdIn(entity: RegisteredWebhookEntity, row: ObjectLiteral): number | null {
     return spaceIdOf(entity.spaceProperty === null ? this.options.defaultSpaceId : row[entity.spaceProperty]);
   }
 
@@ -302,7 +303,6 @@ function definedValues(row: ObjectLiteral): ObjectLiteral {
   return Object.fromEntries(Object.entries(row).filter(([, value]) => value !== undefined));
 }
 
-/** The primary key as text; composite keys joined with ":" in column order. */
 function insertWrite(event: InsertEvent<ObjectLiteral>): CapturedWrite {
   return { row: event.entity, stateChanged: true, written: event.entity };
 }
@@ -323,6 +323,7 @@ function removalWrite(event: RemoveEvent<ObjectLiteral>): CapturedWrite | null {
   return { row, stateChanged: false, written: event.entity, removal: true, knownId: event.entityId };
 }
 
+/** The primary key as text; composite keys joined with ":" in column order. */
 function entityIdOf(metadata: EntityMetadata, row: ObjectLiteral, before: ObjectLiteral | undefined, knownId: unknown): string | null {
   const values = metadata.primaryColumns.map((column) => column.getEntityValue(row) ?? (before && column.getEntityValue(before)));
   if (values.every((value) => value !== undefined && value !== null)) return values.map(String).join(':');

@@ -22,20 +22,21 @@ export interface MysqlWriteResult {
 }
 
 /**
- * Runs `run` on the `pg` client of the query runner (so inside its transaction, if any), logged and
- * with its errors wrapped as TypeORM does for its own queries. `beforeSending` runs right before
- * the statement is handed to the client, and may stop it by throwing.
+ * Runs `run` on the driver's connection of the query runner (so inside its transaction, if any),
+ * logged and with its errors wrapped as TypeORM does for its own queries. `beforeSending` runs
+ * right before the statement is handed to the connection, in the same turn, and may stop it by
+ * throwing: TypeORM's own path first awaits its BeforeQuery subscribers.
  */
-export async function onPostgresConnection<T>(
+export async function onDriverConnection<C, T>(
   dataSource: DataSource,
   queryRunner: QueryRunner,
   text: string,
   values: unknown[],
-  run: (connection: PostgresConnection) => Promise<T>,
+  run: (connection: C) => Promise<T>,
   beforeSending?: () => void,
 ): Promise<T> {
   const { logger } = dataSource;
-  const connection: PostgresConnection = await queryRunner.connect();
+  const connection: C = await queryRunner.connect();
   beforeSending?.();
   logger.logQuery(text, values, queryRunner);
   try {
@@ -55,35 +56,28 @@ export async function lastRowsOfOneTransaction(dataSource: DataSource, statement
   const queryRunner = dataSource.createQueryRunner();
   try {
     const text = statements.join('; ');
-    const results = await onPostgresConnection(dataSource, queryRunner, text, [], (connection) => connection.query(text));
+    const results = await onDriverConnection(dataSource, queryRunner, text, [], (connection: PostgresConnection) => connection.query(text));
     return (Array.isArray(results) ? results[results.length - 1] : results).rows;
   } finally {
     await queryRunner.release();
   }
 }
 
-/**
- * Runs one statement on the MySQL or MariaDB connection of the query runner (so inside its
- * transaction), logged and with its errors wrapped as TypeORM does, but handed to the driver in the
- * same turn as `beforeSending`: TypeORM's own path first awaits its BeforeQuery subscribers.
- */
-export async function onMysqlConnection(
+/** Runs one statement on the MySQL or MariaDB connection of the query runner, as `onDriverConnection` does. */
+export function onMysqlConnection(
   dataSource: DataSource,
   queryRunner: QueryRunner,
   sql: string,
   values: unknown[],
   beforeSending: () => void,
 ): Promise<unknown> {
-  const { logger } = dataSource;
-  const connection: MysqlConnection = await queryRunner.connect();
-  beforeSending();
-  logger.logQuery(sql, values, queryRunner);
-  try {
-    return await new Promise((resolve, reject) =>
-      connection.query(sql, values, (error, result) => (error ? reject(error) : resolve(result))),
-    );
-  } catch (error) {
-    logger.logQueryError(error as Error, sql, values, queryRunner);
-    throw new QueryFailedError(sql, values, error as Error);
-  }
+  return onDriverConnection(
+    dataSource,
+    queryRunner,
+    sql,
+    values,
+    (connection: MysqlConnection) =>
+      new Promise((resolve, reject) => connection.query(sql, values, (error, result) => (error ? reject(error) : resolve(result)))),
+    beforeSending,
+  );
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { DataSource, QueryRunner } from 'typeorm';
-import { onPostgresConnection } from './driver-query.js';
+import { onDriverConnection, type PostgresConnection } from './driver-query.js';
 
 /**
  * A PostgreSQL statement that each connection parses and plans once, under a name taken from its
@@ -22,12 +22,12 @@ export class PreparedStatement {
 
   /** `beforeSending` runs right before the statement is handed to the connection, and may refuse it by throwing. */
   async run(queryRunner: QueryRunner, beforeSending: () => void, values: unknown[]): Promise<void> {
-    await onPostgresConnection(
+    await onDriverConnection(
       this.dataSource,
       queryRunner,
       this.text,
       values,
-      (connection) => connection.query({ name: this.name, text: this.text, values }),
+      (connection: PostgresConnection) => connection.query({ name: this.name, text: this.text, values }),
       beforeSending,
     );
   }

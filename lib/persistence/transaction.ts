@@ -225,7 +225,7 @@ export async function throughGate<T>(gate: StatementGate, send: (check: () => vo
  * MySQL and MariaDB its check runs in the turn the statement is handed to the driver.
  */
 export async function runStepsThrough<T>(manager: EntityManager, steps: TransactionSteps<T>, gate?: StatementGate): Promise<T> {
-  const mysql = ['mysql', 'mariadb'].includes(manager.connection.options.type);
+  const mysql = isMysqlFamily(manager.connection);
   let step = steps.next();
   while (!step.done) {
     const statement = step.value;
