@@ -1,7 +1,8 @@
 // Installs the packed build into a CommonJS app on NestJS 11 and an ES module app on NestJS 12,
-// each in a folder of its own outside the repository, and runs them. Run `npm run build` first.
+// each in a folder of its own outside the repository, and runs them; then type-checks a TypeScript
+// consumer compiled to CommonJS against the CommonJS app's install. Run `npm run build` first.
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -28,3 +29,31 @@ for (const [app, entry] of [
   run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', tarball], dir);
   run(process.execPath, [entry], dir);
 }
+
+// With "module": "commonjs", TypeScript resolves the node10 way, which ignores `exports`: the types of
+// the /verify subpath are found through `typesVersions` only.
+const commonJsConsumer = `import { WebhookModule, type WebhookModuleOptions } from 'nestjs-webhook-listener';
+import { verifyStandardWebhook, verifyXSignature, WebhookVerificationKeyError } from 'nestjs-webhook-listener/verify';
+
+const options: WebhookModuleOptions = { worker: { enabled: false } };
+export const webhookModule = WebhookModule.forRoot(options);
+
+export function isSigned(headers: Record<string, string>, rawBody: string, publicKey: string, secret: string): boolean {
+  return verifyXSignature(headers['x-signature'], rawBody, publicKey) && verifyStandardWebhook(headers, rawBody, secret);
+}
+
+export { WebhookVerificationKeyError };
+`;
+const consumerDir = join(work, 'cjs-nest11', 'typescript-commonjs');
+mkdirSync(consumerDir);
+writeFileSync(join(consumerDir, 'consumer.ts'), commonJsConsumer);
+writeFileSync(
+  join(consumerDir, 'tsconfig.json'),
+  JSON.stringify({
+    compilerOptions: { module: 'commonjs', target: 'es2022', strict: true, noEmit: true, skipLibCheck: true, types: [] },
+    files: ['consumer.ts'],
+  }),
+);
+console.log('\n== typescript-commonjs: tsc');
+run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', consumerDir], consumerDir);
+console.log('types of nestjs-webhook-listener and nestjs-webhook-listener/verify resolve with "module": "commonjs"');

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type {
   DataSource,
   EntityMetadata,
@@ -48,7 +48,7 @@ interface CapturedWrite {
  * capture, see ChangeRecorder.recordOnSharedConnection). Registered once on the module's DataSource.
  */
 @Injectable()
-export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnModuleInit, OnModuleDestroy {
+export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('WebhookCapture');
   /** Transactions SQLite rolled back whole from inside a savepoint, reopened empty: their commit is refused. */
   private readonly endedBySqlite = new WeakSet<QueryRunner>();
@@ -74,7 +74,11 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     }
   }
 
-  onModuleDestroy(): void {
+  /**
+   * Only once the application shuts down: a host provider's `onModuleDestroy` or
+   * `beforeApplicationShutdown` may still save, and TypeORM closes in this same phase.
+   */
+  onApplicationShutdown(): void {
     const index = this.dataSource.subscribers.indexOf(this);
     if (index >= 0) this.dataSource.subscribers.splice(index, 1);
   }

@@ -1,8 +1,5 @@
 import type { WebhookDeliveryState } from '../model/webhook-delivery.entity.js';
 
-export const DELIVERY_POLL_INTERVAL_NAME = 'nestjs-webhook-listener:delivery-poll';
-export const DELIVERY_RETRY_TIMEOUT_NAME = 'nestjs-webhook-listener:delivery-retry';
-
 /** SQLite journal modes that write and sync a rollback journal with every commit. */
 export const SQLITE_ROLLBACK_JOURNAL_MODES: ReadonlySet<string> = new Set(['delete', 'truncate', 'persist']);
 

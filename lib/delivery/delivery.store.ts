@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { DataSource, EntityManager, ObjectLiteral } from 'typeorm';
+import { In, type DataSource, type EntityManager, type ObjectLiteral } from 'typeorm';
 import { setNewest } from '../caching/bounded-map.js';
 import { CreationEntityState } from '../model/creation-entity-state.enum.js';
 import { WebhookDeliveryAttempt } from '../model/webhook-delivery-attempt.entity.js';
@@ -10,6 +10,7 @@ import { WebhookListener } from '../model/webhook-listener.entity.js';
 import { WebhookRetiredKey } from '../model/webhook-retired-key.entity.js';
 import { WebhookUrl } from '../model/webhook-url.entity.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
+import { LIVE_STATES } from '../management/lifecycle.js';
 import { lastRowsOfOneTransaction } from '../persistence/driver-query.js';
 import { runTransactionSteps, writeAll, type TransactionSteps } from '../persistence/transaction.js';
 import type { StoredIdentityKeys } from '../signing/webhook-signer.service.js';
@@ -38,7 +39,7 @@ export interface ClaimedDelivery {
   state: string | null;
   eventCreatedOn: Date;
   url: string;
-  /** Its listener is ACTIVE, and its event and URL still exist; otherwise it is cancelled unsent. */
+  /** Its listener and its URL are ACTIVE, and its event still exists; otherwise it is cancelled unsent. */
   sendable: boolean;
   signed: boolean;
   /** The key of the listener's identity; `null`: the space's default identity signs. */
@@ -285,7 +286,7 @@ export class DeliveryStore {
       ` ${column(WebhookDelivery, 'urlId', 'd')} AS url_id, ${column(WebhookDelivery, 'linkedSpaceId', 'd')} AS space_id,` +
       ` ${column(WebhookEvent, 'entityName', 'e')} AS entity_name, ${column(WebhookEvent, 'listenerEntityId', 'e')} AS listener_entity_id,` +
       ` ${column(WebhookEvent, 'entityId', 'e')} AS entity_id, ${column(WebhookEvent, 'state', 'e')} AS entity_state,` +
-      ` ${column(WebhookEvent, 'createdOn', 'e')} AS event_created_on, ${column(WebhookUrl, 'url', 'u')} AS url,` +
+      ` ${column(WebhookEvent, 'createdOn', 'e')} AS event_created_on, ${column(WebhookUrl, 'url', 'u')} AS url, ${column(WebhookUrl, 'state', 'u')} AS url_state,` +
       ` ${column(WebhookListener, 'state', 'l')} AS listener_state, ${column(WebhookListener, 'enablePayloadSignatureAndState', 'l')} AS signed,` +
       ` ${column(WebhookIdentity, 'keyId', 'i')} AS key_id` +
       ` FROM ${source} d` +
@@ -311,7 +312,8 @@ export class DeliveryStore {
       eventCreatedOn: this.dataSource.driver.prepareHydratedValue(row.event_created_on, this.createdOnColumn),
       url: row.url,
       // A URL or event removed while a delivery still pointed at it must not leave the delivery leased again and again.
-      sendable: row.listener_state === CreationEntityState.ACTIVE && row.url != null && row.entity_name != null,
+      sendable:
+        row.listener_state === CreationEntityState.ACTIVE && row.url_state === CreationEntityState.ACTIVE && row.entity_name != null,
       signed: row.signed === true || Number(row.signed) === 1,
       keyId: row.key_id ?? null,
       leaseUntil,
@@ -367,18 +369,18 @@ export class DeliveryStore {
   private async findOrCreateSpaceDefault(spaceId: number): Promise<StoredIdentityKeys> {
     const existing = await this.findSpaceDefault(this.dataSource.manager, spaceId);
     if (existing) return existing;
-    const spaceDefault = { linkedSpaceId: spaceId, spaceDefault: true, state: CreationEntityState.ACTIVE };
+    const spaceDefault = { linkedSpaceId: spaceId, spaceDefault: true };
     const find = this.dataSource
       .createQueryBuilder(WebhookIdentity, 'i')
       .select('i.id', 'id')
-      .where(spaceDefault)
+      .where({ ...spaceDefault, state: In([...LIVE_STATES]) })
       .limit(1)
       .getQueryAndParameters();
     const create = this.dataSource
       .createQueryBuilder()
       .insert()
       .into(WebhookIdentity)
-      .values({ ...spaceDefault, name: 'Default', ...this.keyEncryption.newSealedKeys() })
+      .values({ ...spaceDefault, state: CreationEntityState.ACTIVE, name: 'Default', ...this.keyEncryption.newSealedKeys() })
       .getQueryAndParameters();
     await runTransactionSteps(this.dataSource, function* () {
       const { rows } = yield find;
@@ -545,9 +547,10 @@ export class DeliveryStore {
     return b.done(set + due + where);
   }
 
+  /** The space's default identity while it is live: deactivated, it still signs, with the keys its receivers know. */
   private async findSpaceDefault(manager: EntityManager, spaceId: number): Promise<StoredIdentityKeys | null> {
     const found = await this.identityWithKeys(manager)
-      .where({ linkedSpaceId: spaceId, spaceDefault: true, state: CreationEntityState.ACTIVE })
+      .where({ linkedSpaceId: spaceId, spaceDefault: true, state: In([...LIVE_STATES]) })
       .orderBy('i.id', 'ASC')
       .getOne();
     return found && this.withRetiredSecrets(manager, found);

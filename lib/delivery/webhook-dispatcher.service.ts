@@ -7,7 +7,7 @@ import { addToGroup } from './groups.js';
 import { EventEmitter2, WEBHOOK_EVENT_EMITTER, emitEvent } from '../events/event-emitter.js';
 import { CreationEntityState } from '../model/creation-entity-state.enum.js';
 import { WebhookDeliveryState } from '../model/webhook-delivery.entity.js';
-import { WEBHOOK_RESOLVED_OPTIONS } from '../module/webhook.constants.js';
+import { WEBHOOK_RESOLVED_OPTIONS, WEBHOOK_TIMER_PREFIX } from '../module/webhook.constants.js';
 import type { ResolvedWebhookOptions } from '../module/webhook-options.interface.js';
 import { WebhookEntityRegistry } from '../registry/webhook-entity.registry.js';
 import {
@@ -21,8 +21,6 @@ import {
 import { SsrfGuard } from '../security/ssrf-guard.js';
 import { WebhookSigner } from '../signing/webhook-signer.service.js';
 import {
-  DELIVERY_POLL_INTERVAL_NAME,
-  DELIVERY_RETRY_TIMEOUT_NAME,
   SQLITE_ROLLBACK_JOURNAL_MODES,
   WEBHOOK_DELIVERY_ABANDONED,
   WEBHOOK_DELIVERY_FAILED,
@@ -73,6 +71,8 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   private readonly logger = new Logger('WebhookDispatcher');
   readonly owner = `${hostname().slice(0, 40)}:${process.pid}:${randomBytes(4).toString('hex')}`;
   private readonly sender: HttpSender;
+  private readonly pollTimer: string;
+  private readonly retryTimer: string;
   private readonly inFlight = new Map<number, ClaimedDelivery>();
   private readonly inFlightPerUrl = new Map<number, number>();
   /** Claimed deliveries waiting for room to be sent: claims run ahead of sending so that requests never wait for the database. */
@@ -139,7 +139,10 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     registry: WebhookEntityRegistry,
     private readonly health: ListenerHealthService,
     ssrfGuard: SsrfGuard,
+    @Inject(WEBHOOK_TIMER_PREFIX) timerPrefix: string,
   ) {
+    this.pollTimer = `${timerPrefix}:delivery-poll`;
+    this.retryTimer = `${timerPrefix}:delivery-retry`;
     const { timeoutMs, maxResponseBytes, concurrency } = options.delivery;
     // Several URLs can share an origin: its pool may use every connection the global cap allows,
     // while the per-URL cap is kept by the dispatcher.
@@ -158,7 +161,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     // Ahead of the host's listeners: eventemitter2 stops calling listeners at the first that throws.
     this.emitter.prependListener(WEBHOOK_EVENTS_COMMITTED, this.onCommitted);
     this.emitter.prependListener(WEBHOOK_LISTENER_STATE_CHANGED, this.onListenerStateChanged);
-    replaceInterval(this.scheduler, DELIVERY_POLL_INTERVAL_NAME, () => this.wakeForAnyUrl(), this.options.delivery.pollIntervalMs);
+    replaceInterval(this.scheduler, this.pollTimer, () => this.wakeForAnyUrl(), this.options.delivery.pollIntervalMs);
     this.logger.log(
       `Delivering as ${this.owner} (concurrency ${this.options.delivery.concurrency}, ${this.options.delivery.perUrlConcurrency} per URL)`,
     );
@@ -184,8 +187,8 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     this.running = false;
     this.emitter.off(WEBHOOK_EVENTS_COMMITTED, this.onCommitted);
     this.emitter.off(WEBHOOK_LISTENER_STATE_CHANGED, this.onListenerStateChanged);
-    removeInterval(this.scheduler, DELIVERY_POLL_INTERVAL_NAME);
-    removeTimeout(this.scheduler, DELIVERY_RETRY_TIMEOUT_NAME);
+    removeInterval(this.scheduler, this.pollTimer);
+    removeTimeout(this.scheduler, this.retryTimer);
     this.giveUpWritingAt = Date.now() + 2 * this.options.delivery.timeoutMs + 1_000;
     await this.pumping;
     await this.giveBack(this.takeAllReady());
@@ -678,7 +681,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     this.nextRetryAt = at;
     replaceTimeout(
       this.scheduler,
-      DELIVERY_RETRY_TIMEOUT_NAME,
+      this.retryTimer,
       () => {
         this.nextRetryAt = Number.POSITIVE_INFINITY;
         this.wakeForAnyUrl();

@@ -17,8 +17,8 @@ const UPDATE_TRANSITIONS: Readonly<Record<CreationEntityState, readonly Creation
 
 export const LIVE_STATES: readonly CreationEntityState[] = [CREATE, ACTIVE, INACTIVE];
 
-export function isLive(state: CreationEntityState): boolean {
-  return LIVE_STATES.includes(state);
+export function isLive(state: CreationEntityState | undefined): boolean {
+  return state !== undefined && LIVE_STATES.includes(state);
 }
 
 export function assertWritable(entityName: string, id: number, state: CreationEntityState): void {

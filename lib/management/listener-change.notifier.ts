@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { ListenerMatchCache } from '../capture/listener-match.cache.js';
 import { WEBHOOK_LISTENER_STATE_CHANGED, type WebhookListenerStateChangedPayload } from '../delivery/delivery.constants.js';
 import { EventEmitter2, WEBHOOK_EVENT_EMITTER, emitEvent } from '../events/event-emitter.js';
+import { WebhookEntityRegistry } from '../registry/webhook-entity.registry.js';
 
 /** The parts of a listener a committed change is announced with. */
 export interface ChangedListener {
@@ -22,6 +23,7 @@ export class ListenerChangeNotifier {
   constructor(
     private readonly matchCache: ListenerMatchCache,
     @Inject(WEBHOOK_EVENT_EMITTER) private readonly emitter: EventEmitter2,
+    private readonly registry: WebhookEntityRegistry,
   ) {}
 
   /** `from` is undefined for a listener just created. */
@@ -30,5 +32,10 @@ export class ListenerChangeNotifier {
     if (from === undefined || from === to) return;
     const changed: WebhookListenerStateChangedPayload = { listenerId: listener.id, spaceId: listener.linkedSpaceId, from, to };
     emitEvent(this.emitter, this.logger, WEBHOOK_LISTENER_STATE_CHANGED, changed);
+  }
+
+  /** A URL's state changed: whether its listeners are matched changed with it, for every entity of its space. */
+  urlStateCommitted(spaceId: number): void {
+    for (const entity of this.registry.list()) this.matchCache.invalidate(spaceId, entity.name);
   }
 }

@@ -9,6 +9,7 @@ import { EntityQueryCompiler } from '../query/entity-query.compiler.js';
 import type { EntityQuery, EntityQueryFilter } from '../query/entity-query.types.js';
 import { assertKnownKeys, assertPlainObject, MAX_ID, requireId, requireInteger, requireOneOf } from '../validation/input.validation.js';
 import { assertTransition, assertWritable, CREATABLE_STATES, LIVE_STATES } from './lifecycle.js';
+import { lockedState } from './listener-usage.js';
 
 export const ROOT_ALIAS = 'o';
 
@@ -108,6 +109,7 @@ export abstract class ManagedObjectService<T extends ManagedWebhookObject> {
     requireId(id, 'id');
     let previousState: CreationEntityState | undefined;
     const deleting = await inTransaction(this.dataSource, async (manager) => {
+      await lockedState(manager, this.target, spaceId, id, 'update');
       const current = await this.readWith(manager, spaceId, id);
       previousState = current.state;
       assertWritable(this.entityName, id, current.state);

@@ -16,7 +16,7 @@ export function requireWebhookAddress(value: unknown, field: string, guard: Ssrf
     throw new WebhookValidationError(field, 'must be an absolute URL');
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new WebhookValidationError(field, 'must use http or https');
-  if (parsed.username || parsed.password || /^[a-z]+:\/\/[^/]*@/i.test(address)) {
+  if (parsed.username || parsed.password || /^[a-z]+:\/\/[^/?#\\]*@/i.test(address)) {
     throw new WebhookValidationError(field, 'must not contain a user name or password');
   }
   if (address.includes('#')) throw new WebhookValidationError(field, 'must not contain a fragment (#…)');

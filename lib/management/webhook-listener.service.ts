@@ -20,6 +20,7 @@ import {
 } from '../validation/input.validation.js';
 import { isLive } from './lifecycle.js';
 import { ListenerChangeNotifier } from './listener-change.notifier.js';
+import { lockedState } from './listener-usage.js';
 import { commonQueryFields, ManagedObjectService, ROOT_ALIAS, requireSpaceId } from './managed-object.service.js';
 import { requireWebhookAddress } from './url.validation.js';
 import { WebhookUrlService } from './webhook-url.service.js';
@@ -185,17 +186,19 @@ function requireEntityStates(value: unknown, entity: RegisteredWebhookEntity): s
   return [...new Set(states)];
 }
 
-/** A URL or identity of the same space that is not being deleted; another space's is "not found". */
-async function requireLiveReference<T extends WebhookUrl | WebhookIdentity>(
+/**
+ * A URL or identity of the same space that is not being deleted, and cannot be until the listener
+ * is written (see `lockedState`); another space's is "not found".
+ */
+async function requireLiveReference(
   manager: EntityManager,
-  target: new () => T,
+  target: typeof WebhookUrl | typeof WebhookIdentity,
   spaceId: number,
   id: number,
   field: string,
-): Promise<T> {
-  const found = await manager.findOne(target as never, { where: { id, linkedSpaceId: spaceId } });
-  if (!found) throw new WebhookNotFoundError(target.name, id, spaceId);
-  const reference = found as T;
-  if (!isLive(reference.state)) throw new WebhookValidationError(field, `${target.name} ${id} is ${reference.state}`);
-  return reference;
+): Promise<{ id: number }> {
+  const state = await lockedState(manager, target, spaceId, id, 'share');
+  if (state === undefined) throw new WebhookNotFoundError(target.name, id, spaceId);
+  if (!isLive(state)) throw new WebhookValidationError(field, `${target.name} ${id} is ${state}`);
+  return { id };
 }

@@ -7,8 +7,9 @@ import { inTransaction } from '../persistence/transaction.js';
 import { SsrfGuard } from '../security/ssrf-guard.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
 import { assertKnownKeys, assertPlainObject, requireBoolean, requireString } from '../validation/input.validation.js';
-import { LIVE_STATES } from './lifecycle.js';
-import { refuseWhileUsedByLiveListeners } from './listener-usage.js';
+import { isLive, LIVE_STATES } from './lifecycle.js';
+import { ListenerChangeNotifier } from './listener-change.notifier.js';
+import { lockedState, refuseWhileUsedByLiveListeners } from './listener-usage.js';
 import { commonQueryFields, ManagedObjectService, ROOT_ALIAS, requireSpaceId } from './managed-object.service.js';
 import { requireWebhookAddress } from './url.validation.js';
 
@@ -44,8 +45,14 @@ export class WebhookUrlService extends ManagedObjectService<WebhookUrl> {
   constructor(
     @Inject(WEBHOOK_DATA_SOURCE) dataSource: DataSource,
     private readonly ssrfGuard: SsrfGuard,
+    private readonly changes: ListenerChangeNotifier,
   ) {
     super(dataSource);
+  }
+
+  /** Only the listeners of an ACTIVE URL are sent anything. */
+  protected override afterCommit(url: WebhookUrl, previousState?: CreationEntityState): void {
+    if (previousState !== undefined && previousState !== url.state) this.changes.urlStateCommitted(url.linkedSpaceId);
   }
 
   async create(spaceId: number, input: CreateWebhookUrlInput): Promise<WebhookUrl> {
@@ -66,11 +73,13 @@ export class WebhookUrlService extends ManagedObjectService<WebhookUrl> {
 
   /** A live URL of the space with exactly this address, or a new one named after its host. */
   async findOrCreateWith(manager: EntityManager, spaceId: number, address: string): Promise<WebhookUrl> {
-    const existing = await manager.findOne(WebhookUrl, {
+    const alike = await manager.find(WebhookUrl, {
       where: { linkedSpaceId: spaceId, url: address, state: In([...LIVE_STATES]) },
       order: { id: 'ASC' },
     });
-    if (existing) return existing;
+    // MySQL and MariaDB compare text without case by default: a path that differs in case is another URL.
+    const existing = alike.find((url) => url.url === address);
+    if (existing && isLive(await lockedState(manager, WebhookUrl, spaceId, existing.id, 'share'))) return existing;
     const name = new URL(address).host.slice(0, NAME_MAX_LENGTH);
     const created = await this.insertWith(manager, {
       linkedSpaceId: spaceId,

@@ -24,7 +24,7 @@ export interface WebhookDeliveryOptions {
   noRetryStatuses?: number[];
   /** When a listener whose deliveries keep failing is deactivated. */
   deactivateAfter?: {
-    /** No success for this long… Default 5 days. */
+    /** No success for this long… Default 5 days, at most 100 years. */
     noSuccessForMs?: number;
     /** …and this many deliveries in a row abandoned. Default 10. */
     abandonedDeliveries?: number;
@@ -48,9 +48,9 @@ export interface WebhookSecurityOptions {
 }
 
 export interface WebhookRetentionOptions {
-  /** Time between DELETED and the purge of a listener, URL or identity. Default 30 days. */
+  /** Time between DELETED and the purge of a listener, URL or identity. Default 30 days, at most 100 years. */
   deletedListenerPurgeAfterMs?: number;
-  /** Age after which finished deliveries and their attempts are removed. Default 30 days. */
+  /** Age after which finished deliveries and their attempts are removed. Default 30 days, at most 100 years. */
   deliveryLogTtlMs?: number;
 }
 

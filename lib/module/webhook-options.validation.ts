@@ -6,6 +6,12 @@ const SECOND = 1000;
 const MINUTE = 60 * SECOND;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
+/**
+ * Longest time span for the options that are added to or taken from the current time (100 years):
+ * the result must stay a valid Date and fit the databases' datetime columns, which end at year 9999
+ * on MySQL. The others are timer delays, already at most MAX_TIMER_DELAY_MS.
+ */
+export const MAX_DURATION_MS = 100 * 365 * DAY;
 
 export const DEFAULT_RETRY_SCHEDULE_MS = [5 * SECOND, 5 * MINUTE, 30 * MINUTE, 2 * HOUR, 5 * HOUR, 10 * HOUR, 10 * HOUR];
 export const SIGNATURE_SCHEMES: readonly WebhookSignatureScheme[] = ['x-signature', 'standard-webhooks'];
@@ -56,13 +62,7 @@ export function resolveWebhookOptions(options: WebhookModuleOptions | undefined)
       maxResponseBytes: integer(delivery.maxResponseBytes, 'delivery.maxResponseBytes', 4096, 0, 1024 * 1024),
       noRetryStatuses: statusList(delivery.noRetryStatuses, 'delivery.noRetryStatuses'),
       deactivateAfter: {
-        noSuccessForMs: integer(
-          deactivateAfter.noSuccessForMs,
-          'delivery.deactivateAfter.noSuccessForMs',
-          5 * DAY,
-          0,
-          Number.MAX_SAFE_INTEGER,
-        ),
+        noSuccessForMs: integer(deactivateAfter.noSuccessForMs, 'delivery.deactivateAfter.noSuccessForMs', 5 * DAY, 0, MAX_DURATION_MS),
         abandonedDeliveries: integer(deactivateAfter.abandonedDeliveries, 'delivery.deactivateAfter.abandonedDeliveries', 10, 1, 1_000_000),
       },
     },
@@ -81,9 +81,9 @@ export function resolveWebhookOptions(options: WebhookModuleOptions | undefined)
         'retention.deletedListenerPurgeAfterMs',
         30 * DAY,
         0,
-        Number.MAX_SAFE_INTEGER,
+        MAX_DURATION_MS,
       ),
-      deliveryLogTtlMs: integer(retention.deliveryLogTtlMs, 'retention.deliveryLogTtlMs', 30 * DAY, 0, Number.MAX_SAFE_INTEGER),
+      deliveryLogTtlMs: integer(retention.deliveryLogTtlMs, 'retention.deliveryLogTtlMs', 30 * DAY, 0, MAX_DURATION_MS),
     },
     signing: {
       keyEncryptionKey: encryptionKey(signing.keyEncryptionKey),

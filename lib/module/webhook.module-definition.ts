@@ -1,7 +1,8 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
 import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
 import { WEBHOOK_ENTITIES } from '../model/webhook.entities.js';
-import { WEBHOOK_DATA_SOURCE } from './webhook.constants.js';
+import { timerPrefix } from '../scheduling/scheduler.js';
+import { WEBHOOK_DATA_SOURCE, WEBHOOK_TIMER_PREFIX } from './webhook.constants.js';
 import type { WebhookModuleOptions } from './webhook-options.interface.js';
 
 /** Settings that shape the module's wiring, so they are given beside the options, also to forRootAsync. */
@@ -24,6 +25,10 @@ export const {
     ...definition,
     global: extras.isGlobal,
     imports: [...(definition.imports ?? []), TypeOrmModule.forFeature([...WEBHOOK_ENTITIES], extras.dataSourceName)],
-    providers: [...(definition.providers ?? []), { provide: WEBHOOK_DATA_SOURCE, useExisting: getDataSourceToken(extras.dataSourceName) }],
+    providers: [
+      ...(definition.providers ?? []),
+      { provide: WEBHOOK_DATA_SOURCE, useExisting: getDataSourceToken(extras.dataSourceName) },
+      { provide: WEBHOOK_TIMER_PREFIX, useValue: timerPrefix(extras.dataSourceName) },
+    ],
   }))
   .build();

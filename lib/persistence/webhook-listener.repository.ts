@@ -44,8 +44,8 @@ export class WebhookListenerRepository {
   }
 
   /**
-   * ACTIVE listeners of a space for an entity: the lookup behind every captured change, served by
-   * the index on (linkedSpaceId, entity, state).
+   * ACTIVE listeners on an ACTIVE URL of a space for an entity: the lookup behind every captured
+   * change, served by the index on (linkedSpaceId, entity, state).
    */
   async findActiveForEntity(
     spaceId: number,
@@ -59,6 +59,7 @@ export class WebhookListenerRepository {
       .addSelect(column('url'), 'urlId')
       .addSelect(column('entityStates'), 'entityStates')
       .addSelect(column('notifyEveryChange'), 'notifyEveryChange')
+      .innerJoin('l.url', 'u', 'u.state = :state')
       .where(`${column('linkedSpaceId')} = :spaceId`, { spaceId })
       .andWhere(`${column('entity')} = :entityName`, { entityName })
       .andWhere(`${column('state')} = :state`, { state: CreationEntityState.ACTIVE })
@@ -75,7 +76,7 @@ export class WebhookListenerRepository {
     });
   }
 
-  /** ACTIVE listeners of a space for an entity that watch `state` (an empty `entityStates` watches every state). */
+  /** ACTIVE listeners on an ACTIVE URL of a space for an entity that watch `state` (an empty `entityStates` watches every state). */
   async findActiveForState(spaceId: number, entityName: string, state: string): Promise<MatchableListener[]> {
     const listeners = await this.findActiveForEntity(spaceId, entityName);
     return listeners.filter((listener) => watchesState(listener, state));

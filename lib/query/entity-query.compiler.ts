@@ -121,6 +121,7 @@ export class EntityQueryCompiler<T extends ObjectLiteral> {
     const column = this.column(field);
     if (operator === 'IS_NULL') return `${column} IS NULL`;
     if (operator === 'IS_NOT_NULL') return `${column} IS NOT NULL`;
+    if (field.kind === 'date') return this.dateCondition(field, column, operator, requireDate(leaf.value, `${path}.value`));
     const value = this.bind(field, leaf.value, `${path}.value`);
     switch (operator) {
       case 'EQUALS':
@@ -140,6 +141,31 @@ export class EntityQueryCompiler<T extends ObjectLiteral> {
     }
   }
 
+  /**
+   * Dates compare by the millisecond, the precision they are read back with, so that a date read
+   * from an object finds it: PostgreSQL and MySQL keep microseconds, SQLite text with or without
+   * milliseconds (brought to one form by strftime). EQUALS matches what lies within its millisecond.
+   */
+  private dateCondition(field: QueryField, column: string, operator: CriteriaOperator, date: Date): string {
+    const stored = this.dialect === 'sqlite' ? `strftime('%Y-%m-%d %H:%M:%f', ${column})` : column;
+    const from = this.bindAsStored(field, date);
+    const until = this.bindAsStored(field, new Date(date.getTime() + 1));
+    switch (operator) {
+      case 'EQUALS':
+        return `(${stored} >= ${from} AND ${stored} < ${until})`;
+      case 'NOT_EQUALS':
+        return `(${stored} < ${from} OR ${stored} >= ${until})`;
+      case 'GREATER_THAN':
+        return `${stored} >= ${until}`;
+      case 'GREATER_THAN_OR_EQUAL':
+        return `${stored} >= ${from}`;
+      case 'LESS_THAN':
+        return `${stored} < ${from}`;
+      default:
+        return `${stored} < ${until}`;
+    }
+  }
+
   private field(name: unknown, path: string): QueryField {
     const field = typeof name === 'string' && Object.hasOwn(this.fields, name) ? this.fields[name] : undefined;
     if (!field) throw new WebhookValidationError(path, `must be one of ${Object.keys(this.fields).join(', ')}`);
@@ -147,8 +173,7 @@ export class EntityQueryCompiler<T extends ObjectLiteral> {
   }
 
   private column(field: QueryField): string {
-    const metadata = this.qb.expressionMap.findAliasByName(field.alias).metadata;
-    const databaseName = metadata.findColumnWithPropertyPath(field.property)!.databaseName;
+    const { databaseName } = this.columnOf(field);
     return `${this.qb.escape(field.alias)}.${this.qb.escape(databaseName)}`;
   }
 
@@ -164,18 +189,26 @@ export class EntityQueryCompiler<T extends ObjectLiteral> {
 
   /** Checks a value against the field's type and binds it in the form the driver stores. */
   private bind(field: QueryField, raw: unknown, path: string): string {
-    const value = this.coerce(field, raw, path);
-    const metadata = this.qb.expressionMap.findAliasByName(field.alias).metadata;
-    const column = metadata.findColumnWithPropertyPath(field.property)!;
+    return this.bindAsStored(field, this.coerce(field, this.columnOf(field).type, raw, path));
+  }
+
+  private bindAsStored(field: QueryField, value: unknown): string {
     const name = `q${this.parameterCount++}`;
-    this.qb.setParameter(name, this.dataSource.driver.preparePersistentValue(value, column));
+    this.qb.setParameter(name, this.dataSource.driver.preparePersistentValue(value, this.columnOf(field)));
     return `:${name}`;
   }
 
-  private coerce(field: QueryField, value: unknown, path: string): unknown {
+  private columnOf(field: QueryField) {
+    return this.qb.expressionMap.findAliasByName(field.alias).metadata.findColumnWithPropertyPath(field.property)!;
+  }
+
+  private coerce(field: QueryField, columnType: unknown, value: unknown, path: string): unknown {
     switch (field.kind) {
       case 'integer':
-        return requireInteger(value, path, -Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
+        // A value beyond the column's type fails the statement on PostgreSQL instead of matching nothing.
+        return columnType === 'bigint'
+          ? requireInteger(value, path, -Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)
+          : requireInteger(value, path, INT_MIN, INT_MAX);
       case 'boolean':
         return requireBoolean(value, path);
       case 'string':
@@ -188,9 +221,16 @@ export class EntityQueryCompiler<T extends ObjectLiteral> {
   }
 }
 
+/** The 32-bit integer columns' range. */
+const INT_MIN = -2_147_483_648;
+const INT_MAX = 2_147_483_647;
+
 function requireDate(value: unknown, path: string): Date {
   const date = value instanceof Date ? value : typeof value === 'string' && value.length <= 40 ? new Date(value) : null;
   if (!date || Number.isNaN(date.getTime())) throw new WebhookValidationError(path, 'must be a Date or an ISO 8601 date string');
+  // The years every database compares: PostgreSQL refuses a timestamp far beyond them.
+  const year = date.getUTCFullYear();
+  if (year < 1 || year > 9999) throw new WebhookValidationError(path, 'must be a date of the years 1 to 9999');
   return date;
 }
 

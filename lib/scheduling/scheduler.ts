@@ -9,6 +9,16 @@ export function chooseSchedulerRegistry(hostRegistry: SchedulerRegistry | undefi
 
 export { SchedulerRegistry };
 
+/**
+ * The start of the names of a module instance's timers: one instance per DataSource may share the
+ * host's registry with the others, and a timer registered under another's name would replace it.
+ */
+export function timerPrefix(dataSourceName: string | undefined): string {
+  return dataSourceName === undefined || dataSourceName === 'default'
+    ? 'nestjs-webhook-listener'
+    : `nestjs-webhook-listener[${dataSourceName}]`;
+}
+
 /** Registers an interval under `name`, replacing one of the same name. */
 export function replaceInterval(registry: SchedulerRegistry, name: string, callback: () => void, ms: number): void {
   removeInterval(registry, name);

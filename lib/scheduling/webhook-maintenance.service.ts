@@ -5,14 +5,17 @@ import { CreationEntityState } from '../model/creation-entity-state.enum.js';
 import { WebhookIdentity } from '../model/webhook-identity.entity.js';
 import { WebhookListener } from '../model/webhook-listener.entity.js';
 import { WebhookUrl } from '../model/webhook-url.entity.js';
-import { WEBHOOK_RESOLVED_OPTIONS } from '../module/webhook.constants.js';
+import { WEBHOOK_RESOLVED_OPTIONS, WEBHOOK_TIMER_PREFIX } from '../module/webhook.constants.js';
 import type { ResolvedWebhookOptions } from '../module/webhook-options.interface.js';
 import { MaintenanceStore } from './maintenance.store.js';
-import { removeInterval, replaceInterval, SchedulerRegistry, WEBHOOK_SCHEDULER_REGISTRY } from './scheduler.js';
-
-export const LIFECYCLE_JOB = 'nestjs-webhook-listener:lifecycle';
-export const PURGE_JOB = 'nestjs-webhook-listener:purge';
-export const RETENTION_JOB = 'nestjs-webhook-listener:retention';
+import {
+  removeInterval,
+  removeTimeout,
+  replaceInterval,
+  replaceTimeout,
+  SchedulerRegistry,
+  WEBHOOK_SCHEDULER_REGISTRY,
+} from './scheduler.js';
 
 /**
  * The scheduled jobs: finishing deletions (DELETING → DELETED), purging objects past their planned
@@ -30,22 +33,39 @@ export class WebhookMaintenance implements OnApplicationBootstrap, OnModuleDestr
     @Inject(WEBHOOK_SCHEDULER_REGISTRY) private readonly scheduler: SchedulerRegistry,
     private readonly store: MaintenanceStore,
     private readonly changes: ListenerChangeNotifier,
+    @Inject(WEBHOOK_TIMER_PREFIX) private readonly timerPrefix: string,
   ) {}
+
+  private readonly lifecycleJob = `${this.timerPrefix}:lifecycle`;
+  private readonly purgeJob = `${this.timerPrefix}:purge`;
+  private readonly retentionJob = `${this.timerPrefix}:retention`;
 
   onApplicationBootstrap(): void {
     if (!this.options.worker.enabled) return;
     this.started = true;
     const { lifecycleIntervalMs, purgeIntervalMs, retentionIntervalMs } = this.options.scheduler;
-    replaceInterval(this.scheduler, LIFECYCLE_JOB, () => void this.run(LIFECYCLE_JOB, () => this.finishDeletions()), lifecycleIntervalMs);
-    replaceInterval(this.scheduler, PURGE_JOB, () => void this.run(PURGE_JOB, () => this.purge()), purgeIntervalMs);
-    replaceInterval(this.scheduler, RETENTION_JOB, () => void this.run(RETENTION_JOB, () => this.expireDeliveryLog()), retentionIntervalMs);
+    this.every(this.lifecycleJob, () => this.finishDeletions(), lifecycleIntervalMs);
+    this.every(this.purgeJob, () => this.purge(), purgeIntervalMs, lifecycleIntervalMs);
+    this.every(this.retentionJob, () => this.expireDeliveryLog(), retentionIntervalMs, lifecycleIntervalMs);
   }
 
   async onModuleDestroy(): Promise<void> {
     if (!this.started) return;
     this.started = false;
-    [LIFECYCLE_JOB, PURGE_JOB, RETENTION_JOB].forEach((name) => removeInterval(this.scheduler, name));
+    for (const name of [this.lifecycleJob, this.purgeJob, this.retentionJob]) {
+      removeInterval(this.scheduler, name);
+      removeTimeout(this.scheduler, firstRunOf(name));
+    }
     await Promise.allSettled(this.running.values());
+  }
+
+  /**
+   * Runs `job` every `intervalMs`, and once `firstAfterMs` after the start when that comes sooner:
+   * instances replaced more often than a long interval (frequent deploys) would otherwise never run it.
+   */
+  private every(name: string, job: () => Promise<void>, intervalMs: number, firstAfterMs = intervalMs): void {
+    replaceInterval(this.scheduler, name, () => void this.run(name, job), intervalMs);
+    if (firstAfterMs < intervalMs) replaceTimeout(this.scheduler, firstRunOf(name), () => void this.run(name, job), firstAfterMs);
   }
 
   /** DELETING → DELETED: cancels pending deliveries of deleting listeners, then finishes what has nothing in flight. */
@@ -105,4 +125,8 @@ export class WebhookMaintenance implements OnApplicationBootstrap, OnModuleDestr
     this.running.set(name, run);
     return run;
   }
+}
+
+function firstRunOf(jobName: string): string {
+  return `${jobName}:first-run`;
 }

@@ -42,6 +42,8 @@ export function requireString(value: unknown, field: string, min: number, max: n
   if (typeof value !== 'string' || value.length < min || value.length > max) {
     throw new WebhookValidationError(field, `must be a string of ${min} to ${max} characters`);
   }
+  // PostgreSQL stores no NUL character in text, and refuses the statement that holds one.
+  if (value.includes('\u0000')) throw new WebhookValidationError(field, 'must not contain the NUL character (\\u0000)');
   return value;
 }
 

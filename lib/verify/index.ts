@@ -15,11 +15,13 @@ export type RawBody = string | Buffer | Uint8Array;
 export type WebhookHeaders = Record<string, string | string[] | undefined> | { get(name: string): string | null };
 
 export interface StandardWebhookVerifyOptions {
-  /** Largest accepted distance between `webhook-timestamp` and now, in seconds. Default 300. */
+  /** Largest accepted distance between `webhook-timestamp` and now, in seconds: a finite number, 0 or more. Default 300. */
   toleranceSec?: number;
-  /** The current time, for tests. Default `new Date()`. */
+  /** The current time, for tests: a valid Date. Default `new Date()`. */
   now?: Date;
 }
+
+const DEFAULT_TOLERANCE_SEC = 300;
 
 /**
  * Thrown for a key or secret that cannot be a verification key at all: a configuration mistake
@@ -33,6 +35,26 @@ export class WebhookVerificationKeyError extends WebhookError {
       argument === 'publicKey'
         ? 'publicKey must be the base64 DER SubjectPublicKeyInfo of an EC P-256 key'
         : 'secret must be a Standard Webhooks secret: "whsec_" followed by base64 of at least 16 bytes',
+    );
+  }
+}
+
+/**
+ * Thrown for an option of `verifyStandardWebhook` that cannot be used, a configuration mistake on the
+ * receiver's side like a bad key. Refused rather than ignored: a `toleranceSec` of `NaN` (say, from an
+ * unset environment variable) or an invalid `now` would make every timestamp pass the check.
+ */
+export class WebhookVerificationOptionError extends WebhookError {
+  readonly code = 'WEBHOOK_VERIFICATION_OPTION';
+
+  constructor(
+    readonly option: 'toleranceSec' | 'now',
+    given: unknown,
+  ) {
+    super(
+      option === 'toleranceSec'
+        ? `toleranceSec must be a finite number of seconds, 0 or more, got ${describe(given)}`
+        : `now must be a valid Date, got ${describe(given)}`,
     );
   }
 }
@@ -66,13 +88,15 @@ export function verifyStandardWebhook(
 ): boolean {
   const key = typeof secret === 'string' ? decodeStandardWebhooksSecret(secret) : null;
   if (!key) throw new WebhookVerificationKeyError('secret');
+  const toleranceSec = toleranceFrom(options?.toleranceSec);
+  const now = nowFrom(options?.now);
   const id = header(headers, 'webhook-id');
   const timestamp = header(headers, 'webhook-timestamp');
   const signatures = header(headers, 'webhook-signature');
   if (!id || !timestamp || !signatures || !/^\d{1,12}$/.test(timestamp) || !isRawBody(rawBody)) return false;
   const timestampSec = Number(timestamp);
-  const nowSec = Math.floor((options.now ?? new Date()).getTime() / 1000);
-  if (Math.abs(nowSec - timestampSec) > (options.toleranceSec ?? 300)) return false;
+  const nowSec = Math.floor(now.getTime() / 1000);
+  if (Math.abs(nowSec - timestampSec) > toleranceSec) return false;
 
   const expected = Buffer.from(standardWebhooksSignature(key, id, timestampSec, toBuffer(rawBody)), 'base64');
   return signatures.split(' ').some((entry) => {
@@ -81,6 +105,18 @@ export function verifyStandardWebhook(
     const given = Buffer.from(signature, 'base64');
     return given.length === expected.length && timingSafeEqual(given, expected);
   });
+}
+
+function toleranceFrom(value: unknown): number {
+  if (value === undefined) return DEFAULT_TOLERANCE_SEC;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new WebhookVerificationOptionError('toleranceSec', value);
+  return value;
+}
+
+function nowFrom(value: unknown): Date {
+  if (value === undefined) return new Date();
+  if (!(value instanceof Date) || Number.isNaN(value.getTime())) throw new WebhookVerificationOptionError('now', value);
+  return value;
 }
 
 function publicKeyFrom(publicKeyBase64: unknown): KeyObject {
@@ -111,4 +147,10 @@ function isRawBody(body: unknown): body is RawBody {
 
 function toBuffer(body: RawBody): Buffer {
   return typeof body === 'string' ? Buffer.from(body, 'utf8') : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+}
+
+function describe(value: unknown): string {
+  if (value instanceof Date) return 'an invalid Date';
+  if (typeof value === 'string') return `the string "${value.slice(0, 20)}"`;
+  return typeof value === 'number' || value === null || value === undefined ? String(value) : typeof value;
 }

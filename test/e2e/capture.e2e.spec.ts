@@ -1,10 +1,11 @@
-import { Inject, Injectable, Module } from '@nestjs/common';
+import { Inject, Injectable, Module, type BeforeApplicationShutdown } from '@nestjs/common';
 import { EventEmitterModule } from '@nestjs/event-emitter';
-import { QueryFailedError, type DataSourceOptions, type EntityManager, type InsertEvent } from 'typeorm';
+import { DataSource, QueryFailedError, type DataSourceOptions, type EntityManager, type InsertEvent } from 'typeorm';
 import {
   CreationEntityState,
   WEBHOOK_EVENT_EMITTER,
   WEBHOOK_EVENTS_COMMITTED,
+  WebhookEvent,
   WebhookListenerService,
   WebhookPublisher,
   WebhookUrlService,
@@ -566,6 +567,29 @@ describe("capture with the module's own emitter", () => {
     } finally {
       await testApp.close();
     }
+  });
+});
+
+describe('capture while the application shuts down', () => {
+  it('records a change that a host provider saves in beforeApplicationShutdown', async () => {
+    @Injectable()
+    class FinishOnShutdown implements BeforeApplicationShutdown {
+      eventsOfTheLastOrder = -1;
+      constructor(private readonly dataSource: DataSource) {}
+      async beforeApplicationShutdown(): Promise<void> {
+        const order = await this.dataSource.getRepository(Order).save({ tenantId: 1, state: OrderState.SHIPPED });
+        this.eventsOfTheLastOrder = await this.dataSource
+          .getRepository(WebhookEvent)
+          .count({ where: { entityName: 'Order', entityId: String(order.id), state: OrderState.SHIPPED } });
+      }
+    }
+    @Module({ providers: [FinishOnShutdown] })
+    class HostModule {}
+    const testApp = await createTestApp('sqlite', { extraImports: [{ module: HostModule }] });
+    await testApp.get(WebhookListenerService).create(1, { name: 'l', entity: 'Order', url: 'https://host.example.com/x' });
+    const finishing = testApp.get(FinishOnShutdown);
+    await testApp.close();
+    expect(finishing.eventsOfTheLastOrder).toBe(1);
   });
 });
 

@@ -10,6 +10,7 @@ import {
   WebhookDeliveryService,
   WebhookIdentityService,
   WebhookListenerService,
+  WebhookUrlService,
   WebhookValidationError,
   type WebhookModuleOptions,
 } from '../../lib/index.js';
@@ -467,6 +468,33 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
       expect(receiver.to(removedPath)).toHaveLength(1);
       const attempts = await deliveries.searchAttempts(space, {});
       expect(attempts.filter((attempt) => attempt.listenerId === removed.id).map((attempt) => attempt.outcome)).toEqual(['HTTP_ERROR']);
+    } finally {
+      await testApp.close();
+    }
+  });
+
+  it('sends nothing through a URL that is not ACTIVE: its pending deliveries are cancelled and new changes make none', async () => {
+    const testApp = await createTestApp(database, { webhook: RETRYING_AFTER_A_SECOND });
+    try {
+      const space = freshSpace();
+      const path = `/url-inactive/${space}`;
+      receiver.script(path, answer(500), answer(200));
+      const listener = await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(path) });
+      await saveOrders(testApp, space, 1);
+      const deliveries = testApp.get(WebhookDeliveryService);
+      await waitFor(async () => (await deliveries.searchDeliveries(space, {}))[0]?.attempts === 1, 'the first attempt to fail');
+      // Before the retry is due, the URL is set INACTIVE.
+      const urls = testApp.get(WebhookUrlService);
+      await urls.update(space, { id: listener.url.id, version: listener.url.version, state: 'INACTIVE' });
+      await saveOrders(testApp, space, 1);
+      await waitFor(async () => (await deliveries.searchDeliveries(space, {}))[0].state === 'CANCELLED', 'the retry to be cancelled');
+      expect(await deliveries.countDeliveries(space)).toBe(1);
+      expect(receiver.to(path)).toHaveLength(1);
+
+      const active = await urls.update(space, { id: listener.url.id, version: listener.url.version + 1, state: 'ACTIVE' });
+      expect(active.state).toBe('ACTIVE');
+      await saveOrders(testApp, space, 1);
+      await waitFor(() => receiver.to(path).length === 2, 'a delivery once the URL is ACTIVE again');
     } finally {
       await testApp.close();
     }

@@ -85,6 +85,24 @@ describe.each(selectedDatabases())('identity rotation on %s', (database) => {
     expect(verifyStandardWebhook(second.headers, second.rawBody, await identities.revealSecret(space, spaceDefault.id))).toBe(true);
   });
 
+  it("keeps signing with a space's default identity that is deactivated, and refuses to delete it while listeners rely on it", async () => {
+    const space = freshSpace();
+    const path = `/default-kept/${space}`;
+    const listeners = testApp.get(WebhookListenerService);
+    const listener = await listeners.create(space, { name: 'l', entity: 'Order', url: receiver.url(path) });
+    await deliveredAfterSave(space, path, 1);
+    const [spaceDefault] = await identities.search(space, {});
+
+    await expect(identities.delete(space, spaceDefault.id)).rejects.toThrow(WebhookStateError);
+    const inactive = await identities.update(space, { id: spaceDefault.id, version: spaceDefault.version, state: 'INACTIVE' });
+    const second = await deliveredAfterSave(space, path, 2);
+    expect(String(second.headers['x-signature'])).toContain(`keyId=${spaceDefault.keyId}`);
+    expect(await identities.count(space)).toBe(1);
+
+    await listeners.delete(space, listener.id);
+    expect(await identities.delete(space, inactive.id)).toMatchObject({ state: 'DELETING' });
+  });
+
   it('refuses to rotate an identity of another space, an unknown one and a deleted one', async () => {
     const space = freshSpace();
     const identity = await identities.create(space, { name: 'signing' });

@@ -96,6 +96,16 @@ describe.each(selectedDatabases())('WebhookListenerService on %s', (database) =>
       expect(await urls.count(space)).toBe(1);
     });
 
+    it('reuses a URL only for exactly its address, also where the database compares text without case', async () => {
+      const space = freshSpace();
+      const lower = await listeners.create(space, valid({ url: 'https://hooks.example.com/tenant-a' }));
+      const upper = await listeners.create(space, valid({ name: 'upper', url: 'https://hooks.example.com/Tenant-A' }));
+      expect(upper.url.id).not.toBe(lower.url.id);
+      expect(upper.url.url).toBe('https://hooks.example.com/Tenant-A');
+      const again = await listeners.create(space, valid({ name: 'again', url: 'https://hooks.example.com/Tenant-A' }));
+      expect(again.url.id).toBe(upper.url.id);
+    });
+
     it('takes a WebhookUrl id and an identity id of the same space', async () => {
       const space = freshSpace();
       const url = await urls.create(space, { name: 'receiver', url: 'http://receiver.example.com/in' });

@@ -38,24 +38,107 @@ describe.each(selectedDatabases())('webhook migrations on %s', (database) => {
     expect(await tables()).toEqual([]);
   });
 
-  it('keeps event ids increasing through the latest migration, also past events already removed', async () => {
+  it('keeps event, delivery, attempt and identity ids increasing through the migrations, up and down, also past rows already removed', async () => {
     const quote = (name: string) => dataSource.driver.escape(name);
-    const insertEvent = () =>
+    const literal = (value: string | number) => (typeof value === 'number' ? String(value) : `'${value}'`);
+    const insert = (table: string, row: Record<string, string | number>) =>
       dataSource.query(
-        `INSERT INTO webhook_event (${['linkedSpaceId', 'entityName', 'listenerEntityId', 'entityId', 'state'].map(quote).join(', ')})` +
-          ` VALUES (1, 'Order', 1001, '1', 'PAID')`,
+        `INSERT INTO ${table} (${Object.keys(row).map(quote).join(', ')}) VALUES (${Object.values(row).map(literal).join(', ')})`,
       );
-    const lastEventId = async () => Number((await dataSource.query(`SELECT MAX(id) AS id FROM webhook_event`))[0].id);
-    await dataSource.runMigrations({ transaction: 'each' });
-    await dataSource.undoLastMigration({ transaction: 'each' });
-    // Three events, the two newest then removed as retention would.
-    for (let i = 0; i < 3; i++) await insertEvent();
-    const kept = (await lastEventId()) - 2;
-    await dataSource.query(`DELETE FROM webhook_event WHERE id > ${kept}`);
+    const lastId = async (table: string) => Number((await dataSource.query(`SELECT MAX(id) AS id FROM ${table}`))[0].id);
+    const migrate = () => dataSource.runMigrations({ transaction: 'each' });
+    /** Undoes the applied migrations down to and with the one of that name (without its database's suffix). */
+    const undoDownTo = async (name: string) => {
+      const index = dataSource.migrations.findIndex((migration) => migration.name?.replace(/(Postgres|Mysql|Sqlite)\d+$/, '') === name);
+      expect(index).toBeGreaterThanOrEqual(0);
+      for (let applied = dataSource.migrations.length; applied > index; applied--)
+        await dataSource.undoLastMigration({ transaction: 'each' });
+    };
 
-    await dataSource.runMigrations({ transaction: 'each' });
-    await insertEvent();
-    expect(await lastEventId()).toBe(kept + 3);
+    await migrate();
+    await insert('webhook_url', { linkedSpaceId: 1, name: 'receiver', state: 'ACTIVE', version: 1, url: 'https://receiver.example/hook' });
+    const urlId = await lastId('webhook_url');
+    await insert('webhook_listener', {
+      linkedSpaceId: 1,
+      name: 'orders',
+      state: 'ACTIVE',
+      version: 1,
+      entity: 'Order',
+      entityStates: '[]',
+      urlId,
+    });
+    const listenerId = await lastId('webhook_listener');
+    // Deliveries and attempts refer to the first event and delivery, which are never removed.
+    const first: Record<string, number> = {};
+    let keys = 0;
+    const rows: Record<string, () => Record<string, string | number>> = {
+      webhook_identity: () => ({
+        linkedSpaceId: 1,
+        name: 'shop',
+        state: 'ACTIVE',
+        version: 1,
+        keyId: `key-${++keys}`,
+        publicKey: 'public',
+        privateKey: 'private',
+        secret: 'secret',
+      }),
+      webhook_event: () => ({ linkedSpaceId: 1, entityName: 'Order', listenerEntityId: 1001, entityId: '1', state: 'PAID' }),
+      webhook_delivery: () => ({ eventId: first.webhook_event, listenerId, urlId, linkedSpaceId: 1, state: 'SUCCEEDED', nextAttemptAt: 0 }),
+      webhook_delivery_attempt: () => ({
+        deliveryId: first.webhook_delivery,
+        linkedSpaceId: 1,
+        listenerId,
+        attemptNumber: 1,
+        startedAt: 0,
+        durationMs: 1,
+        outcome: 'SUCCEEDED',
+      }),
+    };
+    const highestGiven: Record<string, number> = {};
+    /** Three rows, the two newest then removed as retention would. */
+    const addAndRemoveNewest = async (tables: string[]) => {
+      for (const table of tables) {
+        for (let i = 0; i < 3; i++) await insert(table, rows[table]());
+        highestGiven[table] = await lastId(table);
+        first[table] = highestGiven[table] - 2;
+        await dataSource.query(`DELETE FROM ${table} WHERE id > ${first[table]}`);
+      }
+    };
+    /** A new row takes the id after the highest ever given; it is then removed again, so that the next migrations meet a gap too. */
+    const expectIdsToContinue = async (tables: string[]) => {
+      for (const table of tables) {
+        await insert(table, rows[table]());
+        expect({ table, id: await lastId(table) }).toEqual({ table, id: highestGiven[table] + 1 });
+        highestGiven[table]++;
+        await dataSource.query(`DELETE FROM ${table} WHERE id = ${highestGiven[table]}`);
+      }
+    };
+    const withoutAttempts = ['webhook_identity', 'webhook_event', 'webhook_delivery'];
+    const all = [...withoutAttempts, 'webhook_delivery_attempt'];
+
+    // On SQLite, WebhookDelivery and the migrations after it copy these tables into new ones.
+    await undoDownTo('WebhookDelivery');
+    await addAndRemoveNewest(withoutAttempts);
+    await migrate();
+    await expectIdsToContinue(withoutAttempts);
+    await addAndRemoveNewest(['webhook_delivery_attempt']);
+
+    await undoDownTo('WebhookHotPathForeignKeys');
+    await expectIdsToContinue(all);
+    await migrate();
+    await expectIdsToContinue(all);
+    await undoDownTo('WebhookDelivery');
+    await expectIdsToContinue(withoutAttempts);
+    // Undone, the migrations leave the other tables' foreign keys pointing at the tables they rebuilt.
+    await insert('webhook_listener', {
+      linkedSpaceId: 1,
+      name: 'after',
+      state: 'ACTIVE',
+      version: 1,
+      entity: 'Order',
+      entityStates: '[]',
+      urlId,
+    });
     await dataSource.dropDatabase();
   });
 });

@@ -2,8 +2,11 @@ import {
   WebhookDeliveryService,
   WebhookIdentityService,
   WebhookListenerService,
+  type WebhookListener,
   WebhookNotFoundError,
+  WebhookModule,
   WebhookUrlService,
+  WEBHOOK_ENTITIES,
   type WebhookModuleOptions,
 } from '../../lib/index.js';
 import { WebhookMaintenance } from '../../lib/scheduling/webhook-maintenance.service.js';
@@ -13,7 +16,11 @@ import { LogCollector } from '../src/log-collector.js';
 import { Order, OrderState } from '../src/order.entity.js';
 import { answer, TestReceiver, waitFor } from '../src/receiver.js';
 import { freshSpace } from '../src/spaces.js';
-import { createTestApp, succeededDeliveries, type TestApp } from '../src/test-app.js';
+import { createTestApp, HOST_ENTITIES, succeededDeliveries, type TestApp } from '../src/test-app.js';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const HOUR = 3_600_000;
 /** Jobs are called directly here; their timers are too slow to interfere. */
@@ -146,6 +153,48 @@ describe.each(selectedDatabases())('scheduled jobs on %s', (database) => {
     expect(await rowsOfListener('webhook_delivery_attempt', listener.id)).toBe(2);
   });
 
+  it('purges and expires once soon after the start, also when their intervals are long', async () => {
+    // SQLite in a file, which outlives the first instance.
+    const file = join(tmpdir(), `webhook-first-run-${process.pid}.sqlite`);
+    const connection = database === 'sqlite' ? ({ type: 'better-sqlite3', database: file } as const) : testApp.dataSource.options;
+    const first = await createTestApp(database, { webhook: MANUAL, connection, keepSchema: database !== 'sqlite' });
+    const space = freshSpace();
+    let kept: WebhookListener;
+    let removed: WebhookListener;
+    try {
+      const listeners = first.get(WebhookListenerService);
+      kept = await listeners.create(space, { name: 'kept', entity: 'Order', url: receiver.url(`/first-run/${space}`) });
+      await first.dataSource.getRepository(Order).save({ tenantId: space, state: OrderState.CONFIRMED });
+      await waitFor(async () => (await succeededDeliveries(first, space)) === 1, 'the delivery');
+      removed = await listeners.create(space, { name: 'removed', entity: 'Order', url: receiver.url(`/first-run/${space}`) });
+      await listeners.delete(space, removed.id);
+      await first.app.get(WebhookMaintenance).finishDeletions();
+      expect((await listeners.read(space, removed.id)).state).toBe('DELETED');
+    } finally {
+      await first.close();
+    }
+
+    // The next instance, whose purge and retention run every hour.
+    const restarted = await createTestApp(database, {
+      webhook: {
+        ...MANUAL,
+        scheduler: { lifecycleIntervalMs: 30, purgeIntervalMs: HOUR, retentionIntervalMs: HOUR },
+        retention: { deletedListenerPurgeAfterMs: 0, deliveryLogTtlMs: 0 },
+      },
+      connection,
+      keepSchema: true,
+    });
+    try {
+      const deliveries = restarted.get(WebhookDeliveryService);
+      await waitFor(async () => (await deliveries.countDeliveries(space)) === 0, 'the finished delivery to expire');
+      await expect(restarted.get(WebhookListenerService).read(space, removed.id)).rejects.toThrow(WebhookNotFoundError);
+      expect((await restarted.get(WebhookListenerService).read(space, kept.id)).state).toBe('ACTIVE');
+    } finally {
+      await restarted.close();
+      for (const suffix of ['', '-wal', '-shm']) rmSync(`${file}${suffix}`, { force: true });
+    }
+  });
+
   it('runs the jobs on their timers, and none at all when the worker is disabled', async () => {
     const timed = await createTestApp(database, {
       webhook: { ...MANUAL, scheduler: { lifecycleIntervalMs: 30, purgeIntervalMs: 30, retentionIntervalMs: 30 } },
@@ -240,6 +289,35 @@ describe('timers with the host ScheduleModule', () => {
         'nestjs-webhook-listener:lifecycle',
         'nestjs-webhook-listener:purge',
         'nestjs-webhook-listener:retention',
+      ]);
+    } finally {
+      await testApp.close();
+    }
+    expect(registry.getIntervals()).toEqual([]);
+  });
+
+  it('keep apart the timers of two module instances on two DataSources', async () => {
+    const { ScheduleModule, SchedulerRegistry: HostRegistry } = await import('@nestjs/schedule');
+    const second = TypeOrmModule.forRoot({
+      ...connectionOptions('sqlite'),
+      name: 'second',
+      entities: [...HOST_ENTITIES, ...WEBHOOK_ENTITIES],
+      synchronize: true,
+    } as Parameters<typeof TypeOrmModule.forRoot>[0]);
+    const testApp = await createTestApp('sqlite', {
+      webhook: { worker: { enabled: true } },
+      extraImports: [
+        ScheduleModule.forRoot(),
+        second,
+        WebhookModule.forRoot({ worker: { enabled: true }, dataSourceName: 'second', isGlobal: false }),
+      ],
+    });
+    const registry = testApp.app.get(HostRegistry);
+    try {
+      const jobs = ['delivery-poll', 'lifecycle', 'purge', 'retention'];
+      expect(registry.getIntervals().sort()).toEqual([
+        ...jobs.map((job) => `nestjs-webhook-listener:${job}`),
+        ...jobs.map((job) => `nestjs-webhook-listener[second]:${job}`),
       ]);
     } finally {
       await testApp.close();

@@ -129,6 +129,33 @@ describe.each(selectedDatabases())('EntityQuery search on %s', (database) => {
     expect(await names(filter())).toEqual(expected);
   });
 
+  it('finds an object by the dates read from it, to the millisecond', async () => {
+    const [delta] = await listeners.search(space, { filter: leaf('name', 'EQUALS', 'delta') });
+    for (const field of ['createdOn', 'updatedOn']) {
+      const at = (delta as unknown as Record<string, Date>)[field];
+      const matches = async (operator: string) => (await names(leaf(field, operator as never, at))).includes('delta');
+      expect({
+        field,
+        EQUALS: await matches('EQUALS'),
+        NOT_EQUALS: await matches('NOT_EQUALS'),
+        GREATER_THAN_OR_EQUAL: await matches('GREATER_THAN_OR_EQUAL'),
+        LESS_THAN_OR_EQUAL: await matches('LESS_THAN_OR_EQUAL'),
+        GREATER_THAN: await matches('GREATER_THAN'),
+        LESS_THAN: await matches('LESS_THAN'),
+      }).toEqual({
+        field,
+        EQUALS: true,
+        NOT_EQUALS: false,
+        GREATER_THAN_OR_EQUAL: true,
+        LESS_THAN_OR_EQUAL: true,
+        GREATER_THAN: false,
+        LESS_THAN: false,
+      });
+      expect((await names(leaf(field, 'GREATER_THAN', new Date(at.getTime() - 1)))).includes('delta')).toBe(true);
+      expect((await names(leaf(field, 'LESS_THAN', new Date(at.getTime() + 1)))).includes('delta')).toBe(true);
+    }
+  });
+
   it('orders and pages', async () => {
     const byState = await listeners.search(space, { orderBys: [{ fieldName: 'state', sorting: 'ASC' }] });
     expect(byState.map((l) => l.name)).toEqual(['Alpha orders', 'Gamma refunds', 'delta', 'ALPHA shipping', 'beta orders']);
@@ -159,6 +186,9 @@ describe.each(selectedDatabases())('EntityQuery search on %s', (database) => {
     ['query.filter.value', { filter: leaf('id', 'EQUALS', '1 OR 1=1') }],
     ['query.filter.value', { filter: leaf('state', 'EQUALS', 'SLEEPING') }],
     ['query.filter.value', { filter: leaf('createdOn', 'GREATER_THAN', 'yesterday') }],
+    ['query.filter.value', { filter: leaf('createdOn', 'GREATER_THAN', '-100000-01-01T00:00:00Z') }],
+    ['query.filter.value', { filter: leaf('id', 'GREATER_THAN', 2 ** 40) }],
+    ['query.filter.value', { filter: leaf('name', 'CONTAINS', 'a\u0000') }],
     ['query.filter.value', { filter: leaf('notifyEveryChange', 'EQUALS', 'true') }],
     ['query.filter.children', { filter: { type: 'AND', children: [] } }],
     ['query.filter.type', { filter: { type: 'XOR', children: [] } }],

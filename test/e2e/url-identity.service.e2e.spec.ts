@@ -7,11 +7,14 @@ import {
   WebhookListenerService,
   WebhookNotFoundError,
   WebhookStateError,
+  WebhookUrl,
   WebhookUrlService,
   WebhookValidationError,
   WebhookVersionConflictError,
 } from '../../lib/index.js';
-import { selectedDatabases } from '../src/databases.js';
+import type { EntitySubscriberInterface } from 'typeorm';
+import { describeEachOf, selectedDatabases } from '../src/databases.js';
+import { waitFor } from '../src/receiver.js';
 import { freshSpace } from '../src/spaces.js';
 import { createTestApp, type TestApp } from '../src/test-app.js';
 
@@ -59,6 +62,7 @@ describe.each(selectedDatabases())('WebhookUrlService and WebhookIdentityService
 
     it.each<[string, Record<string, unknown>]>([
       ['name', { name: 'n'.repeat(51) }],
+      ['name', { name: 'shop\u0000receiver' }],
       ['url', { url: 'mailto:someone@example.com' }],
       ['url', { url: 'https://example.com/ with space' }],
       ['url', { url: 'https://:pw@example.com/x' }],
@@ -71,6 +75,14 @@ describe.each(selectedDatabases())('WebhookUrlService and WebhookIdentityService
       expect(error).toBeInstanceOf(WebhookValidationError);
       expect(error.field).toBe(field);
       expect(await urls.count(space)).toBe(0);
+    });
+
+    it('takes an @ in the query or the path, which is not a user name', async () => {
+      const space = freshSpace();
+      for (const url of ['https://example.com?a@b', 'https://example.com/p?to=a@b.ch', 'https://example.com/@team/hook']) {
+        expect((await urls.create(space, { name: 'at', url })).url).toBe(url);
+      }
+      await expect(urls.create(space, { name: 'at', url: 'https://me@example.com/x' })).rejects.toThrow(WebhookValidationError);
     });
 
     it('refuses to delete a URL that a live listener uses, and allows it once the listener is deleted', async () => {
@@ -188,3 +200,53 @@ describe('WebhookIdentityService without a key encryption key', () => {
     }
   });
 });
+
+describeEachOf(selectedDatabases().filter((database) => database !== 'sqlite'))(
+  'deleting a URL while a listener is created on it, on %s',
+  (database) => {
+    let testApp: TestApp;
+    beforeAll(async () => {
+      testApp = await createTestApp(database);
+    });
+    afterAll(() => testApp?.close());
+
+    /** Whether another connection waits for a row lock (MariaDB: runs a locking read, which can only wait here). */
+    async function someoneWaitsForALock(): Promise<boolean> {
+      const sql =
+        database === 'postgres'
+          ? `SELECT COUNT(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'`
+          : `SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND INFO LIKE '%LOCK IN SHARE MODE%'`;
+      const [row] = await testApp.dataSource.query(sql);
+      return Number(row.n) > 0;
+    }
+
+    it('never leaves a live listener on a URL that is being deleted', async () => {
+      const space = freshSpace();
+      const urls = testApp.get(WebhookUrlService);
+      const listeners = testApp.get(WebhookListenerService);
+      const url = await urls.create(space, { name: 'u', url: 'https://race.example.com/x' });
+      let creating: Promise<unknown> | undefined;
+      let created = false;
+      // Once the delete has looked for live listeners and writes DELETING, a listener is created on the URL.
+      const createMeanwhile: EntitySubscriberInterface = {
+        listenTo: () => WebhookUrl,
+        beforeUpdate: async (event) => {
+          if (creating || (event.entity as Partial<WebhookUrl> | undefined)?.state !== 'DELETING') return;
+          creating = listeners.create(space, { name: 'l', entity: 'Order', url: url.id }).then(
+            () => (created = true),
+            (error: unknown) => error,
+          );
+          await waitFor(async () => created || (await someoneWaitsForALock()), 'the listener to be created or to wait for the URL');
+        },
+      };
+      testApp.dataSource.subscribers.push(createMeanwhile);
+      try {
+        expect((await urls.delete(space, url.id)).state).toBe('DELETING');
+        expect(await creating).toEqual(expect.objectContaining({ field: 'url' }));
+        expect(await listeners.count(space)).toBe(0);
+      } finally {
+        testApp.dataSource.subscribers.splice(testApp.dataSource.subscribers.indexOf(createMeanwhile), 1);
+      }
+    });
+  },
+);

@@ -1,5 +1,5 @@
 import { WebhookConfigurationError } from '../../lib/index.js';
-import { DEFAULT_RETRY_SCHEDULE_MS, resolveWebhookOptions } from '../../lib/module/webhook-options.validation.js';
+import { DEFAULT_RETRY_SCHEDULE_MS, MAX_DURATION_MS, resolveWebhookOptions } from '../../lib/module/webhook-options.validation.js';
 
 describe('resolveWebhookOptions', () => {
   it('fills in the documented defaults', () => {
@@ -61,6 +61,18 @@ describe('resolveWebhookOptions', () => {
     [{ signing: { rotationGraceMs: -1 } }, 'option signing.rotationGraceMs must be an integer from 0 to 2147483647, got -1'],
     [{ worker: { enabled: 1 } }, 'option worker.enabled must be true or false, got 1'],
     [
+      { retention: { deletedListenerPurgeAfterMs: Number.MAX_SAFE_INTEGER } },
+      'option retention.deletedListenerPurgeAfterMs must be an integer from 0 to 3153600000000, got 9007199254740991',
+    ],
+    [
+      { retention: { deliveryLogTtlMs: 3_153_600_000_001 } },
+      'option retention.deliveryLogTtlMs must be an integer from 0 to 3153600000000, got 3153600000001',
+    ],
+    [
+      { delivery: { deactivateAfter: { noSuccessForMs: Number.MAX_SAFE_INTEGER } } },
+      'option delivery.deactivateAfter.noSuccessForMs must be an integer from 0 to 3153600000000, got 9007199254740991',
+    ],
+    [
       { delivery: { timeoutMs: 30_000, leaseMs: 20_000 } },
       'option delivery.leaseMs must be at least delivery.timeoutMs + 2000 (32000), got 20000',
     ],
@@ -71,6 +83,21 @@ describe('resolveWebhookOptions', () => {
   ])('refuses %j', (options, message) => {
     expect(() => resolveWebhookOptions(options as never)).toThrow(WebhookConfigurationError);
     expect(() => resolveWebhookOptions(options as never)).toThrow(message);
+  });
+
+  it('accepts durations up to 100 years, whose dates computed from now stay valid', () => {
+    expect(MAX_DURATION_MS).toBe(100 * 365 * 24 * 3600_000);
+    const { retention, delivery } = resolveWebhookOptions({
+      retention: { deletedListenerPurgeAfterMs: MAX_DURATION_MS, deliveryLogTtlMs: MAX_DURATION_MS },
+      delivery: { deactivateAfter: { noSuccessForMs: MAX_DURATION_MS } },
+    });
+    const years = [
+      new Date(Date.now() + retention.deletedListenerPurgeAfterMs),
+      new Date(Date.now() - retention.deliveryLogTtlMs),
+      new Date(Date.now() - delivery.deactivateAfter.noSuccessForMs),
+    ].map((date) => date.getUTCFullYear());
+    for (const year of years) expect(year).toBeGreaterThan(1000);
+    for (const year of years) expect(year).toBeLessThan(10_000);
   });
 
   it('never repeats the key encryption key in its message', () => {

@@ -3,7 +3,13 @@ import { Webhook } from 'standardwebhooks';
 import { generateIdentityKeyMaterial } from '../../lib/signing/key-material.js';
 import { formatXSignature, standardWebhooksSignature, decodeStandardWebhooksSecret } from '../../lib/signing/signature-format.js';
 import { WebhookError } from '../../lib/errors/webhook.errors.js';
-import { verifyStandardWebhook, verifyXSignature, WebhookVerificationKeyError } from '../../lib/verify/index.js';
+import {
+  verifyStandardWebhook,
+  verifyXSignature,
+  WebhookVerificationKeyError,
+  WebhookVerificationOptionError,
+  type StandardWebhookVerifyOptions,
+} from '../../lib/verify/index.js';
 
 const body = JSON.stringify({
   eventId: 1,
@@ -132,6 +138,46 @@ describe('verifyStandardWebhook', () => {
     { 'webhook-id': 'a', 'webhook-timestamp': String(timestamp), 'webhook-signature': ',,, v1 ' },
   ])('answers false to the headers %p', (headers) => {
     expect(verifyStandardWebhook(headers as never, body, secret, { now })).toBe(false);
+  });
+
+  it('refuses a tolerance that would turn the timestamp check off, instead of accepting a 10-day-old request', () => {
+    const tenDaysLater = new Date(now.getTime() + 10 * 24 * 3600_000);
+    const unsetSetting = Number(undefined);
+    const thrown = (() => {
+      try {
+        return verifyStandardWebhook(headersFor(ours), body, secret, { now: tenDaysLater, toleranceSec: unsetSetting });
+      } catch (error) {
+        return error;
+      }
+    })();
+    expect(thrown).toBeInstanceOf(WebhookVerificationOptionError);
+    expect(thrown).toBeInstanceOf(WebhookError);
+    expect(thrown).toMatchObject({
+      name: 'WebhookVerificationOptionError',
+      code: 'WEBHOOK_VERIFICATION_OPTION',
+      option: 'toleranceSec',
+      message: 'toleranceSec must be a finite number of seconds, 0 or more, got NaN',
+    });
+  });
+
+  it.each<[string, StandardWebhookVerifyOptions, string]>([
+    ['toleranceSec NaN', { toleranceSec: NaN }, 'toleranceSec'],
+    ['toleranceSec -1', { toleranceSec: -1 }, 'toleranceSec'],
+    ['toleranceSec Infinity', { toleranceSec: Infinity }, 'toleranceSec'],
+    ['toleranceSec "300"', { toleranceSec: '300' as never }, 'toleranceSec'],
+    ['toleranceSec null', { toleranceSec: null as never }, 'toleranceSec'],
+    ['now an invalid Date', { now: new Date(NaN) }, 'now'],
+    ['now a number', { now: Date.now() as never }, 'now'],
+  ])('throws a typed error for the option %s, also for a request that verifies', (_title, options, option) => {
+    expect(() => verifyStandardWebhook(headersFor(ours), body, secret, { now, ...options })).toThrow(
+      expect.objectContaining({ constructor: WebhookVerificationOptionError, option }),
+    );
+  });
+
+  it('accepts a tolerance of 0 or a fraction of a second', () => {
+    expect(verifyStandardWebhook(headersFor(ours), body, secret, { now, toleranceSec: 0 })).toBe(true);
+    expect(verifyStandardWebhook(headersFor(ours), body, secret, { now: new Date(now.getTime() + 1000), toleranceSec: 0.5 })).toBe(false);
+    expect(verifyStandardWebhook(headersFor(ours), body, secret, { now: new Date(now.getTime() + 1000), toleranceSec: 1.5 })).toBe(true);
   });
 
   it('throws a typed error for a secret that is none', () => {

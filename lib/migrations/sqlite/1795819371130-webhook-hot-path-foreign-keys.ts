@@ -1,63 +1,74 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { keepingIdSequence } from './id-sequence.js';
 
 export class WebhookHotPathForeignKeysSqlite1795819371130 implements MigrationInterface {
   name = 'WebhookHotPathForeignKeysSqlite1795819371130';
 
   async up(queryRunner: QueryRunner): Promise<void> {
-    await queryRunner.query(`DROP INDEX "IDX_webhook_delivery_event"`);
-    await queryRunner.query(`DROP INDEX "IDX_webhook_delivery_completed"`);
-    await queryRunner.query(`DROP INDEX "IDX_webhook_delivery_listener"`);
-    await queryRunner.query(`DROP INDEX "IDX_webhook_delivery_due"`);
-    await queryRunner.query(
-      `CREATE TABLE "temporary_webhook_delivery" ("id" integer PRIMARY KEY AUTOINCREMENT NOT NULL, "eventId" integer NOT NULL, "listenerId" integer NOT NULL, "urlId" integer NOT NULL, "linkedSpaceId" integer NOT NULL, "state" varchar(16) NOT NULL, "attempts" integer NOT NULL DEFAULT (0), "nextAttemptAt" bigint NOT NULL, "leaseOwner" varchar(64), "leaseUntil" bigint, "createdOn" datetime NOT NULL DEFAULT (datetime('now')), "completedAt" bigint, CONSTRAINT "FK_webhook_delivery_listener" FOREIGN KEY ("listenerId") REFERENCES "webhook_listener" ("id") ON DELETE CASCADE ON UPDATE NO ACTION)`,
-    );
-    await queryRunner.query(
-      `INSERT INTO "temporary_webhook_delivery"("id", "eventId", "listenerId", "urlId", "linkedSpaceId", "state", "attempts", "nextAttemptAt", "leaseOwner", "leaseUntil", "createdOn", "completedAt") SELECT "id", "eventId", "listenerId", "urlId", "linkedSpaceId", "state", "attempts", "nextAttemptAt", "leaseOwner", "leaseUntil", "createdOn", "completedAt" FROM "webhook_delivery"`,
-    );
-    await queryRunner.query(`DROP TABLE "webhook_delivery"`);
-    await queryRunner.query(`ALTER TABLE "temporary_webhook_delivery" RENAME TO "webhook_delivery"`);
-    await queryRunner.query(`CREATE INDEX "IDX_webhook_delivery_event" ON "webhook_delivery" ("eventId") `);
-    await queryRunner.query(`CREATE INDEX "IDX_webhook_delivery_completed" ON "webhook_delivery" ("state", "completedAt") `);
-    await queryRunner.query(`CREATE INDEX "IDX_webhook_delivery_listener" ON "webhook_delivery" ("listenerId", "state") `);
-    await queryRunner.query(`CREATE INDEX "IDX_webhook_delivery_due" ON "webhook_delivery" ("state", "nextAttemptAt") `);
-    await queryRunner.query(`DROP INDEX "IDX_webhook_delivery_attempt_delivery"`);
-    await queryRunner.query(
-      `CREATE TABLE "temporary_webhook_delivery_attempt" ("id" integer PRIMARY KEY AUTOINCREMENT NOT NULL, "deliveryId" integer NOT NULL, "linkedSpaceId" integer NOT NULL, "listenerId" integer NOT NULL, "attemptNumber" integer NOT NULL, "startedAt" bigint NOT NULL, "durationMs" integer NOT NULL, "outcome" varchar(16) NOT NULL, "statusCode" integer, "responseBody" text, "error" varchar(500))`,
-    );
-    await queryRunner.query(
-      `INSERT INTO "temporary_webhook_delivery_attempt"("id", "deliveryId", "linkedSpaceId", "listenerId", "attemptNumber", "startedAt", "durationMs", "outcome", "statusCode", "responseBody", "error") SELECT "id", "deliveryId", "linkedSpaceId", "listenerId", "attemptNumber", "startedAt", "durationMs", "outcome", "statusCode", "responseBody", "error" FROM "webhook_delivery_attempt"`,
-    );
-    await queryRunner.query(`DROP TABLE "webhook_delivery_attempt"`);
-    await queryRunner.query(`ALTER TABLE "temporary_webhook_delivery_attempt" RENAME TO "webhook_delivery_attempt"`);
-    await queryRunner.query(`CREATE INDEX "IDX_webhook_delivery_attempt_delivery" ON "webhook_delivery_attempt" ("deliveryId") `);
+    await keepingIdSequence(queryRunner, 'webhook_delivery', async () => {
+      await queryRunner.query(`DROP INDEX "IDX_webhook_delivery_event"`);
+      await queryRunner.query(`DROP INDEX "IDX_webhook_delivery_completed"`);
+      await queryRunner.query(`DROP INDEX "IDX_webhook_delivery_listener"`);
+      await queryRunner.query(`DROP INDEX "IDX_webhook_delivery_due"`);
+      await queryRunner.query(
+        `CREATE TABLE "temporary_webhook_delivery" ("id" integer PRIMARY KEY AUTOINCREMENT NOT NULL, "eventId" integer NOT NULL, "listenerId" integer NOT NULL, "urlId" integer NOT NULL, "linkedSpaceId" integer NOT NULL, "state" varchar(16) NOT NULL, "attempts" integer NOT NULL DEFAULT (0), "nextAttemptAt" bigint NOT NULL, "leaseOwner" varchar(64), "leaseUntil" bigint, "createdOn" datetime NOT NULL DEFAULT (datetime('now')), "completedAt" bigint, CONSTRAINT "FK_webhook_delivery_listener" FOREIGN KEY ("listenerId") REFERENCES "webhook_listener" ("id") ON DELETE CASCADE ON UPDATE NO ACTION)`,
+      );
+      await queryRunner.query(
+        `INSERT INTO "temporary_webhook_delivery"("id", "eventId", "listenerId", "urlId", "linkedSpaceId", "state", "attempts", "nextAttemptAt", "leaseOwner", "leaseUntil", "createdOn", "completedAt") SELECT "id", "eventId", "listenerId", "urlId", "linkedSpaceId", "state", "attempts", "nextAttemptAt", "leaseOwner", "leaseUntil", "createdOn", "completedAt" FROM "webhook_delivery"`,
+      );
+      await queryRunner.query(`DROP TABLE "webhook_delivery"`);
+      await queryRunner.query(`ALTER TABLE "temporary_webhook_delivery" RENAME TO "webhook_delivery"`);
+      await queryRunner.query(`CREATE INDEX "IDX_webhook_delivery_event" ON "webhook_delivery" ("eventId") `);
+      await queryRunner.query(`CREATE INDEX "IDX_webhook_delivery_completed" ON "webhook_delivery" ("state", "completedAt") `);
+      await queryRunner.query(`CREATE INDEX "IDX_webhook_delivery_listener" ON "webhook_delivery" ("listenerId", "state") `);
+      await queryRunner.query(`CREATE INDEX "IDX_webhook_delivery_due" ON "webhook_delivery" ("state", "nextAttemptAt") `);
+    });
+    await keepingIdSequence(queryRunner, 'webhook_delivery_attempt', async () => {
+      await queryRunner.query(`DROP INDEX "IDX_webhook_delivery_attempt_delivery"`);
+      await queryRunner.query(
+        `CREATE TABLE "temporary_webhook_delivery_attempt" ("id" integer PRIMARY KEY AUTOINCREMENT NOT NULL, "deliveryId" integer NOT NULL, "linkedSpaceId" integer NOT NULL, "listenerId" integer NOT NULL, "attemptNumber" integer NOT NULL, "startedAt" bigint NOT NULL, "durationMs" integer NOT NULL, "outcome" varchar(16) NOT NULL, "statusCode" integer, "responseBody" text, "error" varchar(500))`,
+      );
+      await queryRunner.query(
+        `INSERT INTO "temporary_webhook_delivery_attempt"("id", "deliveryId", "linkedSpaceId", "listenerId", "attemptNumber", "startedAt", "durationMs", "outcome", "statusCode", "responseBody", "error") SELECT "id", "deliveryId", "linkedSpaceId", "listenerId", "attemptNumber", "startedAt", "durationMs", "outcome", "statusCode", "responseBody", "error" FROM "webhook_delivery_attempt"`,
+      );
+      await queryRunner.query(`DROP TABLE "webhook_delivery_attempt"`);
+      await queryRunner.query(`ALTER TABLE "temporary_webhook_delivery_attempt" RENAME TO "webhook_delivery_attempt"`);
+      await queryRunner.query(`CREATE INDEX "IDX_webhook_delivery_attempt_delivery" ON "webhook_delivery_attempt" ("deliveryId") `);
+    });
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
-    await queryRunner.query(`DROP INDEX "IDX_webhook_delivery_attempt_delivery"`);
-    await queryRunner.query(`ALTER TABLE "webhook_delivery_attempt" RENAME TO "temporary_webhook_delivery_attempt"`);
-    await queryRunner.query(
-      `CREATE TABLE "webhook_delivery_attempt" ("id" integer PRIMARY KEY AUTOINCREMENT NOT NULL, "deliveryId" integer NOT NULL, "linkedSpaceId" integer NOT NULL, "listenerId" integer NOT NULL, "attemptNumber" integer NOT NULL, "startedAt" bigint NOT NULL, "durationMs" integer NOT NULL, "outcome" varchar(16) NOT NULL, "statusCode" integer, "responseBody" text, "error" varchar(500), CONSTRAINT "FK_webhook_delivery_attempt_delivery" FOREIGN KEY ("deliveryId") REFERENCES "webhook_delivery" ("id") ON DELETE CASCADE ON UPDATE NO ACTION)`,
-    );
-    await queryRunner.query(
-      `INSERT INTO "webhook_delivery_attempt"("id", "deliveryId", "linkedSpaceId", "listenerId", "attemptNumber", "startedAt", "durationMs", "outcome", "statusCode", "responseBody", "error") SELECT "id", "deliveryId", "linkedSpaceId", "listenerId", "attemptNumber", "startedAt", "durationMs", "outcome", "statusCode", "responseBody", "error" FROM "temporary_webhook_delivery_attempt"`,
-    );
-    await queryRunner.query(`DROP TABLE "temporary_webhook_delivery_attempt"`);
-    await queryRunner.query(`CREATE INDEX "IDX_webhook_delivery_attempt_delivery" ON "webhook_delivery_attempt" ("deliveryId") `);
-    await queryRunner.query(`DROP INDEX "IDX_webhook_delivery_due"`);
-    await queryRunner.query(`DROP INDEX "IDX_webhook_delivery_listener"`);
-    await queryRunner.query(`DROP INDEX "IDX_webhook_delivery_completed"`);
-    await queryRunner.query(`DROP INDEX "IDX_webhook_delivery_event"`);
-    await queryRunner.query(`ALTER TABLE "webhook_delivery" RENAME TO "temporary_webhook_delivery"`);
-    await queryRunner.query(
-      `CREATE TABLE "webhook_delivery" ("id" integer PRIMARY KEY AUTOINCREMENT NOT NULL, "eventId" integer NOT NULL, "listenerId" integer NOT NULL, "urlId" integer NOT NULL, "linkedSpaceId" integer NOT NULL, "state" varchar(16) NOT NULL, "attempts" integer NOT NULL DEFAULT (0), "nextAttemptAt" bigint NOT NULL, "leaseOwner" varchar(64), "leaseUntil" bigint, "createdOn" datetime NOT NULL DEFAULT (datetime('now')), "completedAt" bigint, CONSTRAINT "FK_webhook_delivery_event" FOREIGN KEY ("eventId") REFERENCES "webhook_event" ("id") ON DELETE CASCADE ON UPDATE NO ACTION, CONSTRAINT "FK_webhook_delivery_listener" FOREIGN KEY ("listenerId") REFERENCES "webhook_listener" ("id") ON DELETE CASCADE ON UPDATE NO ACTION)`,
-    );
-    await queryRunner.query(
-      `INSERT INTO "webhook_delivery"("id", "eventId", "listenerId", "urlId", "linkedSpaceId", "state", "attempts", "nextAttemptAt", "leaseOwner", "leaseUntil", "createdOn", "completedAt") SELECT "id", "eventId", "listenerId", "urlId", "linkedSpaceId", "state", "attempts", "nextAttemptAt", "leaseOwner", "leaseUntil", "createdOn", "completedAt" FROM "temporary_webhook_delivery"`,
-    );
-    await queryRunner.query(`DROP TABLE "temporary_webhook_delivery"`);
-    await queryRunner.query(`CREATE INDEX "IDX_webhook_delivery_due" ON "webhook_delivery" ("state", "nextAttemptAt") `);
-    await queryRunner.query(`CREATE INDEX "IDX_webhook_delivery_listener" ON "webhook_delivery" ("listenerId", "state") `);
-    await queryRunner.query(`CREATE INDEX "IDX_webhook_delivery_completed" ON "webhook_delivery" ("state", "completedAt") `);
-    await queryRunner.query(`CREATE INDEX "IDX_webhook_delivery_event" ON "webhook_delivery" ("eventId") `);
+    // Deliveries first: renaming their table aside would also point the attempts' foreign key, once
+    // restored, at that copy, which is then dropped.
+    await keepingIdSequence(queryRunner, 'webhook_delivery', async () => {
+      await queryRunner.query(`DROP INDEX "IDX_webhook_delivery_due"`);
+      await queryRunner.query(`DROP INDEX "IDX_webhook_delivery_listener"`);
+      await queryRunner.query(`DROP INDEX "IDX_webhook_delivery_completed"`);
+      await queryRunner.query(`DROP INDEX "IDX_webhook_delivery_event"`);
+      await queryRunner.query(`ALTER TABLE "webhook_delivery" RENAME TO "temporary_webhook_delivery"`);
+      await queryRunner.query(
+        `CREATE TABLE "webhook_delivery" ("id" integer PRIMARY KEY AUTOINCREMENT NOT NULL, "eventId" integer NOT NULL, "listenerId" integer NOT NULL, "urlId" integer NOT NULL, "linkedSpaceId" integer NOT NULL, "state" varchar(16) NOT NULL, "attempts" integer NOT NULL DEFAULT (0), "nextAttemptAt" bigint NOT NULL, "leaseOwner" varchar(64), "leaseUntil" bigint, "createdOn" datetime NOT NULL DEFAULT (datetime('now')), "completedAt" bigint, CONSTRAINT "FK_webhook_delivery_event" FOREIGN KEY ("eventId") REFERENCES "webhook_event" ("id") ON DELETE CASCADE ON UPDATE NO ACTION, CONSTRAINT "FK_webhook_delivery_listener" FOREIGN KEY ("listenerId") REFERENCES "webhook_listener" ("id") ON DELETE CASCADE ON UPDATE NO ACTION)`,
+      );
+      await queryRunner.query(
+        `INSERT INTO "webhook_delivery"("id", "eventId", "listenerId", "urlId", "linkedSpaceId", "state", "attempts", "nextAttemptAt", "leaseOwner", "leaseUntil", "createdOn", "completedAt") SELECT "id", "eventId", "listenerId", "urlId", "linkedSpaceId", "state", "attempts", "nextAttemptAt", "leaseOwner", "leaseUntil", "createdOn", "completedAt" FROM "temporary_webhook_delivery"`,
+      );
+      await queryRunner.query(`DROP TABLE "temporary_webhook_delivery"`);
+      await queryRunner.query(`CREATE INDEX "IDX_webhook_delivery_due" ON "webhook_delivery" ("state", "nextAttemptAt") `);
+      await queryRunner.query(`CREATE INDEX "IDX_webhook_delivery_listener" ON "webhook_delivery" ("listenerId", "state") `);
+      await queryRunner.query(`CREATE INDEX "IDX_webhook_delivery_completed" ON "webhook_delivery" ("state", "completedAt") `);
+      await queryRunner.query(`CREATE INDEX "IDX_webhook_delivery_event" ON "webhook_delivery" ("eventId") `);
+    });
+    await keepingIdSequence(queryRunner, 'webhook_delivery_attempt', async () => {
+      await queryRunner.query(`DROP INDEX "IDX_webhook_delivery_attempt_delivery"`);
+      await queryRunner.query(`ALTER TABLE "webhook_delivery_attempt" RENAME TO "temporary_webhook_delivery_attempt"`);
+      await queryRunner.query(
+        `CREATE TABLE "webhook_delivery_attempt" ("id" integer PRIMARY KEY AUTOINCREMENT NOT NULL, "deliveryId" integer NOT NULL, "linkedSpaceId" integer NOT NULL, "listenerId" integer NOT NULL, "attemptNumber" integer NOT NULL, "startedAt" bigint NOT NULL, "durationMs" integer NOT NULL, "outcome" varchar(16) NOT NULL, "statusCode" integer, "responseBody" text, "error" varchar(500), CONSTRAINT "FK_webhook_delivery_attempt_delivery" FOREIGN KEY ("deliveryId") REFERENCES "webhook_delivery" ("id") ON DELETE CASCADE ON UPDATE NO ACTION)`,
+      );
+      await queryRunner.query(
+        `INSERT INTO "webhook_delivery_attempt"("id", "deliveryId", "linkedSpaceId", "listenerId", "attemptNumber", "startedAt", "durationMs", "outcome", "statusCode", "responseBody", "error") SELECT "id", "deliveryId", "linkedSpaceId", "listenerId", "attemptNumber", "startedAt", "durationMs", "outcome", "statusCode", "responseBody", "error" FROM "temporary_webhook_delivery_attempt"`,
+      );
+      await queryRunner.query(`DROP TABLE "temporary_webhook_delivery_attempt"`);
+      await queryRunner.query(`CREATE INDEX "IDX_webhook_delivery_attempt_delivery" ON "webhook_delivery_attempt" ("deliveryId") `);
+    });
   }
 }

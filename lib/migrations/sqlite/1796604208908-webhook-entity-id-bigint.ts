@@ -1,4 +1,5 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { keepingIdSequence } from './id-sequence.js';
 
 /** An entity's registered id (`listenerEntityId`) may exceed 32 bits, as wallee's own ids do. */
 export class WebhookEntityIdBigintSqlite1796604208908 implements MigrationInterface {
@@ -13,24 +14,20 @@ export class WebhookEntityIdBigintSqlite1796604208908 implements MigrationInterf
   }
 }
 
-/**
- * SQLite changes a column's type by copying its table into a new one. The new table's AUTOINCREMENT
- * counter starts after the highest id copied; it is set back to the old one, so that the ids of
- * events removed by retention are not given to new events (receivers drop duplicates by `eventId`).
- */
+/** SQLite changes a column's type by copying its table into a new one. */
 async function rebuildEventTable(queryRunner: QueryRunner, listenerEntityIdType: string): Promise<void> {
-  const [sequence]: { seq: number }[] = await queryRunner.query(`SELECT seq FROM sqlite_sequence WHERE name = 'webhook_event'`);
-  await queryRunner.query(`DROP INDEX "IDX_webhook_event_space_entity"`);
-  await queryRunner.query(
-    `CREATE TABLE "temporary_webhook_event" ("id" integer PRIMARY KEY AUTOINCREMENT NOT NULL, "linkedSpaceId" integer NOT NULL, "entityName" varchar(100) NOT NULL, "listenerEntityId" ${listenerEntityIdType} NOT NULL, "entityId" varchar(191) NOT NULL, "state" varchar(100), "createdOn" datetime NOT NULL DEFAULT (datetime('now')))`,
-  );
-  await queryRunner.query(
-    `INSERT INTO "temporary_webhook_event"("id", "linkedSpaceId", "entityName", "listenerEntityId", "entityId", "state", "createdOn") SELECT "id", "linkedSpaceId", "entityName", "listenerEntityId", "entityId", "state", "createdOn" FROM "webhook_event"`,
-  );
-  await queryRunner.query(`DROP TABLE "webhook_event"`);
-  await queryRunner.query(`ALTER TABLE "temporary_webhook_event" RENAME TO "webhook_event"`);
-  await queryRunner.query(`CREATE INDEX "IDX_webhook_event_space_entity" ON "webhook_event" ("linkedSpaceId", "entityName", "entityId") `);
-  if (!sequence) return;
-  await queryRunner.query(`DELETE FROM sqlite_sequence WHERE name = 'webhook_event'`);
-  await queryRunner.query(`INSERT INTO sqlite_sequence (name, seq) VALUES ('webhook_event', ?)`, [sequence.seq]);
+  await keepingIdSequence(queryRunner, 'webhook_event', async () => {
+    await queryRunner.query(`DROP INDEX "IDX_webhook_event_space_entity"`);
+    await queryRunner.query(
+      `CREATE TABLE "temporary_webhook_event" ("id" integer PRIMARY KEY AUTOINCREMENT NOT NULL, "linkedSpaceId" integer NOT NULL, "entityName" varchar(100) NOT NULL, "listenerEntityId" ${listenerEntityIdType} NOT NULL, "entityId" varchar(191) NOT NULL, "state" varchar(100), "createdOn" datetime NOT NULL DEFAULT (datetime('now')))`,
+    );
+    await queryRunner.query(
+      `INSERT INTO "temporary_webhook_event"("id", "linkedSpaceId", "entityName", "listenerEntityId", "entityId", "state", "createdOn") SELECT "id", "linkedSpaceId", "entityName", "listenerEntityId", "entityId", "state", "createdOn" FROM "webhook_event"`,
+    );
+    await queryRunner.query(`DROP TABLE "webhook_event"`);
+    await queryRunner.query(`ALTER TABLE "temporary_webhook_event" RENAME TO "webhook_event"`);
+    await queryRunner.query(
+      `CREATE INDEX "IDX_webhook_event_space_entity" ON "webhook_event" ("linkedSpaceId", "entityName", "entityId") `,
+    );
+  });
 }
