@@ -48,10 +48,12 @@ export {
   WEBHOOK_DELIVERY_SUCCEEDED,
   WEBHOOK_LISTENER_DEACTIVATED,
   WEBHOOK_LISTENER_STATE_CHANGED,
+  WEBHOOK_URL_STATE_CHANGED,
 } from './delivery/delivery.constants.js';
 export type {
   WebhookDeliveryEventPayload,
   WebhookListenerDeactivatedPayload,
   WebhookListenerStateChangedPayload,
+  WebhookUrlStateChangedPayload,
 } from './delivery/delivery.constants.js';
 export type { WebhookPayload } from './delivery/payload.js';

@@ -9,6 +9,7 @@ export const WEBHOOK_DELIVERY_FAILED = 'webhook.delivery.failed';
 export const WEBHOOK_DELIVERY_ABANDONED = 'webhook.delivery.abandoned';
 export const WEBHOOK_LISTENER_DEACTIVATED = 'webhook.listener.deactivated';
 export const WEBHOOK_LISTENER_STATE_CHANGED = 'webhook.listener.state-changed';
+export const WEBHOOK_URL_STATE_CHANGED = 'webhook.url.state-changed';
 
 export interface WebhookDeliveryEventPayload {
   deliveryId: number;
@@ -34,6 +35,13 @@ export interface WebhookListenerDeactivatedPayload {
 
 export interface WebhookListenerStateChangedPayload {
   listenerId: number;
+  spaceId: number;
+  from: string;
+  to: string;
+}
+
+export interface WebhookUrlStateChangedPayload {
+  urlId: number;
   spaceId: number;
   from: string;
   to: string;

@@ -407,10 +407,9 @@ export class DeliveryStore {
   }
 
   /** Gives leased deliveries back without an attempt, e.g. at shutdown: due again at once. */
-  async release(owner: string, leased: readonly Leased[]): Promise<void> {
+  async release(owner: string, leased: readonly Leased[], dueAt = Date.now()): Promise<void> {
     if (leased.length === 0) return;
-    const now = Date.now();
-    await this.writeTogether([this.endLease(owner, leased, (b) => `${this.column('nextAttemptAt')} = ${b.integer(now)}`)]);
+    await this.writeTogether([this.endLease(owner, leased, (b) => `${this.column('nextAttemptAt')} = ${b.integer(dueAt)}`)]);
   }
 
   /**

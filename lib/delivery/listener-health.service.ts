@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { In, MoreThan, type DataSource } from 'typeorm';
+import { And, LessThanOrEqual, MoreThan, type DataSource } from 'typeorm';
 import { ListenerChangeNotifier } from '../management/listener-change.notifier.js';
 import { EventEmitter2, WEBHOOK_EVENT_EMITTER, emitEvent } from '../events/event-emitter.js';
 import { CreationEntityState } from '../model/creation-entity-state.enum.js';
@@ -11,9 +11,9 @@ import { runTransactionSteps, updateStatement } from '../persistence/transaction
 import { WEBHOOK_LISTENER_DEACTIVATED, type WebhookListenerDeactivatedPayload } from './delivery.constants.js';
 
 /**
- * Deactivates listeners whose receivers keep failing, as wallee does: when the last
- * `deactivateAfter.abandonedDeliveries` finished deliveries were all abandoned and none succeeded
- * within `deactivateAfter.noSuccessForMs`; and at once on `410 Gone`.
+ * Deactivates listeners whose receivers keep failing, as wallee does: when they have been failing for
+ * `deactivateAfter.noSuccessForMs` with at least `deactivateAfter.abandonedDeliveries` abandoned
+ * deliveries (see `afterAbandoned`); and at once on `410 Gone`.
  */
 @Injectable()
 export class ListenerHealthService {
@@ -26,26 +26,48 @@ export class ListenerHealthService {
     private readonly changes: ListenerChangeNotifier,
   ) {}
 
+  /**
+   * Deactivates the listener when it has been failing for `noSuccessForMs`: at least
+   * `abandonedDeliveries` deliveries were abandoned after both its `updatedOn` (set by its creation,
+   * a reactivation or any other change) and its last successful delivery, the first of them
+   * `noSuccessForMs` ago or earlier.
+   */
   async afterAbandoned(listenerId: number): Promise<void> {
     const { abandonedDeliveries, noSuccessForMs } = this.options.delivery.deactivateAfter;
-    const repository = this.dataSource.getRepository(WebhookDelivery);
-    const recentSuccess = await repository.findOne({
-      select: { id: true },
-      where: { listenerId, state: WebhookDeliveryState.SUCCEEDED, completedAt: MoreThan(Date.now() - noSuccessForMs) },
+    const failingAfter = await this.lastUpdateOrSuccess(listenerId);
+    if (failingAfter === null) return;
+    const deliveries = this.dataSource.getRepository(WebhookDelivery);
+    const abandonedAfterwards = { listenerId, state: WebhookDeliveryState.ABANDONED };
+    const firstAbandoned = await deliveries.findOne({
+      select: { id: true, completedAt: true },
+      where: { ...abandonedAfterwards, completedAt: And(MoreThan(failingAfter), LessThanOrEqual(Date.now() - noSuccessForMs)) },
+      order: { completedAt: 'ASC', id: 'ASC' },
     });
-    if (recentSuccess) return;
-    const lastFinished = await repository.find({
-      select: { id: true, state: true },
-      where: { listenerId, state: In([WebhookDeliveryState.SUCCEEDED, WebhookDeliveryState.ABANDONED]) },
-      order: { completedAt: 'DESC', id: 'DESC' },
+    if (!firstAbandoned) return;
+    const counted = await deliveries.find({
+      select: { id: true },
+      where: { ...abandonedAfterwards, completedAt: MoreThan(failingAfter) },
       take: abandonedDeliveries,
     });
-    if (lastFinished.length === abandonedDeliveries && lastFinished.every((d) => d.state === WebhookDeliveryState.ABANDONED)) {
-      await this.deactivate(
-        listenerId,
-        `the last ${abandonedDeliveries} deliveries were abandoned and none succeeded for ${Math.round(noSuccessForMs / 3_600_000)} h`,
-      );
-    }
+    if (counted.length < abandonedDeliveries) return;
+    const since = new Date(firstAbandoned.completedAt!).toISOString();
+    await this.deactivate(listenerId, `at least ${abandonedDeliveries} deliveries were abandoned and none succeeded since ${since}`);
+  }
+
+  /** Epoch ms of the listener's `updatedOn` or of its last successful delivery, whichever is later; `null` unless it is ACTIVE. */
+  private async lastUpdateOrSuccess(listenerId: number): Promise<number | null> {
+    const listener = await this.dataSource.getRepository(WebhookListener).findOne({
+      select: { id: true, state: true, updatedOn: true },
+      where: { id: listenerId },
+    });
+    if (listener?.state !== CreationEntityState.ACTIVE) return null;
+    const updatedAt = listener.updatedOn.getTime();
+    const lastSuccess = await this.dataSource.getRepository(WebhookDelivery).findOne({
+      select: { id: true, completedAt: true },
+      where: { listenerId, state: WebhookDeliveryState.SUCCEEDED, completedAt: MoreThan(updatedAt) },
+      order: { completedAt: 'DESC', id: 'DESC' },
+    });
+    return lastSuccess?.completedAt ?? updatedAt;
   }
 
   async deactivate(listenerId: number, reason: string): Promise<void> {

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { DataSource } from 'typeorm';
-import { WebhookNotFoundError } from '../errors/webhook.errors.js';
+import { Brackets, IsNull, LessThan, type DataSource } from 'typeorm';
+import { WebhookNotFoundError, WebhookStateError } from '../errors/webhook.errors.js';
 import { EventEmitter2, WEBHOOK_EVENT_EMITTER, emitEvent } from '../events/event-emitter.js';
 import { WebhookDeliveryAttempt } from '../model/webhook-delivery-attempt.entity.js';
 import { WebhookDelivery, WebhookDeliveryState } from '../model/webhook-delivery.entity.js';
@@ -64,19 +64,34 @@ export class WebhookDeliveryService {
     return this.search(spaceId, query, WebhookDeliveryAttempt, 'a', ATTEMPT_FIELDS);
   }
 
-  /** Makes a delivery due now, also an abandoned or cancelled one; its attempts so far stay in the log. */
+  /**
+   * Makes a delivery due now, also an abandoned or cancelled one; its attempts so far stay in the log.
+   * A delivery that an instance is sending (its lease holds) is refused: taken from under the lease,
+   * it would be sent twice at once and its attempt logged twice.
+   */
   async redeliver(spaceId: number, deliveryId: number): Promise<WebhookDelivery> {
     requireId(spaceId, 'spaceId');
     requireId(deliveryId, 'deliveryId');
     const delivery = await inTransaction(this.dataSource, async (manager) => {
       const found = await manager.findOne(WebhookDelivery, { where: { id: deliveryId, linkedSpaceId: spaceId } });
       if (!found) throw new WebhookNotFoundError('WebhookDelivery', deliveryId, spaceId);
-      await manager
+      const now = Date.now();
+      const { affected } = await manager
         .createQueryBuilder()
         .update(WebhookDelivery)
-        .set({ state: WebhookDeliveryState.PENDING, nextAttemptAt: Date.now(), completedAt: null, leaseOwner: null, leaseUntil: null })
+        .set({ state: WebhookDeliveryState.PENDING, nextAttemptAt: now, completedAt: null, leaseOwner: null, leaseUntil: null })
         .where({ id: deliveryId })
+        .andWhere(new Brackets((notLeased) => notLeased.where({ leaseUntil: IsNull() }).orWhere({ leaseUntil: LessThan(now) })))
         .execute();
+      if (!affected) {
+        throw new WebhookStateError(
+          'WebhookDelivery',
+          deliveryId,
+          WebhookDeliveryState.PENDING,
+          WebhookDeliveryState.PENDING,
+          `WebhookDelivery ${deliveryId} is being sent by an instance; redeliver it once that attempt has finished`,
+        );
+      }
       return manager.findOneOrFail(WebhookDelivery, { where: { id: deliveryId } });
     });
     this.logger.log(`Redelivering WebhookDelivery ${deliveryId} of space ${spaceId}`);

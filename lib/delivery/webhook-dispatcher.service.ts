@@ -26,8 +26,10 @@ import {
   WEBHOOK_DELIVERY_FAILED,
   WEBHOOK_DELIVERY_SUCCEEDED,
   WEBHOOK_LISTENER_STATE_CHANGED,
+  WEBHOOK_URL_STATE_CHANGED,
   type WebhookDeliveryEventPayload,
   type WebhookListenerStateChangedPayload,
+  type WebhookUrlStateChangedPayload,
 } from './delivery.constants.js';
 import { DeliveryRequests } from './delivery-requests.js';
 import { DeliveryStore, lessLogged, type ClaimedDelivery, type DeliveryCompletion, type FinishedAttempt } from './delivery.store.js';
@@ -39,6 +41,11 @@ import { SendingWindows } from './sending-window.js';
 const USER_AGENT = 'nestjs-webhook-listener';
 /** Pause before claiming again after the database failed us. */
 const ERROR_BACKOFF_MS = 1_000;
+/**
+ * A delivery whose request could not be built (its identity's keys do not open here, say) is due
+ * again after this long: at once, it would be claimed again and again, and fill the log.
+ */
+const UNBUILT_REQUEST_RETRY_MS = 30_000;
 /** After a claim that looked past the stocked URLs for others and found none, the least wait before the next such look. */
 const OTHER_URLS_RECHECK_MS = 100;
 /**
@@ -121,14 +128,12 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   private readonly onCommitted = () => this.wakeForAnyUrl();
   /** Listeners this instance saw leave ACTIVE, and when: a claim that read them just before still holds them as active. */
   private readonly deactivated = new Map<number, number>();
-  private readonly onListenerStateChanged = ({ listenerId, to }: WebhookListenerStateChangedPayload) => {
-    if (to === CreationEntityState.ACTIVE) {
-      this.deactivated.delete(listenerId);
-      return;
-    }
-    this.rememberDeactivated(listenerId);
-    this.cancelUnsent(this.allReady().filter((delivery) => delivery.listenerId === listenerId));
-  };
+  /** The same for URLs. */
+  private readonly deactivatedUrls = new Map<number, number>();
+  private readonly onListenerStateChanged = ({ listenerId, to }: WebhookListenerStateChangedPayload) =>
+    this.afterStateChange(this.deactivated, listenerId, to, (delivery) => delivery.listenerId === listenerId);
+  private readonly onUrlStateChanged = ({ urlId, to }: WebhookUrlStateChangedPayload) =>
+    this.afterStateChange(this.deactivatedUrls, urlId, to, (delivery) => delivery.urlId === urlId);
 
   constructor(
     @Inject(WEBHOOK_RESOLVED_OPTIONS) private readonly options: ResolvedWebhookOptions,
@@ -161,6 +166,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     // Ahead of the host's listeners: eventemitter2 stops calling listeners at the first that throws.
     this.emitter.prependListener(WEBHOOK_EVENTS_COMMITTED, this.onCommitted);
     this.emitter.prependListener(WEBHOOK_LISTENER_STATE_CHANGED, this.onListenerStateChanged);
+    this.emitter.prependListener(WEBHOOK_URL_STATE_CHANGED, this.onUrlStateChanged);
     replaceInterval(this.scheduler, this.pollTimer, () => this.wakeForAnyUrl(), this.options.delivery.pollIntervalMs);
     this.logger.log(
       `Delivering as ${this.owner} (concurrency ${this.options.delivery.concurrency}, ${this.options.delivery.perUrlConcurrency} per URL)`,
@@ -187,6 +193,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     this.running = false;
     this.emitter.off(WEBHOOK_EVENTS_COMMITTED, this.onCommitted);
     this.emitter.off(WEBHOOK_LISTENER_STATE_CHANGED, this.onListenerStateChanged);
+    this.emitter.off(WEBHOOK_URL_STATE_CHANGED, this.onUrlStateChanged);
     removeInterval(this.scheduler, this.pollTimer);
     removeTimeout(this.scheduler, this.retryTimer);
     this.giveUpWritingAt = Date.now() + 2 * this.options.delivery.timeoutMs + 1_000;
@@ -282,6 +289,9 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
       if (!this.running) return;
       this.startReady();
       if (!this.moreDue) return;
+      // On better-sqlite3 every claim resolves without a turn of the event loop: without this, a
+      // backlog claimed and cancelled or given back batch after batch would keep timers and answers waiting.
+      await new Promise((resolve) => setImmediate(resolve));
       room = this.claimRoom();
     }
   }
@@ -358,11 +368,17 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     const held = this.heldById.get(delivery.id);
     if (held) {
       held.leaseUntil = delivery.leaseUntil;
+      // Another instance may have made an attempt meanwhile, under the lease it took over.
+      held.attempts = delivery.attempts;
       return false;
     }
     // Only a claim that began before the listener left ACTIVE can have read it as active; a later
     // one read its state as it is now, which another instance may have made ACTIVE again.
-    if ((this.deactivated.get(delivery.listenerId) ?? Number.NEGATIVE_INFINITY) >= claimStart) delivery.sendable = false;
+    const deactivatedAt = Math.max(
+      this.deactivated.get(delivery.listenerId) ?? Number.NEGATIVE_INFINITY,
+      this.deactivatedUrls.get(delivery.urlId) ?? Number.NEGATIVE_INFINITY,
+    );
+    if (deactivatedAt >= claimStart) delivery.sendable = false;
     this.heldById.set(delivery.id, delivery);
     this.ready.push(delivery);
     this.heldPerUrl.set(delivery.urlId, (this.heldPerUrl.get(delivery.urlId) ?? 0) + 1);
@@ -455,10 +471,16 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     return behind;
   }
 
-  private rememberDeactivated(listenerId: number): void {
+  /** A listener or URL that left ACTIVE: what is held of it and not yet started is cancelled. */
+  private afterStateChange(deactivated: Map<number, number>, id: number, to: string, ofIt: (delivery: ClaimedDelivery) => boolean): void {
+    if (to === CreationEntityState.ACTIVE) {
+      deactivated.delete(id);
+      return;
+    }
     const now = Date.now();
-    for (const [id, at] of this.deactivated) if (at < now - this.options.delivery.leaseMs) this.deactivated.delete(id);
-    this.deactivated.set(listenerId, now);
+    for (const [other, at] of deactivated) if (at < now - this.options.delivery.leaseMs) deactivated.delete(other);
+    deactivated.set(id, now);
+    this.cancelUnsent(this.allReady().filter(ofIt));
   }
 
   /** Ready deliveries that must not be sent (listener no longer active, event or URL gone) end as cancelled, without waiting for a slot. */
@@ -488,10 +510,10 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     await this.releaseLeases(deliveries);
   }
 
-  /** Ends this instance's leases on deliveries it will not send; they are due again at once. A failure is logged: the leases then run out. */
-  private releaseLeases(deliveries: ClaimedDelivery[]): Promise<void> {
+  /** Ends this instance's leases on deliveries it will not send, due again at `dueAt`. A failure is logged: the leases then run out. */
+  private releaseLeases(deliveries: ClaimedDelivery[], dueAt = Date.now()): Promise<void> {
     return this.store
-      .release(this.owner, deliveries)
+      .release(this.owner, deliveries, dueAt)
       .catch((error) => this.logger.error(`Could not give back ${deliveries.length} deliveries: ${errorMessage(error)}`));
   }
 
@@ -504,8 +526,10 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
         (outcome) => (outcome ? this.record(outcome) : this.releaseLeases([delivery])),
         (error) => {
           // Nothing was sent or nothing could be recorded: give the delivery back rather than leave it leased.
-          this.logger.error(`Delivery ${delivery.id} failed before an attempt could be recorded; giving it back: ${errorMessage(error)}`);
-          return this.releaseLeases([delivery]);
+          this.logger.error(
+            `Delivery ${delivery.id} failed before an attempt could be recorded; it is tried again in ${UNBUILT_REQUEST_RETRY_MS / 1000} s: ${errorMessage(error)}`,
+          );
+          return this.releaseLeases([delivery], Date.now() + UNBUILT_REQUEST_RETRY_MS);
         },
       )
       .finally(() => this.settle(delivery));

@@ -1,6 +1,11 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { ListenerMatchCache } from '../capture/listener-match.cache.js';
-import { WEBHOOK_LISTENER_STATE_CHANGED, type WebhookListenerStateChangedPayload } from '../delivery/delivery.constants.js';
+import {
+  WEBHOOK_LISTENER_STATE_CHANGED,
+  WEBHOOK_URL_STATE_CHANGED,
+  type WebhookListenerStateChangedPayload,
+  type WebhookUrlStateChangedPayload,
+} from '../delivery/delivery.constants.js';
 import { EventEmitter2, WEBHOOK_EVENT_EMITTER, emitEvent } from '../events/event-emitter.js';
 import { WebhookEntityRegistry } from '../registry/webhook-entity.registry.js';
 
@@ -34,8 +39,14 @@ export class ListenerChangeNotifier {
     emitEvent(this.emitter, this.logger, WEBHOOK_LISTENER_STATE_CHANGED, changed);
   }
 
-  /** A URL's state changed: whether its listeners are matched changed with it, for every entity of its space. */
-  urlStateCommitted(spaceId: number): void {
+  /**
+   * A URL's state changed: whether its listeners are matched changed with it, for every entity of
+   * its space; announced as `webhook.url.state-changed`, on which the worker drops what it holds of a
+   * URL that left ACTIVE.
+   */
+  urlStateCommitted(urlId: number, spaceId: number, from: string, to: string): void {
     for (const entity of this.registry.list()) this.matchCache.invalidate(spaceId, entity.name);
+    const changed: WebhookUrlStateChangedPayload = { urlId, spaceId, from, to };
+    emitEvent(this.emitter, this.logger, WEBHOOK_URL_STATE_CHANGED, changed);
   }
 }

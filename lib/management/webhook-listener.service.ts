@@ -111,7 +111,7 @@ export class WebhookListenerService extends ManagedObjectService<WebhookListener
       const url =
         typeof urlRef === 'number'
           ? await requireLiveReference(manager, WebhookUrl, spaceId, urlRef, 'url')
-          : await this.urls.findOrCreateWith(manager, spaceId, urlRef);
+          : await this.urls.findOrCreateWith(manager, spaceId, urlRef, 'url');
       const identity = identityId === null ? null : await requireLiveReference(manager, WebhookIdentity, spaceId, identityId, 'identity');
       const saved = await manager.save(
         WebhookListener,

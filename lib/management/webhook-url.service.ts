@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { In, type DataSource, type EntityManager } from 'typeorm';
-import type { CreationEntityState } from '../model/creation-entity-state.enum.js';
+import { CreationEntityState } from '../model/creation-entity-state.enum.js';
+import { WebhookValidationError } from '../errors/webhook.errors.js';
 import { NAME_MAX_LENGTH } from '../model/managed-object.entity.js';
 import { WebhookUrl } from '../model/webhook-url.entity.js';
 import { inTransaction } from '../persistence/transaction.js';
@@ -52,7 +53,8 @@ export class WebhookUrlService extends ManagedObjectService<WebhookUrl> {
 
   /** Only the listeners of an ACTIVE URL are sent anything. */
   protected override afterCommit(url: WebhookUrl, previousState?: CreationEntityState): void {
-    if (previousState !== undefined && previousState !== url.state) this.changes.urlStateCommitted(url.linkedSpaceId);
+    if (previousState !== undefined && previousState !== url.state)
+      this.changes.urlStateCommitted(url.id, url.linkedSpaceId, previousState, url.state);
   }
 
   async create(spaceId: number, input: CreateWebhookUrlInput): Promise<WebhookUrl> {
@@ -71,21 +73,34 @@ export class WebhookUrlService extends ManagedObjectService<WebhookUrl> {
     return created;
   }
 
-  /** A live URL of the space with exactly this address, or a new one named after its host. */
-  async findOrCreateWith(manager: EntityManager, spaceId: number, address: string): Promise<WebhookUrl> {
+  /**
+   * The ACTIVE URL of the space with exactly this address, or a new one named after its host. A URL
+   * of that address that is live but not ACTIVE is refused: a listener put on it would hear nothing.
+   */
+  async findOrCreateWith(manager: EntityManager, spaceId: number, address: string, field: string): Promise<WebhookUrl> {
     const alike = await manager.find(WebhookUrl, {
       where: { linkedSpaceId: spaceId, url: address, state: In([...LIVE_STATES]) },
       order: { id: 'ASC' },
     });
     // MySQL and MariaDB compare text without case by default: a path that differs in case is another URL.
-    const existing = alike.find((url) => url.url === address);
-    if (existing && isLive(await lockedState(manager, WebhookUrl, spaceId, existing.id, 'share'))) return existing;
+    const same = alike.filter((url) => url.url === address);
+    const existing = same.find((url) => url.state === CreationEntityState.ACTIVE) ?? same[0];
+    if (existing) {
+      const state = await lockedState(manager, WebhookUrl, spaceId, existing.id, 'share');
+      if (state === CreationEntityState.ACTIVE) return existing;
+      if (isLive(state)) {
+        throw new WebhookValidationError(
+          field,
+          `WebhookUrl ${existing.id} of the space has this address and is ${state}: make it ACTIVE, or give its id to use it as it is`,
+        );
+      }
+    }
     const name = new URL(address).host.slice(0, NAME_MAX_LENGTH);
     const created = await this.insertWith(manager, {
       linkedSpaceId: spaceId,
       name,
       url: address,
-      state: 'ACTIVE' as CreationEntityState,
+      state: CreationEntityState.ACTIVE,
       applicationManaged: false,
     });
     this.logger.log(`Created WebhookUrl ${created.id} in space ${spaceId} for a new listener`);

@@ -19,10 +19,25 @@ export class WebhookAddressRefusedError extends Error {
   }
 }
 
+/**
+ * The IETF-reserved `::/8`. ipaddr.js names only part of it (`::`, `::1`, IPv4-mapped, rfc6145) and
+ * calls the rest unicast, among it the deprecated IPv4-compatible `::/96` (`::7f00:1` is 127.0.0.1).
+ */
+const IPV6_RESERVED_BLOCK = ipaddr.IPv6.parseCIDR('::/8');
+
+/**
+ * Parses an address. ipaddr.js reads the deprecated `::a.b.c.d` as `::ffff:a.b.c.d`, while Node's
+ * resolver writes IPv4-compatible addresses that way (`::127.0.0.1` for `::7f00:1`); `0::a.b.c.d`,
+ * the same address, it reads right.
+ */
+function parseAddress(address: string): ipaddr.IPv4 | ipaddr.IPv6 {
+  return ipaddr.parse(address.replace(/^::(?=\d+\.)/, '0::'));
+}
+
 /** The range of an address when it is not public unicast, else `null`. */
 export function nonPublicRange(address: string): string | null {
   if (!ipaddr.isValid(address)) return 'invalid';
-  let parsed = ipaddr.parse(address);
+  let parsed = parseAddress(address);
   if (parsed.kind() === 'ipv6') {
     const v6 = parsed as ipaddr.IPv6;
     // Addresses that embed an IPv4 address are judged by it: IPv4-mapped (::ffff:a.b.c.d) and NAT64 (64:ff9b::/96).
@@ -30,7 +45,8 @@ export function nonPublicRange(address: string): string | null {
     else if (v6.range() === 'rfc6052') parsed = ipaddr.fromByteArray(v6.toByteArray().slice(12));
   }
   const range = parsed.range();
-  return range === 'unicast' ? null : range;
+  if (range !== 'unicast') return range;
+  return parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).match(IPV6_RESERVED_BLOCK) ? 'reserved' : null;
 }
 
 type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import { join } from 'node:path';
 import { rmSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   WEBHOOK_DELIVERY_SUCCEEDED,
   WEBHOOK_EVENT_EMITTER,
@@ -16,6 +17,7 @@ import {
 } from '../../lib/index.js';
 import type { EventEmitter2 } from '../../lib/events/event-emitter.js';
 import { WebhookDispatcher } from '../../lib/delivery/webhook-dispatcher.service.js';
+import { ListenerHealthService } from '../../lib/delivery/listener-health.service.js';
 import { DeliveryStore, REFUSED_TEXT_NOTE, type ClaimedDelivery, type FinishedAttempt } from '../../lib/delivery/delivery.store.js';
 import { WebhookAttemptOutcome } from '../../lib/model/webhook-delivery-attempt.entity.js';
 import { connectionOptions, selectedDatabases, type TestDatabase } from '../src/databases.js';
@@ -45,6 +47,15 @@ function mostInFlight(attempts: { startedAt: number; durationMs: number }[], fro
     0,
     ...spans.map(([start]) => Math.max(start, from)).map((at) => spans.filter(([start, end]) => start <= at && at < end).length),
   );
+}
+
+/** How many checks after an abandoned delivery have run to their end, from now on. */
+function finishedHealthChecks(app: TestApp): () => number {
+  const health = app.get(ListenerHealthService);
+  const check = health.afterAbandoned.bind(health);
+  let finished = 0;
+  health.afterAbandoned = (listenerId) => check(listenerId).finally(() => finished++);
+  return () => finished;
 }
 
 async function saveOrders(app: TestApp, space: number, count: number): Promise<void> {
@@ -78,6 +89,8 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
       '100.64.1.1',
       '0.0.0.0',
       '[64:ff9b::7f00:1]',
+      '[::127.0.0.1]',
+      '[::a9fe:a9fe]',
     ])('refuses a listener URL on %s when it is saved', async (host) => {
       const error = await testApp
         .get(WebhookListenerService)
@@ -315,14 +328,24 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
       });
       try {
         await worker.get(WebhookListenerService).create(space, { name: 'open', entity: 'Order', url: receiver.url(`/open/${space}`) });
-        await saveOrders(worker, space, 1);
-        await waitFor(() => receiver.to(`/open/${space}`).length === 1, 'the request of the listener signed by the space default');
-        await waitFor(() => logs.errors.some((error) => error.includes('signing.keyEncryptionKey')), 'the error of the sealed identity');
+        // A whole claim of them: given back due at once, they were claimed again and again.
+        const orders = 100;
+        await saveOrders(worker, space, orders);
+        await waitFor(() => receiver.to(`/open/${space}`).length === orders, 'the requests of the listener signed by the space default');
+        const sealedErrors = () => logs.errors.filter((error) => error.includes('signing.keyEncryptionKey'));
+        await waitFor(() => sealedErrors().length >= orders, 'the errors of the sealed identity');
         expect(receiver.to(`/sealed/${space}`)).toHaveLength(0);
-        const [sealedDelivery] = await worker.get(WebhookDeliveryService).searchDeliveries(space, {
+        const sealedDeliveries = await worker.get(WebhookDeliveryService).searchDeliveries(space, {
           filter: { type: 'LEAF', fieldName: 'listenerId', operator: 'EQUALS', value: sealedListener.id },
         });
-        expect(sealedDelivery).toMatchObject({ state: 'PENDING', attempts: 0 });
+        expect(sealedDeliveries).toHaveLength(orders);
+        for (const delivery of sealedDeliveries) {
+          expect(delivery).toMatchObject({ state: 'PENDING', attempts: 0 });
+          // Tried again later, not at once.
+          expect(delivery.nextAttemptAt).toBeGreaterThan(Date.now() + 10_000);
+        }
+        expect(sealedErrors()).toHaveLength(orders);
+        expect(sealedErrors()[0]).toContain('tried again in 30 s');
       } finally {
         await worker.close();
         cleanUp();
@@ -473,6 +496,33 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
     }
   });
 
+  it('cancels what it holds of a URL that is set INACTIVE, and sends none of it', async () => {
+    const testApp = await createTestApp(database, {
+      webhook: { ...WORKER, security: { allowPrivateNetworks: true }, delivery: { ...WORKER.delivery, perUrlConcurrency: 1 } },
+    });
+    try {
+      const space = freshSpace();
+      const path = `/url-paused/${space}`;
+      receiver.script(path, receiver.hold, answer(200));
+      const listener = await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(path) });
+      await saveOrders(testApp, space, 5);
+      await waitFor(() => receiver.to(path).length === 1, 'the first request to be held');
+      // The other four are claimed, waiting behind it for the URL's one slot.
+      await testApp.get(WebhookUrlService).update(space, { id: listener.url.id, version: listener.url.version, state: 'INACTIVE' });
+      receiver.releaseHeld();
+      const deliveries = testApp.get(WebhookDeliveryService);
+      const states = async () =>
+        (await deliveries.searchDeliveries(space, { orderBys: [{ fieldName: 'id', sorting: 'ASC' }] })).map((delivery) => delivery.state);
+      await waitFor(
+        async () => (await states()).join() === 'SUCCEEDED,CANCELLED,CANCELLED,CANCELLED,CANCELLED',
+        'the four others to be cancelled',
+      );
+      expect(receiver.to(path)).toHaveLength(1);
+    } finally {
+      await testApp.close();
+    }
+  });
+
   it('sends nothing through a URL that is not ACTIVE: its pending deliveries are cancelled and new changes make none', async () => {
     const testApp = await createTestApp(database, { webhook: RETRYING_AFTER_A_SECOND });
     try {
@@ -521,6 +571,105 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
       await waitFor(() => heard.length > 0, 'the listener to be announced as deactivated');
       expect(heard).toEqual([expect.objectContaining({ listenerId: listener.id, spaceId: space })]);
       expect((await testApp.get(WebhookListenerService).read(space, listener.id)).state).toBe('INACTIVE');
+    } finally {
+      await testApp.close();
+    }
+  });
+
+  it('keeps a new listener whose deliveries are all abandoned ACTIVE while the default window has not passed', async () => {
+    const testApp = await createTestApp(database, {
+      webhook: { ...WORKER, security: { allowPrivateNetworks: true }, delivery: { pollIntervalMs: 100, noRetryStatuses: [404] } },
+    });
+    try {
+      const heard: unknown[] = [];
+      testApp.app.get<EventEmitter2>(WEBHOOK_EVENT_EMITTER).on(WEBHOOK_LISTENER_DEACTIVATED, (payload: unknown) => heard.push(payload));
+      const checks = finishedHealthChecks(testApp);
+      const space = freshSpace();
+      receiver.script(`/not-found/${space}`, answer(404));
+      const listener = await testApp
+        .get(WebhookListenerService)
+        .create(space, { name: 'l', entity: 'Order', url: receiver.url(`/not-found/${space}`) });
+      // More than the default 10 abandoned deliveries, within a second of the listener's creation.
+      await saveOrders(testApp, space, 12);
+      await waitFor(() => checks() === 12, 'the checks after the 12 abandoned deliveries');
+      expect(
+        await testApp
+          .get(WebhookDeliveryService)
+          .countDeliveries(space, { type: 'LEAF', fieldName: 'state', operator: 'EQUALS', value: 'ABANDONED' }),
+      ).toBe(12);
+      expect(heard).toEqual([]);
+      expect((await testApp.get(WebhookListenerService).read(space, listener.id)).state).toBe('ACTIVE');
+    } finally {
+      await testApp.close();
+    }
+  });
+
+  /** A worker whose failed deliveries are abandoned at once, with `deactivateAfter` of two deliveries in `noSuccessForMs`. */
+  function abandoningWorker(noSuccessForMs: number): Promise<TestApp> {
+    return createTestApp(database, {
+      webhook: {
+        ...WORKER,
+        security: { allowPrivateNetworks: true },
+        delivery: { retrySchedule: [], pollIntervalMs: 100, deactivateAfter: { abandonedDeliveries: 2, noSuccessForMs } },
+      },
+    });
+  }
+
+  it('deactivates a listener only once noSuccessForMs has passed since the first of its abandoned deliveries', async () => {
+    const windowMs = 1_000;
+    const testApp = await abandoningWorker(windowMs);
+    try {
+      const heard: { reason: string }[] = [];
+      testApp.app
+        .get<EventEmitter2>(WEBHOOK_EVENT_EMITTER)
+        .on(WEBHOOK_LISTENER_DEACTIVATED, (payload: { reason: string }) => heard.push(payload));
+      const checks = finishedHealthChecks(testApp);
+      const space = freshSpace();
+      receiver.script(`/failing-for-a-while/${space}`, answer(500));
+      const listeners = testApp.get(WebhookListenerService);
+      const listener = await listeners.create(space, { name: 'l', entity: 'Order', url: receiver.url(`/failing-for-a-while/${space}`) });
+
+      await saveOrders(testApp, space, 2);
+      await waitFor(() => checks() === 2, 'the checks after the first two abandoned deliveries');
+      expect((await listeners.read(space, listener.id)).state).toBe('ACTIVE');
+
+      await sleep(windowMs + 100);
+      await saveOrders(testApp, space, 1);
+      await waitFor(() => heard.length > 0, 'the listener to be deactivated once the window has passed');
+      expect(heard).toEqual([
+        expect.objectContaining({ reason: expect.stringMatching(/^at least 2 deliveries were abandoned and none succeeded since /) }),
+      ]);
+      expect((await listeners.read(space, listener.id)).state).toBe('INACTIVE');
+    } finally {
+      await testApp.close();
+    }
+  });
+
+  it('does not deactivate a reactivated listener again on its first abandoned delivery', async () => {
+    const windowMs = 500;
+    const testApp = await abandoningWorker(windowMs);
+    try {
+      const heard: unknown[] = [];
+      testApp.app.get<EventEmitter2>(WEBHOOK_EVENT_EMITTER).on(WEBHOOK_LISTENER_DEACTIVATED, (payload: unknown) => heard.push(payload));
+      const checks = finishedHealthChecks(testApp);
+      const space = freshSpace();
+      receiver.script(`/failing-again/${space}`, answer(500));
+      const listeners = testApp.get(WebhookListenerService);
+      const listener = await listeners.create(space, { name: 'l', entity: 'Order', url: receiver.url(`/failing-again/${space}`) });
+      await saveOrders(testApp, space, 1);
+      await waitFor(() => checks() === 1, 'the check after the first abandoned delivery');
+      await sleep(windowMs + 100);
+      await saveOrders(testApp, space, 1);
+      await waitFor(() => heard.length > 0, 'the listener to be deactivated');
+
+      // A second on, so that an updatedOn kept in whole seconds is later than the abandoned deliveries.
+      await sleep(1_100);
+      const inactive = await listeners.read(space, listener.id);
+      await listeners.update(space, { id: listener.id, version: inactive.version, state: 'ACTIVE' });
+      await saveOrders(testApp, space, 1);
+      await waitFor(() => checks() === 3, 'the check after the first delivery abandoned since the reactivation');
+      expect(heard).toHaveLength(1);
+      expect((await listeners.read(space, listener.id)).state).toBe('ACTIVE');
     } finally {
       await testApp.close();
     }

@@ -7,6 +7,7 @@ import {
   WEBHOOK_LISTENER_DEACTIVATED,
   WebhookDeliveryService,
   WebhookListenerService,
+  WebhookStateError,
   type WebhookDeliveryEventPayload,
 } from '../../lib/index.js';
 import type { EventEmitter2 } from '../../lib/events/event-emitter.js';
@@ -185,5 +186,24 @@ describe.each(selectedDatabases())('delivery outcomes on %s', (database) => {
     await waitFor(async () => (await deliveries.searchDeliveries(space, {}))[0].state === 'SUCCEEDED', 'the redelivery');
     expect((await deliveries.searchAttempts(space, {})).map((a) => a.statusCode)).toEqual([422, 200]);
     expect(receiver.to(path).map((r) => r.headers['webhook-id'])).toEqual([`msg_${abandoned.id}`, `msg_${abandoned.id}`]);
+  });
+
+  it('refuses to redeliver a delivery while an instance is sending it, and redelivers it once that attempt has finished', async () => {
+    const space = freshSpace();
+    const path = `/${space}/redeliver-in-flight`;
+    receiver.script(path, receiver.hold, answer(200));
+    await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(path) });
+    await testApp.dataSource.getRepository(Order).save({ tenantId: space, state: OrderState.CONFIRMED });
+    await waitFor(() => receiver.to(path).length === 1, 'the request to be held');
+    const deliveries = testApp.get(WebhookDeliveryService);
+    const [inFlight] = await deliveries.searchDeliveries(space, {});
+    await expect(deliveries.redeliver(space, inFlight.id)).rejects.toThrow(WebhookStateError);
+
+    receiver.releaseHeld();
+    await waitFor(async () => (await deliveries.searchDeliveries(space, {}))[0].state === 'SUCCEEDED', 'the held attempt to finish');
+    expect(await deliveries.redeliver(space, inFlight.id)).toMatchObject({ state: 'PENDING', leaseUntil: null });
+    await waitFor(() => receiver.to(path).length === 2, 'the redelivery');
+    await waitFor(async () => (await deliveries.searchAttempts(space, {})).length === 2, 'both attempts in the log');
+    expect((await deliveries.searchDeliveries(space, {}))[0]).toMatchObject({ state: 'SUCCEEDED', attempts: 2 });
   });
 });

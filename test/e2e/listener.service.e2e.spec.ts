@@ -106,6 +106,21 @@ describe.each(selectedDatabases())('WebhookListenerService on %s', (database) =>
       expect(again.url.id).toBe(upper.url.id);
     });
 
+    it('puts a listener given an address on the ACTIVE URL of that address, and refuses one whose URL of that address is not ACTIVE', async () => {
+      const space = freshSpace();
+      const address = 'https://paused.example.com/hook';
+      const paused = await urls.create(space, { name: 'paused', url: address, state: CreationEntityState.INACTIVE });
+      const error = await listeners.create(space, valid({ url: address })).catch((e) => e);
+      expect(error).toBeInstanceOf(WebhookValidationError);
+      expect(error.field).toBe('url');
+      expect(error.message).toContain(`WebhookUrl ${paused.id}`);
+      expect(await listeners.count(space)).toBe(0);
+
+      const active = await urls.create(space, { name: 'active', url: address });
+      expect((await listeners.create(space, valid({ url: address }))).url.id).toBe(active.id);
+      expect((await listeners.create(space, valid({ name: 'on paused', url: paused.id }))).url.id).toBe(paused.id);
+    });
+
     it('takes a WebhookUrl id and an identity id of the same space', async () => {
       const space = freshSpace();
       const url = await urls.create(space, { name: 'receiver', url: 'http://receiver.example.com/in' });

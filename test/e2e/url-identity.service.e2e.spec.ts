@@ -210,12 +210,12 @@ describeEachOf(selectedDatabases().filter((database) => database !== 'sqlite'))(
     });
     afterAll(() => testApp?.close());
 
-    /** Whether another connection waits for a row lock (MariaDB: runs a locking read, which can only wait here). */
+    /** Whether another connection of this database waits to lock a URL (MariaDB: runs that locking read, which can only wait here). */
     async function someoneWaitsForALock(): Promise<boolean> {
       const sql =
         database === 'postgres'
-          ? `SELECT COUNT(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'`
-          : `SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND INFO LIKE '%LOCK IN SHARE MODE%'`;
+          ? `SELECT COUNT(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database() AND query LIKE '%webhook_url%FOR SHARE%'`
+          : `SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND DB = DATABASE() AND INFO LIKE '%webhook_url%LOCK IN SHARE MODE%'`;
       const [row] = await testApp.dataSource.query(sql);
       return Number(row.n) > 0;
     }

@@ -24,6 +24,14 @@ describe('nonPublicRange', () => {
     ['::ffff:169.254.169.254', 'linkLocal'],
     ['64:ff9b::7f00:1', 'loopback'],
     ['64:ff9b::a00:1', 'private'],
+    ['::7f00:1', 'reserved'],
+    ['::127.0.0.1', 'reserved'],
+    ['::a9fe:a9fe', 'reserved'],
+    ['::8.8.8.8', 'reserved'],
+    ['::808:808', 'reserved'],
+    ['0:0:0:0:0:0:10.0.0.1', 'reserved'],
+    ['::1:0:0:1', 'reserved'],
+    ['ff::1', 'reserved'],
     ['not an address', 'invalid'],
   ])('refuses %s (%s)', (address, range) => {
     expect(nonPublicRange(address)).toBe(range);
@@ -47,6 +55,22 @@ describe('SsrfGuard', () => {
     expect(() => strict.checkLiteral('8.8.8.8')).not.toThrow();
     expect(() => strict.checkLiteral('example.com')).not.toThrow();
   });
+
+  it('refuses IPv4-compatible literals as the URL parser writes them', () => {
+    expect(new URL('http://[::127.0.0.1]/x').hostname).toBe('[::7f00:1]');
+    expect(() => strict.checkLiteral(new URL('http://[::127.0.0.1]/x').hostname)).toThrow(WebhookAddressRefusedError);
+    expect(() => strict.checkLiteral('[::a9fe:a9fe]')).toThrow(WebhookAddressRefusedError);
+  });
+
+  // Node's resolver reports an IPv4-compatible answer with a dotted tail, as in the last two.
+  it.each(['::7f00:1', '::a9fe:a9fe', '::127.0.0.1', '::8.8.8.8'])(
+    'refuses the IPv4-compatible address %s at lookup time',
+    async (address) => {
+      const error = await new Promise((resolve) => strict.lookup(address, { all: true }, (e) => resolve(e)));
+      expect(error).toBeInstanceOf(WebhookAddressRefusedError);
+      expect((error as WebhookAddressRefusedError).range).toBe('reserved');
+    },
+  );
 
   it('refuses a name that resolves to a loopback address at lookup time', async () => {
     const error = await new Promise((resolve) => strict.lookup('localhost', { all: true }, (e) => resolve(e)));
