@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { And, LessThanOrEqual, MoreThan, type DataSource } from 'typeorm';
+import { MoreThan, type DataSource } from 'typeorm';
 import { ListenerChangeNotifier } from '../management/listener-change.notifier.js';
 import { EventEmitter2, WEBHOOK_EVENT_EMITTER, emitEvent } from '../events/event-emitter.js';
 import { CreationEntityState } from '../model/creation-entity-state.enum.js';
@@ -11,9 +11,9 @@ import { runTransactionSteps, updateStatement } from '../persistence/transaction
 import { WEBHOOK_LISTENER_DEACTIVATED, type WebhookListenerDeactivatedPayload } from './delivery.constants.js';
 
 /**
- * Deactivates listeners whose receivers keep failing, as wallee does: when they have been failing for
- * `deactivateAfter.noSuccessForMs` with at least `deactivateAfter.abandonedDeliveries` abandoned
- * deliveries (see `afterAbandoned`); and at once on `410 Gone`.
+ * Deactivates listeners whose receivers keep failing, as wallee does: when none of their deliveries
+ * succeeded for `deactivateAfter.noSuccessForMs` and at least `deactivateAfter.abandonedDeliveries`
+ * were abandoned meanwhile (see `afterAbandoned`); and at once on `410 Gone`.
  */
 @Injectable()
 export class ListenerHealthService {
@@ -27,47 +27,58 @@ export class ListenerHealthService {
   ) {}
 
   /**
-   * Deactivates the listener when it has been failing for `noSuccessForMs`: at least
-   * `abandonedDeliveries` deliveries were abandoned after both its `updatedOn` (set by its creation,
-   * a reactivation or any other change) and its last successful delivery, the first of them
-   * `noSuccessForMs` ago or earlier.
+   * Deactivates the listener when, over the last `noSuccessForMs`, it stayed unchanged (its
+   * `updatedOn`: its creation, a reactivation or any other change, is older), none of its deliveries
+   * succeeded and at least `abandonedDeliveries` were abandoned. Only that window is read, so a
+   * delivery log kept for less time still shows the deliveries that count. With `noSuccessForMs` 0,
+   * the deliveries abandoned since its last change and its last success count.
    */
   async afterAbandoned(listenerId: number): Promise<void> {
     const { abandonedDeliveries, noSuccessForMs } = this.options.delivery.deactivateAfter;
-    const failingAfter = await this.lastUpdateOrSuccess(listenerId);
-    if (failingAfter === null) return;
-    const deliveries = this.dataSource.getRepository(WebhookDelivery);
-    const abandonedAfterwards = { listenerId, state: WebhookDeliveryState.ABANDONED };
-    const firstAbandoned = await deliveries.findOne({
-      select: { id: true, completedAt: true },
-      where: { ...abandonedAfterwards, completedAt: And(MoreThan(failingAfter), LessThanOrEqual(Date.now() - noSuccessForMs)) },
-      order: { completedAt: 'ASC', id: 'ASC' },
-    });
-    if (!firstAbandoned) return;
-    const counted = await deliveries.find({
+    const windowStart = Date.now() - noSuccessForMs;
+    const changedAt = await this.lastChangeOfActive(listenerId);
+    if (changedAt === null || changedAt > windowStart) return;
+    const failingSince =
+      noSuccessForMs > 0 ? await this.windowWithoutSuccess(listenerId, windowStart) : await this.lastSuccessAfter(listenerId, changedAt);
+    if (failingSince === null) return;
+    const abandoned = await this.dataSource.getRepository(WebhookDelivery).find({
       select: { id: true },
-      where: { ...abandonedAfterwards, completedAt: MoreThan(failingAfter) },
+      where: { listenerId, state: WebhookDeliveryState.ABANDONED, completedAt: MoreThan(failingSince) },
       take: abandonedDeliveries,
     });
-    if (counted.length < abandonedDeliveries) return;
-    const since = new Date(firstAbandoned.completedAt!).toISOString();
-    await this.deactivate(listenerId, `at least ${abandonedDeliveries} deliveries were abandoned and none succeeded since ${since}`);
+    if (abandoned.length < abandonedDeliveries) return;
+    await this.deactivate(
+      listenerId,
+      `${abandonedDeliveries} or more deliveries were abandoned and none succeeded since ${new Date(failingSince).toISOString()}`,
+    );
   }
 
-  /** Epoch ms of the listener's `updatedOn` or of its last successful delivery, whichever is later; `null` unless it is ACTIVE. */
-  private async lastUpdateOrSuccess(listenerId: number): Promise<number | null> {
+  /** `windowStart`, or `null` when a delivery of the listener succeeded since then. */
+  private async windowWithoutSuccess(listenerId: number, windowStart: number): Promise<number | null> {
+    const success = await this.dataSource.getRepository(WebhookDelivery).findOne({
+      select: { id: true },
+      where: { listenerId, state: WebhookDeliveryState.SUCCEEDED, completedAt: MoreThan(windowStart) },
+    });
+    return success ? null : windowStart;
+  }
+
+  /** When the listener's latest successful delivery finished, if after `since`; else `since`. */
+  private async lastSuccessAfter(listenerId: number, since: number): Promise<number> {
+    const success = await this.dataSource.getRepository(WebhookDelivery).findOne({
+      select: { id: true, completedAt: true },
+      where: { listenerId, state: WebhookDeliveryState.SUCCEEDED, completedAt: MoreThan(since) },
+      order: { completedAt: 'DESC', id: 'DESC' },
+    });
+    return success?.completedAt ?? since;
+  }
+
+  /** Epoch ms of the listener's `updatedOn`; `null` unless it is ACTIVE. */
+  private async lastChangeOfActive(listenerId: number): Promise<number | null> {
     const listener = await this.dataSource.getRepository(WebhookListener).findOne({
       select: { id: true, state: true, updatedOn: true },
       where: { id: listenerId },
     });
-    if (listener?.state !== CreationEntityState.ACTIVE) return null;
-    const updatedAt = listener.updatedOn.getTime();
-    const lastSuccess = await this.dataSource.getRepository(WebhookDelivery).findOne({
-      select: { id: true, completedAt: true },
-      where: { listenerId, state: WebhookDeliveryState.SUCCEEDED, completedAt: MoreThan(updatedAt) },
-      order: { completedAt: 'DESC', id: 'DESC' },
-    });
-    return lastSuccess?.completedAt ?? updatedAt;
+    return listener?.state === CreationEntityState.ACTIVE ? listener.updatedOn.getTime() : null;
   }
 
   async deactivate(listenerId: number, reason: string): Promise<void> {

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { WEBHOOK_EVENTS_COMMITTED } from '../capture/capture.constants.js';
 import { errorMessage } from '../errors/error-message.js';
+import { WebhookConfigurationError } from '../errors/webhook.errors.js';
 import { addToGroup } from './groups.js';
 import { EventEmitter2, WEBHOOK_EVENT_EMITTER, emitEvent } from '../events/event-emitter.js';
 import { CreationEntityState } from '../model/creation-entity-state.enum.js';
@@ -41,10 +42,7 @@ import { SendingWindows } from './sending-window.js';
 const USER_AGENT = 'nestjs-webhook-listener';
 /** Pause before claiming again after the database failed us. */
 const ERROR_BACKOFF_MS = 1_000;
-/**
- * A delivery whose request could not be built (its identity's keys do not open here, say) is due
- * again after this long: at once, it would be claimed again and again, and fill the log.
- */
+/** A delivery whose identity's keys do not open on this instance is due again after this long. */
 const UNBUILT_REQUEST_RETRY_MS = 30_000;
 /** After a claim that looked past the stocked URLs for others and found none, the least wait before the next such look. */
 const OTHER_URLS_RECHECK_MS = 100;
@@ -525,11 +523,13 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
         // A delivery started but not sent is given back here; `settle` lets go of it afterwards.
         (outcome) => (outcome ? this.record(outcome) : this.releaseLeases([delivery])),
         (error) => {
-          // Nothing was sent or nothing could be recorded: give the delivery back rather than leave it leased.
+          // Nothing was sent: give the delivery back rather than leave it leased, not due at once,
+          // or it would be claimed again and again. Keys that do not open stay so until the options change.
+          const retryInMs = error instanceof WebhookConfigurationError ? UNBUILT_REQUEST_RETRY_MS : ERROR_BACKOFF_MS;
           this.logger.error(
-            `Delivery ${delivery.id} failed before an attempt could be recorded; it is tried again in ${UNBUILT_REQUEST_RETRY_MS / 1000} s: ${errorMessage(error)}`,
+            `Delivery ${delivery.id} could not be sent; it is tried again in ${retryInMs / 1000} s: ${errorMessage(error)}`,
           );
-          return this.releaseLeases([delivery], Date.now() + UNBUILT_REQUEST_RETRY_MS);
+          return this.releaseLeases([delivery], Date.now() + retryInMs);
         },
       )
       .finally(() => this.settle(delivery));
