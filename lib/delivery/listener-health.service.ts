@@ -36,8 +36,10 @@ export class ListenerHealthService {
   async afterAbandoned(listenerId: number): Promise<void> {
     const { abandonedDeliveries, noSuccessForMs } = this.options.delivery.deactivateAfter;
     const windowStart = Date.now() - noSuccessForMs;
-    const changedAt = await this.lastChangeOfActive(listenerId);
-    if (changedAt === null || changedAt > windowStart) return;
+    const listener = await this.activeListener(listenerId);
+    if (!listener) return;
+    const changedAt = listener.updatedOn.getTime();
+    if (changedAt > windowStart) return;
     const failingSince =
       noSuccessForMs > 0 ? await this.windowWithoutSuccess(listenerId, windowStart) : await this.lastSuccessAfter(listenerId, changedAt);
     if (failingSince === null) return;
@@ -50,6 +52,8 @@ export class ListenerHealthService {
     await this.deactivate(
       listenerId,
       `${abandonedDeliveries} or more deliveries were abandoned and none succeeded since ${new Date(failingSince).toISOString()}`,
+      // Not if it was changed (reactivated, say) since it was read.
+      listener.version,
     );
   }
 
@@ -72,21 +76,21 @@ export class ListenerHealthService {
     return success?.completedAt ?? since;
   }
 
-  /** Epoch ms of the listener's `updatedOn`; `null` unless it is ACTIVE. */
-  private async lastChangeOfActive(listenerId: number): Promise<number | null> {
+  private async activeListener(listenerId: number): Promise<Pick<WebhookListener, 'updatedOn' | 'version'> | null> {
     const listener = await this.dataSource.getRepository(WebhookListener).findOne({
-      select: { id: true, state: true, updatedOn: true },
+      select: { id: true, state: true, updatedOn: true, version: true },
       where: { id: listenerId },
     });
-    return listener?.state === CreationEntityState.ACTIVE ? listener.updatedOn.getTime() : null;
+    return listener?.state === CreationEntityState.ACTIVE ? listener : null;
   }
 
-  async deactivate(listenerId: number, reason: string): Promise<void> {
+  /** Sets the listener INACTIVE if it is ACTIVE (and still at `version`, when given). */
+  async deactivate(listenerId: number, reason: string, version?: number): Promise<void> {
     const deactivate = updateStatement(
       this.dataSource,
       WebhookListener,
       { state: CreationEntityState.INACTIVE },
-      { id: listenerId, state: CreationEntityState.ACTIVE },
+      { id: listenerId, state: CreationEntityState.ACTIVE, ...(version !== undefined && { version }) },
     );
     const read = this.dataSource
       .createQueryBuilder(WebhookListener, 'l')

@@ -24,9 +24,9 @@ export interface WebhookDeliveryOptions {
   noRetryStatuses?: number[];
   /** When a listener whose deliveries keep failing is deactivated. */
   deactivateAfter?: {
-    /** No success for this long… Default 5 days, at most 100 years. */
+    /** No success, and no change of the listener, for this long… Default 5 days, at most 100 years. */
     noSuccessForMs?: number;
-    /** …and this many deliveries in a row abandoned. Default 10. */
+    /** …and at least this many deliveries abandoned meanwhile. Default 10. */
     abandonedDeliveries?: number;
   };
 }

@@ -1,15 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { DataSource, type DataSourceOptions } from 'typeorm';
+import { DataSource, In, type DataSourceOptions } from 'typeorm';
 import { join } from 'node:path';
 import { rmSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   WEBHOOK_DELIVERY_SUCCEEDED,
   WEBHOOK_EVENT_EMITTER,
   WEBHOOK_LISTENER_DEACTIVATED,
+  WebhookDelivery,
   WebhookDeliveryService,
   WebhookIdentityService,
+  WebhookListener,
   WebhookListenerService,
   WebhookUrlService,
   WebhookValidationError,
@@ -330,10 +331,15 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
         await worker.get(WebhookListenerService).create(space, { name: 'open', entity: 'Order', url: receiver.url(`/open/${space}`) });
         // A whole claim of them: given back due at once, they were claimed again and again.
         const orders = 100;
+        const savedAt = Date.now();
         await saveOrders(worker, space, orders);
-        await waitFor(() => receiver.to(`/open/${space}`).length === orders, 'the requests of the listener signed by the space default');
+        await waitFor(
+          () => receiver.to(`/open/${space}`).length === orders,
+          'the requests of the listener signed by the space default',
+          45_000,
+        );
         const sealedErrors = () => logs.errors.filter((error) => error.includes('signing.keyEncryptionKey'));
-        await waitFor(() => sealedErrors().length >= orders, 'the errors of the sealed identity');
+        await waitFor(() => sealedErrors().length >= orders, 'the errors of the sealed identity', 45_000);
         expect(receiver.to(`/sealed/${space}`)).toHaveLength(0);
         const sealedDeliveries = await worker.get(WebhookDeliveryService).searchDeliveries(space, {
           filter: { type: 'LEAF', fieldName: 'listenerId', operator: 'EQUALS', value: sealedListener.id },
@@ -341,8 +347,8 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
         expect(sealedDeliveries).toHaveLength(orders);
         for (const delivery of sealedDeliveries) {
           expect(delivery).toMatchObject({ state: 'PENDING', attempts: 0 });
-          // Tried again later, not at once.
-          expect(delivery.nextAttemptAt).toBeGreaterThan(Date.now() + 10_000);
+          // Tried again 30 s after it was given back, not at once.
+          expect(delivery.nextAttemptAt).toBeGreaterThanOrEqual(savedAt + 30_000);
         }
         expect(sealedErrors()).toHaveLength(orders);
         expect(sealedErrors()[0]).toContain('tried again in 30 s');
@@ -524,7 +530,9 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
   });
 
   it('sends nothing through a URL that is not ACTIVE: its pending deliveries are cancelled and new changes make none', async () => {
-    const testApp = await createTestApp(database, { webhook: RETRYING_AFTER_A_SECOND });
+    const testApp = await createTestApp(database, {
+      webhook: { ...WORKER, security: { allowPrivateNetworks: true }, delivery: { pollIntervalMs: 100, retrySchedule: [60_000] } },
+    });
     try {
       const space = freshSpace();
       const path = `/url-inactive/${space}`;
@@ -533,11 +541,13 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
       await saveOrders(testApp, space, 1);
       const deliveries = testApp.get(WebhookDeliveryService);
       await waitFor(async () => (await deliveries.searchDeliveries(space, {}))[0]?.attempts === 1, 'the first attempt to fail');
-      // Before the retry is due, the URL is set INACTIVE.
+      // The URL is set INACTIVE, and its pending delivery made due at once.
       const urls = testApp.get(WebhookUrlService);
       await urls.update(space, { id: listener.url.id, version: listener.url.version, state: 'INACTIVE' });
+      const [pending] = await deliveries.searchDeliveries(space, {});
+      await deliveries.redeliver(space, pending.id);
       await saveOrders(testApp, space, 1);
-      await waitFor(async () => (await deliveries.searchDeliveries(space, {}))[0].state === 'CANCELLED', 'the retry to be cancelled');
+      await waitFor(async () => (await deliveries.searchDeliveries(space, {}))[0].state === 'CANCELLED', 'the delivery to be cancelled');
       expect(await deliveries.countDeliveries(space)).toBe(1);
       expect(receiver.to(path)).toHaveLength(1);
 
@@ -604,26 +614,50 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
     }
   });
 
-  /** A worker whose failed deliveries are abandoned at once, with `deactivateAfter` of two deliveries in `noSuccessForMs`. */
-  function abandoningWorker(noSuccessForMs: number): Promise<TestApp> {
+  /** A minute: the window of the deactivation tests, which move rows back in time instead of waiting. */
+  const WINDOW_MS = 60_000;
+
+  /** A worker whose failed deliveries are abandoned at once, with `deactivateAfter` of two deliveries in WINDOW_MS. */
+  function abandoningWorker(options: WebhookModuleOptions = {}): Promise<TestApp> {
     return createTestApp(database, {
       webhook: {
         ...WORKER,
         security: { allowPrivateNetworks: true },
-        delivery: { retrySchedule: [], pollIntervalMs: 100, deactivateAfter: { abandonedDeliveries: 2, noSuccessForMs } },
+        delivery: { retrySchedule: [], pollIntervalMs: 100, deactivateAfter: { abandonedDeliveries: 2, noSuccessForMs: WINDOW_MS } },
+        ...options,
       },
     });
   }
 
+  /** As if the listener had last changed, and its finished deliveries had finished, `ms` ago. */
+  async function movedBack(testApp: TestApp, listenerId: number, ms: number): Promise<void> {
+    const then = Date.now() - ms;
+    await testApp.dataSource
+      .createQueryBuilder()
+      .update(WebhookListener)
+      .set({ updatedOn: new Date(then) })
+      .where({ id: listenerId })
+      .execute();
+    await testApp.dataSource
+      .createQueryBuilder()
+      .update(WebhookDelivery)
+      .set({ completedAt: then, nextAttemptAt: then })
+      .where({ listenerId, state: In(['SUCCEEDED', 'ABANDONED']) })
+      .execute();
+  }
+
+  function deactivations(testApp: TestApp): { reason: string }[] {
+    const heard: { reason: string }[] = [];
+    testApp.app
+      .get<EventEmitter2>(WEBHOOK_EVENT_EMITTER)
+      .on(WEBHOOK_LISTENER_DEACTIVATED, (payload: { reason: string }) => heard.push(payload));
+    return heard;
+  }
+
   it('deactivates a listener once, over noSuccessForMs, it stayed unchanged, nothing succeeded and enough were abandoned', async () => {
-    // Well above a second: updatedOn is kept in whole seconds on SQLite, MySQL and MariaDB.
-    const windowMs = 3_000;
-    const testApp = await abandoningWorker(windowMs);
+    const testApp = await abandoningWorker();
     try {
-      const heard: { reason: string }[] = [];
-      testApp.app
-        .get<EventEmitter2>(WEBHOOK_EVENT_EMITTER)
-        .on(WEBHOOK_LISTENER_DEACTIVATED, (payload: { reason: string }) => heard.push(payload));
+      const heard = deactivations(testApp);
       const checks = finishedHealthChecks(testApp);
       const space = freshSpace();
       receiver.script(`/failing-for-a-while/${space}`, answer(500));
@@ -634,10 +668,13 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
       await waitFor(() => checks() === 2, 'the checks after the first two abandoned deliveries');
       expect((await listeners.read(space, listener.id)).state).toBe('ACTIVE');
 
-      // The window passes: the listener has not changed in it, and two more are abandoned in it.
-      await sleep(windowMs + 100);
-      await saveOrders(testApp, space, 2);
-      await waitFor(() => heard.length > 0, 'the listener to be deactivated once the window has passed');
+      // The window passes: the two abandoned deliveries fall out of it, and two more are abandoned in it.
+      await movedBack(testApp, listener.id, WINDOW_MS + 1_000);
+      await saveOrders(testApp, space, 1);
+      await waitFor(() => checks() === 3, 'the check after one delivery abandoned in the window');
+      expect((await listeners.read(space, listener.id)).state).toBe('ACTIVE');
+      await saveOrders(testApp, space, 1);
+      await waitFor(() => heard.length > 0, 'the listener to be deactivated');
       expect(heard).toEqual([
         expect.objectContaining({ reason: expect.stringMatching(/^2 or more deliveries were abandoned and none succeeded since /) }),
       ]);
@@ -648,25 +685,15 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
   });
 
   it('deactivates a failing listener also when the delivery log is kept for less than noSuccessForMs', async () => {
-    const windowMs = 3_000;
-    const testApp = await createTestApp(database, {
-      webhook: {
-        ...WORKER,
-        security: { allowPrivateNetworks: true },
-        delivery: { retrySchedule: [], pollIntervalMs: 100, deactivateAfter: { abandonedDeliveries: 2, noSuccessForMs: windowMs } },
-        retention: { deliveryLogTtlMs: windowMs / 3 },
-        scheduler: { retentionIntervalMs: 20 },
-      },
-    });
+    const testApp = await abandoningWorker({ retention: { deliveryLogTtlMs: WINDOW_MS / 2 }, scheduler: { retentionIntervalMs: 20 } });
     try {
-      const heard: unknown[] = [];
-      testApp.app.get<EventEmitter2>(WEBHOOK_EVENT_EMITTER).on(WEBHOOK_LISTENER_DEACTIVATED, (payload: unknown) => heard.push(payload));
+      const heard = deactivations(testApp);
       const space = freshSpace();
       receiver.script(`/short-log/${space}`, answer(500));
       const listener = await testApp
         .get(WebhookListenerService)
         .create(space, { name: 'l', entity: 'Order', url: receiver.url(`/short-log/${space}`) });
-      await sleep(windowMs + 100);
+      await movedBack(testApp, listener.id, WINDOW_MS + 1_000);
       await saveOrders(testApp, space, 2);
       await waitFor(() => heard.length > 0, 'the listener to be deactivated');
       expect((await testApp.get(WebhookListenerService).read(space, listener.id)).state).toBe('INACTIVE');
@@ -676,26 +703,22 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
   });
 
   it('does not deactivate a reactivated listener again on its first abandoned delivery', async () => {
-    // Well above a second: updatedOn is kept in whole seconds on SQLite, MySQL and MariaDB.
-    const windowMs = 3_000;
-    const testApp = await abandoningWorker(windowMs);
+    const testApp = await abandoningWorker();
     try {
-      const heard: unknown[] = [];
-      testApp.app.get<EventEmitter2>(WEBHOOK_EVENT_EMITTER).on(WEBHOOK_LISTENER_DEACTIVATED, (payload: unknown) => heard.push(payload));
+      const heard = deactivations(testApp);
       const checks = finishedHealthChecks(testApp);
       const space = freshSpace();
       receiver.script(`/failing-again/${space}`, answer(500));
       const listeners = testApp.get(WebhookListenerService);
       const listener = await listeners.create(space, { name: 'l', entity: 'Order', url: receiver.url(`/failing-again/${space}`) });
-      await sleep(windowMs + 100);
+      await movedBack(testApp, listener.id, WINDOW_MS + 1_000);
       await saveOrders(testApp, space, 2);
-      await waitFor(() => heard.length > 0, 'the listener to be deactivated');
-      const abandonedBefore = checks();
+      await waitFor(() => heard.length > 0 && checks() === 2, 'the listener to be deactivated');
 
       const inactive = await listeners.read(space, listener.id);
       await listeners.update(space, { id: listener.id, version: inactive.version, state: 'ACTIVE' });
       await saveOrders(testApp, space, 1);
-      await waitFor(() => checks() === abandonedBefore + 1, 'the check after the first delivery abandoned since the reactivation');
+      await waitFor(() => checks() === 3, 'the check after the first delivery abandoned since the reactivation');
       expect(heard).toHaveLength(1);
       expect((await listeners.read(space, listener.id)).state).toBe('ACTIVE');
     } finally {

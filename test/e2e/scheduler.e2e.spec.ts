@@ -32,6 +32,17 @@ const MANUAL: WebhookModuleOptions = {
   retention: { deletedListenerPurgeAfterMs: 0, deliveryLogTtlMs: HOUR },
 };
 
+/** Whether the listener is gone from the database: purged, no longer readable even as DELETED. */
+function isPurged(app: TestApp, space: number, listenerId: number): Promise<boolean> {
+  return app
+    .get(WebhookListenerService)
+    .read(space, listenerId)
+    .then(
+      () => false,
+      (error) => error instanceof WebhookNotFoundError,
+    );
+}
+
 describe.each(selectedDatabases())('scheduled jobs on %s', (database) => {
   let receiver: TestReceiver;
   let testApp: TestApp;
@@ -186,8 +197,10 @@ describe.each(selectedDatabases())('scheduled jobs on %s', (database) => {
     });
     try {
       const deliveries = restarted.get(WebhookDeliveryService);
-      await waitFor(async () => (await deliveries.countDeliveries(space)) === 0, 'the finished delivery to expire');
-      await expect(restarted.get(WebhookListenerService).read(space, removed.id)).rejects.toThrow(WebhookNotFoundError);
+      await waitFor(
+        async () => (await deliveries.countDeliveries(space)) === 0 && (await isPurged(restarted, space, removed.id)),
+        'the finished delivery to expire and the deleted listener to be purged',
+      );
       expect((await restarted.get(WebhookListenerService).read(space, kept.id)).state).toBe('ACTIVE');
     } finally {
       await restarted.close();
@@ -207,17 +220,7 @@ describe.each(selectedDatabases())('scheduled jobs on %s', (database) => {
         .get(WebhookListenerService)
         .create(space, { name: 'l', entity: 'Order', url: 'https://timed.example.com/x' });
       await timed.get(WebhookListenerService).delete(space, listener.id);
-      await waitFor(
-        () =>
-          timed
-            .get(WebhookListenerService)
-            .read(space, listener.id)
-            .then(
-              () => false,
-              (error) => error instanceof WebhookNotFoundError,
-            ),
-        'the timers to delete and purge the listener',
-      );
+      await waitFor(() => isPurged(timed, space, listener.id), 'the timers to delete and purge the listener');
     } finally {
       await timed.close();
     }

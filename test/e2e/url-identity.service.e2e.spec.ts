@@ -236,7 +236,7 @@ describeEachOf(selectedDatabases().filter((database) => database !== 'sqlite'))(
             () => (created = true),
             (error: unknown) => error,
           );
-          await waitFor(async () => created || (await someoneWaitsForALock()), 'the listener to be created or to wait for the URL');
+          await waitFor(async () => created || (await someoneWaitsForALock()), 'the listener to be created or to wait for the URL', 45_000);
         },
       };
       testApp.dataSource.subscribers.push(createMeanwhile);
