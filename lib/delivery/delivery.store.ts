@@ -89,6 +89,11 @@ export function lessLogged(finished: FinishedAttempt): FinishedAttempt | null {
   return { ...finished, logged: logged === 'whole' && hasText ? 'bare' : 'none' };
 }
 
+/** The space's default identity while it is live: deactivated, it still signs, with the keys its receivers know. */
+function liveSpaceDefault(spaceId: number) {
+  return { linkedSpaceId: spaceId, spaceDefault: true, state: In([...LIVE_STATES]) };
+}
+
 /** What a MySQL or MariaDB TEXT column holds. */
 const MYSQL_TEXT_MAX_BYTES = 65_535;
 
@@ -369,18 +374,23 @@ export class DeliveryStore {
   private async findOrCreateSpaceDefault(spaceId: number): Promise<StoredIdentityKeys> {
     const existing = await this.findSpaceDefault(this.dataSource.manager, spaceId);
     if (existing) return existing;
-    const spaceDefault = { linkedSpaceId: spaceId, spaceDefault: true };
     const find = this.dataSource
       .createQueryBuilder(WebhookIdentity, 'i')
       .select('i.id', 'id')
-      .where({ ...spaceDefault, state: In([...LIVE_STATES]) })
+      .where(liveSpaceDefault(spaceId))
       .limit(1)
       .getQueryAndParameters();
     const create = this.dataSource
       .createQueryBuilder()
       .insert()
       .into(WebhookIdentity)
-      .values({ ...spaceDefault, state: CreationEntityState.ACTIVE, name: 'Default', ...this.keyEncryption.newSealedKeys() })
+      .values({
+        linkedSpaceId: spaceId,
+        spaceDefault: true,
+        state: CreationEntityState.ACTIVE,
+        name: 'Default',
+        ...this.keyEncryption.newSealedKeys(),
+      })
       .getQueryAndParameters();
     await runTransactionSteps(this.dataSource, function* () {
       const { rows } = yield find;
@@ -546,12 +556,8 @@ export class DeliveryStore {
     return b.done(set + due + where);
   }
 
-  /** The space's default identity while it is live: deactivated, it still signs, with the keys its receivers know. */
   private async findSpaceDefault(manager: EntityManager, spaceId: number): Promise<StoredIdentityKeys | null> {
-    const found = await this.identityWithKeys(manager)
-      .where({ linkedSpaceId: spaceId, spaceDefault: true, state: In([...LIVE_STATES]) })
-      .orderBy('i.id', 'ASC')
-      .getOne();
+    const found = await this.identityWithKeys(manager).where(liveSpaceDefault(spaceId)).orderBy('i.id', 'ASC').getOne();
     return found && this.withRetiredSecrets(manager, found);
   }
 

@@ -40,9 +40,11 @@ export class ListenerHealthService {
     if (!listener) return;
     const changedAt = listener.updatedOn.getTime();
     if (changedAt > windowStart) return;
-    const failingSince =
-      noSuccessForMs > 0 ? await this.windowWithoutSuccess(listenerId, windowStart) : await this.lastSuccessAfter(listenerId, changedAt);
-    if (failingSince === null) return;
+    let failingSince = noSuccessForMs > 0 ? windowStart : changedAt;
+    // Within a window any success keeps the listener; without one, the latest starts the count anew.
+    const success = await this.successAfter(listenerId, failingSince, { latest: noSuccessForMs === 0 });
+    if (success && noSuccessForMs > 0) return;
+    if (success) failingSince = success.completedAt!;
     const abandoned = await this.dataSource.getRepository(WebhookDelivery).find({
       select: { id: true },
       where: { listenerId, state: WebhookDeliveryState.ABANDONED, completedAt: MoreThan(failingSince) },
@@ -57,23 +59,13 @@ export class ListenerHealthService {
     );
   }
 
-  /** `windowStart`, or `null` when a delivery of the listener succeeded since then. */
-  private async windowWithoutSuccess(listenerId: number, windowStart: number): Promise<number | null> {
-    const success = await this.dataSource.getRepository(WebhookDelivery).findOne({
-      select: { id: true },
-      where: { listenerId, state: WebhookDeliveryState.SUCCEEDED, completedAt: MoreThan(windowStart) },
-    });
-    return success ? null : windowStart;
-  }
-
-  /** When the listener's latest successful delivery finished, if after `since`; else `since`. */
-  private async lastSuccessAfter(listenerId: number, since: number): Promise<number> {
-    const success = await this.dataSource.getRepository(WebhookDelivery).findOne({
+  /** A delivery of the listener that succeeded after `since`: any (read without sorting), or the `latest`. */
+  private successAfter(listenerId: number, since: number, { latest }: { latest: boolean }): Promise<WebhookDelivery | null> {
+    return this.dataSource.getRepository(WebhookDelivery).findOne({
       select: { id: true, completedAt: true },
       where: { listenerId, state: WebhookDeliveryState.SUCCEEDED, completedAt: MoreThan(since) },
-      order: { completedAt: 'DESC', id: 'DESC' },
+      ...(latest && { order: { completedAt: 'DESC', id: 'DESC' } }),
     });
-    return success?.completedAt ?? since;
   }
 
   private async activeListener(listenerId: number): Promise<Pick<WebhookListener, 'updatedOn' | 'version'> | null> {

@@ -14,6 +14,7 @@ import {
   WebhookListenerService,
   WebhookUrlService,
   WebhookValidationError,
+  type WebhookListenerDeactivatedPayload,
   type WebhookModuleOptions,
 } from '../../lib/index.js';
 import type { EventEmitter2 } from '../../lib/events/event-emitter.js';
@@ -57,6 +58,15 @@ function finishedHealthChecks(app: TestApp): () => number {
   let finished = 0;
   health.afterAbandoned = (listenerId) => check(listenerId).finally(() => finished++);
   return () => finished;
+}
+
+/** The `webhook.listener.deactivated` events the app emits from now on. */
+function deactivations(app: TestApp): WebhookListenerDeactivatedPayload[] {
+  const heard: WebhookListenerDeactivatedPayload[] = [];
+  app.app
+    .get<EventEmitter2>(WEBHOOK_EVENT_EMITTER)
+    .on(WEBHOOK_LISTENER_DEACTIVATED, (payload: WebhookListenerDeactivatedPayload) => heard.push(payload));
+  return heard;
 }
 
 async function saveOrders(app: TestApp, space: number, count: number): Promise<void> {
@@ -569,8 +579,7 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
       },
     });
     try {
-      const heard: unknown[] = [];
-      testApp.app.get<EventEmitter2>(WEBHOOK_EVENT_EMITTER).on(WEBHOOK_LISTENER_DEACTIVATED, (payload: unknown) => heard.push(payload));
+      const heard = deactivations(testApp);
       const space = freshSpace();
       receiver.script(`/failing/${space}`, answer(500));
       const listener = await testApp
@@ -591,8 +600,7 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
       webhook: { ...WORKER, security: { allowPrivateNetworks: true }, delivery: { pollIntervalMs: 100, noRetryStatuses: [404] } },
     });
     try {
-      const heard: unknown[] = [];
-      testApp.app.get<EventEmitter2>(WEBHOOK_EVENT_EMITTER).on(WEBHOOK_LISTENER_DEACTIVATED, (payload: unknown) => heard.push(payload));
+      const heard = deactivations(testApp);
       const checks = finishedHealthChecks(testApp);
       const space = freshSpace();
       receiver.script(`/not-found/${space}`, answer(404));
@@ -644,14 +652,6 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
       .set({ completedAt: then, nextAttemptAt: then })
       .where({ listenerId, state: In(['SUCCEEDED', 'ABANDONED']) })
       .execute();
-  }
-
-  function deactivations(testApp: TestApp): { reason: string }[] {
-    const heard: { reason: string }[] = [];
-    testApp.app
-      .get<EventEmitter2>(WEBHOOK_EVENT_EMITTER)
-      .on(WEBHOOK_LISTENER_DEACTIVATED, (payload: { reason: string }) => heard.push(payload));
-    return heard;
   }
 
   it('deactivates a listener once, over noSuccessForMs, it stayed unchanged, nothing succeeded and enough were abandoned', async () => {
@@ -737,10 +737,7 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
       keepSchema: true,
     });
     try {
-      const deactivated: unknown[] = [];
-      worker.app
-        .get<EventEmitter2>(WEBHOOK_EVENT_EMITTER)
-        .on(WEBHOOK_LISTENER_DEACTIVATED, (payload: unknown) => deactivated.push(payload));
+      const deactivated = deactivations(worker);
       const listeners = apiOnly.get(WebhookListenerService);
       const listener = await listeners.create(space, { name: 'l', entity: 'Order', url: receiver.url(`/reactivated/${space}`) });
       await saveOrders(apiOnly, space, 1);
