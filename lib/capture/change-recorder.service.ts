@@ -3,6 +3,7 @@ import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import { WebhookDelivery, WebhookDeliveryState } from '../model/webhook-delivery.entity.js';
 import { WebhookValidationError } from '../errors/webhook.errors.js';
 import { ENTITY_ID_MAX_LENGTH, STATE_MAX_LENGTH, WebhookEvent } from '../model/webhook-event.entity.js';
+import { characterCount } from '../validation/input.validation.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
 import { PreparedStatement } from '../persistence/prepared-statement.js';
 import { integerArray, SqlText } from '../persistence/sql-text.js';
@@ -44,7 +45,7 @@ export class ChangeRecorder {
   private readonly sql = new SqlText(this.dataSource);
   /** The latest capture begun on each query runner at each depth, which the next one there waits for. */
   private readonly recording = new WeakMap<QueryRunner, Map<number, Promise<number>>>();
-  private readonly eventColumns = ['linkedSpaceId', 'entityName', 'listenerEntityId', 'entityId', 'state', 'createdOn']
+  private readonly eventColumns = ['linkedSpaceId', 'entityName', 'listenerEntityId', 'entityId', 'state', 'createdOn', 'occurredAt']
     .map((property) => this.sql.column(WebhookEvent, property))
     .join(', ');
   private readonly deliveryColumns = ['eventId', 'listenerId', 'urlId', 'linkedSpaceId', 'state', 'attempts', 'nextAttemptAt', 'createdOn']
@@ -52,14 +53,14 @@ export class ChangeRecorder {
     .join(', ');
   /**
    * On PostgreSQL the event and its deliveries in one statement, every value bound so that its text
-   * never changes: $1–$6 the event's columns, $7–$9 the deliveries' state, creation and due time,
-   * $10–$11 their listener and URL ids.
+   * never changes: $1–$6 the event's columns, $7–$9 the deliveries' state, creation and due time
+   * (which is also the event's `occurredAt`), $10–$11 their listener and URL ids.
    */
   private readonly postgresInsert = this.sql.postgres
     ? new PreparedStatement(
         this.dataSource,
         `WITH event AS (INSERT INTO ${this.sql.table(WebhookEvent)} (${this.eventColumns})` +
-          ` VALUES ($1::int, $2::varchar, $3::bigint, $4::varchar, $5::varchar, $6::timestamp) RETURNING ${this.sql.column(WebhookEvent, 'id')} AS id)` +
+          ` VALUES ($1::int, $2::varchar, $3::bigint, $4::varchar, $5::varchar, $6::timestamp, $9::bigint) RETURNING ${this.sql.column(WebhookEvent, 'id')} AS id)` +
           ` INSERT INTO ${this.sql.table(WebhookDelivery)} (${this.deliveryColumns})` +
           ` SELECT event.id, listener.id, listener.url_id, $1::int, $7::varchar, 0, $9::bigint, $8::timestamp` +
           ` FROM event CROSS JOIN unnest($10::int[], $11::int[]) AS listener (id, url_id)`,
@@ -225,8 +226,8 @@ export class ChangeRecorder {
     // Every value bound: better-sqlite3 statements are prepared once per text and kept (on the
     // connection by SynchronousSqlite), which one text per number of listeners lets capture reuse.
     const { insertId } = yield [
-      `INSERT INTO ${sql.table(WebhookEvent)} (${this.eventColumns}) VALUES (?, ?, ?, ?, ?, ?)`,
-      this.eventValues(change, now),
+      `INSERT INTO ${sql.table(WebhookEvent)} (${this.eventColumns}) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      [...this.eventValues(change, now), now.getTime()],
     ];
     const pending = WebhookDeliveryState.PENDING;
     const deliveryCreatedOn = sql.stored(WebhookDelivery, 'createdOn', now);
@@ -256,13 +257,13 @@ function requireStorable({ entity, entityId, state }: EntityChange): void {
   if (longerThan(entityId, ENTITY_ID_MAX_LENGTH)) {
     throw new WebhookValidationError(
       'entityId',
-      `${entity.name} ${entityId.slice(0, 40)}… has an id of ${entityId.length} characters; a webhook event holds ${ENTITY_ID_MAX_LENGTH} at most`,
+      `${entity.name} ${entityId.slice(0, 40)}… has an id of ${characterCount(entityId)} characters; a webhook event holds ${ENTITY_ID_MAX_LENGTH} at most`,
     );
   }
   if (longerThan(state, STATE_MAX_LENGTH)) {
     throw new WebhookValidationError(
       'state',
-      `${entity.name} ${entityId} is in a state of ${state.length} characters; a webhook event holds ${STATE_MAX_LENGTH} at most`,
+      `${entity.name} ${entityId} is in a state of ${characterCount(state)} characters; a webhook event holds ${STATE_MAX_LENGTH} at most`,
     );
   }
 }
@@ -273,7 +274,7 @@ export function fitsInEvent(entityId: string, state: string): boolean {
 }
 
 function longerThan(text: string, max: number): boolean {
-  return text.length > max && [...text].length > max;
+  return text.length > max && characterCount(text) > max;
 }
 
 function noop(): void {}

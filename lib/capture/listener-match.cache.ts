@@ -10,6 +10,12 @@ interface CacheEntry {
   expiresAt: number;
 }
 
+/** What a read could see: the invalidations counted and the time when its view of the database began. */
+interface View {
+  invalidations: number;
+  since: number;
+}
+
 /**
  * ACTIVE listeners per (space, entity), so that most captured changes cost no query. Exact for
  * changes made through this instance's services (they invalidate after commit); listeners changed
@@ -24,31 +30,32 @@ export class ListenerMatchCache {
   private readonly invalidatedAt = new Map<string, number>();
   /** The latest count forgotten from `invalidatedAt`: a key not in it may have been invalidated as late as that. */
   private forgottenUpTo = 0;
-  /** The count of invalidations when each open transaction began. */
-  private readonly transactionsBegun = new WeakMap<QueryRunner, number>();
+  /** The view of each open transaction as it began. */
+  private readonly transactionsBegun = new WeakMap<QueryRunner, View>();
 
   constructor(private readonly repository: WebhookListenerRepository) {}
 
   /**
    * A list read inside a transaction comes from that transaction's view, which under REPEATABLE READ
    * (MySQL's default) or SERIALIZABLE is as old as the transaction: it is kept only if the key was not
-   * invalidated since the transaction began. A list read outside one is kept unless the key was
-   * invalidated while it was read.
+   * invalidated since the transaction began, and only until LISTENER_CACHE_TTL_MS after it began, so
+   * that another instance's changes are still seen within that time. A list read outside one is kept
+   * unless the key was invalidated while it was read.
    */
   async activeListeners(manager: EntityManager, spaceId: number, entityName: string): Promise<MatchableListener[]> {
     const cached = this.cachedListeners(spaceId, entityName);
     if (cached) return cached;
     const key = cacheKey(spaceId, entityName);
     const queryRunner = manager.queryRunner;
-    const viewFrom = queryRunner?.isTransactionActive ? this.transactionsBegun.get(queryRunner) : this.invalidations;
+    const view = queryRunner?.isTransactionActive ? this.transactionsBegun.get(queryRunner) : this.viewNow();
     const listeners = await this.repository.findActiveForEntity(spaceId, entityName, manager);
-    if (viewFrom !== undefined && (this.invalidatedAt.get(key) ?? this.forgottenUpTo) <= viewFrom) this.store(key, listeners);
+    if (view && (this.invalidatedAt.get(key) ?? this.forgottenUpTo) <= view.invalidations) this.store(key, listeners, view.since);
     return listeners;
   }
 
   /** Called as a transaction begins on the DataSource (its outermost level only). */
   transactionBegins(queryRunner: QueryRunner): void {
-    if (transactionDepth(queryRunner) <= 1) this.transactionsBegun.set(queryRunner, this.invalidations);
+    if (transactionDepth(queryRunner) <= 1) this.transactionsBegun.set(queryRunner, this.viewNow());
   }
 
   /** The cached list while it is fresh; `undefined` when it has to be read. */
@@ -63,8 +70,13 @@ export class ListenerMatchCache {
     for (const [, at] of setNewest(this.invalidatedAt, key, ++this.invalidations, LISTENER_CACHE_MAX_ENTRIES)) this.forgottenUpTo = at;
   }
 
-  private store(key: string, listeners: MatchableListener[]): void {
-    setNewest(this.entries, key, { listeners, expiresAt: Date.now() + LISTENER_CACHE_TTL_MS }, LISTENER_CACHE_MAX_ENTRIES);
+  private viewNow(): View {
+    return { invalidations: this.invalidations, since: Date.now() };
+  }
+
+  private store(key: string, listeners: MatchableListener[], viewSince: number): void {
+    const expiresAt = viewSince + LISTENER_CACHE_TTL_MS;
+    if (expiresAt > Date.now()) setNewest(this.entries, key, { listeners, expiresAt }, LISTENER_CACHE_MAX_ENTRIES);
   }
 }
 

@@ -39,6 +39,8 @@ interface CapturedWrite {
   written?: ObjectLiteral;
   /** A removal, soft removal or recovery, which is not looked up afterwards (see ChangeRecorder.recordOnSharedConnection). */
   removal?: boolean;
+  /** An insert, whose generated key SQLite may have reported wrong (see SharedConnectionWrites.insertedRow). */
+  inserted?: boolean;
   knownId?: unknown;
 }
 
@@ -203,7 +205,7 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   ): Promise<void> | undefined {
     const entity = this.registry.findByTarget(event.metadata.target);
     if (!entity || !event.entity) return;
-    this.sharedConnectionWrites?.writeBegins(event.entity);
+    this.sharedConnectionWrites?.writeBegins(event.entity, event.metadata, describeWrite === insertWrite);
     const write = describeWrite(event, entity);
     if (!write) return;
     // A generated id is not known yet; a state that is too long is refused all the same.
@@ -217,10 +219,21 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   }
 
   private capture(event: RowEvent, entity: RegisteredWebhookEntity, write: CapturedWrite): Promise<void> | undefined {
-    const { row, before, written } = write;
-    const change = this.describeChange(event.metadata, entity, row, before, write.stateChanged, write.knownId);
+    const { before, written } = write;
+    let row = write.row;
+    let change = this.describeChange(event.metadata, entity, row, before, write.stateChanged, write.knownId);
     if (!change || this.recorder.surelyUnmatched(change)) return;
     const writes = this.sharedConnectionWrites;
+    if (writes && write.inserted) {
+      const inserted = writes.insertedRow(event.metadata, row);
+      if (!inserted) {
+        this.logger.debug(`An inserted ${entity.name} was not found as it was written (its transaction rolled back?): not published`);
+        if (written) writes.forget(written);
+        return;
+      }
+      row = inserted;
+      change = { ...change, entityId: entityIdOf(event.metadata, row, before, write.knownId) ?? change.entityId };
+    }
     const recorded = writes
       ? this.recorder
           .recordOnSharedConnection(
@@ -308,7 +321,7 @@ function definedValues(row: ObjectLiteral): ObjectLiteral {
 }
 
 function insertWrite(event: InsertEvent<ObjectLiteral>): CapturedWrite {
-  return { row: event.entity, stateChanged: true, written: event.entity };
+  return { row: event.entity, stateChanged: true, written: event.entity, inserted: true };
 }
 
 /** `null` when TypeORM gives no row as it was (update(), query builders). */

@@ -127,7 +127,7 @@ export class DeliveryRequests {
       entityName: delivery.entityName,
       spaceId: delivery.spaceId,
       listenerId: delivery.listenerId,
-      createdOn: delivery.eventCreatedOn,
+      occurredAt: delivery.eventOccurredAt,
       state: delivery.state,
       includeState: delivery.signed,
     });

@@ -37,7 +37,8 @@ export interface ClaimedDelivery {
   listenerEntityId: number;
   entityId: string;
   state: string | null;
-  eventCreatedOn: Date;
+  /** When the event was recorded (epoch ms). */
+  eventOccurredAt: number;
   url: string;
   /** Its listener and its URL are ACTIVE, and its event still exists; otherwise it is cancelled unsent. */
   sendable: boolean;
@@ -291,7 +292,8 @@ export class DeliveryStore {
       ` ${column(WebhookDelivery, 'urlId', 'd')} AS url_id, ${column(WebhookDelivery, 'linkedSpaceId', 'd')} AS space_id,` +
       ` ${column(WebhookEvent, 'entityName', 'e')} AS entity_name, ${column(WebhookEvent, 'listenerEntityId', 'e')} AS listener_entity_id,` +
       ` ${column(WebhookEvent, 'entityId', 'e')} AS entity_id, ${column(WebhookEvent, 'state', 'e')} AS entity_state,` +
-      ` ${column(WebhookEvent, 'createdOn', 'e')} AS event_created_on, ${column(WebhookUrl, 'url', 'u')} AS url, ${column(WebhookUrl, 'state', 'u')} AS url_state,` +
+      ` ${column(WebhookEvent, 'occurredAt', 'e')} AS event_occurred_at, ${column(WebhookEvent, 'createdOn', 'e')} AS event_created_on,` +
+      ` ${column(WebhookUrl, 'url', 'u')} AS url, ${column(WebhookUrl, 'state', 'u')} AS url_state,` +
       ` ${column(WebhookListener, 'state', 'l')} AS listener_state, ${column(WebhookListener, 'enablePayloadSignatureAndState', 'l')} AS signed,` +
       ` ${column(WebhookIdentity, 'keyId', 'i')} AS key_id` +
       ` FROM ${source} d` +
@@ -314,7 +316,7 @@ export class DeliveryStore {
       listenerEntityId: Number(row.listener_entity_id),
       entityId: row.entity_id,
       state: row.entity_state,
-      eventCreatedOn: this.dataSource.driver.prepareHydratedValue(row.event_created_on, this.createdOnColumn),
+      eventOccurredAt: this.eventOccurredAt(row),
       url: row.url,
       // A URL or event removed while a delivery still pointed at it must not leave the delivery leased again and again.
       sendable:
@@ -325,6 +327,13 @@ export class DeliveryStore {
       // Present from the start, so that every delivery keeps one shape when its request is prepared.
       prepared: undefined,
     };
+  }
+
+  /** Events recorded before `occurredAt` existed have only their `createdOn`, read in the application's time zone. */
+  private eventOccurredAt(row: ObjectLiteral): number {
+    if (row.event_occurred_at !== null && row.event_occurred_at !== undefined) return Number(row.event_occurred_at);
+    const createdOn: Date | null = this.dataSource.driver.prepareHydratedValue(row.event_created_on, this.createdOnColumn);
+    return createdOn?.getTime() ?? 0;
   }
 
   /** SQLite's journal mode (`delete`, `wal`, `memory`, …); `null` on other databases. */

@@ -239,10 +239,41 @@ function findCause(error: unknown, test: (candidate: Error) => boolean): Error |
 
 /** `Retry-After` as seconds or an HTTP date, in ms from now; `null` when absent or unreadable. */
 export function parseRetryAfter(value: string | string[] | undefined, now = Date.now()): number | null {
-  const text = Array.isArray(value) ? value[0] : value;
+  const text = (Array.isArray(value) ? value[0] : value)?.trim();
   if (!text) return null;
-  if (/^\d{1,10}$/.test(text.trim())) return Number(text.trim()) * 1000;
-  if (!/^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/.test(text.trim())) return null;
-  const date = Date.parse(text);
-  return Number.isNaN(date) ? null : Math.max(0, date - now);
+  if (/^\d{1,10}$/.test(text)) return Number(text) * 1000;
+  const date = parseHttpDate(text, now);
+  return date === null ? null : Math.max(0, date - now);
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/**
+ * The three forms of an HTTP date a recipient must read (RFC 9110, 5.6.7), in epoch ms: IMF-fixdate
+ * `Sun, 06 Nov 1994 08:49:37 GMT`, RFC 850 `Sunday, 06-Nov-94 08:49:37 GMT` and asctime
+ * `Sun Nov  6 08:49:37 1994`, all in GMT. The weekday is not checked.
+ */
+function parseHttpDate(text: string, now: number): number | null {
+  const imf = /^[A-Za-z]{3}, (\d{2}) ([A-Za-z]{3}) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT$/.exec(text);
+  if (imf) return utc(Number(imf[3]), imf[2], imf[1], imf.slice(4));
+  const rfc850 = /^[A-Za-z]{6,9}, (\d{2})-([A-Za-z]{3})-(\d{2}) (\d{2}):(\d{2}):(\d{2}) GMT$/.exec(text);
+  if (rfc850) return utc(fullYear(Number(rfc850[3]), now), rfc850[2], rfc850[1], rfc850.slice(4));
+  const asctime = /^[A-Za-z]{3} ([A-Za-z]{3}) ([ \d]\d) (\d{2}):(\d{2}):(\d{2}) (\d{4})$/.exec(text);
+  if (asctime) return utc(Number(asctime[6]), asctime[1], asctime[2], asctime.slice(3, 6));
+  return null;
+}
+
+/** A two-digit year more than 50 years ahead is the latest past year that ends so (RFC 9110). */
+function fullYear(twoDigits: number, now: number): number {
+  const thisYear = new Date(now).getUTCFullYear();
+  const year = Math.floor(thisYear / 100) * 100 + twoDigits;
+  return year > thisYear + 50 ? year - 100 : year;
+}
+
+function utc(year: number, monthName: string, day: string, [hours, minutes, seconds]: string[]): number | null {
+  const month = MONTHS.indexOf(monthName);
+  const time = Date.UTC(year, month, Number(day), Number(hours), Number(minutes), Number(seconds));
+  const valid =
+    month >= 0 && new Date(time).getUTCDate() === Number(day) && Number(hours) < 24 && Number(minutes) < 60 && Number(seconds) < 61;
+  return valid ? time : null;
 }

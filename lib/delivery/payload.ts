@@ -19,7 +19,8 @@ export interface PayloadSource {
   entityName: string;
   spaceId: number;
   listenerId: number;
-  createdOn: Date;
+  /** When the event was recorded (epoch ms). */
+  occurredAt: number;
   state: string | null;
   includeState: boolean;
 }
@@ -32,7 +33,7 @@ export function buildPayload(source: PayloadSource): string {
     listenerEntityTechnicalName: source.entityName,
     spaceId: source.spaceId,
     webhookListenerId: source.listenerId,
-    timestamp: formatWebhookTimestamp(source.createdOn),
+    timestamp: formatWebhookTimestamp(source.occurredAt),
   };
   if (source.includeState && source.state !== null) payload.state = source.state;
   return JSON.stringify(payload);
@@ -42,9 +43,10 @@ export function buildPayload(source: PayloadSource): string {
 let formatted = { second: Number.NaN, text: '' };
 
 /** `2023-12-19T13:43:35+0000`: UTC, whole seconds, offset without a colon. */
-export function formatWebhookTimestamp(date: Date): string {
-  const second = Math.floor(date.getTime() / 1000);
-  if (second !== formatted.second) formatted = { second, text: `${date.toISOString().slice(0, 19)}+0000` };
+export function formatWebhookTimestamp(time: Date | number): string {
+  const ms = typeof time === 'number' ? time : time.getTime();
+  const second = Math.floor(ms / 1000);
+  if (second !== formatted.second) formatted = { second, text: `${new Date(ms).toISOString().slice(0, 19)}+0000` };
   return formatted.text;
 }
 

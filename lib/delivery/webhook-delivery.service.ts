@@ -8,7 +8,7 @@ import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
 import { WEBHOOK_EVENTS_COMMITTED } from '../capture/capture.constants.js';
 import { inTransaction } from '../persistence/transaction.js';
 import type { QueryField } from '../query/entity-query.constants.js';
-import { EntityQueryCompiler } from '../query/entity-query.compiler.js';
+import { EntityQueryCompiler, searchByQuery } from '../query/entity-query.compiler.js';
 import type { EntityQuery, EntityQueryFilter } from '../query/entity-query.types.js';
 import { requireId } from '../validation/input.validation.js';
 
@@ -108,7 +108,6 @@ export class WebhookDeliveryService {
   ): Promise<T[]> {
     requireId(spaceId, 'spaceId');
     const qb = this.dataSource.manager.createQueryBuilder(target, alias).where(`${alias}.linkedSpaceId = :spaceId`, { spaceId });
-    new EntityQueryCompiler(this.dataSource, fields, qb).applyQuery(query);
-    return qb.getMany();
+    return searchByQuery(this.dataSource, fields, qb, query);
   }
 }

@@ -95,3 +95,21 @@ export class WebhookTransactionEndedError extends WebhookError {
     super(message);
   }
 }
+
+/**
+ * A call waited too long for what it needed before it could write, and wrote nothing. On SQLite: a
+ * service, or `publish()` without an `EntityManager`, waited for a transaction of the application to
+ * end on the one connection TypeORM shares; made from inside that transaction, it could never go on.
+ * On MySQL and MariaDB: a listener created by address waited for another creation of that address.
+ */
+export class WebhookConnectionBusyError extends WebhookError {
+  readonly code = 'WEBHOOK_CONNECTION_BUSY';
+
+  constructor(
+    readonly waitedMs: number,
+    awaited: string,
+    advice = '',
+  ) {
+    super(`Waited ${waitedMs} ms for ${awaited}, in vain: nothing was written.${advice && ` ${advice}`}`);
+  }
+}

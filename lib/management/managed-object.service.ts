@@ -5,7 +5,7 @@ import { CreationEntityState } from '../model/creation-entity-state.enum.js';
 import { inTransaction } from '../persistence/transaction.js';
 import type { ManagedWebhookObject } from '../model/managed-object.entity.js';
 import type { QueryField } from '../query/entity-query.constants.js';
-import { EntityQueryCompiler } from '../query/entity-query.compiler.js';
+import { EntityQueryCompiler, searchByQuery } from '../query/entity-query.compiler.js';
 import type { EntityQuery, EntityQueryFilter } from '../query/entity-query.types.js';
 import { assertKnownKeys, assertPlainObject, MAX_ID, requireId, requireInteger, requireOneOf } from '../validation/input.validation.js';
 import { assertTransition, assertWritable, CREATABLE_STATES, LIVE_STATES } from './lifecycle.js';
@@ -62,9 +62,7 @@ export abstract class ManagedObjectService<T extends ManagedWebhookObject> {
 
   async search(spaceId: number, query: EntityQuery = {}): Promise<T[]> {
     requireSpaceId(spaceId);
-    const qb = this.selectInSpace(this.dataSource.manager, spaceId);
-    new EntityQueryCompiler(this.dataSource, this.queryFields, qb).applyQuery(query);
-    return qb.getMany();
+    return searchByQuery(this.dataSource, this.queryFields, this.selectInSpace(this.dataSource.manager, spaceId), query);
   }
 
   async count(spaceId: number, filter?: EntityQueryFilter): Promise<number> {

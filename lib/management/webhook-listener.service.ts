@@ -6,7 +6,7 @@ import { NAME_MAX_LENGTH } from '../model/managed-object.entity.js';
 import { WebhookIdentity } from '../model/webhook-identity.entity.js';
 import { WebhookListener } from '../model/webhook-listener.entity.js';
 import { WebhookUrl } from '../model/webhook-url.entity.js';
-import { inTransaction } from '../persistence/transaction.js';
+import { inTransaction, inTransactionUnder } from '../persistence/transaction.js';
 import { SsrfGuard } from '../security/ssrf-guard.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
 import { WebhookEntityRegistry, type RegisteredWebhookEntity } from '../registry/webhook-entity.registry.js';
@@ -107,7 +107,12 @@ export class WebhookListenerService extends ManagedObjectService<WebhookListener
     const urlRef = typeof input.url === 'number' ? requireId(input.url, 'url') : requireWebhookAddress(input.url, 'url', this.ssrfGuard);
     const identityId = input.identity === undefined || input.identity === null ? null : requireId(input.identity, 'identity');
 
-    const created = await inTransaction(this.dataSource, async (manager) => {
+    // Two listeners created at once for the same new address must share one URL.
+    const creating = (work: (manager: EntityManager) => Promise<WebhookListener>) =>
+      typeof urlRef === 'number'
+        ? inTransaction(this.dataSource, work)
+        : inTransactionUnder(this.dataSource, `url:${spaceId}:${urlRef}`, work);
+    const created = await creating(async (manager) => {
       const url =
         typeof urlRef === 'number'
           ? await requireLiveReference(manager, WebhookUrl, spaceId, urlRef, 'url')

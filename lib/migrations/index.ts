@@ -8,6 +8,7 @@ import { WebhookHotPathForeignKeysMysql1795819371130 } from './mysql/17958193711
 import { WebhookFinishedByDueTimeMysql1795824242995 } from './mysql/1795824242995-webhook-finished-by-due-time.js';
 import { WebhookDeliveryListenerUncheckedMysql1795862455698 } from './mysql/1795862455698-webhook-delivery-listener-unchecked.js';
 import { WebhookEntityIdBigintMysql1796604208908 } from './mysql/1796604208908-webhook-entity-id-bigint.js';
+import { WebhookEventOccurredAtMysql1796631050506 } from './mysql/1796631050506-webhook-event-occurred-at.js';
 import { WebhookInitialPostgres1795796132963 } from './postgres/1795796132963-webhook-initial.js';
 import { WebhookCapturePostgres1795798068387 } from './postgres/1795798068387-webhook-capture.js';
 import { WebhookDeliveryPostgres1795798299800 } from './postgres/1795798299800-webhook-delivery.js';
@@ -17,6 +18,7 @@ import { WebhookHotPathForeignKeysPostgres1795819371130 } from './postgres/17958
 import { WebhookFinishedByDueTimePostgres1795824242995 } from './postgres/1795824242995-webhook-finished-by-due-time.js';
 import { WebhookDeliveryListenerUncheckedPostgres1795862455698 } from './postgres/1795862455698-webhook-delivery-listener-unchecked.js';
 import { WebhookEntityIdBigintPostgres1796604208908 } from './postgres/1796604208908-webhook-entity-id-bigint.js';
+import { WebhookEventOccurredAtPostgres1796631050506 } from './postgres/1796631050506-webhook-event-occurred-at.js';
 import { WebhookInitialSqlite1795796132963 } from './sqlite/1795796132963-webhook-initial.js';
 import { WebhookCaptureSqlite1795798068387 } from './sqlite/1795798068387-webhook-capture.js';
 import { WebhookDeliverySqlite1795798299800 } from './sqlite/1795798299800-webhook-delivery.js';
@@ -26,6 +28,7 @@ import { WebhookHotPathForeignKeysSqlite1795819371130 } from './sqlite/179581937
 import { WebhookFinishedByDueTimeSqlite1795824242995 } from './sqlite/1795824242995-webhook-finished-by-due-time.js';
 import { WebhookDeliveryListenerUncheckedSqlite1795862455698 } from './sqlite/1795862455698-webhook-delivery-listener-unchecked.js';
 import { WebhookEntityIdBigintSqlite1796604208908 } from './sqlite/1796604208908-webhook-entity-id-bigint.js';
+import { WebhookEventOccurredAtSqlite1796631050506 } from './sqlite/1796631050506-webhook-event-occurred-at.js';
 
 /** The module's migrations per database family, oldest first; add them to the host's `migrations`. */
 export const WEBHOOK_MIGRATIONS = {
@@ -39,6 +42,7 @@ export const WEBHOOK_MIGRATIONS = {
     WebhookFinishedByDueTimePostgres1795824242995,
     WebhookDeliveryListenerUncheckedPostgres1795862455698,
     WebhookEntityIdBigintPostgres1796604208908,
+    WebhookEventOccurredAtPostgres1796631050506,
   ],
   mysql: [
     WebhookInitialMysql1795796132963,
@@ -50,6 +54,7 @@ export const WEBHOOK_MIGRATIONS = {
     WebhookFinishedByDueTimeMysql1795824242995,
     WebhookDeliveryListenerUncheckedMysql1795862455698,
     WebhookEntityIdBigintMysql1796604208908,
+    WebhookEventOccurredAtMysql1796631050506,
   ],
   sqlite: [
     WebhookInitialSqlite1795796132963,
@@ -61,6 +66,7 @@ export const WEBHOOK_MIGRATIONS = {
     WebhookFinishedByDueTimeSqlite1795824242995,
     WebhookDeliveryListenerUncheckedSqlite1795862455698,
     WebhookEntityIdBigintSqlite1796604208908,
+    WebhookEventOccurredAtSqlite1796631050506,
   ],
 } as const;
 

@@ -31,4 +31,13 @@ export class WebhookEvent {
 
   @CreateDateColumn()
   createdOn: Date;
+
+  /**
+   * When the change was recorded, in epoch ms: the payload's `timestamp`. `createdOn`, a date without
+   * a time zone on PostgreSQL and MySQL, is read back in the application's zone, which cannot tell the
+   * two hours apart that share their clock times when the clocks go back. Empty for the events recorded
+   * before this column was added.
+   */
+  @Column({ type: 'bigint', nullable: true, transformer: BIGINT_AS_NUMBER })
+  occurredAt: number | null;
 }

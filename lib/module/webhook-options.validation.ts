@@ -1,5 +1,6 @@
 import { WebhookConfigurationError } from '../errors/webhook.errors.js';
 import { MAX_TIMER_DELAY_MS } from '../scheduling/scheduler.js';
+import { comparableHost, unmatchableHostReason } from '../security/ssrf-guard.js';
 import type { ResolvedWebhookOptions, WebhookModuleOptions, WebhookSignatureScheme } from './webhook-options.interface.js';
 
 const SECOND = 1000;
@@ -141,10 +142,10 @@ function hostList(value: unknown, path: string): string[] {
   if (value === undefined) return [];
   if (!Array.isArray(value)) fail(path, 'must be a list of host names');
   return value.map((host, index) => {
-    if (typeof host !== 'string' || host.length === 0 || host.length > 253 || /[\s/@]/.test(host)) {
-      fail(`${path}[${index}]`, `must be a host name, got ${describe(host)}`);
-    }
-    return host.toLowerCase();
+    if (typeof host !== 'string' || host.length === 0) fail(`${path}[${index}]`, `must be a host name, got ${describe(host)}`);
+    const unmatchable = unmatchableHostReason(host);
+    if (unmatchable) fail(`${path}[${index}]`, `${unmatchable}, got ${describe(host)}`);
+    return comparableHost(host);
   });
 }
 

@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
 import { QueryFailedError, type DataSource, type EntityManager, type EntityTarget, type ObjectLiteral, type QueryRunner } from 'typeorm';
 import { setNewest } from '../caching/bounded-map.js';
+import { WebhookConnectionBusyError } from '../errors/webhook.errors.js';
 import { onMysqlConnection, type MysqlWriteResult } from './driver-query.js';
 
 /** Tail of the queue of transactions per SQLite DataSource. */
@@ -29,6 +31,45 @@ export function inTransaction<T>(dataSource: DataSource, work: (manager: EntityM
   return run;
 }
 
+/** How long MySQL and MariaDB wait for a lock of `inTransactionUnder()`, as InnoDB waits for a row lock by default. */
+const NAMED_LOCK_WAIT_S = 50;
+
+/**
+ * Runs `work` in a transaction once no other transaction of any instance holds the lock named `name`,
+ * and holds it until this one has ended: for work that must see what another did about the same thing
+ * before it, where there is no row to lock yet. PostgreSQL: an advisory transaction lock. MySQL and
+ * MariaDB: a named lock of the connection, released after the commit or rollback. SQLite runs one
+ * writing transaction at a time already.
+ */
+export async function inTransactionUnder<T>(
+  dataSource: DataSource,
+  name: string,
+  work: (manager: EntityManager) => Promise<T>,
+): Promise<T> {
+  const digest = createHash('sha256').update(`nestjs-webhook-listener:${name}`).digest();
+  if (dataSource.options.type === 'postgres') {
+    return inTransaction(dataSource, async (manager) => {
+      await manager.query('SELECT pg_advisory_xact_lock($1)', [digest.readBigInt64BE(0).toString()]);
+      return work(manager);
+    });
+  }
+  if (!isMysqlFamily(dataSource)) return inTransaction(dataSource, work);
+  // MySQL's lock names hold at most 64 characters.
+  const lockName = `webhook:${digest.toString('hex').slice(0, 48)}`;
+  const queryRunner = dataSource.createQueryRunner();
+  try {
+    const [row] = await queryRunner.query('SELECT GET_LOCK(?, ?) AS locked', [lockName, NAMED_LOCK_WAIT_S]);
+    if (Number(row.locked) !== 1) throw new WebhookConnectionBusyError(NAMED_LOCK_WAIT_S * 1000, `the lock on ${name}`);
+    try {
+      return await queryRunner.manager.transaction('READ COMMITTED', work);
+    } finally {
+      await queryRunner.query('SELECT RELEASE_LOCK(?)', [lockName]);
+    }
+  } finally {
+    await queryRunner.release();
+  }
+}
+
 function isMysqlFamily(dataSource: DataSource): boolean {
   const type: string = dataSource.options.type;
   return type === 'mysql' || type === 'mariadb';
@@ -40,10 +81,25 @@ export function isSqlite(dataSource: DataSource): boolean {
 }
 
 const IDLE_POLL_MS = 2;
+/**
+ * How long the module's transactions wait for one of the application's on SQLite. A call made from
+ * inside that transaction waits for itself: it fails after this, rather than never.
+ */
+export const SQLITE_IDLE_WAIT_MS = 10_000;
 
-/** Resolves once the single SQLite connection is outside any transaction. */
+/** Resolves once the single SQLite connection is outside any transaction; rejects after SQLITE_IDLE_WAIT_MS. */
 async function whenConnectionIdle(dataSource: DataSource): Promise<void> {
-  while (typeormTransactionOpen(dataSource)) await pause();
+  const giveUpAt = Date.now() + SQLITE_IDLE_WAIT_MS;
+  while (typeormTransactionOpen(dataSource)) {
+    if (Date.now() >= giveUpAt) {
+      throw new WebhookConnectionBusyError(
+        SQLITE_IDLE_WAIT_MS,
+        "SQLite's one connection to leave another transaction",
+        'Inside a transaction of your own, pass its EntityManager to WebhookPublisher.publish(), and call the services after it has committed',
+      );
+    }
+    await pause();
+  }
 }
 
 /** Whether TypeORM's one query runner on SQLite is in a transaction, the host's or the module's. */

@@ -54,26 +54,31 @@ export class WebhookListenerRepository {
   ): Promise<MatchableListener[]> {
     const qb = manager.createQueryBuilder(WebhookListener, 'l');
     const column = (property: string) => this.sql.column(WebhookListener, property, 'l');
-    const rows: { id: number | string; urlId: number | string; entityStates: string; notifyEveryChange: unknown }[] = await qb
-      .select(column('id'), 'id')
-      .addSelect(column('url'), 'urlId')
-      .addSelect(column('entityStates'), 'entityStates')
-      .addSelect(column('notifyEveryChange'), 'notifyEveryChange')
-      .innerJoin('l.url', 'u', 'u.state = :state')
-      .where(`${column('linkedSpaceId')} = :spaceId`, { spaceId })
-      .andWhere(`${column('entity')} = :entityName`, { entityName })
-      .andWhere(`${column('state')} = :state`, { state: CreationEntityState.ACTIVE })
-      .orderBy(column('id'), 'ASC')
-      .getRawMany();
-    return rows.map((row) => {
-      const states: string[] = JSON.parse(row.entityStates);
-      return {
-        id: Number(row.id),
-        urlId: Number(row.urlId),
-        entityStates: states.length === 0 ? null : new Set(states),
-        notifyEveryChange: row.notifyEveryChange === true || Number(row.notifyEveryChange) === 1,
-      };
-    });
+    const rows: { id: number | string; urlId: number | string; entity: string; entityStates: string; notifyEveryChange: unknown }[] =
+      await qb
+        .select(column('id'), 'id')
+        .addSelect(column('url'), 'urlId')
+        .addSelect(column('entity'), 'entity')
+        .addSelect(column('entityStates'), 'entityStates')
+        .addSelect(column('notifyEveryChange'), 'notifyEveryChange')
+        .innerJoin('l.url', 'u', 'u.state = :state')
+        .where(`${column('linkedSpaceId')} = :spaceId`, { spaceId })
+        .andWhere(`${column('entity')} = :entityName`, { entityName })
+        .andWhere(`${column('state')} = :state`, { state: CreationEntityState.ACTIVE })
+        .orderBy(column('id'), 'ASC')
+        .getRawMany();
+    // MySQL's and MariaDB's default collation also finds the names that differ only in case: another entity.
+    return rows
+      .filter((row) => row.entity === entityName)
+      .map((row) => {
+        const states: string[] = JSON.parse(row.entityStates);
+        return {
+          id: Number(row.id),
+          urlId: Number(row.urlId),
+          entityStates: states.length === 0 ? null : new Set(states),
+          notifyEveryChange: row.notifyEveryChange === true || Number(row.notifyEveryChange) === 1,
+        };
+      });
   }
 
   /** ACTIVE listeners on an ACTIVE URL of a space for an entity that watch `state` (an empty `entityStates` watches every state). */

@@ -10,6 +10,7 @@ import {
   requireInteger,
   requireOneOf,
   requireString,
+  joinPath,
 } from '../validation/input.validation.js';
 import {
   ALL_OPERATORS,
@@ -18,6 +19,7 @@ import {
   MAX_PAGE_SIZE,
   MAX_VALUE_LENGTH,
   OPERATORS_BY_KIND,
+  TEXT_OPERATORS,
   type QueryField,
 } from './entity-query.constants.js';
 import type { CriteriaOperator, EntityQueryFilter } from './entity-query.types.js';
@@ -34,7 +36,8 @@ const COMPARISON_SQL: Partial<Record<CriteriaOperator, string>> = {
 /**
  * Turns an EntityQuery into conditions on a TypeORM query builder. Field names are looked up in
  * an allow-list and every value is bound as a parameter, so no user text ever becomes SQL.
- * Text comparisons are case-sensitive on every database (MySQL compares bytes for them).
+ * Text is compared and ordered by code point on every database, whatever the columns' collation
+ * (MySQL compares its bytes, PostgreSQL uses the "C" collation), and NULL sorts as the smallest value.
  */
 export class EntityQueryCompiler<T extends ObjectLiteral> {
   private parameterCount = 0;
@@ -71,7 +74,9 @@ export class EntityQueryCompiler<T extends ObjectLiteral> {
         assertKnownKeys(orderBy, itemPath, ['fieldName', 'sorting']);
         const field = this.field(orderBy.fieldName, `${itemPath}.fieldName`);
         const sorting = requireOneOf(orderBy.sorting ?? 'ASC', `${itemPath}.sorting`, ['ASC', 'DESC'] as const);
-        this.qb.addOrderBy(this.column(field), sorting);
+        // SQLite and MySQL sort NULL first in ascending order; PostgreSQL is told to do the same.
+        const nulls = this.dialect === 'postgres' ? (sorting === 'ASC' ? 'NULLS FIRST' : 'NULLS LAST') : undefined;
+        this.qb.addOrderBy(this.byCodePoint(field, this.column(field)), sorting, nulls);
       });
     }
     // A final order by id makes pages stable; an explicit order by id already is.
@@ -93,6 +98,7 @@ export class EntityQueryCompiler<T extends ObjectLiteral> {
     assertPlainObject(node, path);
     assertKnownKeys(node, path, ['type', 'fieldName', 'operator', 'value', 'children']);
     const type = requireOneOf(node.type, `${path}.type`, ['LEAF', 'AND', 'OR'] as const);
+    refuseFieldsOfOtherType(node, path, type);
     if (type === 'LEAF') {
       where.andWhere(this.leafCondition(node as unknown as EntityQueryFilter, path));
       return;
@@ -122,22 +128,22 @@ export class EntityQueryCompiler<T extends ObjectLiteral> {
     if (operator === 'IS_NULL') return `${column} IS NULL`;
     if (operator === 'IS_NOT_NULL') return `${column} IS NOT NULL`;
     if (field.kind === 'date') return this.dateCondition(field, column, operator, requireDate(leaf.value, `${path}.value`));
-    const value = this.bind(field, leaf.value, `${path}.value`);
+    const value = this.bind(field, operator, leaf.value, `${path}.value`);
     switch (operator) {
       case 'EQUALS':
-        return `${this.caseSensitive(field, column)} = ${value}`;
+        return `${this.byCodePoint(field, column)} = ${value}`;
       case 'NOT_EQUALS':
-        return `${this.caseSensitive(field, column)} <> ${value}`;
+        return `${this.byCodePoint(field, column)} <> ${value}`;
       case 'EQUALS_IGNORE_CASE':
-        return `LOWER(${column}) = LOWER(${value})`;
+        return `${this.exactlyLowered(column)} = ${this.exactlyLowered(value)}`;
       case 'NOT_EQUALS_IGNORE_CASE':
-        return `LOWER(${column}) <> LOWER(${value})`;
+        return `${this.exactlyLowered(column)} <> ${this.exactlyLowered(value)}`;
       case 'CONTAINS':
         return `${this.position(column, value)} > 0`;
       case 'NOT_CONTAINS':
         return `${this.position(column, value)} = 0`;
       default:
-        return `${this.caseSensitive(field, column)} ${COMPARISON_SQL[operator]} ${value}`;
+        return `${this.byCodePoint(field, column)} ${COMPARISON_SQL[operator]} ${value}`;
     }
   }
 
@@ -177,8 +183,17 @@ export class EntityQueryCompiler<T extends ObjectLiteral> {
     return `${this.qb.escape(field.alias)}.${this.qb.escape(databaseName)}`;
   }
 
-  private caseSensitive(field: QueryField, column: string): string {
-    return this.dialect === 'mysql' && (field.kind === 'string' || field.kind === 'state') ? `BINARY ${column}` : column;
+  /** Text as its code points: MySQL's and PostgreSQL's collations may ignore case, accents or trailing spaces, or order by language. */
+  private byCodePoint(field: QueryField, column: string): string {
+    if (field.kind !== 'string' && field.kind !== 'state') return column;
+    if (this.dialect === 'mysql') return `BINARY ${column}`;
+    if (this.dialect === 'postgres') return `${column} COLLATE "C"`;
+    return column;
+  }
+
+  /** `LOWER()` of a text, then compared exactly: MySQL's collation would also ignore accents and trailing spaces. */
+  private exactlyLowered(text: string): string {
+    return this.dialect === 'mysql' ? `BINARY LOWER(${text})` : `LOWER(${text})`;
   }
 
   private position(column: string, value: string): string {
@@ -188,8 +203,8 @@ export class EntityQueryCompiler<T extends ObjectLiteral> {
   }
 
   /** Checks a value against the field's type and binds it in the form the driver stores. */
-  private bind(field: QueryField, raw: unknown, path: string): string {
-    return this.bindAsStored(field, this.coerce(field, this.columnOf(field).type, raw, path));
+  private bind(field: QueryField, operator: CriteriaOperator, raw: unknown, path: string): string {
+    return this.bindAsStored(field, this.coerce(field, operator, raw, path));
   }
 
   private bindAsStored(field: QueryField, value: unknown): string {
@@ -202,11 +217,11 @@ export class EntityQueryCompiler<T extends ObjectLiteral> {
     return this.qb.expressionMap.findAliasByName(field.alias).metadata.findColumnWithPropertyPath(field.property)!;
   }
 
-  private coerce(field: QueryField, columnType: unknown, value: unknown, path: string): unknown {
+  private coerce(field: QueryField, operator: CriteriaOperator, value: unknown, path: string): unknown {
     switch (field.kind) {
       case 'integer':
         // A value beyond the column's type fails the statement on PostgreSQL instead of matching nothing.
-        return columnType === 'bigint'
+        return this.columnOf(field).type === 'bigint'
           ? requireInteger(value, path, -Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)
           : requireInteger(value, path, INT_MIN, INT_MAX);
       case 'boolean':
@@ -214,10 +229,53 @@ export class EntityQueryCompiler<T extends ObjectLiteral> {
       case 'string':
         return requireString(value, path, 0, MAX_VALUE_LENGTH);
       case 'state':
-        return requireOneOf(value, path, CREATION_ENTITY_STATES);
+        // Text operators look for any text in a state; the others compare with a state.
+        return TEXT_OPERATORS.includes(operator)
+          ? requireString(value, path, 0, MAX_VALUE_LENGTH)
+          : requireOneOf(value, path, CREATION_ENTITY_STATES);
       case 'date':
         return requireDate(value, path);
     }
+  }
+}
+
+/**
+ * The objects an EntityQuery selects from `qb`, in the query's order. The page's ids are read first,
+ * alone, and the objects then by id: ordering by expressions and paging over joined relations stay
+ * plain SQL, which TypeORM's own paging of joined entities gets wrong in some versions (0.3.29).
+ */
+export async function searchByQuery<T extends ObjectLiteral>(
+  dataSource: DataSource,
+  fields: Readonly<Record<string, QueryField>>,
+  qb: SelectQueryBuilder<T>,
+  query: unknown,
+): Promise<T[]> {
+  const page = qb.clone();
+  new EntityQueryCompiler(dataSource, fields, page).applyQuery(query);
+  const rows: { id: number | string }[] = await page.select(`${qb.alias}.id`, 'id').getRawMany();
+  if (rows.length === 0) return [];
+  const ids = rows.map((row) => Number(row.id));
+  const byId = new Map((await qb.andWhereInIds(ids).getMany()).map((found) => [Number(found.id), found]));
+  return ids.flatMap((id) => byId.get(id) ?? []);
+}
+
+/**
+ * A group holds only `children`, a leaf no `children`: a field that another type of node would read
+ * is refused rather than ignored (absent, `null` or, on a leaf, an empty list count as not given).
+ */
+function refuseFieldsOfOtherType(node: Record<string, unknown>, path: string, type: 'LEAF' | 'AND' | 'OR'): void {
+  const given = (key: string) => node[key] !== undefined && node[key] !== null;
+  const stray =
+    type === 'LEAF'
+      ? given('children') && !(Array.isArray(node.children) && node.children.length === 0)
+        ? ['children']
+        : []
+      : ['fieldName', 'operator', 'value'].filter(given);
+  if (stray.length > 0) {
+    throw new WebhookValidationError(
+      joinPath(path, stray[0]),
+      `is not read by a ${type} node; a LEAF takes fieldName, operator and value, AND and OR take children`,
+    );
   }
 }
 

@@ -52,6 +52,27 @@ export function nonPublicRange(address: string): string | null {
 type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
 
 /**
+ * A host as a URL's host name writes it, without the brackets of an IPv6 address: names in lower
+ * case, IPv6 addresses in their shortest form (`[0:0::1]` and `::1` are both `::1`).
+ */
+export function comparableHost(host: string): string {
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  return isIP(bare) === 6 ? new URL(`http://[${bare}]`).hostname.slice(1, -1) : bare.toLowerCase();
+}
+
+/** Why an `allowedHosts` entry could never equal a URL's host, or `null` when it could. */
+export function unmatchableHostReason(host: string): string | null {
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  if (isIP(bare) !== 0) return null;
+  if (/^[\d.]+$/.test(bare)) return 'is neither a host name nor an IPv4 address';
+  const label = '[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?';
+  if (bare.length > 253 || !new RegExp(`^${label}(?:\\.${label})*\\.?$`, 'i').test(bare)) {
+    return 'must be a host name or an IP address alone: no scheme, port, path or pattern';
+  }
+  return null;
+}
+
+/**
  * Decides, per host, whether deliveries may connect to it, and gives undici a `lookup` that
  * resolves a name once, checks every address, and hands back only checked ones: the connection
  * goes to the address that was checked, so a second DNS answer cannot sneak in another one.
@@ -60,7 +81,7 @@ export class SsrfGuard {
   private readonly allowedHosts: ReadonlySet<string>;
 
   constructor(private readonly options: ResolvedWebhookOptions['security']) {
-    this.allowedHosts = new Set(options.allowedHosts);
+    this.allowedHosts = new Set(options.allowedHosts.map(comparableHost));
   }
 
   static fromOptions(options: ResolvedWebhookOptions): SsrfGuard {
@@ -69,7 +90,7 @@ export class SsrfGuard {
 
   /** Whether a host skips the address check. */
   isExempt(host: string): boolean {
-    return this.options.allowPrivateNetworks || this.allowedHosts.has(host.toLowerCase());
+    return this.options.allowPrivateNetworks || this.allowedHosts.has(comparableHost(host));
   }
 
   /** Checks a host that is an IP literal (no lookup happens for those); names are checked at connect time. */

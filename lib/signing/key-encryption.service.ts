@@ -6,6 +6,7 @@ import type { ResolvedWebhookOptions } from '../module/webhook-options.interface
 import { generateIdentityKeyMaterial } from './key-material.js';
 
 const ENCRYPTED_PREFIX = 'enc:v1:';
+const GCM_TAG_BYTES = 16;
 const IV_BYTES = 12;
 
 /**
@@ -30,7 +31,7 @@ export class KeyEncryptionService {
   seal(plain: string, keyId: string): string {
     if (!this.key) return plain;
     const iv = randomBytes(IV_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', this.key, iv).setAAD(Buffer.from(keyId));
+    const cipher = createCipheriv('aes-256-gcm', this.key, iv, { authTagLength: GCM_TAG_BYTES }).setAAD(Buffer.from(keyId));
     const sealed = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final()]);
     return `${ENCRYPTED_PREFIX}${iv.toString('base64')}:${cipher.getAuthTag().toString('base64')}:${sealed.toString('base64')}`;
   }
@@ -42,7 +43,8 @@ export class KeyEncryptionService {
     }
     const [iv, tag, sealed] = stored.slice(ENCRYPTED_PREFIX.length).split(':');
     try {
-      const decipher = createDecipheriv('aes-256-gcm', this.key, Buffer.from(iv, 'base64'))
+      // The whole 16-byte tag: a shorter one would be taken as it is, and authenticate far less.
+      const decipher = createDecipheriv('aes-256-gcm', this.key, Buffer.from(iv, 'base64'), { authTagLength: GCM_TAG_BYTES })
         .setAAD(Buffer.from(keyId))
         .setAuthTag(Buffer.from(tag, 'base64'));
       return Buffer.concat([decipher.update(Buffer.from(sealed, 'base64')), decipher.final()]).toString('utf8');

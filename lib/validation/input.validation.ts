@@ -39,12 +39,29 @@ export function requireInteger(value: unknown, field: string, min: number, max: 
 }
 
 export function requireString(value: unknown, field: string, min: number, max: number): string {
-  if (typeof value !== 'string' || value.length < min || value.length > max) {
+  if (typeof value !== 'string' || !hasCharactersBetween(value, min, max)) {
     throw new WebhookValidationError(field, `must be a string of ${min} to ${max} characters`);
   }
   // PostgreSQL stores no NUL character in text, and refuses the statement that holds one.
   if (value.includes('\u0000')) throw new WebhookValidationError(field, 'must not contain the NUL character (\\u0000)');
   return value;
+}
+
+/**
+ * Characters as the databases count them in a `varchar(n)`: code points, so that an emoji counts once,
+ * not as its two UTF-16 units.
+ */
+export function characterCount(text: string): number {
+  let count = 0;
+  for (const _ of text) count++;
+  return count;
+}
+
+/** A string never has more characters than UTF-16 units, nor fewer than half as many. */
+function hasCharactersBetween(text: string, min: number, max: number): boolean {
+  if (text.length < min || text.length > 2 * max) return false;
+  const count = characterCount(text);
+  return count >= min && count <= max;
 }
 
 export function requireBoolean(value: unknown, field: string): boolean {

@@ -1,3 +1,5 @@
+import { jest } from '@jest/globals';
+import type { Config } from '@jest/types';
 import { Inject, Injectable, Module, type BeforeApplicationShutdown } from '@nestjs/common';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { DataSource, QueryFailedError, type DataSourceOptions, type EntityManager, type InsertEvent } from 'typeorm';
@@ -10,12 +12,14 @@ import {
   WebhookPublisher,
   WebhookUrlService,
   WebhookValidationError,
+  WebhookConnectionBusyError,
   type CreateWebhookListenerInput,
   type WebhookEventsCommittedPayload,
 } from '../../lib/index.js';
 import { EventEmitter2 } from '../../lib/events/event-emitter.js';
-import { connectionOptions, describeEachOf, selectedDatabases } from '../src/databases.js';
-import { Order, OrderState, Parcel, ParcelState, Refund, RefundStage, Voucher } from '../src/order.entity.js';
+import { connectionOptions, describeEachOf, describeOnlyOn, selectedDatabases } from '../src/databases.js';
+import { SQLITE_IDLE_WAIT_MS } from '../../lib/persistence/transaction.js';
+import { Order, OrderState, Parcel, ParcelState, Refund, RefundStage, Shipment, Voucher } from '../src/order.entity.js';
 import { LogCollector } from '../src/log-collector.js';
 import { freshSpace } from '../src/spaces.js';
 import { StatementCounter } from '../src/statement-counter.js';
@@ -288,7 +292,7 @@ describe.each(selectedDatabases())('capture of entity changes on %s', (database)
     expect(wakeUps.reduce((sum, w) => sum + w.events, 0)).toBe(15 * 5);
   });
 
-  it('adds at most 3 statements to a save() with 10 matching listeners', async () => {
+  it('adds at most 3 statements to a save() with 10 matching listeners (4 on SQLite)', async () => {
     const space = freshSpace();
     const quiet = freshSpace();
     const url = await testApp.get(WebhookUrlService).create(space, { name: 'u', url: 'https://ten.example.com/x' });
@@ -301,8 +305,11 @@ describe.each(selectedDatabases())('capture of entity changes on %s', (database)
     console.log(
       `${database}: a save() sends ${baseline.length} statements without a match, ${cold.length} with 10 listeners (cold cache), ${warm.length} (warm cache)`,
     );
-    expect(cold.length - baseline.length).toBeLessThanOrEqual(3);
-    expect(warm.length - baseline.length).toBeLessThanOrEqual(2);
+    // On SQLite one more: the inserted row is looked up by its generated key and values, which TypeORM
+    // reports wrong there for an upsert() that updated a row.
+    const lookup = database === 'sqlite' ? 1 : 0;
+    expect(cold.length - baseline.length).toBeLessThanOrEqual(3 + lookup);
+    expect(warm.length - baseline.length).toBeLessThanOrEqual(2 + lookup);
     const deliveryInserts = warm.filter((sql) => /webhook_delivery/.test(sql));
     expect(deliveryInserts).toHaveLength(1);
     // On SQLite, the insert of several deliveries opens no statement journal (SqlText.multiRowVerb).
@@ -380,6 +387,19 @@ describe.each(selectedDatabases())('capture of entity changes on %s', (database)
     });
     expect(await publisher.publish({ entity: 'Order', entityId: order.id, state: 'PENDING', spaceId: space })).toEqual({ deliveries: 0 });
     expect(await eventsOf('Order', order.id)).toHaveLength(2);
+  });
+
+  it('publishes an id of 191 characters counted as the database counts them, and refuses one more', async () => {
+    const space = freshSpace();
+    await listen(space, { entityStates: ['SHIPPED'] });
+    const publisher = testApp.get(WebhookPublisher);
+    const longest = '🦊'.repeat(191);
+
+    expect(await publisher.publish({ entity: 'Order', entityId: longest, state: 'SHIPPED', spaceId: space })).toEqual({ deliveries: 1 });
+    await expect(publisher.publish({ entity: 'Order', entityId: `${longest}🦊`, state: 'SHIPPED', spaceId: space })).rejects.toThrow(
+      expect.objectContaining({ field: 'entityId' }),
+    );
+    expect(await eventsOf('Order', longest)).toEqual([expect.objectContaining({ state: 'SHIPPED' })]);
   });
 
   it('refuses a matched change whose composite id is longer than an event holds, and keeps nothing of its save', async () => {
@@ -637,5 +657,125 @@ describeEachOf(selectedDatabases().filter((database) => database !== 'sqlite'))(
       const later = await orders.save({ tenantId: space, state: OrderState.CONFIRMED });
       expect(await deliveriesFor(later)).toBe(1);
     });
+
+    it("keeps the listeners read in an old transaction no longer than 5 s after it began, for another instance's changes", async () => {
+      const space = freshSpace();
+      const orders = testApp.dataSource.getRepository(Order);
+      const otherInstance = await createTestApp(database, { keepSchema: true });
+      try {
+        await testApp.dataSource.transaction('REPEATABLE READ', async (manager) => {
+          await manager.count(Order);
+          await otherInstance.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: 'https://example.com/hook' });
+          // Only the clock moves on: the transaction is now older than the 5 s a list is kept.
+          jest.useFakeTimers({ now: Date.now() + 6_000, advanceTimers: true, doNotFake: EVERYTHING_BUT_DATE });
+          await manager.save(Order, { tenantId: space, state: OrderState.CONFIRMED });
+        });
+        const later = await orders.save({ tenantId: space, state: OrderState.CONFIRMED });
+        expect(await deliveriesFor(later)).toBe(1);
+      } finally {
+        jest.useRealTimers();
+        await otherInstance.close();
+      }
+    });
   },
 );
+
+describe.each(selectedDatabases())('upsert() of an entity with a generated key, on %s', (database) => {
+  it('records the row it updated or inserted, inside a transaction or not', async () => {
+    const testApp = await createTestApp(database);
+    try {
+      const space = freshSpace();
+      await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Shipment', url: 'https://upsert.example.com/hook' });
+      const shipments = testApp.dataSource.getRepository(Shipment);
+      const [a, b] = [
+        await shipments.save({ ref: 'a', tenantId: space, state: 'NEW' }),
+        await shipments.save({ ref: 'b', tenantId: space, state: 'NEW' }),
+      ];
+
+      await shipments.upsert({ ref: 'a', tenantId: space, state: 'SENT' }, ['ref']);
+      await testApp.dataSource.transaction((manager) => manager.upsert(Shipment, { ref: 'a', tenantId: space, state: 'DONE' }, ['ref']));
+      await shipments.upsert({ ref: 'c', tenantId: space, state: 'NEW' }, ['ref']);
+      const c = await shipments.findOneByOrFail({ ref: 'c' });
+
+      const events = await testApp.dataSource.getRepository(WebhookEvent).find({ where: { linkedSpaceId: space }, order: { id: 'ASC' } });
+      expect(events.map((event) => `${event.entityId}:${event.state}`)).toEqual([
+        `${a.id}:NEW`,
+        `${b.id}:NEW`,
+        `${a.id}:SENT`,
+        `${a.id}:DONE`,
+        `${c.id}:NEW`,
+      ]);
+    } finally {
+      await testApp.close();
+    }
+  });
+});
+
+describeOnlyOn('sqlite')('a call that writes in a transaction of its own, from inside a transaction on SQLite', () => {
+  it('fails with WebhookConnectionBusyError after 10 s instead of waiting for itself, and leaves the transaction usable', async () => {
+    const testApp = await createTestApp('sqlite');
+    try {
+      const space = freshSpace();
+      const listeners = testApp.get(WebhookListenerService);
+      const publisher = testApp.get(WebhookPublisher);
+      await listeners.create(space, { name: 'l', entity: 'Order', url: 'https://busy.example.com/hook' });
+      const order = await testApp.dataSource.getRepository(Order).save({ tenantId: space, state: OrderState.PENDING });
+
+      const outcomes = await testApp.dataSource.transaction(async (manager) => {
+        await manager.update(Order, { id: order.id }, { state: OrderState.SHIPPED });
+        jest.useFakeTimers({ now: Date.now(), advanceTimers: true, doNotFake: EVERYTHING_BUT_DATE });
+        const settled = [
+          await withClockRunningFast(publisher.publish({ entity: 'Order', entityId: order.id, state: 'SHIPPED', spaceId: space })),
+          await withClockRunningFast(listeners.create(space, { name: 'another', entity: 'Order', url: 'https://busy.example.com/hook' })),
+        ];
+        jest.useRealTimers();
+        // The host's transaction goes on as it should have: with its manager, publish() joins it.
+        await publisher.publish({ entity: 'Order', entityId: order.id, state: 'SHIPPED', spaceId: space }, manager);
+        return settled;
+      });
+
+      expect(outcomes).toEqual([expect.any(WebhookConnectionBusyError), expect.any(WebhookConnectionBusyError)]);
+      expect((outcomes[0] as WebhookConnectionBusyError).waitedMs).toBe(SQLITE_IDLE_WAIT_MS);
+      // The order's first save, and the publish() in its transaction.
+      expect(await eventCount(testApp, space)).toBe(2);
+      expect(await listeners.count(space)).toBe(1);
+      expect(await publisher.publish({ entity: 'Order', entityId: order.id, state: 'SHIPPED', spaceId: space })).toEqual({ deliveries: 1 });
+    } finally {
+      jest.useRealTimers();
+      await testApp.close();
+    }
+  });
+});
+
+/** What `call` gives or throws, with the (faked) clock moved on by a second every few milliseconds until then. */
+async function withClockRunningFast(call: Promise<unknown>): Promise<unknown> {
+  let done = false;
+  const outcome = call.then(
+    (value) => value,
+    (error: unknown) => error,
+  );
+  void outcome.finally(() => (done = true));
+  while (!done) {
+    jest.setSystemTime(Date.now() + 1_000);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  return outcome;
+}
+
+async function eventCount(testApp: TestApp, space: number): Promise<number> {
+  const [row] = await testApp.dataSource.query('SELECT COUNT(*) AS n FROM webhook_event WHERE "linkedSpaceId" = ?', [space]);
+  return Number(row.n);
+}
+
+const EVERYTHING_BUT_DATE: Config.FakeableAPI[] = [
+  'hrtime',
+  'nextTick',
+  'performance',
+  'queueMicrotask',
+  'setImmediate',
+  'clearImmediate',
+  'setInterval',
+  'clearInterval',
+  'setTimeout',
+  'clearTimeout',
+];

@@ -12,6 +12,7 @@ import {
   WebhookTransactionEndedError,
   type WebhookModuleOptions,
 } from '../../lib/index.js';
+import { formatWebhookTimestamp } from '../../lib/delivery/payload.js';
 import { EcdsaSigningWorker } from '../../lib/signing/ecdsa-signing.worker.js';
 import { verifyStandardWebhook, verifyXSignature } from '../../lib/verify/index.js';
 import { describeOnlyOn, selectedDatabases, type TestDatabase } from '../src/databases.js';
@@ -94,6 +95,38 @@ describe.each(selectedDatabases())('delivery on %s', (database) => {
     expect(() => new Webhook(secret).verify(request.rawBody.toString('utf8'), headers)).not.toThrow();
     expect(verifyStandardWebhook(request.headers, request.rawBody, secret)).toBe(true);
     expect(verifyStandardWebhook(request.headers, Buffer.concat([request.rawBody, Buffer.from(' ')]), secret)).toBe(false);
+  });
+
+  it("stamps the payload with the time the change was recorded, not with the event's date without time zone", async () => {
+    const space = freshSpace();
+    await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(`/stamped/${space}`) });
+    const q = (name: string) => testApp.dataSource.driver.escape(name);
+    const events = testApp.dataSource.getRepository(WebhookEvent);
+    // createdOn moved to another day in the change's own transaction; for the second order occurredAt is
+    // emptied too, as in an event recorded before that column existed.
+    const saveWithCreatedOnMoved = (emptyOccurredAt: boolean) =>
+      testApp.dataSource.transaction(async (manager) => {
+        const order = await manager.save(Order, { tenantId: space, state: OrderState.CONFIRMED });
+        await manager.query(
+          `UPDATE webhook_event SET ${q('createdOn')} = '2001-02-03 04:05:06'${emptyOccurredAt ? `, ${q('occurredAt')} = NULL` : ''}` +
+            ` WHERE ${q('linkedSpaceId')} = ${space} AND ${q('entityId')} = '${order.id}'`,
+        );
+        return order;
+      });
+    const recorded = await saveWithCreatedOnMoved(false);
+    const older = await saveWithCreatedOnMoved(true);
+
+    const requests = await waitFor(() => receiver.to(`/stamped/${space}`).length === 2 && receiver.to(`/stamped/${space}`), 'both');
+    const timestampOf = (order: Order) =>
+      requests.map((request) => JSON.parse(request.rawBody.toString('utf8'))).find((body) => body.entityId === order.id).timestamp;
+    const [recordedEvent, olderEvent] = [
+      await events.findOneByOrFail({ entityId: String(recorded.id) }),
+      await events.findOneByOrFail({ entityId: String(older.id) }),
+    ];
+    expect(recordedEvent.occurredAt).toEqual(expect.any(Number));
+    expect(timestampOf(recorded)).toBe(formatWebhookTimestamp(recordedEvent.occurredAt!));
+    expect(timestampOf(older)).toBe(formatWebhookTimestamp(olderEvent.createdOn));
+    expect(timestampOf(older)).not.toBe(timestampOf(recorded));
   });
 
   it('signs with the space default identity when a listener names none, and sends no state or signature when disabled', async () => {

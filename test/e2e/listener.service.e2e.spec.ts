@@ -96,6 +96,17 @@ describe.each(selectedDatabases())('WebhookListenerService on %s', (database) =>
       expect(await urls.count(space)).toBe(1);
     });
 
+    it('puts listeners created at once for the same new address on one URL', async () => {
+      const space = freshSpace();
+      const created = await Promise.all(
+        [1, 2, 3, 4, 5, 6, 7, 8].map((n) =>
+          listeners.create(space, valid({ name: `at once ${n}`, url: 'https://together.example.com/hook' })),
+        ),
+      );
+      expect(new Set(created.map((listener) => listener.url.id)).size).toBe(1);
+      expect(await urls.count(space)).toBe(1);
+    });
+
     it('reuses a URL only for exactly its address, also where the database compares text without case', async () => {
       const space = freshSpace();
       const lower = await listeners.create(space, valid({ url: 'https://hooks.example.com/tenant-a' }));
@@ -189,6 +200,14 @@ describe.each(selectedDatabases())('WebhookListenerService on %s', (database) =>
       expect(error.field).toBe(field);
       expect(await rowCounts()).toEqual(before);
       expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    });
+
+    it('counts a name in characters as the database does, so 50 emoji fit and 51 do not', async () => {
+      const space = freshSpace();
+      const fifty = '🦊'.repeat(50);
+      const created = await listeners.create(space, valid({ name: fifty }));
+      expect((await listeners.read(space, created.id)).name).toBe(fifty);
+      await expect(listeners.create(space, valid({ name: `${fifty}🦊` }))).rejects.toThrow(expect.objectContaining({ field: 'name' }));
     });
 
     it('refuses a bad space id', async () => {

@@ -312,7 +312,7 @@ describe('README.md code blocks', () => {
         entityName: 'Order',
         spaceId: 4,
         listenerId: 5,
-        createdOn: new Date(),
+        occurredAt: Date.now(),
         state: 'SHIPPED',
         includeState: true,
       }),
@@ -488,6 +488,13 @@ describe('the README quick start, run on SQLite with real receivers on 127.0.0.1
     await orders.cancel(7, order.id);
     await waitFor(() => controller.received.length === 2, 'the published change');
     expect(controller.received[1]).toMatchObject({ entityId: order.id, state: 'CANCELLED' });
+    // Nothing is published for another tenant's order, for one that does not exist, nor for a second cancel.
+    const published = await deliveries.countDeliveries(7);
+    expect(published).toBeGreaterThan(before);
+    await orders.cancel(7, (await orders.create(8)).id);
+    await orders.cancel(7, 2_000_000_000);
+    await orders.cancel(7, order.id);
+    expect(await deliveries.countDeliveries(7)).toBe(published);
   });
 
   it('abandons a delivery answered 410 Gone and deactivates its listener, with the events the README lists', async () => {

@@ -1,9 +1,19 @@
 import { Column, Entity, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
-import { WebhookConfigurationError, WebhookEntity, WebhookEntityRegistry, WebhookSpace, WebhookState } from '../../lib/index.js';
+import {
+  WebhookConfigurationError,
+  WebhookDeliveryService,
+  WebhookEntity,
+  WebhookEntityRegistry,
+  WebhookListenerRepository,
+  WebhookListenerService,
+  WebhookSpace,
+  WebhookState,
+} from '../../lib/index.js';
 import { deriveEntityId } from '../../lib/registry/webhook-entity.registry.js';
 import { Order, Refund } from '../src/order.entity.js';
 import { createTestApp } from '../src/test-app.js';
 import { selectedDatabases } from '../src/databases.js';
+import { freshSpace } from '../src/spaces.js';
 
 @Entity('reg_two_states')
 @WebhookEntity()
@@ -66,6 +76,22 @@ class Ticket extends Tracked {
   @PrimaryColumn({ type: 'varchar', length: 20 }) code: string;
 }
 
+@Entity('reg_case_upper')
+@WebhookEntity({ name: 'Lane', states: ['OPEN', 'CLOSED'] })
+class LaneUpper {
+  @PrimaryGeneratedColumn() id: number;
+  @WebhookSpace() @Column({ type: 'int' }) shop: number;
+  @WebhookState() @Column({ type: 'varchar', length: 20 }) state: string;
+}
+
+@Entity('reg_case_lower')
+@WebhookEntity({ name: 'lane', states: ['OPEN', 'CLOSED'] })
+class LaneLower {
+  @PrimaryGeneratedColumn() id: number;
+  @WebhookSpace() @Column({ type: 'int' }) shop: number;
+  @WebhookState() @Column({ type: 'varchar', length: 20 }) state: string;
+}
+
 describe.each(selectedDatabases())('WebhookEntityRegistry on %s', (database) => {
   it('registers decorated entities with their name, id, states, state and space properties and primary key', async () => {
     const app = await createTestApp(database, { hostEntities: [Order, Refund, Ticket] });
@@ -88,6 +114,26 @@ describe.each(selectedDatabases())('WebhookEntityRegistry on %s', (database) => 
       expect(registry.find('Ticket')).toMatchObject({ stateProperty: 'status', spaceProperty: 'shop', primaryKey: ['code'] });
       expect(registry.findByTarget(Ticket)?.name).toBe('Ticket');
       expect(registry.list()).toHaveLength(3);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe.each(selectedDatabases())('entities whose names differ only in case, on %s', (database) => {
+  it('are told apart by their listeners, whatever the collation', async () => {
+    const app = await createTestApp(database, { hostEntities: [LaneUpper, LaneLower] });
+    try {
+      const shop = freshSpace();
+      const lower = await app
+        .get(WebhookListenerService)
+        .create(shop, { name: 'lower', entity: 'lane', url: 'https://lane.example.com/hook' });
+      expect(await app.get(WebhookListenerRepository).findActiveForEntity(shop, 'Lane')).toEqual([]);
+
+      await app.dataSource.getRepository(LaneUpper).save({ shop, state: 'OPEN' });
+      await app.dataSource.getRepository(LaneLower).save({ shop, state: 'OPEN' });
+      const deliveries = await app.get(WebhookDeliveryService).searchDeliveries(shop, {});
+      expect(deliveries.map((delivery) => delivery.listenerId)).toEqual([lower.id]);
     } finally {
       await app.close();
     }

@@ -125,6 +125,9 @@ describe.each(selectedDatabases())('EntityQuery search on %s', (database) => {
       ['Alpha orders', 'Gamma refunds'],
     ],
     ['a one-child OR', () => or(leaf('name', 'EQUALS', 'delta')), ['delta']],
+    ['CONTAINS in a state, with any text', () => leaf('state', 'CONTAINS', 'ACTIV'), ['Alpha orders', 'beta orders', 'Gamma refunds']],
+    ['EQUALS_IGNORE_CASE on a state', () => leaf('state', 'EQUALS_IGNORE_CASE', 'create'), ['delta']],
+    ['a LEAF with an empty list of children', () => ({ ...leaf('name', 'EQUALS', 'delta'), children: [] }), ['delta']],
   ])('%s', async (_title, filter, expected) => {
     expect(await names(filter())).toEqual(expected);
   });
@@ -191,6 +194,9 @@ describe.each(selectedDatabases())('EntityQuery search on %s', (database) => {
     ['query.filter.value', { filter: leaf('name', 'CONTAINS', 'a\u0000') }],
     ['query.filter.value', { filter: leaf('notifyEveryChange', 'EQUALS', 'true') }],
     ['query.filter.children', { filter: { type: 'AND', children: [] } }],
+    ['query.filter.fieldName', { filter: { ...and(leaf('id', 'IS_NOT_NULL')), fieldName: 'no-such-field', operator: 'LIKE', value: 1 } }],
+    ['query.filter.children', { filter: { ...leaf('id', 'IS_NOT_NULL'), children: [leaf('name', 'EQUALS', 'x')] } }],
+    ['query.filter.value', { filter: leaf('state', 'EQUALS', 'active') }],
     ['query.filter.type', { filter: { type: 'XOR', children: [] } }],
     ['query.filter.children[0].children[0]', { filter: and(or('oops' as never)) }],
     ['query.orderBys[0].fieldName', { orderBys: [{ fieldName: 'name DESC; --', sorting: 'ASC' }] }],
@@ -217,5 +223,74 @@ describe.each(selectedDatabases())('EntityQuery search on %s', (database) => {
     const [identity] = await identities.search(space, {});
     expect(await identities.search(space, { filter: leaf('keyId', 'EQUALS', identity.keyId) })).toEqual([identity]);
     expect(await identities.count(space, leaf('name', 'EQUALS', 'nope'))).toBe(0);
+  });
+});
+
+describe.each(selectedDatabases())('EntityQuery text order and comparison on %s', (database) => {
+  let testApp: TestApp;
+  let listeners: WebhookListenerService;
+  const space = freshSpace();
+
+  beforeAll(async () => {
+    testApp = await createTestApp(database);
+    listeners = testApp.get(WebhookListenerService);
+    if (database === 'postgres') {
+      // Most PostgreSQL servers order text by a language's rules, where "a" < "B" < "b"; the test server's default is "C".
+      await testApp.dataSource.query(`ALTER TABLE webhook_listener ALTER COLUMN name TYPE varchar(50) COLLATE "en-x-icu"`);
+    }
+    const identity = await testApp.get(WebhookIdentityService).create(space, { name: 'key' });
+    for (const name of ['b', 'B', 'e ', 'a', 'é', 'A', 'e']) {
+      await listeners.create(space, {
+        name,
+        entity: 'Order',
+        url: 'https://text.example.com/hook',
+        identity: name === 'e' ? identity.id : undefined,
+      });
+    }
+  });
+  afterAll(() => testApp.close());
+
+  async function names(query: Parameters<WebhookListenerService['search']>[1]): Promise<string[]> {
+    return (await listeners.search(space, query)).map((listener) => listener.name);
+  }
+  const byName = (sorting: 'ASC' | 'DESC') => [{ fieldName: 'name', sorting }];
+
+  it('orders text by code point, whatever the column collation', async () => {
+    expect(await names({ orderBys: byName('ASC') })).toEqual(['A', 'B', 'a', 'b', 'e', 'e ', 'é']);
+    expect(await names({ orderBys: byName('DESC') })).toEqual(['é', 'e ', 'e', 'b', 'a', 'B', 'A']);
+  });
+
+  it('compares text by code point, so that pages read by the last name seen miss nothing', async () => {
+    const seen: string[] = [];
+    let page: string[];
+    do {
+      const after = seen.at(-1);
+      page = await names({
+        filter: after === undefined ? undefined : leaf('name', 'GREATER_THAN', after),
+        orderBys: byName('ASC'),
+        numberOfEntities: 2,
+      });
+      seen.push(...page);
+    } while (page.length > 0);
+    expect(seen).toEqual(['A', 'B', 'a', 'b', 'e', 'e ', 'é']);
+    expect(await names({ filter: leaf('name', 'LESS_THAN_OR_EQUAL', 'a'), orderBys: byName('ASC') })).toEqual(['A', 'B', 'a']);
+  });
+
+  it('ignores only case with EQUALS_IGNORE_CASE: not accents, not trailing spaces', async () => {
+    expect(await names({ filter: leaf('name', 'EQUALS_IGNORE_CASE', 'E'), orderBys: byName('ASC') })).toEqual(['e']);
+    expect(await names({ filter: leaf('name', 'EQUALS_IGNORE_CASE', 'e '), orderBys: byName('ASC') })).toEqual(['e ']);
+    expect(await names({ filter: leaf('name', 'NOT_EQUALS_IGNORE_CASE', 'a'), orderBys: byName('ASC') })).toEqual([
+      'B',
+      'b',
+      'e',
+      'e ',
+      'é',
+    ]);
+  });
+
+  it('sorts an empty relation as the smallest value on every database', async () => {
+    const byIdentity = (sorting: 'ASC' | 'DESC') => names({ orderBys: [{ fieldName: 'identity.id', sorting }, ...byName('ASC')] });
+    expect(await byIdentity('ASC')).toEqual(['A', 'B', 'a', 'b', 'e ', 'é', 'e']);
+    expect(await byIdentity('DESC')).toEqual(['e', 'A', 'B', 'a', 'b', 'e ', 'é']);
   });
 });

@@ -139,6 +139,11 @@ describe.each(selectedDatabases())('WebhookUrlService and WebhookIdentityService
       const signature = createSign('sha256').update('payload').sign(privateKey);
       const publicKey = createPublicKey({ key: Buffer.from(identity.publicKey, 'base64'), format: 'der', type: 'spki' });
       expect(createVerify('sha256').update('payload').verify(publicKey, signature)).toBe(true);
+
+      // A tag cut down to 4 bytes is refused, not checked on its 4 bytes alone.
+      const [iv, tag, sealed] = row.secret!.slice('enc:v1:'.length).split(':');
+      const cutTag = `enc:v1:${iv}:${Buffer.from(tag, 'base64').subarray(0, 4).toString('base64')}:${sealed}`;
+      expect(() => testApp.get(KeyEncryptionService).open(cutTag, row.keyId)).toThrow(WebhookConfigurationError);
     });
 
     it('serves public keys by key id, to anyone', async () => {

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { DataSource } from 'typeorm';
+import { DataSource, Not } from 'typeorm';
 import { WebhookPublisher } from '../../lib/index.js';
 import { Order, OrderState } from './order.entity.js';
 
@@ -29,7 +29,9 @@ export class OrdersService {
   /** update() is not captured (TypeORM does not report the rows it changed): publish the change by hand, in the same transaction. */
   cancel(tenantId: number, id: number): Promise<void> {
     return this.dataSource.transaction(async (manager) => {
-      await manager.update(Order, { id, tenantId }, { state: OrderState.CANCELLED });
+      const cancelled = await manager.update(Order, { id, tenantId, state: Not(OrderState.CANCELLED) }, { state: OrderState.CANCELLED });
+      // Only a change that happened: not another tenant's order, nor one cancelled before.
+      if (cancelled.affected === 0) return;
       await this.publisher.publish({ entity: 'Order', entityId: id, state: OrderState.CANCELLED, spaceId: tenantId }, manager);
     });
   }

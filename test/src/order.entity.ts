@@ -87,3 +87,22 @@ export class Voucher {
   @Column({ type: 'varchar', length: 20 })
   state: string;
 }
+
+/** A fifth entity, with a generated key and a unique column that `upsert()` goes by. */
+@Entity('test_shipment')
+@WebhookEntity({ name: 'Shipment', states: ['NEW', 'SENT', 'DONE'] })
+export class Shipment {
+  @PrimaryGeneratedColumn()
+  id: number;
+
+  @Column({ type: 'varchar', length: 20, unique: true })
+  ref: string;
+
+  @WebhookSpace()
+  @Column({ type: 'int' })
+  tenantId: number;
+
+  @WebhookState()
+  @Column({ type: 'varchar', length: 20 })
+  state: string;
+}

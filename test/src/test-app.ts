@@ -4,10 +4,10 @@ import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
 import type { DataSource, DataSourceOptions, Logger } from 'typeorm';
 import { WEBHOOK_ENTITIES, WebhookDeliveryService, WebhookModule, type WebhookModuleOptions } from '../../lib/index.js';
 import { connectionOptions, type TestDatabase } from './databases.js';
-import { Order, Parcel, Refund, Voucher } from './order.entity.js';
+import { Order, Parcel, Refund, Shipment, Voucher } from './order.entity.js';
 import type { StatementCounter } from './statement-counter.js';
 
-export const HOST_ENTITIES = [Order, Refund, Parcel, Voucher];
+export const HOST_ENTITIES = [Order, Refund, Parcel, Voucher, Shipment];
 
 export interface TestApp {
   app: INestApplicationContext;

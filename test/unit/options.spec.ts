@@ -42,6 +42,9 @@ describe('resolveWebhookOptions', () => {
       worker: { enabled: false },
     });
     expect(resolved.signing.keyEncryptionKey).toEqual(Buffer.alloc(32, 0xab));
+    expect(resolveWebhookOptions({ security: { allowedHosts: ['[::1]', '0:0::1', 'FD00::A', '10.0.0.1'] } }).security.allowedHosts).toEqual(
+      ['::1', '::1', 'fd00::a', '10.0.0.1'],
+    );
     expect(
       resolveWebhookOptions({ signing: { keyEncryptionKey: Buffer.alloc(32, 1).toString('base64') } }).signing.keyEncryptionKey,
     ).toEqual(Buffer.alloc(32, 1));
@@ -56,6 +59,9 @@ describe('resolveWebhookOptions', () => {
     ],
     [{ delivery: { timeoutMs: '10s' } }, 'option delivery.timeoutMs must be an integer from 1 to 600000, got "10s"'],
     [{ security: { allowedHosts: ['http://x/'] } }, 'option security.allowedHosts[0] must be a host name'],
+    [{ security: { allowedHosts: ['localhost:3000'] } }, 'option security.allowedHosts[0] must be a host name or an IP address alone'],
+    [{ security: { allowedHosts: ['ok.example', '*.example.com'] } }, 'option security.allowedHosts[1] must be a host name or an IP'],
+    [{ security: { allowedHosts: ['10.1.2'] } }, 'option security.allowedHosts[0] is neither a host name nor an IPv4 address'],
     [{ signing: { schemes: [] } }, 'option signing.schemes must be a non-empty list'],
     [{ signing: { keyEncryptionKey: 'zz'.repeat(32) } }, 'option signing.keyEncryptionKey must be 32 bytes'],
     [{ signing: { rotationGraceMs: -1 } }, 'option signing.rotationGraceMs must be an integer from 0 to 2147483647, got -1'],

@@ -67,7 +67,23 @@ describe('parseRetryAfter', () => {
     expect(parseRetryAfter('Fri, 27 Nov 2026 12:01:00 GMT', now)).toBe(60_000);
     expect(parseRetryAfter('Fri, 27 Nov 2026 11:00:00 GMT', now)).toBe(0);
   });
-  it.each([undefined, '', 'soon', '-5'])('ignores %p', (value) => {
+  it('reads the two older forms of an HTTP date as GMT too', () => {
+    expect(parseRetryAfter('Friday, 27-Nov-26 12:01:00 GMT', now)).toBe(60_000);
+    expect(parseRetryAfter('Fri Nov 27 12:02:00 2026', now)).toBe(120_000);
+    expect(parseRetryAfter('Tue Dec  1 12:00:00 2026', now)).toBe(4 * 86_400_000);
+    // A two-digit year more than 50 years ahead is in the past.
+    expect(parseRetryAfter('Monday, 27-Nov-95 12:01:00 GMT', now)).toBe(0);
+  });
+  it.each([
+    undefined,
+    '',
+    'soon',
+    '-5',
+    'Fri, 31 Nov 2026 12:00:00 GMT',
+    'Fri, 27 Nov 2026 25:00:00 GMT',
+    'Fri Xyz 27 12:02:00 2026',
+    '2026-11-27T12:01:00Z',
+  ])('ignores %p', (value) => {
     expect(parseRetryAfter(value, now)).toBeNull();
   });
 });
@@ -101,7 +117,7 @@ describe('payload', () => {
       entityName: 'Order',
       spaceId: 3,
       listenerId: 4,
-      createdOn: new Date(0),
+      occurredAt: 0,
       state: 'PAID',
       includeState: true,
     };

@@ -56,6 +56,14 @@ describe('SsrfGuard', () => {
     expect(() => strict.checkLiteral('example.com')).not.toThrow();
   });
 
+  it('exempts an IPv6 address listed with or without brackets, in any of its forms', () => {
+    for (const listed of ['::1', '[::1]', '0:0:0:0:0:0:0:1']) {
+      const guard = new SsrfGuard({ allowPrivateNetworks: false, allowedHosts: [listed] });
+      expect(() => guard.checkLiteral(new URL('http://[0::1]:3000/hook').hostname)).not.toThrow();
+      expect(() => guard.checkLiteral('[::2]')).toThrow(WebhookAddressRefusedError);
+    }
+  });
+
   it('refuses IPv4-compatible literals as the URL parser writes them', () => {
     expect(new URL('http://[::127.0.0.1]/x').hostname).toBe('[::7f00:1]');
     expect(() => strict.checkLiteral(new URL('http://[::127.0.0.1]/x').hostname)).toThrow(WebhookAddressRefusedError);

@@ -7,6 +7,7 @@ const { TypeOrmModule, getDataSourceToken } = require('@nestjs/typeorm');
 const { Column, Entity, PrimaryGeneratedColumn } = require('typeorm');
 const webhooks = require('nestjs-webhook-listener');
 const { startOneRequestReceiver } = require('./one-request-receiver.cjs');
+const { assertSearchByNameDescending } = require('./listener-search.cjs');
 const { verifyStandardWebhook, verifyXSignature } = require('nestjs-webhook-listener/verify');
 
 const {
@@ -60,13 +61,14 @@ async function main() {
 
   // A change of an order is delivered, signed, to a receiver on this machine.
   const receiver = await startOneRequestReceiver();
-  await app.get(WebhookListenerService).create(1, {
+  const local = await app.get(WebhookListenerService).create(1, {
     name: 'local',
     entity: 'Order',
     entityStates: ['PAID'],
     url: `http://localhost:${receiver.port}/in`,
     identity: identity.id,
   });
+  await assertSearchByNameDescending(app.get(WebhookListenerService), 1, [listener.id, local.id]);
   await app.get(getDataSourceToken()).getRepository(Order).save({ state: 'PAID' });
   const request = await receiver.arrived;
   assert.equal(JSON.parse(request.body.toString()).state, 'PAID');

@@ -3,6 +3,7 @@ import 'reflect-metadata';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import oneRequestReceiver from './one-request-receiver.cjs';
+import listenerSearch from './listener-search.cjs';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
@@ -54,13 +55,14 @@ assert.equal(verifyStandardWebhook({}, '{}', secret), false);
 
 // A change of an order is delivered, signed, to a receiver on this machine.
 const receiver = await oneRequestReceiver.startOneRequestReceiver();
-await app.get(WebhookListenerService).create(1, {
+const local = await app.get(WebhookListenerService).create(1, {
   name: 'local',
   entity: 'Order',
   entityStates: ['PAID'],
   url: `http://localhost:${receiver.port}/in`,
   identity: identity.id,
 });
+await listenerSearch.assertSearchByNameDescending(app.get(WebhookListenerService), 1, [listener.id, local.id]);
 await app.get(getDataSourceToken()).getRepository(Order).save({ state: 'PAID' });
 const request = await receiver.arrived;
 assert.equal(JSON.parse(request.body.toString()).state, 'PAID');

@@ -1,0 +1,17 @@
+import type { MigrationInterface, QueryRunner } from 'typeorm';
+
+/**
+ * Events keep when they were recorded in epoch ms (`occurredAt`), which the payload's timestamp is
+ * made from: a date without time zone cannot tell apart the hours a clock set back repeats.
+ */
+export class WebhookEventOccurredAtPostgres1796631050506 implements MigrationInterface {
+  name = 'WebhookEventOccurredAtPostgres1796631050506';
+
+  async up(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.query(`ALTER TABLE "webhook_event" ADD "occurredAt" bigint`);
+  }
+
+  async down(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.query(`ALTER TABLE "webhook_event" DROP COLUMN "occurredAt"`);
+  }
+}
