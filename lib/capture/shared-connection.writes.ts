@@ -28,45 +28,42 @@ export class SharedConnectionWrites {
   /**
    * An inserted row with the primary key it really has. TypeORM takes a generated key from SQLite's
    * last inserted rowid, which an `upsert()` that updated an existing row leaves as it was: another
-   * row's, perhaps of another table. The row is looked for by that key and the values written, then
-   * by these values alone; `null` when no single row holds them (its transaction rolled back, say).
+   * row's, perhaps of another table. The key is trusted when its row holds the state and space written
+   * (as after any plain insert); else the row is looked for by a unique constraint whose values were
+   * written, the conflict an upsert goes by. `null` when none finds one row (its transaction rolled
+   * back, say); the key as reported when the values cannot be compared as stored.
    */
-  insertedRow(metadata: EntityMetadata, row: ObjectLiteral): ObjectLiteral | null {
+  insertedRow(metadata: EntityMetadata, row: ObjectLiteral, checked: readonly string[]): ObjectLiteral | null {
     if (!this.idToBeGenerated.has(row)) return row;
     const sqlite = synchronousSqlite(this.dataSource);
     if (!sqlite) return row;
-    const written = this.writtenColumns(metadata, row);
-    if (sqlite.execute(...this.lookup(metadata, row, written, true)).rows.length > 0) return row;
-    if (written.length === 0) return null;
-    const found = sqlite.execute(...this.lookup(metadata, row, written, false)).rows;
-    if (found.length !== 1) return null;
-    const withKey = { ...row };
-    metadata.primaryColumns.forEach((column, index) => column.setEntityValue(withKey, found[0][`key${index}`]));
-    return withKey;
+    const keyAndChecked = [...metadata.primaryColumns, ...checked.map((property) => metadata.findColumnWithPropertyName(property)!)];
+    if (!keyAndChecked.every((column) => storable(column.getEntityValue(row)))) return row;
+    try {
+      if (sqlite.execute(...this.lookup(metadata, row, keyAndChecked)).rows.length > 0) return row;
+      for (const columns of uniqueColumnSets(metadata)) {
+        if (!columns.every((column) => storable(column.getEntityValue(row)))) continue;
+        const found = sqlite.execute(...this.lookup(metadata, row, columns)).rows;
+        if (found.length !== 1) continue;
+        const withKey = { ...row };
+        metadata.primaryColumns.forEach((column, index) => column.setEntityValue(withKey, found[0][`key${index}`]));
+        return withKey;
+      }
+    } catch {
+      // A value the driver cannot bind as a transformer left it: the write itself went through.
+      return row;
+    }
+    return null;
   }
 
-  /** The columns an insert wrote from the row's values, in the form SQLite stores them. */
-  private writtenColumns(metadata: EntityMetadata, row: ObjectLiteral): [ColumnMetadata, unknown][] {
-    return metadata.columns
-      .filter((column) => !column.isGenerated && !column.isCreateDate && !column.isUpdateDate && !column.isVersion)
-      .filter((column) => !column.isDeleteDate && !column.isVirtual && !column.relationMetadata)
-      .filter((column) => column.getEntityValue(row) !== undefined)
-      .map((column) => [column, this.dataSource.driver.preparePersistentValue(column.getEntityValue(row), column)]);
-  }
-
-  private lookup(metadata: EntityMetadata, row: ObjectLiteral, written: [ColumnMetadata, unknown][], byKey: boolean): [string, unknown[]] {
+  /** The keys of the rows that hold the row's values of `columns`, in the form SQLite stores them. */
+  private lookup(metadata: EntityMetadata, row: ObjectLiteral, columns: readonly ColumnMetadata[]): [string, unknown[]] {
     const escape = (name: string) => this.dataSource.driver.escape(name);
-    const conditions: string[] = [];
-    const values: unknown[] = [];
-    const compare = (column: ColumnMetadata, value: unknown) => {
-      conditions.push(`${escape(column.databaseName)} ${value === null ? 'IS NULL' : '= ?'}`);
-      if (value !== null) values.push(value);
-    };
-    for (const [column, value] of written) compare(column, value);
-    if (byKey) metadata.primaryColumns.forEach((column) => compare(column, column.getEntityValue(row) ?? null));
+    const conditions = columns.map((column) => `${escape(column.databaseName)} = ?`).join(' AND ');
+    const values = columns.map((column) => this.dataSource.driver.preparePersistentValue(column.getEntityValue(row), column));
     const keys = metadata.primaryColumns.map((column, index) => `${escape(column.databaseName)} AS key${index}`).join(', ');
     const table = metadata.tablePath.split('.').map(escape).join('.');
-    return [`SELECT ${keys} FROM ${table} WHERE ${conditions.join(' AND ') || '1 = 1'} LIMIT 2`, values];
+    return [`SELECT ${keys} FROM ${table} WHERE ${conditions} LIMIT 2`, values];
   }
 
   /** Called before TypeORM commits or rolls back, so that a capture that follows never takes the ending transaction for open. */
@@ -92,4 +89,17 @@ export class SharedConnectionWrites {
   private openTransaction(): number | null {
     return sqliteConnectionInTransaction(this.dataSource) ? this.transactionsEnded : null;
   }
+}
+
+/** A value that is compared as it is stored: not raw SQL (a function), nor an object a transformer may turn into anything. */
+function storable(value: unknown): boolean {
+  const type = typeof value;
+  return type === 'string' || type === 'number' || type === 'bigint' || type === 'boolean' || value instanceof Date;
+}
+
+/** The columns of each unique constraint and unique index of an entity, without its generated key. */
+function uniqueColumnSets(metadata: EntityMetadata): ColumnMetadata[][] {
+  return [...metadata.uniques, ...metadata.indices.filter((index) => index.isUnique)]
+    .map((constraint) => constraint.columns)
+    .filter((columns) => columns.length > 0 && columns.every((column) => !column.isGenerated));
 }

@@ -56,6 +56,8 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   private readonly endedBySqlite = new WeakSet<QueryRunner>();
   /** Warnings given once per entity, by kind and entity name. */
   private readonly warnedOnce = new Set<string>();
+  /** Set as the application shuts down: a later application on the same DataSource replaces this capture. */
+  private applicationEnded = false;
   /** On better-sqlite3, whose one connection TypeORM shares between all transactions. */
   private readonly sharedConnectionWrites =
     this.dataSource.options.type === 'better-sqlite3' ? new SharedConnectionWrites(this.dataSource) : null;
@@ -71,18 +73,20 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   ) {}
 
   onModuleInit(): void {
-    if (!this.dataSource.subscribers.some((subscriber) => subscriber instanceof WebhookCaptureSubscriber)) {
-      this.dataSource.subscribers.push(this);
-    }
+    // A DataSource that outlived an earlier application still holds that one's capture: this one takes over.
+    const subscribers = this.dataSource.subscribers;
+    const ended = subscribers.filter((subscriber) => subscriber instanceof WebhookCaptureSubscriber && subscriber.applicationEnded);
+    for (const subscriber of ended) subscribers.splice(subscribers.indexOf(subscriber), 1);
+    if (!subscribers.some((subscriber) => subscriber instanceof WebhookCaptureSubscriber)) subscribers.push(this);
   }
 
   /**
-   * Only once the application shuts down: a host provider's `onModuleDestroy` or
-   * `beforeApplicationShutdown` may still save, and TypeORM closes in this same phase.
+   * The capture stays on the DataSource after the application has shut down: until TypeORM has
+   * closed it, which Nest does after this module's shutdown hooks, a save still commits, and its
+   * event with it, for the next instance to deliver.
    */
   onApplicationShutdown(): void {
-    const index = this.dataSource.subscribers.indexOf(this);
-    if (index >= 0) this.dataSource.subscribers.splice(index, 1);
+    this.applicationEnded = true;
   }
 
   // The hooks return a promise only when something may be written: TypeORM awaits the promises
@@ -225,9 +229,12 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     if (!change || this.recorder.surelyUnmatched(change)) return;
     const writes = this.sharedConnectionWrites;
     if (writes && write.inserted) {
-      const inserted = writes.insertedRow(event.metadata, row);
+      const checked = entity.spaceProperty === null ? [entity.stateProperty] : [entity.stateProperty, entity.spaceProperty];
+      const inserted = writes.insertedRow(event.metadata, row, checked);
       if (!inserted) {
-        this.logger.debug(`An inserted ${entity.name} was not found as it was written (its transaction rolled back?): not published`);
+        this.logger.warn(
+          `An inserted or upserted ${entity.name} was found neither by the key SQLite reported nor by a unique constraint of its values (its transaction rolled back?): its change was not published`,
+        );
         if (written) writes.forget(written);
         return;
       }

@@ -401,10 +401,15 @@ export class DeliveryStore {
         ...this.keyEncryption.newSealedKeys(),
       })
       .getQueryAndParameters();
-    await runTransactionSteps(this.dataSource, function* () {
-      const { rows } = yield find;
-      if (rows.length === 0) yield create;
-    });
+    // Under a lock: two instances meeting a new space at once would each make one, and sign with their own.
+    await runTransactionSteps(
+      this.dataSource,
+      function* () {
+        const { rows } = yield find;
+        if (rows.length === 0) yield create;
+      },
+      `space-default:${spaceId}`,
+    );
     // This instance's identity, or the one another instance made first.
     return (await this.findSpaceDefault(this.dataSource.manager, spaceId))!;
   }

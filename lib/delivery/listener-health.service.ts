@@ -7,6 +7,7 @@ import { WebhookDelivery, WebhookDeliveryState } from '../model/webhook-delivery
 import { WebhookListener } from '../model/webhook-listener.entity.js';
 import { WEBHOOK_DATA_SOURCE, WEBHOOK_RESOLVED_OPTIONS } from '../module/webhook.constants.js';
 import type { ResolvedWebhookOptions } from '../module/webhook-options.interface.js';
+import { SqlText } from '../persistence/sql-text.js';
 import { runTransactionSteps, updateStatement } from '../persistence/transaction.js';
 import { WEBHOOK_LISTENER_DEACTIVATED, type WebhookListenerDeactivatedPayload } from './delivery.constants.js';
 
@@ -18,6 +19,7 @@ import { WEBHOOK_LISTENER_DEACTIVATED, type WebhookListenerDeactivatedPayload } 
 @Injectable()
 export class ListenerHealthService {
   private readonly logger = new Logger('WebhookListenerHealth');
+  private readonly sql = new SqlText(this.dataSource);
 
   constructor(
     @Inject(WEBHOOK_DATA_SOURCE) private readonly dataSource: DataSource,
@@ -38,7 +40,7 @@ export class ListenerHealthService {
     const windowStart = Date.now() - noSuccessForMs;
     const listener = await this.activeListener(listenerId);
     if (!listener) return;
-    const changedAt = listener.updatedOn.getTime();
+    const changedAt = Date.now() - listener.changedMsAgo;
     if (changedAt > windowStart) return;
     let failingSince = noSuccessForMs > 0 ? windowStart : changedAt;
     // Within a window any success keeps the listener; without one, the latest starts the count anew.
@@ -68,12 +70,19 @@ export class ListenerHealthService {
     });
   }
 
-  private async activeListener(listenerId: number): Promise<Pick<WebhookListener, 'updatedOn' | 'version'> | null> {
-    const listener = await this.dataSource.getRepository(WebhookListener).findOne({
-      select: { id: true, state: true, updatedOn: true, version: true },
-      where: { id: listenerId },
-    });
-    return listener?.state === CreationEntityState.ACTIVE ? listener : null;
+  /** The listener's version and how long ago it last changed (its `updatedOn`, by the database's clock), if it is ACTIVE. */
+  private async activeListener(listenerId: number): Promise<{ version: number; changedMsAgo: number } | null> {
+    const column = (property: string) => this.sql.column(WebhookListener, property, 'l');
+    const row: { state: string; version: number | string; changedMsAgo: number | string } | undefined = await this.dataSource
+      .createQueryBuilder(WebhookListener, 'l')
+      .select(column('state'), 'state')
+      .addSelect(column('version'), 'version')
+      .addSelect(this.sql.msSinceDatabaseWrote(column('updatedOn')), 'changedMsAgo')
+      .where(`${column('id')} = :listenerId`, { listenerId })
+      .getRawOne();
+    if (row?.state !== CreationEntityState.ACTIVE) return null;
+    // Whole milliseconds, since the times it is compared with are bigint columns; rounded down, it errs toward a later change.
+    return { version: Number(row.version), changedMsAgo: Math.floor(Number(row.changedMsAgo)) };
   }
 
   /** Sets the listener INACTIVE if it is ACTIVE (and still at `version`, when given). */

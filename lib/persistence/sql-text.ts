@@ -35,6 +35,29 @@ export class SqlText {
     return alias ? `${this.dataSource.driver.escape(alias)}.${name}` : name;
   }
 
+  /**
+   * The milliseconds from a date the database wrote with its own clock (`CreateDateColumn`,
+   * `UpdateDateColumn`) to the database's now, as SQL. PostgreSQL and MySQL keep such a date as a clock
+   * time of the session's zone, which the application reads as one of its own zone: compared in the
+   * database, it gives the same age whatever zone the application runs in.
+   */
+  msSinceDatabaseWrote(column: string): string {
+    if (this.postgres) return `(EXTRACT(EPOCH FROM (LOCALTIMESTAMP - ${column})) * 1000)`;
+    if (this.sqlite) return `((julianday('now') - julianday(${column})) * 86400000.0)`;
+    return `(TIMESTAMPDIFF(MICROSECOND, ${column}, CURRENT_TIMESTAMP(6)) / 1000)`;
+  }
+
+  /**
+   * The database's now plus `ms` (an integer), as SQL, in the form a date column without time zone
+   * holds it: written and compared so, a date is the same for instances in any time zone.
+   */
+  databaseNowPlus(ms: number): string {
+    const whole = Math.trunc(ms);
+    if (this.postgres) return `(LOCALTIMESTAMP + interval '${whole} milliseconds')`;
+    if (this.sqlite) return `strftime('%Y-%m-%d %H:%M:%f', 'now', '${whole / 1000} seconds')`;
+    return `(CURRENT_TIMESTAMP(6) + INTERVAL ${whole * 1000} MICROSECOND)`;
+  }
+
   /** A value as the driver stores it in an entity's column (dates above all, whose form differs per driver). */
   stored(entity: EntityTarget<ObjectLiteral>, property: string, value: unknown): unknown {
     return this.dataSource.driver.preparePersistentValue(value, this.dataSource.getMetadata(entity).findColumnWithPropertyName(property)!);

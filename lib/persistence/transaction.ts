@@ -13,13 +13,11 @@ const sqliteQueues = new WeakMap<DataSource, Promise<unknown>>();
  * host's own transaction on that connection (if any) has ended.
  */
 export function inTransaction<T>(dataSource: DataSource, work: (manager: EntityManager) => Promise<T>): Promise<T> {
-  if (isMysqlFamily(dataSource)) {
-    // InnoDB's default REPEATABLE READ puts gap locks on the ranges claims scan, which then deadlock
-    // with the host's inserts of new deliveries; READ COMMITTED takes none, as PostgreSQL's default.
-    return dataSource.transaction('READ COMMITTED', work);
-  }
   if (!isSqlite(dataSource)) {
-    return dataSource.transaction(work);
+    // READ COMMITTED whatever the server's default: each statement sees what others committed before
+    // it, which the module's locking reads rely on. InnoDB's default REPEATABLE READ also puts gap
+    // locks on the ranges claims scan, which then deadlock with the host's inserts of new deliveries.
+    return dataSource.transaction('READ COMMITTED', work);
   }
   const previous = sqliteQueues.get(dataSource) ?? Promise.resolve();
   const start = () => whenConnectionIdle(dataSource).then(() => dataSource.transaction(work));
@@ -63,7 +61,8 @@ export async function inTransactionUnder<T>(
     try {
       return await queryRunner.manager.transaction('READ COMMITTED', work);
     } finally {
-      await queryRunner.query('SELECT RELEASE_LOCK(?)', [lockName]);
+      // The work's outcome stands: a lock that cannot be released goes with its connection anyway.
+      await queryRunner.query('SELECT RELEASE_LOCK(?)', [lockName]).catch(() => undefined);
     }
   } finally {
     await queryRunner.release();
@@ -242,14 +241,16 @@ export type TransactionSteps<T> = Generator<DriverStatement, T, StatementOutcome
 
 /**
  * Runs `steps` as one transaction: on better-sqlite3 from BEGIN to COMMIT within one turn of the
- * event loop (see `SynchronousSqlite.transaction`), elsewhere through `inTransaction()`.
+ * event loop (see `SynchronousSqlite.transaction`), elsewhere through `inTransaction()`, or under the
+ * lock `lockName` through `inTransactionUnder()`.
  */
-export function runTransactionSteps<T>(dataSource: DataSource, steps: () => TransactionSteps<T>): Promise<T> {
+export function runTransactionSteps<T>(dataSource: DataSource, steps: () => TransactionSteps<T>, lockName?: string): Promise<T> {
   const sqlite = synchronousSqlite(dataSource);
   if (sqlite) {
     return sqlite.transaction(() => sqlite.runSteps(steps()));
   }
-  return inTransaction(dataSource, (manager) => runStepsThrough(manager, steps()));
+  const work = (manager: EntityManager) => runStepsThrough(manager, steps());
+  return lockName === undefined ? inTransaction(dataSource, work) : inTransactionUnder(dataSource, lockName, work);
 }
 
 /**

@@ -155,7 +155,14 @@ export class EntityQueryCompiler<T extends ObjectLiteral> {
   private dateCondition(field: QueryField, column: string, operator: CriteriaOperator, date: Date): string {
     const stored = this.dialect === 'sqlite' ? `strftime('%Y-%m-%d %H:%M:%f', ${column})` : column;
     const from = this.bindAsStored(field, date);
-    const until = this.bindAsStored(field, new Date(date.getTime() + 1));
+    // The millisecond after the last one of year 9999 is beyond every date stored: no bound at all.
+    const next = new Date(date.getTime() + 1);
+    const until = next.getUTCFullYear() > 9999 ? null : this.bindAsStored(field, next);
+    if (until === null) {
+      if (operator === 'EQUALS' || operator === 'GREATER_THAN_OR_EQUAL') return `${stored} >= ${from}`;
+      if (operator === 'NOT_EQUALS' || operator === 'LESS_THAN') return `${stored} < ${from}`;
+      return operator === 'GREATER_THAN' ? '1 = 0' : `${column} IS NOT NULL`;
+    }
     switch (operator) {
       case 'EQUALS':
         return `(${stored} >= ${from} AND ${stored} < ${until})`;

@@ -9,7 +9,7 @@ import { WebhookListener } from '../model/webhook-listener.entity.js';
 import { WebhookUrl } from '../model/webhook-url.entity.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
 import { SqlText } from '../persistence/sql-text.js';
-import { deleteStatement, updateStatement, writeAll } from '../persistence/transaction.js';
+import { deleteStatement, runTransactionSteps, updateStatement, writeAll } from '../persistence/transaction.js';
 import { LIVE_STATES } from '../management/lifecycle.js';
 
 /** Rows removed or changed per statement, so that no job holds large locks for long. */
@@ -66,8 +66,12 @@ export class MaintenanceStore {
     return rows.map((row) => ({ id: row.id, linkedSpaceId: row.linkedSpaceId, entity: (row as WebhookListener).entity }));
   }
 
-  /** Moves one object from DELETING to DELETED with its purge date; false when another instance was first. */
-  async markDeleted(target: ManagedTarget, id: number, plannedPurgeDate: Date): Promise<boolean> {
+  /**
+   * Moves one object from DELETING to DELETED, to be purged `purgeAfterMs` from now by the database's
+   * clock (as it keeps `createdOn` and `updatedOn`); false when another instance was first.
+   */
+  async markDeleted(target: ManagedTarget, id: number, purgeAfterMs: number): Promise<boolean> {
+    const plannedPurgeDate = () => this.sql.databaseNowPlus(purgeAfterMs);
     const [marked] = await writeAll(this.dataSource, [
       updateStatement(
         this.dataSource,
@@ -79,13 +83,13 @@ export class MaintenanceStore {
     return marked > 0;
   }
 
-  /** Ids of DELETED objects past their purge date (for URLs and identities: no listener row left that points at them). */
-  async purgeable(target: ManagedTarget, now: Date): Promise<number[]> {
+  /** Ids of DELETED objects past their purge date by the database's clock (URLs and identities: no listener row left that points at them). */
+  async purgeable(target: ManagedTarget): Promise<number[]> {
     const qb = this.dataSource.manager
       .createQueryBuilder(target as EntityTarget<ObjectLiteral>, 'o')
       .select('o.id', 'id')
       .where('o.state = :deleted', { deleted: CreationEntityState.DELETED })
-      .andWhere('o.plannedPurgeDate < :now', { now });
+      .andWhere(`${this.sql.column(target as EntityTarget<ObjectLiteral>, 'plannedPurgeDate', 'o')} <= ${this.sql.databaseNowPlus(0)}`);
     if (target !== WebhookListener) {
       qb.andWhere(this.noListenerUsing(target, { liveOnly: false }));
     }
@@ -100,14 +104,15 @@ export class MaintenanceStore {
   async purgeListener(listenerId: number): Promise<{ deliveries: number; purged: boolean }> {
     let removed = 0;
     for (let batch = 0; batch < MAINTENANCE_MAX_BATCHES * 10; batch++) {
-      const ids = await this.deliveryIds({ listenerId });
+      const ofListener = { listenerId };
+      const ids = await this.deliveryIds(ofListener);
       if (ids.length === 0) {
         await writeAll(this.dataSource, [
           deleteStatement(this.dataSource, WebhookListener, { id: listenerId, state: CreationEntityState.DELETED }),
         ]);
         return { deliveries: removed, purged: true };
       }
-      removed += await this.deleteDeliveries(ids);
+      removed += await this.deleteDeliveries(ids, ofListener);
     }
     return { deliveries: removed, purged: false };
   }
@@ -120,14 +125,15 @@ export class MaintenanceStore {
   async removeFinishedDeliveries(cutoff: number): Promise<number> {
     let removed = 0;
     for (let batch = 0; batch < MAINTENANCE_MAX_BATCHES; batch++) {
-      const ids = await this.deliveryIds({
+      const finishedBefore = {
         state: In([WebhookDeliveryState.SUCCEEDED, WebhookDeliveryState.ABANDONED, WebhookDeliveryState.CANCELLED]),
         // A finished delivery's due time is when it finished: the due index finds them, and no index of their own
         // has to be kept up by every delivery.
         nextAttemptAt: LessThan(cutoff),
-      });
+      };
+      const ids = await this.deliveryIds(finishedBefore);
       if (ids.length === 0) break;
-      removed += await this.deleteDeliveries(ids);
+      removed += await this.deleteDeliveries(ids, finishedBefore);
       if (ids.length < MAINTENANCE_BATCH_SIZE) break;
     }
     return removed;
@@ -174,12 +180,24 @@ export class MaintenanceStore {
     return rows.map((row) => row.id);
   }
 
-  private async deleteDeliveries(ids: number[]): Promise<number> {
-    const [, deliveries] = await writeAll(this.dataSource, [
-      deleteStatement(this.dataSource, WebhookDeliveryAttempt, { deliveryId: In(ids) }),
-      deleteStatement(this.dataSource, WebhookDelivery, { id: In(ids) }),
-    ]);
-    return deliveries;
+  /**
+   * Removes the deliveries among `ids` that still match `where` (a `redeliver()` may have made one
+   * PENDING since they were read), with their attempts; locked on PostgreSQL and MySQL meanwhile.
+   */
+  private deleteDeliveries(ids: number[], where: Record<string, unknown>): Promise<number> {
+    const { dataSource } = this;
+    const stillMatching = dataSource
+      .createQueryBuilder(WebhookDelivery, 'd')
+      .select('d.id', 'id')
+      .where({ ...where, id: In(ids) });
+    if (!this.sql.sqlite) stillMatching.setLock('pessimistic_write');
+    const read = stillMatching.getQueryAndParameters();
+    return runTransactionSteps(dataSource, function* () {
+      const confirmed = (yield read).rows.map((row) => Number(row.id));
+      if (confirmed.length === 0) return 0;
+      yield deleteStatement(dataSource, WebhookDeliveryAttempt, { deliveryId: In(confirmed) });
+      return (yield deleteStatement(dataSource, WebhookDelivery, { id: In(confirmed) })).affected;
+    });
   }
 
   /** No listener (`liveOnly`: no live one, bound as `:...live`) points at the URL or identity `o`. */

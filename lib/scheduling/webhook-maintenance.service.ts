@@ -72,11 +72,10 @@ export class WebhookMaintenance implements OnApplicationBootstrap, OnModuleDestr
   async finishDeletions(): Promise<void> {
     const now = Date.now();
     const cancelled = await this.store.cancelDeliveriesOfDeletingListeners(now);
-    const plannedPurgeDate = new Date(now + this.options.retention.deletedListenerPurgeAfterMs);
     let finished = 0;
     for (const target of [WebhookListener, WebhookUrl, WebhookIdentity]) {
       for (const object of await this.store.finishableDeletions(target)) {
-        if (!(await this.store.markDeleted(target, object.id, plannedPurgeDate))) continue;
+        if (!(await this.store.markDeleted(target, object.id, this.options.retention.deletedListenerPurgeAfterMs))) continue;
         finished++;
         if (target === WebhookListener)
           this.changes.committed({ ...object, entity: object.entity! }, CreationEntityState.DELETING, CreationEntityState.DELETED);
@@ -88,16 +87,15 @@ export class WebhookMaintenance implements OnApplicationBootstrap, OnModuleDestr
 
   /** Removes DELETED objects past their planned purge date, listeners first (URLs and identities may be theirs). */
   async purge(): Promise<void> {
-    const now = new Date();
     let deliveries = 0;
     let objects = 0;
-    for (const id of await this.store.purgeable(WebhookListener, now)) {
+    for (const id of await this.store.purgeable(WebhookListener)) {
       const purged = await this.store.purgeListener(id);
       deliveries += purged.deliveries;
       if (purged.purged) objects++;
     }
     for (const target of [WebhookUrl, WebhookIdentity] as const) {
-      for (const id of await this.store.purgeable(target, now)) {
+      for (const id of await this.store.purgeable(target)) {
         await this.store.purgeObject(target, id);
         objects++;
       }

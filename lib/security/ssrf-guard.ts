@@ -63,13 +63,16 @@ export function comparableHost(host: string): string {
 /** Why an `allowedHosts` entry could never equal a URL's host, or `null` when it could. */
 export function unmatchableHostReason(host: string): string | null {
   const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  if (bare.includes('%')) return 'names a network interface (%zone), which a URL cannot hold';
   if (isIP(bare) !== 0) return null;
-  if (/^[\d.]+$/.test(bare)) return 'is neither a host name nor an IPv4 address';
   const label = '[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?';
   if (bare.length > 253 || !new RegExp(`^${label}(?:\\.${label})*\\.?$`, 'i').test(bare)) {
     return 'must be a host name or an IP address alone: no scheme, port, path or pattern';
   }
-  return null;
+  // A URL writes some names otherwise: "0x7f.1" and "10.1.2" are the IPv4 addresses 127.0.0.1 and 10.1.0.2.
+  const written = URL.canParse(`http://${bare}/`) ? new URL(`http://${bare}/`).hostname : null;
+  if (written === null) return 'is no host a URL can hold';
+  return written === bare.toLowerCase() ? null : `is written ${written} in a URL; list it so`;
 }
 
 /**

@@ -1,4 +1,7 @@
 import { jest } from '@jest/globals';
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Config } from '@jest/types';
 import { Inject, Injectable, Module, type BeforeApplicationShutdown } from '@nestjs/common';
 import { EventEmitterModule } from '@nestjs/event-emitter';
@@ -8,6 +11,7 @@ import {
   WEBHOOK_EVENT_EMITTER,
   WEBHOOK_EVENTS_COMMITTED,
   WebhookEvent,
+  WEBHOOK_ENTITIES,
   WebhookListenerService,
   WebhookPublisher,
   WebhookUrlService,
@@ -23,7 +27,8 @@ import { Order, OrderState, Parcel, ParcelState, Refund, RefundStage, Shipment, 
 import { LogCollector } from '../src/log-collector.js';
 import { freshSpace } from '../src/spaces.js';
 import { StatementCounter } from '../src/statement-counter.js';
-import { createTestApp, type TestApp } from '../src/test-app.js';
+import { createTestApp, HOST_ENTITIES, type TestApp } from '../src/test-app.js';
+import { TestReceiver, waitFor } from '../src/receiver.js';
 
 interface EventRow {
   id: number;
@@ -613,6 +618,57 @@ describe('capture while the application shuts down', () => {
   });
 });
 
+describe.each(selectedDatabases())('capture while TypeORM closes, on %s', (database) => {
+  it('records every change committed until the DataSource is closed', async () => {
+    const file = join(tmpdir(), `capture-closing-${process.pid}.sqlite`);
+    rmSync(file, { force: true });
+    const connection = (
+      database === 'sqlite' ? { type: 'better-sqlite3', database: file } : connectionOptions(database)
+    ) as DataSourceOptions;
+    // A delivering instance, whose shutdown takes a while before TypeORM's: requests end, the signing thread stops.
+    const receiver = await new TestReceiver().start();
+    const testApp = await createTestApp(database, {
+      connection,
+      webhook: { worker: { enabled: true }, security: { allowPrivateNetworks: true }, delivery: { pollIntervalMs: 100 } },
+    });
+    const space = freshSpace();
+    await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(`/closing/${space}`) });
+    const orders = testApp.dataSource.getRepository(Order);
+    const saved: number[] = [];
+    // Three hosts saving until the DataSource is gone, each letting the event loop turn between saves.
+    const savingUntilClosed = async () => {
+      for (;;) {
+        try {
+          saved.push((await orders.save({ tenantId: space, state: OrderState.CONFIRMED })).id);
+        } catch {
+          return;
+        }
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    };
+    const saving = Promise.all([savingUntilClosed(), savingUntilClosed(), savingUntilClosed()]);
+    await waitFor(() => saved.length >= 30, 'some saves before the close');
+    await testApp.close();
+    await saving;
+
+    const afterwards = new DataSource({ ...connection, entities: [...HOST_ENTITIES, ...WEBHOOK_ENTITIES] });
+    await afterwards.initialize();
+    try {
+      const events = await afterwards.getRepository(WebhookEvent).find({ where: { linkedSpaceId: space } });
+      const withEvent = events.map((event) => Number(event.entityId)).sort((a, b) => a - b);
+      // A save whose COMMIT the closing cut off may have committed all the same: what stands is what counts.
+      const committed = (await afterwards.getRepository(Order).find({ where: { tenantId: space } })).map((order) => order.id);
+      expect(saved.length).toBeGreaterThanOrEqual(30);
+      expect(saved.filter((id) => !committed.includes(id))).toEqual([]);
+      expect(withEvent).toEqual(committed.sort((a, b) => a - b));
+    } finally {
+      await afterwards.destroy();
+      await receiver.stop();
+      rmSync(file, { force: true });
+    }
+  });
+});
+
 async function sequentially<T>(items: number[], run: (item: number) => Promise<T>): Promise<PromiseSettledResult<T>[]> {
   const results: PromiseSettledResult<T>[] = [];
   for (const item of items) {
@@ -697,6 +753,16 @@ describe.each(selectedDatabases())('upsert() of an entity with a generated key, 
       await shipments.upsert({ ref: 'c', tenantId: space, state: 'NEW' }, ['ref']);
       const c = await shipments.findOneByOrFail({ ref: 'c' });
 
+      // Values that are not compared as written: a transformer's, raw SQL, and a column an upsert leaves alone.
+      const salted = await shipments.save({ ref: 'd', tenantId: space, state: 'NEW', note: 'salted' });
+      await shipments
+        .createQueryBuilder()
+        .insert()
+        .values({ ref: 'e', tenantId: space, state: 'NEW', note: () => "LOWER('RAWSQL')" })
+        .execute();
+      const e = await shipments.findOneByOrFail({ ref: 'e' });
+      await shipments.upsert({ ref: 'd', tenantId: space, state: 'SENT', origin: 'upsert' }, ['ref']);
+
       const events = await testApp.dataSource.getRepository(WebhookEvent).find({ where: { linkedSpaceId: space }, order: { id: 'ASC' } });
       expect(events.map((event) => `${event.entityId}:${event.state}`)).toEqual([
         `${a.id}:NEW`,
@@ -704,7 +770,11 @@ describe.each(selectedDatabases())('upsert() of an entity with a generated key, 
         `${a.id}:SENT`,
         `${a.id}:DONE`,
         `${c.id}:NEW`,
+        `${salted.id}:NEW`,
+        `${e.id}:NEW`,
+        `${salted.id}:SENT`,
       ]);
+      expect(e.note).toBe('rawsql');
     } finally {
       await testApp.close();
     }

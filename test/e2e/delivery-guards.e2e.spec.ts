@@ -10,7 +10,6 @@ import {
   WebhookDelivery,
   WebhookDeliveryService,
   WebhookIdentityService,
-  WebhookListener,
   WebhookListenerService,
   WebhookUrlService,
   WebhookValidationError,
@@ -640,12 +639,14 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
   /** As if the listener had last changed, and its finished deliveries had finished, `ms` ago. */
   async function movedBack(testApp: TestApp, listenerId: number, ms: number): Promise<void> {
     const then = Date.now() - ms;
-    await testApp.dataSource
-      .createQueryBuilder()
-      .update(WebhookListener)
-      .set({ updatedOn: new Date(then) })
-      .where({ id: listenerId })
-      .execute();
+    // updatedOn by the database's clock, as the database writes it, whatever the application's time zone.
+    const q = (name: string) => testApp.dataSource.driver.escape(name);
+    const earlier = {
+      sqlite: `strftime('%Y-%m-%d %H:%M:%f', 'now', '-${ms / 1000} seconds')`,
+      postgres: `LOCALTIMESTAMP - interval '${ms} milliseconds'`,
+      mariadb: `CURRENT_TIMESTAMP(6) - INTERVAL ${ms * 1000} MICROSECOND`,
+    }[database];
+    await testApp.dataSource.query(`UPDATE webhook_listener SET ${q('updatedOn')} = ${earlier} WHERE id = ${listenerId}`);
     await testApp.dataSource
       .createQueryBuilder()
       .update(WebhookDelivery)

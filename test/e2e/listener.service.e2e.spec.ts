@@ -13,7 +13,8 @@ import {
   WEBHOOK_LISTENER_STATE_CHANGED,
 } from '../../lib/index.js';
 import type { EventEmitter2 } from '../../lib/events/event-emitter.js';
-import { selectedDatabases } from '../src/databases.js';
+import type { DataSourceOptions } from 'typeorm';
+import { connectionOptions, describeOnlyOn, selectedDatabases } from '../src/databases.js';
 import { freshSpace } from '../src/spaces.js';
 import { createTestApp, type TestApp } from '../src/test-app.js';
 
@@ -399,5 +400,25 @@ describe.each(selectedDatabases())('WebhookListenerService on %s', (database) =>
         ]),
       );
     });
+  });
+});
+
+describeOnlyOn('postgres')('WebhookListenerService on a PostgreSQL server whose default isolation is REPEATABLE READ', () => {
+  it('puts listeners created at once for the same new address on one URL', async () => {
+    const repeatableRead = { ...connectionOptions('postgres'), extra: { options: '-c default_transaction_isolation=repeatable\\ read' } };
+    const testApp = await createTestApp('postgres', { connection: repeatableRead as DataSourceOptions });
+    try {
+      const [row] = await testApp.dataSource.query('SHOW default_transaction_isolation');
+      expect(row.default_transaction_isolation).toBe('repeatable read');
+      const space = freshSpace();
+      const listeners = testApp.get(WebhookListenerService);
+      const created = await Promise.all(
+        [1, 2, 3, 4, 5, 6].map((n) => listeners.create(space, { name: `l${n}`, entity: 'Order', url: 'https://together.example.com/rr' })),
+      );
+      expect(new Set(created.map((listener) => listener.url.id)).size).toBe(1);
+      expect(await testApp.get(WebhookUrlService).count(space)).toBe(1);
+    } finally {
+      await testApp.close();
+    }
   });
 });

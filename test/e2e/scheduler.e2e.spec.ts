@@ -9,6 +9,7 @@ import {
   WEBHOOK_ENTITIES,
   type WebhookModuleOptions,
 } from '../../lib/index.js';
+import { MaintenanceStore } from '../../lib/scheduling/maintenance.store.js';
 import { WebhookMaintenance } from '../../lib/scheduling/webhook-maintenance.service.js';
 import { WEBHOOK_SCHEDULER_REGISTRY, type SchedulerRegistry } from '../../lib/scheduling/scheduler.js';
 import { connectionOptions, describeOnlyOn, selectedDatabases } from '../src/databases.js';
@@ -162,6 +163,40 @@ describe.each(selectedDatabases())('scheduled jobs on %s', (database) => {
     expect(left.map((d) => d.id)).not.toContain(old2.id);
     expect(left).toHaveLength(2);
     expect(await rowsOfListener('webhook_delivery_attempt', listener.id)).toBe(2);
+  });
+
+  it('keeps a finished delivery that is redelivered while the retention job removes it', async () => {
+    const space = freshSpace();
+    await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(`/redelivered/${space}`) });
+    await saveOrders(space, 1);
+    const deliveries = testApp.get(WebhookDeliveryService);
+    await waitFor(async () => (await succeededDeliveries(testApp, space)) === 1, 'the delivery');
+    const [delivery] = await deliveries.searchDeliveries(space, {});
+    await testApp.dataSource.query(`UPDATE webhook_delivery SET ${q('nextAttemptAt')} = ${p(1)} WHERE id = ${p(2)}`, [
+      Date.now() - 2 * HOUR,
+      delivery.id,
+    ]);
+    // The job has read the ids of the old finished deliveries when the delivery is redelivered.
+    const store = testApp.get(MaintenanceStore) as unknown as { deliveryIds(where: object): Promise<number[]> };
+    const readIds = store.deliveryIds.bind(store);
+    let redelivered = false;
+    store.deliveryIds = async (where) => {
+      const ids = await readIds(where);
+      if (!redelivered && ids.includes(delivery.id)) {
+        redelivered = true;
+        await deliveries.redeliver(space, delivery.id);
+      }
+      return ids;
+    };
+    try {
+      await jobs.expireDeliveryLog();
+    } finally {
+      store.deliveryIds = readIds;
+    }
+
+    expect(redelivered).toBe(true);
+    await waitFor(() => receiver.to(`/redelivered/${space}`).length === 2, 'the redelivery');
+    await waitFor(async () => (await deliveries.searchDeliveries(space, {}))[0]?.attempts === 2, 'its second attempt in the log');
   });
 
   it('purges and expires once soon after the start, also when their intervals are long', async () => {

@@ -159,6 +159,16 @@ describe.each(selectedDatabases())('EntityQuery search on %s', (database) => {
     }
   });
 
+  it('compares with the last millisecond of year 9999 as with any other date', async () => {
+    const everyone = ['Alpha orders', 'beta orders', 'Gamma refunds', 'delta', 'ALPHA shipping'];
+    const last = '9999-12-31T23:59:59.999Z';
+    expect(await names(leaf('createdOn', 'LESS_THAN_OR_EQUAL', last))).toEqual(everyone);
+    expect(await names(leaf('createdOn', 'LESS_THAN', last))).toEqual(everyone);
+    expect(await names(leaf('createdOn', 'GREATER_THAN', last))).toEqual([]);
+    expect(await names(leaf('createdOn', 'EQUALS', last))).toEqual([]);
+    expect(await names(leaf('createdOn', 'NOT_EQUALS', last))).toEqual(everyone);
+  });
+
   it('orders and pages', async () => {
     const byState = await listeners.search(space, { orderBys: [{ fieldName: 'state', sorting: 'ASC' }] });
     expect(byState.map((l) => l.name)).toEqual(['Alpha orders', 'Gamma refunds', 'delta', 'ALPHA shipping', 'beta orders']);

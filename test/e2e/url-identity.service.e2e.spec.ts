@@ -14,6 +14,7 @@ import {
 } from '../../lib/index.js';
 import type { EntitySubscriberInterface } from 'typeorm';
 import { describeEachOf, selectedDatabases } from '../src/databases.js';
+import { DeliveryStore } from '../../lib/delivery/delivery.store.js';
 import { waitFor } from '../src/receiver.js';
 import { freshSpace } from '../src/spaces.js';
 import { createTestApp, type TestApp } from '../src/test-app.js';
@@ -251,6 +252,29 @@ describeEachOf(selectedDatabases().filter((database) => database !== 'sqlite'))(
         expect(await listeners.count(space)).toBe(0);
       } finally {
         testApp.dataSource.subscribers.splice(testApp.dataSource.subscribers.indexOf(createMeanwhile), 1);
+      }
+    });
+  },
+);
+
+describeEachOf(selectedDatabases().filter((database) => database !== 'sqlite'))(
+  "a space's default identity needed by two instances at once, on %s",
+  (database) => {
+    it('is made once, and both instances sign with it', async () => {
+      const first = await createTestApp(database);
+      const second = await createTestApp(database, { keepSchema: true });
+      try {
+        const spaces = Array.from({ length: 20 }, () => freshSpace());
+        const signingIdentities = (app: TestApp) =>
+          Promise.all(spaces.map(async (space) => (await app.get(DeliveryStore).spaceDefaultKeys(space)).keyId));
+        const [ofFirst, ofSecond] = await Promise.all([signingIdentities(first), signingIdentities(second)]);
+        expect(ofSecond).toEqual(ofFirst);
+        const identities = first.get(WebhookIdentityService);
+        const defaults = await Promise.all(spaces.map((space) => identities.count(space)));
+        expect(defaults).toEqual(spaces.map(() => 1));
+      } finally {
+        await second.close();
+        await first.close();
       }
     });
   },

@@ -105,4 +105,16 @@ export class Shipment {
   @WebhookState()
   @Column({ type: 'varchar', length: 20 })
   state: string;
+
+  /** Stored with a random suffix, as an encrypting transformer stores a value differently each time. */
+  @Column({ type: 'varchar', length: 60, nullable: true, transformer: { to: saltedNote, from: (value: unknown) => value } })
+  note: string | null;
+
+  /** Kept as first written: an upsert() does not overwrite it. */
+  @Column({ type: 'varchar', length: 20, nullable: true, update: false })
+  origin: string | null;
+}
+
+function saltedNote(value: unknown): unknown {
+  return typeof value === 'string' ? `${value}~${Math.random()}` : value;
 }
