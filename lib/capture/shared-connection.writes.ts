@@ -1,5 +1,5 @@
 import type { DataSource, EntityMetadata, ObjectLiteral, QueryRunner } from 'typeorm';
-import { sqliteConnectionInTransaction, synchronousSqlite, transactionDepth } from '../persistence/transaction.js';
+import { sqliteConnectionInTransaction, synchronousSqlite, transactionDepth, type SynchronousSqlite } from '../persistence/transaction.js';
 
 type ColumnMetadata = EntityMetadata['columns'][number];
 
@@ -15,6 +15,7 @@ export class SharedConnectionWrites {
   private readonly openWhenBegun = new WeakMap<ObjectLiteral, number | null>();
   /** Rows inserted without a value for a generated primary key column. */
   private readonly idToBeGenerated = new WeakSet<ObjectLiteral>();
+  private readonly uniqueIndexesByTable = new Map<string, ColumnMetadata[][]>();
 
   constructor(private readonly dataSource: DataSource) {}
 
@@ -29,20 +30,22 @@ export class SharedConnectionWrites {
    * An inserted row with the primary key it really has. TypeORM takes a generated key from SQLite's
    * last inserted rowid, which an `upsert()` that updated an existing row leaves as it was: another
    * row's, perhaps of another table. The key is trusted when its row holds the state and space written
-   * (as after any plain insert); else the row is looked for by a unique constraint whose values were
-   * written, the conflict an upsert goes by. `null` when none finds one row (its transaction rolled
-   * back, say); the key as reported when the values cannot be compared as stored.
+   * and the values written of each unique index of the table (as after any plain insert); else the row
+   * is looked for by the values of a unique index, the conflict an upsert goes by. `null` when none
+   * finds one row (its transaction rolled back, say); the key as reported when the values cannot be
+   * compared as stored.
    */
   insertedRow(metadata: EntityMetadata, row: ObjectLiteral, checked: readonly string[]): ObjectLiteral | null {
     if (!this.idToBeGenerated.has(row)) return row;
     const sqlite = synchronousSqlite(this.dataSource);
     if (!sqlite) return row;
+    const writtenOf = (columns: readonly ColumnMetadata[]) => columns.every((column) => storable(column.getEntityValue(row)));
     const keyAndChecked = [...metadata.primaryColumns, ...checked.map((property) => metadata.findColumnWithPropertyName(property)!)];
-    if (!keyAndChecked.every((column) => storable(column.getEntityValue(row)))) return row;
+    if (!writtenOf(keyAndChecked)) return row;
     try {
-      if (sqlite.execute(...this.lookup(metadata, row, keyAndChecked)).rows.length > 0) return row;
-      for (const columns of uniqueColumnSets(metadata)) {
-        if (!columns.every((column) => storable(column.getEntityValue(row)))) continue;
+      const uniques = this.uniqueIndexes(sqlite, metadata).filter(writtenOf);
+      if (sqlite.execute(...this.lookup(metadata, row, [...keyAndChecked, ...uniques.flat()])).rows.length > 0) return row;
+      for (const columns of uniques) {
         const found = sqlite.execute(...this.lookup(metadata, row, columns)).rows;
         if (found.length !== 1) continue;
         const withKey = { ...row };
@@ -54,6 +57,26 @@ export class SharedConnectionWrites {
       return row;
     }
     return null;
+  }
+
+  /**
+   * The columns of each unique index of the entity's table, as SQLite has them (declared on the entity
+   * or made by a migration of the application's), without the generated key's and partial ones.
+   */
+  private uniqueIndexes(sqlite: SynchronousSqlite, metadata: EntityMetadata): ColumnMetadata[][] {
+    const table = metadata.tablePath;
+    let indexes = this.uniqueIndexesByTable.get(table);
+    if (!indexes) {
+      const escape = (name: string) => this.dataSource.driver.escape(name);
+      const listed = sqlite.execute(`PRAGMA index_list(${escape(table)})`, []).rows;
+      indexes = listed
+        .filter((index) => Number(index.unique) === 1 && Number(index.partial) !== 1)
+        .map((index) => sqlite.execute(`PRAGMA index_info(${escape(String(index.name))})`, []).rows)
+        .map((columns) => columns.map((column) => metadata.findColumnWithDatabaseName(String(column.name))))
+        .filter((columns): columns is ColumnMetadata[] => columns.length > 0 && columns.every((column) => column && !column.isGenerated));
+      this.uniqueIndexesByTable.set(table, indexes);
+    }
+    return indexes;
   }
 
   /** The keys of the rows that hold the row's values of `columns`, in the form SQLite stores them. */
@@ -95,11 +118,4 @@ export class SharedConnectionWrites {
 function storable(value: unknown): boolean {
   const type = typeof value;
   return type === 'string' || type === 'number' || type === 'bigint' || type === 'boolean' || value instanceof Date;
-}
-
-/** The columns of each unique constraint and unique index of an entity, without its generated key. */
-function uniqueColumnSets(metadata: EntityMetadata): ColumnMetadata[][] {
-  return [...metadata.uniques, ...metadata.indices.filter((index) => index.isUnique)]
-    .map((constraint) => constraint.columns)
-    .filter((columns) => columns.length > 0 && columns.every((column) => !column.isGenerated));
 }

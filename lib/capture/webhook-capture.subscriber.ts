@@ -28,6 +28,9 @@ import { TransactionWatch } from './transaction-watch.js';
 
 type RowEvent = InsertEvent<ObjectLiteral> | UpdateEvent<ObjectLiteral> | RemoveEvent<ObjectLiteral>;
 
+/** The captures of the applications running on each DataSource, earliest first (a host may share one between several). */
+const liveCaptures = new WeakMap<DataSource, WebhookCaptureSubscriber[]>();
+
 /** A write as the capture sees it. */
 interface CapturedWrite {
   /** The row after the write (for a removal, as it was). */
@@ -56,8 +59,6 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   private readonly endedBySqlite = new WeakSet<QueryRunner>();
   /** Warnings given once per entity, by kind and entity name. */
   private readonly warnedOnce = new Set<string>();
-  /** Set as the application shuts down: a later application on the same DataSource replaces this capture. */
-  private applicationEnded = false;
   /** On better-sqlite3, whose one connection TypeORM shares between all transactions. */
   private readonly sharedConnectionWrites =
     this.dataSource.options.type === 'better-sqlite3' ? new SharedConnectionWrites(this.dataSource) : null;
@@ -73,20 +74,36 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   ) {}
 
   onModuleInit(): void {
-    // A DataSource that outlived an earlier application still holds that one's capture: this one takes over.
-    const subscribers = this.dataSource.subscribers;
-    const ended = subscribers.filter((subscriber) => subscriber instanceof WebhookCaptureSubscriber && subscriber.applicationEnded);
-    for (const subscriber of ended) subscribers.splice(subscribers.indexOf(subscriber), 1);
-    if (!subscribers.some((subscriber) => subscriber instanceof WebhookCaptureSubscriber)) subscribers.push(this);
+    const live = liveCaptures.get(this.dataSource) ?? [];
+    liveCaptures.set(this.dataSource, [...live, this]);
+    this.attachCaptureInCharge();
   }
 
   /**
-   * The capture stays on the DataSource after the application has shut down: until TypeORM has
-   * closed it, which Nest does after this module's shutdown hooks, a save still commits, and its
-   * event with it, for the next instance to deliver.
+   * The capture stays on the DataSource after the application has shut down, unless another
+   * application of the module on it is still running: until TypeORM has closed it, which Nest does
+   * after this module's shutdown hooks, a save still commits, and its event with it, for the next
+   * instance to deliver.
    */
   onApplicationShutdown(): void {
-    this.applicationEnded = true;
+    liveCaptures.set(
+      this.dataSource,
+      (liveCaptures.get(this.dataSource) ?? []).filter((capture) => capture !== this),
+    );
+    this.attachCaptureInCharge();
+  }
+
+  /**
+   * One capture per DataSource records: the earliest of the applications still running on it, else
+   * the last one attached, which stays until the DataSource closes or another application starts.
+   */
+  private attachCaptureInCharge(): void {
+    const inCharge = liveCaptures.get(this.dataSource)?.[0];
+    const subscribers = this.dataSource.subscribers;
+    const attached = subscribers.findIndex((subscriber) => subscriber instanceof WebhookCaptureSubscriber);
+    if (!inCharge || subscribers[attached] === inCharge) return;
+    if (attached >= 0) subscribers.splice(attached, 1, inCharge);
+    else subscribers.push(inCharge);
   }
 
   // The hooks return a promise only when something may be written: TypeORM awaits the promises

@@ -104,15 +104,14 @@ export class MaintenanceStore {
   async purgeListener(listenerId: number): Promise<{ deliveries: number; purged: boolean }> {
     let removed = 0;
     for (let batch = 0; batch < MAINTENANCE_MAX_BATCHES * 10; batch++) {
-      const ofListener = { listenerId };
-      const ids = await this.deliveryIds(ofListener);
+      const ids = await this.deliveryIds({ listenerId });
       if (ids.length === 0) {
         await writeAll(this.dataSource, [
           deleteStatement(this.dataSource, WebhookListener, { id: listenerId, state: CreationEntityState.DELETED }),
         ]);
         return { deliveries: removed, purged: true };
       }
-      removed += await this.deleteDeliveries(ids, ofListener);
+      removed += await this.deleteDeliveries(ids, {});
     }
     return { deliveries: removed, purged: false };
   }
@@ -125,15 +124,15 @@ export class MaintenanceStore {
   async removeFinishedDeliveries(cutoff: number): Promise<number> {
     let removed = 0;
     for (let batch = 0; batch < MAINTENANCE_MAX_BATCHES; batch++) {
-      const finishedBefore = {
+      const ids = await this.deliveryIds({
         state: In([WebhookDeliveryState.SUCCEEDED, WebhookDeliveryState.ABANDONED, WebhookDeliveryState.CANCELLED]),
         // A finished delivery's due time is when it finished: the due index finds them, and no index of their own
         // has to be kept up by every delivery.
         nextAttemptAt: LessThan(cutoff),
-      };
-      const ids = await this.deliveryIds(finishedBefore);
+      });
       if (ids.length === 0) break;
-      removed += await this.deleteDeliveries(ids, finishedBefore);
+      // completedAt, which a redeliver() empties, and which no index holds (see deleteDeliveries).
+      removed += await this.deleteDeliveries(ids, { completedAt: LessThan(cutoff) });
       if (ids.length < MAINTENANCE_BATCH_SIZE) break;
     }
     return removed;
@@ -182,21 +181,21 @@ export class MaintenanceStore {
 
   /**
    * Removes the deliveries among `ids` that still match `where` (a `redeliver()` may have made one
-   * PENDING since they were read), with their attempts; locked on PostgreSQL and MySQL meanwhile.
+   * PENDING since they were read), with their attempts. Attempts go first, as a batch of results
+   * writes them, of the deliveries a read without locks still finds matching; the deliveries' delete
+   * is conditional in itself, so one redelivered in between stays (with its attempts gone). The
+   * conditions use no indexed column: through the due index the delete would lock that index before
+   * the primary key, the other order than the dispatcher's claims, which deadlocks on MySQL.
    */
   private deleteDeliveries(ids: number[], where: Record<string, unknown>): Promise<number> {
     const { dataSource } = this;
-    const stillMatching = dataSource
-      .createQueryBuilder(WebhookDelivery, 'd')
-      .select('d.id', 'id')
-      .where({ ...where, id: In(ids) });
-    if (!this.sql.sqlite) stillMatching.setLock('pessimistic_write');
-    const read = stillMatching.getQueryAndParameters();
+    const stillMatching = { ...where, id: In(ids) };
+    const read = dataSource.createQueryBuilder(WebhookDelivery, 'd').select('d.id', 'id').where(stillMatching).getQueryAndParameters();
     return runTransactionSteps(dataSource, function* () {
-      const confirmed = (yield read).rows.map((row) => Number(row.id));
-      if (confirmed.length === 0) return 0;
-      yield deleteStatement(dataSource, WebhookDeliveryAttempt, { deliveryId: In(confirmed) });
-      return (yield deleteStatement(dataSource, WebhookDelivery, { id: In(confirmed) })).affected;
+      const matching = (yield read).rows.map((row) => Number(row.id));
+      if (matching.length === 0) return 0;
+      yield deleteStatement(dataSource, WebhookDeliveryAttempt, { deliveryId: In(matching) });
+      return (yield deleteStatement(dataSource, WebhookDelivery, { ...where, id: In(matching) })).affected;
     });
   }
 

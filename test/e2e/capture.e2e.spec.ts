@@ -3,7 +3,9 @@ import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Config } from '@jest/types';
-import { Inject, Injectable, Module, type BeforeApplicationShutdown } from '@nestjs/common';
+import { Global, Inject, Injectable, Module, type BeforeApplicationShutdown } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { getDataSourceToken } from '@nestjs/typeorm';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { DataSource, QueryFailedError, type DataSourceOptions, type EntityManager, type InsertEvent } from 'typeorm';
 import {
@@ -13,6 +15,7 @@ import {
   WebhookEvent,
   WEBHOOK_ENTITIES,
   WebhookListenerService,
+  WebhookModule,
   WebhookPublisher,
   WebhookUrlService,
   WebhookValidationError,
@@ -775,6 +778,70 @@ describe.each(selectedDatabases())('upsert() of an entity with a generated key, 
         `${salted.id}:SENT`,
       ]);
       expect(e.note).toBe('rawsql');
+    } finally {
+      await testApp.close();
+    }
+  });
+});
+
+describe('capture on one DataSource shared by two applications', () => {
+  it('is taken over by the application still running when the other closes', async () => {
+    const dataSource = new DataSource({
+      ...(connectionOptions('sqlite') as DataSourceOptions),
+      entities: [...HOST_ENTITIES, ...WEBHOOK_ENTITIES],
+      synchronize: true,
+    });
+    await dataSource.initialize();
+    const bootOnSharedDataSource = () => {
+      @Global()
+      @Module({ providers: [{ provide: getDataSourceToken(), useValue: dataSource }], exports: [getDataSourceToken()] })
+      class HostDataSource {}
+      @Module({ imports: [HostDataSource, WebhookModule.forRoot({ worker: { enabled: false } })] })
+      class HostApp {}
+      return NestFactory.createApplicationContext(HostApp, { logger: false });
+    };
+    const first = await bootOnSharedDataSource();
+    const second = await bootOnSharedDataSource();
+    try {
+      const space = freshSpace();
+      const orders = dataSource.getRepository(Order);
+      await orders.save({ tenantId: space, state: OrderState.CONFIRMED }); // no listener yet, as the capture in charge keeps in mind
+      await first.close();
+      await second.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: 'https://shared.example.com/hook' });
+      await orders.save({ tenantId: space, state: OrderState.CONFIRMED });
+
+      expect(await dataSource.getRepository(WebhookEvent).countBy({ linkedSpaceId: space })).toBe(1);
+      expect(dataSource.subscribers.filter((subscriber) => subscriber.constructor.name === 'WebhookCaptureSubscriber')).toHaveLength(1);
+    } finally {
+      await second.close();
+      await dataSource.destroy();
+    }
+  });
+});
+
+describe.each(selectedDatabases())('upsert() that updates a row, on %s', (database) => {
+  it('records the row whose key another row with the same state and space had been reported with, and one by an index of its own', async () => {
+    const testApp = await createTestApp(database);
+    try {
+      const space = freshSpace();
+      await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Shipment', url: 'https://upsert.example.com/hook' });
+      const shipments = testApp.dataSource.getRepository(Shipment);
+      const x = await shipments.save({ ref: 'x', tenantId: space, state: 'SENT' });
+      const y = await shipments.save({ ref: 'y', tenantId: space, state: 'NEW', label: 'y-label' });
+      // SQLite's last inserted rowid is now an order's, the same number as x's key.
+      await testApp.dataSource.getRepository(Order).save({ tenantId: freshSpace(), state: OrderState.CONFIRMED });
+      await shipments.upsert({ ref: 'y', tenantId: space, state: 'SENT' }, ['ref']);
+
+      await testApp.dataSource.query(`CREATE UNIQUE INDEX idx_test_shipment_label ON test_shipment (label)`);
+      await shipments.upsert({ ref: 'y', tenantId: space, state: 'DONE', label: 'y-label' }, ['label']);
+
+      const events = await testApp.dataSource.getRepository(WebhookEvent).find({ where: { linkedSpaceId: space }, order: { id: 'ASC' } });
+      expect(events.map((event) => `${event.entityId}:${event.state}`)).toEqual([
+        `${x.id}:SENT`,
+        `${y.id}:NEW`,
+        `${y.id}:SENT`,
+        `${y.id}:DONE`,
+      ]);
     } finally {
       await testApp.close();
     }

@@ -113,6 +113,10 @@ export class Shipment {
   /** Kept as first written: an upsert() does not overwrite it. */
   @Column({ type: 'varchar', length: 20, nullable: true, update: false })
   origin: string | null;
+
+  /** Unique only by an index the application makes itself, which the entity does not declare. */
+  @Column({ type: 'varchar', length: 20, nullable: true })
+  label: string | null;
 }
 
 function saltedNote(value: unknown): unknown {
