@@ -68,10 +68,14 @@ export class SharedConnectionWrites {
     let indexes = this.uniqueIndexesByTable.get(table);
     if (!indexes) {
       const escape = (name: string) => this.dataSource.driver.escape(name);
-      const listed = sqlite.execute(`PRAGMA index_list(${escape(table)})`, []).rows;
+      // A table of an attached database is `schema.table`: the pragma takes the schema before its name.
+      const parts = table.split('.');
+      const tableName = parts.pop()!;
+      const schema = parts.length > 0 ? `${escape(parts.join('.'))}.` : '';
+      const listed = sqlite.execute(`PRAGMA ${schema}index_list(${escape(tableName)})`, []).rows;
       indexes = listed
         .filter((index) => Number(index.unique) === 1 && Number(index.partial) !== 1)
-        .map((index) => sqlite.execute(`PRAGMA index_info(${escape(String(index.name))})`, []).rows)
+        .map((index) => sqlite.execute(`PRAGMA ${schema}index_info(${escape(String(index.name))})`, []).rows)
         .map((columns) => columns.map((column) => metadata.findColumnWithDatabaseName(String(column.name))))
         .filter((columns): columns is ColumnMetadata[] => columns.length > 0 && columns.every((column) => column && !column.isGenerated));
       this.uniqueIndexesByTable.set(table, indexes);

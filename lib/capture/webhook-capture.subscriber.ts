@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type {
   DataSource,
   EntityMetadata,
@@ -53,7 +53,7 @@ interface CapturedWrite {
  * capture, see ChangeRecorder.recordOnSharedConnection). Registered once on the module's DataSource.
  */
 @Injectable()
-export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnModuleInit, OnApplicationShutdown {
+export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnModuleInit, OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('WebhookCapture');
   /** Transactions SQLite rolled back whole from inside a savepoint, reopened empty: their commit is refused. */
   private readonly endedBySqlite = new WeakSet<QueryRunner>();
@@ -73,9 +73,16 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     private readonly transactionWatch: TransactionWatch,
   ) {}
 
+  /** Saves made while the application starts are recorded too: by this capture unless another is on the DataSource. */
   onModuleInit(): void {
-    const live = liveCaptures.get(this.dataSource) ?? [];
-    liveCaptures.set(this.dataSource, [...live, this]);
+    if (!this.dataSource.subscribers.some((subscriber) => subscriber instanceof WebhookCaptureSubscriber)) {
+      this.dataSource.subscribers.push(this);
+    }
+  }
+
+  /** Counted among the running applications only once started: one whose start failed never shuts down. */
+  onApplicationBootstrap(): void {
+    liveCaptures.set(this.dataSource, [...(liveCaptures.get(this.dataSource) ?? []), this]);
     this.attachCaptureInCharge();
   }
 

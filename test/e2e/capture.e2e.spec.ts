@@ -3,7 +3,7 @@ import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Config } from '@jest/types';
-import { Global, Inject, Injectable, Module, type BeforeApplicationShutdown } from '@nestjs/common';
+import { Global, Inject, Injectable, Module, type BeforeApplicationShutdown, type OnModuleInit, type Provider } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import { EventEmitterModule } from '@nestjs/event-emitter';
@@ -785,21 +785,28 @@ describe.each(selectedDatabases())('upsert() of an entity with a generated key, 
 });
 
 describe('capture on one DataSource shared by two applications', () => {
-  it('is taken over by the application still running when the other closes', async () => {
-    const dataSource = new DataSource({
+  let dataSource: DataSource;
+  beforeEach(async () => {
+    dataSource = new DataSource({
       ...(connectionOptions('sqlite') as DataSourceOptions),
       entities: [...HOST_ENTITIES, ...WEBHOOK_ENTITIES],
       synchronize: true,
     });
     await dataSource.initialize();
-    const bootOnSharedDataSource = () => {
-      @Global()
-      @Module({ providers: [{ provide: getDataSourceToken(), useValue: dataSource }], exports: [getDataSourceToken()] })
-      class HostDataSource {}
-      @Module({ imports: [HostDataSource, WebhookModule.forRoot({ worker: { enabled: false } })] })
-      class HostApp {}
-      return NestFactory.createApplicationContext(HostApp, { logger: false });
-    };
+  });
+  afterEach(() => dataSource.destroy());
+
+  const bootOnSharedDataSource = (hostProviders: Provider[] = []) => {
+    @Global()
+    @Module({ providers: [{ provide: getDataSourceToken(), useValue: dataSource }], exports: [getDataSourceToken()] })
+    class HostDataSource {}
+    @Module({ imports: [HostDataSource, WebhookModule.forRoot({ worker: { enabled: false } })], providers: hostProviders })
+    class HostApp {}
+    return NestFactory.createApplicationContext(HostApp, { logger: false, abortOnError: false });
+  };
+  const attachedCaptures = () => dataSource.subscribers.filter((subscriber) => subscriber.constructor.name === 'WebhookCaptureSubscriber');
+
+  it('is taken over by the application still running when the other closes', async () => {
     const first = await bootOnSharedDataSource();
     const second = await bootOnSharedDataSource();
     try {
@@ -811,10 +818,32 @@ describe('capture on one DataSource shared by two applications', () => {
       await orders.save({ tenantId: space, state: OrderState.CONFIRMED });
 
       expect(await dataSource.getRepository(WebhookEvent).countBy({ linkedSpaceId: space })).toBe(1);
-      expect(dataSource.subscribers.filter((subscriber) => subscriber.constructor.name === 'WebhookCaptureSubscriber')).toHaveLength(1);
+      expect(attachedCaptures()).toHaveLength(1);
     } finally {
       await second.close();
-      await dataSource.destroy();
+    }
+  });
+
+  it('is not left to an application whose start failed', async () => {
+    @Injectable()
+    class FailingStart implements OnModuleInit {
+      onModuleInit(): void {
+        throw new Error('the host cannot start');
+      }
+    }
+    await expect(bootOnSharedDataSource([FailingStart])).rejects.toThrow('the host cannot start');
+    const running = await bootOnSharedDataSource();
+    try {
+      const space = freshSpace();
+      const orders = dataSource.getRepository(Order);
+      await orders.save({ tenantId: space, state: OrderState.CONFIRMED });
+      await running.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: 'https://started.example.com/hook' });
+      await orders.save({ tenantId: space, state: OrderState.CONFIRMED });
+
+      expect(await dataSource.getRepository(WebhookEvent).countBy({ linkedSpaceId: space })).toBe(1);
+      expect(attachedCaptures()).toHaveLength(1);
+    } finally {
+      await running.close();
     }
   });
 });
