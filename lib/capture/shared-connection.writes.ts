@@ -1,4 +1,5 @@
 import type { DataSource, EntityMetadata, ObjectLiteral, QueryRunner } from 'typeorm';
+import { SqlText } from '../persistence/sql-text.js';
 import { sqliteConnectionInTransaction, synchronousSqlite, transactionDepth, type SynchronousSqlite } from '../persistence/transaction.js';
 
 type ColumnMetadata = EntityMetadata['columns'][number];
@@ -17,7 +18,11 @@ export class SharedConnectionWrites {
   private readonly idToBeGenerated = new WeakSet<ObjectLiteral>();
   private readonly uniqueIndexesByTable = new Map<string, ColumnMetadata[][]>();
 
-  constructor(private readonly dataSource: DataSource) {}
+  private readonly sql: SqlText;
+
+  constructor(private readonly dataSource: DataSource) {
+    this.sql = new SqlText(dataSource);
+  }
 
   writeBegins(row: ObjectLiteral, metadata: EntityMetadata, inserted: boolean): void {
     this.openWhenBegun.set(row, this.openTransaction());
@@ -89,8 +94,7 @@ export class SharedConnectionWrites {
     const conditions = columns.map((column) => `${escape(column.databaseName)} = ?`).join(' AND ');
     const values = columns.map((column) => this.dataSource.driver.preparePersistentValue(column.getEntityValue(row), column));
     const keys = metadata.primaryColumns.map((column, index) => `${escape(column.databaseName)} AS key${index}`).join(', ');
-    const table = metadata.tablePath.split('.').map(escape).join('.');
-    return [`SELECT ${keys} FROM ${table} WHERE ${conditions} LIMIT 2`, values];
+    return [`SELECT ${keys} FROM ${this.sql.table(metadata.target)} WHERE ${conditions} LIMIT 2`, values];
   }
 
   /** Called before TypeORM commits or rolls back, so that a capture that follows never takes the ending transaction for open. */

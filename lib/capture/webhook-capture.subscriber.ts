@@ -262,8 +262,10 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
         if (written) writes.forget(written);
         return;
       }
-      row = inserted;
-      change = { ...change, entityId: entityIdOf(event.metadata, row, before, write.knownId) ?? change.entityId };
+      if (inserted !== row) {
+        row = inserted;
+        change = { ...change, entityId: entityIdOf(event.metadata, row, before, write.knownId) ?? change.entityId };
+      }
     }
     const recorded = writes
       ? this.recorder

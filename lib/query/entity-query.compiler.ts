@@ -272,15 +272,12 @@ export async function searchByQuery<T extends ObjectLiteral>(
  */
 function refuseFieldsOfOtherType(node: Record<string, unknown>, path: string, type: 'LEAF' | 'AND' | 'OR'): void {
   const given = (key: string) => node[key] !== undefined && node[key] !== null;
-  const stray =
-    type === 'LEAF'
-      ? given('children') && !(Array.isArray(node.children) && node.children.length === 0)
-        ? ['children']
-        : []
-      : ['fieldName', 'operator', 'value'].filter(given);
-  if (stray.length > 0) {
+  const emptyList = Array.isArray(node.children) && node.children.length === 0;
+  const strayFields =
+    type === 'LEAF' ? ['children'].filter((key) => given(key) && !emptyList) : ['fieldName', 'operator', 'value'].filter(given);
+  if (strayFields.length > 0) {
     throw new WebhookValidationError(
-      joinPath(path, stray[0]),
+      joinPath(path, strayFields[0]),
       `is not read by a ${type} node; a LEAF takes fieldName, operator and value, AND and OR take children`,
     );
   }

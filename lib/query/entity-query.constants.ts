@@ -17,14 +17,13 @@ export interface QueryField {
 const EQUALITY: CriteriaOperator[] = ['EQUALS', 'NOT_EQUALS', 'IS_NULL', 'IS_NOT_NULL'];
 const ORDERING: CriteriaOperator[] = ['GREATER_THAN', 'GREATER_THAN_OR_EQUAL', 'LESS_THAN', 'LESS_THAN_OR_EQUAL'];
 export const TEXT_OPERATORS: readonly CriteriaOperator[] = ['EQUALS_IGNORE_CASE', 'NOT_EQUALS_IGNORE_CASE', 'CONTAINS', 'NOT_CONTAINS'];
-const TEXT = TEXT_OPERATORS;
 
 export const OPERATORS_BY_KIND: Record<QueryFieldKind, readonly CriteriaOperator[]> = {
   integer: [...EQUALITY, ...ORDERING],
   date: [...EQUALITY, ...ORDERING],
-  string: [...EQUALITY, ...ORDERING, ...TEXT],
-  state: [...EQUALITY, ...TEXT],
+  string: [...EQUALITY, ...ORDERING, ...TEXT_OPERATORS],
+  state: [...EQUALITY, ...TEXT_OPERATORS],
   boolean: EQUALITY,
 };
 
-export const ALL_OPERATORS: readonly CriteriaOperator[] = [...EQUALITY, ...TEXT, ...ORDERING];
+export const ALL_OPERATORS: readonly CriteriaOperator[] = [...EQUALITY, ...TEXT_OPERATORS, ...ORDERING];

@@ -51,18 +51,23 @@ export function nonPublicRange(address: string): string | null {
 
 type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
 
+/** A host without the brackets a URL puts around an IPv6 address. */
+function withoutBrackets(host: string): string {
+  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+}
+
 /**
  * A host as a URL's host name writes it, without the brackets of an IPv6 address: names in lower
  * case, IPv6 addresses in their shortest form (`[0:0::1]` and `::1` are both `::1`).
  */
 export function comparableHost(host: string): string {
-  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  const bare = withoutBrackets(host);
   return isIP(bare) === 6 ? new URL(`http://[${bare}]`).hostname.slice(1, -1) : bare.toLowerCase();
 }
 
 /** Why an `allowedHosts` entry could never equal a URL's host, or `null` when it could. */
 export function unmatchableHostReason(host: string): string | null {
-  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  const bare = withoutBrackets(host);
   if (bare.includes('%')) return 'names a network interface (%zone), which a URL cannot hold';
   if (isIP(bare) !== 0) return null;
   const label = '[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?';
@@ -98,7 +103,7 @@ export class SsrfGuard {
 
   /** Checks a host that is an IP literal (no lookup happens for those); names are checked at connect time. */
   checkLiteral(host: string): void {
-    const address = host.startsWith('[') ? host.slice(1, -1) : host;
+    const address = withoutBrackets(host);
     if (!isIP(address) || this.isExempt(host)) return;
     const range = nonPublicRange(address);
     if (range) throw new WebhookAddressRefusedError(host, address, range);

@@ -7,7 +7,7 @@ import { Global, Inject, Injectable, Module, type BeforeApplicationShutdown, typ
 import { NestFactory } from '@nestjs/core';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import { EventEmitterModule } from '@nestjs/event-emitter';
-import { DataSource, QueryFailedError, type DataSourceOptions, type EntityManager, type InsertEvent } from 'typeorm';
+import { DataSource, QueryFailedError, type DataSourceOptions, type EntityManager, type InsertEvent, type Repository } from 'typeorm';
 import {
   CreationEntityState,
   WEBHOOK_EVENT_EMITTER,
@@ -740,47 +740,68 @@ describeEachOf(selectedDatabases().filter((database) => database !== 'sqlite'))(
 );
 
 describe.each(selectedDatabases())('upsert() of an entity with a generated key, on %s', (database) => {
+  // A fresh application per test: the second counts on the first keys of the shipments and orders.
+  let testApp: TestApp;
+  let space: number;
+  let shipments: Repository<Shipment>;
+  beforeEach(async () => {
+    testApp = await createTestApp(database);
+    space = freshSpace();
+    await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Shipment', url: 'https://upsert.example.com/hook' });
+    shipments = testApp.dataSource.getRepository(Shipment);
+  });
+  afterEach(() => testApp.close());
+
+  async function recorded(): Promise<string[]> {
+    const events = await testApp.dataSource.getRepository(WebhookEvent).find({ where: { linkedSpaceId: space }, order: { id: 'ASC' } });
+    return events.map((event) => `${event.entityId}:${event.state}`);
+  }
+
   it('records the row it updated or inserted, inside a transaction or not', async () => {
-    const testApp = await createTestApp(database);
-    try {
-      const space = freshSpace();
-      await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Shipment', url: 'https://upsert.example.com/hook' });
-      const shipments = testApp.dataSource.getRepository(Shipment);
-      const [a, b] = [
-        await shipments.save({ ref: 'a', tenantId: space, state: 'NEW' }),
-        await shipments.save({ ref: 'b', tenantId: space, state: 'NEW' }),
-      ];
+    const [a, b] = [
+      await shipments.save({ ref: 'a', tenantId: space, state: 'NEW' }),
+      await shipments.save({ ref: 'b', tenantId: space, state: 'NEW' }),
+    ];
 
-      await shipments.upsert({ ref: 'a', tenantId: space, state: 'SENT' }, ['ref']);
-      await testApp.dataSource.transaction((manager) => manager.upsert(Shipment, { ref: 'a', tenantId: space, state: 'DONE' }, ['ref']));
-      await shipments.upsert({ ref: 'c', tenantId: space, state: 'NEW' }, ['ref']);
-      const c = await shipments.findOneByOrFail({ ref: 'c' });
+    await shipments.upsert({ ref: 'a', tenantId: space, state: 'SENT' }, ['ref']);
+    await testApp.dataSource.transaction((manager) => manager.upsert(Shipment, { ref: 'a', tenantId: space, state: 'DONE' }, ['ref']));
+    await shipments.upsert({ ref: 'c', tenantId: space, state: 'NEW' }, ['ref']);
+    const c = await shipments.findOneByOrFail({ ref: 'c' });
 
-      // Values that are not compared as written: a transformer's, raw SQL, and a column an upsert leaves alone.
-      const salted = await shipments.save({ ref: 'd', tenantId: space, state: 'NEW', note: 'salted' });
-      await shipments
-        .createQueryBuilder()
-        .insert()
-        .values({ ref: 'e', tenantId: space, state: 'NEW', note: () => "LOWER('RAWSQL')" })
-        .execute();
-      const e = await shipments.findOneByOrFail({ ref: 'e' });
-      await shipments.upsert({ ref: 'd', tenantId: space, state: 'SENT', origin: 'upsert' }, ['ref']);
+    // Values that are not compared as written: a transformer's, raw SQL, and a column an upsert leaves alone.
+    const salted = await shipments.save({ ref: 'd', tenantId: space, state: 'NEW', note: 'salted' });
+    await shipments
+      .createQueryBuilder()
+      .insert()
+      .values({ ref: 'e', tenantId: space, state: 'NEW', note: () => "LOWER('RAWSQL')" })
+      .execute();
+    const e = await shipments.findOneByOrFail({ ref: 'e' });
+    await shipments.upsert({ ref: 'd', tenantId: space, state: 'SENT', origin: 'upsert' }, ['ref']);
 
-      const events = await testApp.dataSource.getRepository(WebhookEvent).find({ where: { linkedSpaceId: space }, order: { id: 'ASC' } });
-      expect(events.map((event) => `${event.entityId}:${event.state}`)).toEqual([
-        `${a.id}:NEW`,
-        `${b.id}:NEW`,
-        `${a.id}:SENT`,
-        `${a.id}:DONE`,
-        `${c.id}:NEW`,
-        `${salted.id}:NEW`,
-        `${e.id}:NEW`,
-        `${salted.id}:SENT`,
-      ]);
-      expect(e.note).toBe('rawsql');
-    } finally {
-      await testApp.close();
-    }
+    expect(await recorded()).toEqual([
+      `${a.id}:NEW`,
+      `${b.id}:NEW`,
+      `${a.id}:SENT`,
+      `${a.id}:DONE`,
+      `${c.id}:NEW`,
+      `${salted.id}:NEW`,
+      `${e.id}:NEW`,
+      `${salted.id}:SENT`,
+    ]);
+    expect(e.note).toBe('rawsql');
+  });
+
+  it('records the row whose key another row with the same state and space had been reported with, and one by an index of its own', async () => {
+    const x = await shipments.save({ ref: 'x', tenantId: space, state: 'SENT' });
+    const y = await shipments.save({ ref: 'y', tenantId: space, state: 'NEW', label: 'y-label' });
+    // SQLite's last inserted rowid is now an order's, the same number as x's key.
+    await testApp.dataSource.getRepository(Order).save({ tenantId: freshSpace(), state: OrderState.CONFIRMED });
+    await shipments.upsert({ ref: 'y', tenantId: space, state: 'SENT' }, ['ref']);
+
+    await testApp.dataSource.query(`CREATE UNIQUE INDEX idx_test_shipment_label ON test_shipment (label)`);
+    await shipments.upsert({ ref: 'y', tenantId: space, state: 'DONE', label: 'y-label' }, ['label']);
+
+    expect(await recorded()).toEqual([`${x.id}:SENT`, `${y.id}:NEW`, `${y.id}:SENT`, `${y.id}:DONE`]);
   });
 });
 
@@ -844,35 +865,6 @@ describe('capture on one DataSource shared by two applications', () => {
       expect(attachedCaptures()).toHaveLength(1);
     } finally {
       await running.close();
-    }
-  });
-});
-
-describe.each(selectedDatabases())('upsert() that updates a row, on %s', (database) => {
-  it('records the row whose key another row with the same state and space had been reported with, and one by an index of its own', async () => {
-    const testApp = await createTestApp(database);
-    try {
-      const space = freshSpace();
-      await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Shipment', url: 'https://upsert.example.com/hook' });
-      const shipments = testApp.dataSource.getRepository(Shipment);
-      const x = await shipments.save({ ref: 'x', tenantId: space, state: 'SENT' });
-      const y = await shipments.save({ ref: 'y', tenantId: space, state: 'NEW', label: 'y-label' });
-      // SQLite's last inserted rowid is now an order's, the same number as x's key.
-      await testApp.dataSource.getRepository(Order).save({ tenantId: freshSpace(), state: OrderState.CONFIRMED });
-      await shipments.upsert({ ref: 'y', tenantId: space, state: 'SENT' }, ['ref']);
-
-      await testApp.dataSource.query(`CREATE UNIQUE INDEX idx_test_shipment_label ON test_shipment (label)`);
-      await shipments.upsert({ ref: 'y', tenantId: space, state: 'DONE', label: 'y-label' }, ['label']);
-
-      const events = await testApp.dataSource.getRepository(WebhookEvent).find({ where: { linkedSpaceId: space }, order: { id: 'ASC' } });
-      expect(events.map((event) => `${event.entityId}:${event.state}`)).toEqual([
-        `${x.id}:SENT`,
-        `${y.id}:NEW`,
-        `${y.id}:SENT`,
-        `${y.id}:DONE`,
-      ]);
-    } finally {
-      await testApp.close();
     }
   });
 });
