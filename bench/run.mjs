@@ -21,9 +21,10 @@ import {
   removeDatabaseFile,
   startReceiver,
 } from './app.mjs';
+import { driverFloor, listenersOfSpaces } from './floor.mjs';
 import { bullmqThroughput } from './peers/bullmq.mjs';
 import { pgBossThroughput } from './peers/pg-boss.mjs';
-import { backlogDrain, besideSlowReceivers, listenerScale, THROUGHPUT_DELIVERY, timeSaves } from './scale.mjs';
+import { backlogDrain, besideSlowReceivers, listenerScale, orderSave, THROUGHPUT_DELIVERY, timeSaves } from './scale.mjs';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 20_000);
@@ -136,10 +137,12 @@ async function latency(database, receiver, count) {
 
 /**
  * P3: SAVES sequential save() calls each with 0, 1 and 10 matching listeners, and through a second
- * DataSource on the same table without the module. The four take turns in blocks of SAVE_BLOCK, so
- * that a slow moment of the machine (its disk above all) falls on each of them alike, and each sends
- * its saves through a connection of its own, which runs nothing else: on PostgreSQL the same save
- * took longer on a connection that also ran the other blocks (see README, Performance).
+ * DataSource on the same table without the module; beside them the floor (see floor.mjs): the same
+ * rows written through the driver alone, the Order by itself and with the event and deliveries of 1
+ * and 10 listeners. All take turns in blocks of SAVE_BLOCK, so that a slow moment of the machine (its
+ * disk above all) falls on each of them alike, and each sends its saves through a connection of its
+ * own, which runs nothing else: on PostgreSQL the same save took longer on a connection that also ran
+ * the other blocks (see README, Performance).
  */
 async function saveCost(database) {
   const file = join(tmpdir(), `bench-save-${process.pid}.sqlite`);
@@ -150,23 +153,27 @@ async function saveCost(database) {
   const listeners = app.get(WebhookListenerService);
   for (let i = 0; i < 10; i++) await listeners.create(3, { name: `l${i}`, entity: 'Order', url: 'https://bench.example.com/hook' });
   await listeners.create(2, { name: 'one', entity: 'Order', url: 'https://bench.example.com/hook' });
+  const floor = await driverFloor(database, file, dataSource, await listenersOfSpaces(dataSource, [2, 3]));
   const runners = [];
   const onOwnConnection = (source, tenantId) => {
     runners.push(source.createQueryRunner());
-    return [runners.at(-1).manager, tenantId];
+    return orderSave(runners.at(-1).manager, tenantId);
   };
-  const configurations = {
+  const savers = {
     absent: onOwnConnection(plain, 1),
     0: onOwnConnection(dataSource, 1),
     1: onOwnConnection(dataSource, 2),
     10: onOwnConnection(dataSource, 3),
+    floorAbsent: floor.saver(1),
+    floor1: floor.saver(2),
+    floor10: floor.saver(3),
   };
-  const totalMs = { absent: 0, 0: 0, 1: 0, 10: 0 };
-  for (const [manager, tenantId] of Object.values(configurations)) await timeSaves(manager, tenantId, SAVE_BLOCK);
+  const totalMs = Object.fromEntries(Object.keys(savers).map((key) => [key, 0]));
+  for (const save of Object.values(savers)) await timeSaves(save, SAVE_BLOCK);
   for (let block = 0; block < SAVES / SAVE_BLOCK; block++) {
-    for (const [key, [manager, tenantId]] of Object.entries(configurations))
-      totalMs[key] += (await timeSaves(manager, tenantId, SAVE_BLOCK, { warmUp: 0 })) * SAVE_BLOCK;
+    for (const [key, save] of Object.entries(savers)) totalMs[key] += (await timeSaves(save, SAVE_BLOCK, { warmUp: 0 })) * SAVE_BLOCK;
   }
+  await floor.close();
   for (const runner of runners) await runner.release();
   await plain.destroy();
   await app.close();
@@ -214,12 +221,18 @@ async function throughputMeasures(database, receiver) {
   };
 }
 
-/** P3's figures from the runs: median time of a save per listener count, and its ratio to the save without the module. */
+/**
+ * P3's figures from the runs: median time of a save per listener count and its ratio to the save
+ * without the module; and the floor's, each against the driver's save of the Order alone.
+ */
 function saveFigures(saves) {
   const saveMedian = (key) => median(saves.map((s) => s[key]));
+  const ms = (keys) => Object.fromEntries(keys.map((key) => [key, Number(saveMedian(key).toFixed(3))]));
   return {
-    saveMs: Object.fromEntries(['absent', 0, 1, 10].map((key) => [key, Number(saveMedian(key).toFixed(3))])),
+    saveMs: ms(['absent', 0, 1, 10]),
     saveRatio: Object.fromEntries([0, 1, 10].map((key) => [key, ratio(saveMedian(key), saveMedian('absent'))])),
+    floorMs: ms(['floorAbsent', 'floor1', 'floor10']),
+    floorRatio: { 1: ratio(saveMedian('floor1'), saveMedian('floorAbsent')), 10: ratio(saveMedian('floor10'), saveMedian('floorAbsent')) },
   };
 }
 
@@ -367,6 +380,10 @@ function printDatabase(database, r) {
     for (const key of figures?.saveMs ? ['0', '1', '10'] : [])
       console.log(
         `| P3 save() with ${key} matching listeners${label} | ${figures.saveMs[key]} ms | ${figures.saveMs.absent} ms without the module | ${figures.saveRatio[key]} |`,
+      );
+    for (const key of figures?.floorMs ? ['1', '10'] : [])
+      console.log(
+        `| P3 floor: its rows for ${key} listener(s) through the driver alone${label} | ${figures.floorMs[`floor${key}`]} ms | ${figures.floorMs.floorAbsent} ms for the Order alone | ${figures.floorRatio[key]} |`,
       );
   }
   if (r.listenerScale) {
