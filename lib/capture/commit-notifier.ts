@@ -1,6 +1,6 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type { QueryRunner } from 'typeorm';
-import { EventEmitter2, WEBHOOK_EVENT_EMITTER, emitEvent } from '../events/event-emitter.js';
+import { ModuleSignals } from '../events/module-signals.js';
 import { WEBHOOK_EVENTS_COMMITTED, type WebhookEventsCommittedPayload } from './capture.constants.js';
 
 /**
@@ -9,10 +9,9 @@ import { WEBHOOK_EVENTS_COMMITTED, type WebhookEventsCommittedPayload } from './
  */
 @Injectable()
 export class CommitNotifier {
-  private readonly logger = new Logger('WebhookCapture');
   private readonly pending = new WeakMap<QueryRunner, WebhookEventsCommittedPayload>();
 
-  constructor(@Inject(WEBHOOK_EVENT_EMITTER) private readonly emitter: EventEmitter2) {}
+  constructor(private readonly signals: ModuleSignals) {}
 
   recorded(queryRunner: QueryRunner | undefined, deliveries: number): void {
     if (!queryRunner?.isTransactionActive) {
@@ -36,6 +35,6 @@ export class CommitNotifier {
   }
 
   private announce(counts: WebhookEventsCommittedPayload): void {
-    emitEvent(this.emitter, this.logger, WEBHOOK_EVENTS_COMMITTED, counts);
+    this.signals.announce(WEBHOOK_EVENTS_COMMITTED, counts);
   }
 }

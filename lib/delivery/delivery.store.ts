@@ -414,20 +414,57 @@ export class DeliveryStore {
     return (await this.findSpaceDefault(this.dataSource.manager, spaceId))!;
   }
 
-  /** Writes attempts and delivery states of a batch of finished attempts, all or nothing. */
-  async complete(owner: string, finished: FinishedAttempt[]): Promise<void> {
-    if (finished.length === 0) return;
+  /**
+   * Writes attempts and delivery states of a batch of finished attempts, all or nothing, for the
+   * deliveries whose lease this instance still holds; returns their ids. A delivery whose lease ran
+   * out meanwhile (an outage, a lease too short) was taken up by another claim: its attempt here is
+   * neither logged nor counted, and its outcome is that claim's to announce.
+   */
+  async complete(owner: string, finished: FinishedAttempt[]): Promise<Set<number>> {
+    if (finished.length === 0) return new Set();
     const now = Date.now();
     const byKind = (kind: DeliveryCompletion['kind']) => finished.filter((f) => f.completion.kind === kind);
-    await this.writeTogether(
-      [
-        this.insertAttempts(finished),
-        this.finish(owner, byKind('succeeded'), WebhookDeliveryState.SUCCEEDED, now, true),
-        this.finish(owner, byKind('abandoned'), WebhookDeliveryState.ABANDONED, now, true),
-        this.finish(owner, byKind('cancelled'), WebhookDeliveryState.CANCELLED, now, false),
-        this.reschedule(owner, byKind('retry')),
-      ].filter((statement): statement is Statement => statement !== null),
+    const endings = [
+      this.finish(owner, byKind('succeeded'), WebhookDeliveryState.SUCCEEDED, now, true),
+      this.finish(owner, byKind('abandoned'), WebhookDeliveryState.ABANDONED, now, true),
+      this.finish(owner, byKind('cancelled'), WebhookDeliveryState.CANCELLED, now, false),
+      this.reschedule(owner, byKind('retry')),
+    ].filter((statement): statement is Statement => statement !== null);
+    if (this.sql.postgres) return this.completeInOneStatement(finished, endings);
+    const held = this.leasesHeld(
+      owner,
+      finished.map((f) => f.delivery),
     );
+    const insertAttempts = (ids: Set<number>) => this.insertAttempts(finished.filter((f) => ids.has(f.delivery.id)));
+    return runTransactionSteps(this.dataSource, function* () {
+      const { rows } = yield held;
+      const ids = new Set(rows.map((row) => Number(row.id)));
+      if (ids.size === 0) return ids;
+      const attempts = insertAttempts(ids);
+      // Attempts first, as the retention job deletes them first.
+      if (attempts) yield attempts;
+      for (const ending of endings) yield ending;
+      return ids;
+    });
+  }
+
+  /**
+   * On PostgreSQL the endings report the deliveries whose lease was held, and only their attempts are
+   * inserted: one statement of data-modifying WITH queries, which needs no transaction around it.
+   */
+  private async completeInOneStatement(finished: FinishedAttempt[], endings: Statement[]): Promise<Set<number>> {
+    const id = this.column('id');
+    const parts = endings.map(([sql], index) => `e${index} AS (${sql} RETURNING ${id} AS id)`);
+    parts.push(`held AS (${endings.map((_, index) => `SELECT id FROM e${index}`).join(' UNION ALL ')})`);
+    const attempts = this.insertAttempts(finished, 'held');
+    if (attempts) parts.push(`attempts AS (${attempts[0]})`);
+    const rows: { id: number | string }[] = await this.dataSource.query(
+      ...this.sql.statement(`WITH ${parts.join(', ')} SELECT id FROM held`, [
+        ...endings.flatMap(([, values]) => values),
+        ...(attempts?.[1] ?? []),
+      ]),
+    );
+    return new Set(rows.map((row) => Number(row.id)));
   }
 
   /** Gives leased deliveries back without an attempt, e.g. at shutdown: due again at once. */
@@ -457,7 +494,8 @@ export class DeliveryStore {
     await writeAll(this.dataSource, statements);
   }
 
-  private insertAttempts(finished: FinishedAttempt[]): Statement | null {
+  /** On PostgreSQL, `onlyDeliveriesIn` names a WITH query of delivery ids: the rows of other deliveries are left out. */
+  private insertAttempts(finished: FinishedAttempt[], onlyDeliveriesIn?: string): Statement | null {
     const attempted = finished.filter((f) => f.result !== null && f.logged !== 'none');
     if (attempted.length === 0) return null;
     const rows = attempted.map(({ delivery, result, logged }) => [
@@ -480,7 +518,9 @@ export class DeliveryStore {
         const values = rows.map((row) => row[column]);
         return type === 'text' ? values : integerArray(values as (number | null)[]);
       });
-      return [`${into} SELECT * FROM unnest(${arrays.join(', ')})`, columns];
+      const rowsOf = `SELECT * FROM unnest(${arrays.join(', ')}) AS attempt (${ATTEMPT_COLUMNS.map((_, column) => `c${column}`).join(', ')})`;
+      const held = onlyDeliveriesIn ? ` WHERE c0 IN (SELECT id FROM ${onlyDeliveriesIn})` : '';
+      return [`${into} ${rowsOf}${held}`, columns];
     }
     if (this.sql.sqlite) {
       // The rows as one JSON array: one text whatever the batch's size (see StatementBuilder).
@@ -539,12 +579,8 @@ export class DeliveryStore {
   }
 
   /**
-   * Writes `changes` and ends the lease of those `leased` deliveries whose lease `owner` still holds:
-   * the lease's end tells a lease apart from a later one of the same delivery. `dueAt`, when given,
-   * is each delivery's new due time, in the order of `leased`.
-   * The rows are found by id, grouped by lease (a batch holds the leases of a few claims): joined to a
-   * list of ids and leases instead, PostgreSQL planned from statistics that count few leased rows
-   * compared every row of the list with every leased row.
+   * Writes `changes` and ends the lease of those `leased` deliveries whose lease `owner` still holds.
+   * `dueAt`, when given, is each delivery's new due time, in the order of `leased`.
    */
   private endLease(
     owner: string,
@@ -553,21 +589,41 @@ export class DeliveryStore {
     dueAt?: readonly number[],
   ): Statement {
     const d = this.column;
-    const idsByLease = new Map<number, number[]>();
-    for (const { id, leaseUntil } of leased) addToGroup(idsByLease, leaseUntil, id);
     const b = this.sql.builder();
     // In the order of the text, which is the order the builder binds in.
     const set = `${this.sql.update(WebhookDelivery)} SET ${changes(b)}, ${d('leaseOwner')} = NULL, ${d('leaseUntil')} = NULL`;
     const due = dueAt
       ? `, ${d('nextAttemptAt')} = CASE ${d('id')} ${dueAt.map((at, index) => `WHEN ${b.integer(leased[index].id)} THEN ${b.integer(at)}`).join(' ')} END`
       : '';
-    const where =
-      ` WHERE ${d('leaseOwner')} = ${b.bind(owner)} AND (` +
-      [...idsByLease]
-        .map(([leaseUntil, ids]) => `(${d('leaseUntil')} = ${b.integer(leaseUntil)} AND ${b.inIntegers(d('id'), ids)})`)
-        .join(' OR ') +
-      ')';
-    return b.done(set + due + where);
+    return b.done(`${set}${due} WHERE ${this.leaseCondition(b, owner, leased)}`);
+  }
+
+  /** The ids of those `leased` deliveries whose lease `owner` still holds, locked until the transaction ends (MySQL, MariaDB). */
+  private leasesHeld(owner: string, leased: readonly Leased[]): Statement {
+    const b = this.sql.builder();
+    const lock = this.sql.sqlite ? '' : ' FOR UPDATE';
+    return b.done(
+      `SELECT ${this.column('id')} AS id FROM ${this.sql.table(WebhookDelivery)} WHERE ${this.leaseCondition(b, owner, leased)}${lock}`,
+    );
+  }
+
+  /**
+   * The rows of those `leased` deliveries whose lease `owner` still holds: the lease's end tells a
+   * lease apart from a later one of the same delivery. The rows are found by id, grouped by lease (a
+   * batch holds the leases of a few claims): joined to a list of ids and leases instead, PostgreSQL
+   * planned from statistics that count few leased rows compared every row of the list with every
+   * leased row.
+   */
+  private leaseCondition(b: StatementBuilder, owner: string, leased: readonly Leased[]): string {
+    const d = this.column;
+    const idsByLease = new Map<number, number[]>();
+    for (const { id, leaseUntil } of leased) addToGroup(idsByLease, leaseUntil, id);
+    // From left to right, the order the builder binds in.
+    const byOwner = `${d('leaseOwner')} = ${b.bind(owner)}`;
+    const byLease = [...idsByLease].map(
+      ([leaseUntil, ids]) => `(${d('leaseUntil')} = ${b.integer(leaseUntil)} AND ${b.inIntegers(d('id'), ids)})`,
+    );
+    return `${byOwner} AND (${byLease.join(' OR ')})`;
   }
 
   private async findSpaceDefault(manager: EntityManager, spaceId: number): Promise<StoredIdentityKeys | null> {

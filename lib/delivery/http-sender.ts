@@ -3,6 +3,9 @@ import { setNewest } from '../caching/bounded-map.js';
 import { ATTEMPT_ERROR_MAX_LENGTH, WebhookAttemptOutcome } from '../model/webhook-delivery-attempt.entity.js';
 import { SsrfGuard, WebhookAddressRefusedError } from '../security/ssrf-guard.js';
 
+/** More than the coarse step of undici's own timers (about 500 ms). */
+const UNDICI_TIMER_SLACK_MS = 1_000;
+
 export interface OutgoingRequest {
   url: string;
   body: string;
@@ -98,8 +101,10 @@ export class HttpSender {
           method: 'POST',
           body: outgoing.body,
           headers: { 'content-type': 'application/json', 'user-agent': userAgent, ...outgoing.headers },
-          headersTimeout: timeoutMs,
-          bodyTimeout: timeoutMs,
+          // The deadline is the collector's. undici runs these on timers that tick every half second or
+          // so and may fire that much early: they only back it up, never ahead of it.
+          headersTimeout: timeoutMs + UNDICI_TIMER_SLACK_MS,
+          bodyTimeout: timeoutMs + UNDICI_TIMER_SLACK_MS,
         },
         collector,
       );

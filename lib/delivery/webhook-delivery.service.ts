@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { Brackets, IsNull, LessThan, type DataSource } from 'typeorm';
 import { WebhookNotFoundError, WebhookStateError } from '../errors/webhook.errors.js';
-import { EventEmitter2, WEBHOOK_EVENT_EMITTER, emitEvent } from '../events/event-emitter.js';
+import { ModuleSignals } from '../events/module-signals.js';
 import { WebhookDeliveryAttempt } from '../model/webhook-delivery-attempt.entity.js';
 import { WebhookDelivery, WebhookDeliveryState } from '../model/webhook-delivery.entity.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
@@ -44,7 +44,7 @@ export class WebhookDeliveryService {
 
   constructor(
     @Inject(WEBHOOK_DATA_SOURCE) private readonly dataSource: DataSource,
-    @Inject(WEBHOOK_EVENT_EMITTER) private readonly emitter: EventEmitter2,
+    private readonly signals: ModuleSignals,
   ) {}
 
   /** Deliveries of a space; filter on `listenerId`, `state`, `createdOn`, `completedAt` (epoch ms) … */
@@ -52,7 +52,7 @@ export class WebhookDeliveryService {
     return this.search(spaceId, query, WebhookDelivery, 'd', DELIVERY_FIELDS);
   }
 
-  countDeliveries(spaceId: number, filter?: EntityQueryFilter): Promise<number> {
+  async countDeliveries(spaceId: number, filter?: EntityQueryFilter): Promise<number> {
     requireId(spaceId, 'spaceId');
     const qb = this.dataSource.manager.createQueryBuilder(WebhookDelivery, 'd').where('d.linkedSpaceId = :spaceId', { spaceId });
     new EntityQueryCompiler(this.dataSource, DELIVERY_FIELDS, qb).applyFilter(filter, 'filter');
@@ -95,7 +95,7 @@ export class WebhookDeliveryService {
       return manager.findOneOrFail(WebhookDelivery, { where: { id: deliveryId } });
     });
     this.logger.log(`Redelivering WebhookDelivery ${deliveryId} of space ${spaceId}`);
-    emitEvent(this.emitter, this.logger, WEBHOOK_EVENTS_COMMITTED, { events: 0, deliveries: 1 });
+    this.signals.announce(WEBHOOK_EVENTS_COMMITTED, { events: 0, deliveries: 1 });
     return delivery;
   }
 

@@ -6,6 +6,7 @@ import { errorMessage } from '../errors/error-message.js';
 import { WebhookConfigurationError } from '../errors/webhook.errors.js';
 import { addToGroup } from './groups.js';
 import { EventEmitter2, WEBHOOK_EVENT_EMITTER, emitEvent } from '../events/event-emitter.js';
+import { ModuleSignals } from '../events/module-signals.js';
 import { CreationEntityState } from '../model/creation-entity-state.enum.js';
 import { WebhookDeliveryState } from '../model/webhook-delivery.entity.js';
 import { WEBHOOK_RESOLVED_OPTIONS, WEBHOOK_TIMER_PREFIX } from '../module/webhook.constants.js';
@@ -136,6 +137,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   constructor(
     @Inject(WEBHOOK_RESOLVED_OPTIONS) private readonly options: ResolvedWebhookOptions,
     @Inject(WEBHOOK_EVENT_EMITTER) private readonly emitter: EventEmitter2,
+    private readonly signals: ModuleSignals,
     @Inject(WEBHOOK_SCHEDULER_REGISTRY) private readonly scheduler: SchedulerRegistry,
     private readonly store: DeliveryStore,
     signer: WebhookSigner,
@@ -161,10 +163,9 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     }
     await this.adviseOnSqliteJournal();
     this.running = true;
-    // Ahead of the host's listeners: eventemitter2 stops calling listeners at the first that throws.
-    this.emitter.prependListener(WEBHOOK_EVENTS_COMMITTED, this.onCommitted);
-    this.emitter.prependListener(WEBHOOK_LISTENER_STATE_CHANGED, this.onListenerStateChanged);
-    this.emitter.prependListener(WEBHOOK_URL_STATE_CHANGED, this.onUrlStateChanged);
+    this.signals.on(WEBHOOK_EVENTS_COMMITTED, this.onCommitted);
+    this.signals.on(WEBHOOK_LISTENER_STATE_CHANGED, this.onListenerStateChanged);
+    this.signals.on(WEBHOOK_URL_STATE_CHANGED, this.onUrlStateChanged);
     replaceInterval(this.scheduler, this.pollTimer, () => this.wakeForAnyUrl(), this.options.delivery.pollIntervalMs);
     this.logger.log(
       `Delivering as ${this.owner} (concurrency ${this.options.delivery.concurrency}, ${this.options.delivery.perUrlConcurrency} per URL)`,
@@ -189,9 +190,9 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   async onModuleDestroy(): Promise<void> {
     if (!this.running) return;
     this.running = false;
-    this.emitter.off(WEBHOOK_EVENTS_COMMITTED, this.onCommitted);
-    this.emitter.off(WEBHOOK_LISTENER_STATE_CHANGED, this.onListenerStateChanged);
-    this.emitter.off(WEBHOOK_URL_STATE_CHANGED, this.onUrlStateChanged);
+    this.signals.off(WEBHOOK_EVENTS_COMMITTED, this.onCommitted);
+    this.signals.off(WEBHOOK_LISTENER_STATE_CHANGED, this.onListenerStateChanged);
+    this.signals.off(WEBHOOK_URL_STATE_CHANGED, this.onUrlStateChanged);
     removeInterval(this.scheduler, this.pollTimer);
     removeTimeout(this.scheduler, this.retryTimer);
     this.giveUpWritingAt = Date.now() + 2 * this.options.delivery.timeoutMs + 1_000;
@@ -595,8 +596,9 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
       // transaction per result (SQLite answers that fast) into one per batch.
       if (this.running && this.finished.length < RESULT_BATCH_SIZE && this.inFlight.size > 0) await delay(RESULT_COALESCE_MS);
       const batch = this.finished.splice(0, this.resultBatchLimit);
+      let written: Set<number>;
       try {
-        await this.store.complete(this.owner, batch);
+        written = await this.store.complete(this.owner, batch);
       } catch (error) {
         if (Date.now() > this.giveUpWritingAt) {
           // All at once: after failures the batches may be down to single results, each another wait.
@@ -613,9 +615,20 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
       this.resultWrites++;
       // Regrown only a while after a failure: a statement too large for the database would otherwise fail every other time.
       if (Date.now() >= this.resultBatchRegrowAt) this.resultBatchLimit = Math.min(RESULT_BATCH_SIZE, this.resultBatchLimit * 2);
-      batch.forEach((written) => this.refusedResults.delete(written));
-      this.announce(batch);
+      batch.forEach((result) => this.refusedResults.delete(result));
+      this.announce(batch.filter((result) => written.has(result.delivery.id)));
+      this.warnOfLostLeases(batch, written);
     }
+  }
+
+  /** Results of deliveries whose lease ran out before they were written: another claim took them up. */
+  private warnOfLostLeases(batch: FinishedAttempt[], written: Set<number>): void {
+    const lost = batch.filter((result) => result.result && !written.has(result.delivery.id)).map((result) => result.delivery.id);
+    if (lost.length === 0) return;
+    this.logger.warn(
+      `The attempts of ${lost.length} deliveries (${lost.slice(0, 10).join(', ')}${lost.length > 10 ? ', …' : ''}) were not logged: ` +
+        `their leases (delivery.leaseMs ${this.options.delivery.leaseMs} ms) had run out before the results could be written, and another claim has taken them up`,
+    );
   }
 
   /** A statement too large for the database, or one result it refuses: halves find out which, without a pause. */

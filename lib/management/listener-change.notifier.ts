@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { ListenerMatchCache } from '../capture/listener-match.cache.js';
 import {
   WEBHOOK_LISTENER_STATE_CHANGED,
@@ -6,7 +6,7 @@ import {
   type WebhookListenerStateChangedPayload,
   type WebhookUrlStateChangedPayload,
 } from '../delivery/delivery.constants.js';
-import { EventEmitter2, WEBHOOK_EVENT_EMITTER, emitEvent } from '../events/event-emitter.js';
+import { ModuleSignals } from '../events/module-signals.js';
 import { WebhookEntityRegistry } from '../registry/webhook-entity.registry.js';
 
 /** The parts of a listener a committed change is announced with. */
@@ -23,11 +23,9 @@ export interface ChangedListener {
  */
 @Injectable()
 export class ListenerChangeNotifier {
-  private readonly logger = new Logger('WebhookListenerService');
-
   constructor(
     private readonly matchCache: ListenerMatchCache,
-    @Inject(WEBHOOK_EVENT_EMITTER) private readonly emitter: EventEmitter2,
+    private readonly signals: ModuleSignals,
     private readonly registry: WebhookEntityRegistry,
   ) {}
 
@@ -36,7 +34,7 @@ export class ListenerChangeNotifier {
     this.matchCache.invalidate(listener.linkedSpaceId, listener.entity);
     if (from === undefined || from === to) return;
     const changed: WebhookListenerStateChangedPayload = { listenerId: listener.id, spaceId: listener.linkedSpaceId, from, to };
-    emitEvent(this.emitter, this.logger, WEBHOOK_LISTENER_STATE_CHANGED, changed);
+    this.signals.announce(WEBHOOK_LISTENER_STATE_CHANGED, changed);
   }
 
   /**
@@ -47,6 +45,6 @@ export class ListenerChangeNotifier {
   urlStateCommitted(urlId: number, spaceId: number, from: string, to: string): void {
     for (const entity of this.registry.list()) this.matchCache.invalidate(spaceId, entity.name);
     const changed: WebhookUrlStateChangedPayload = { urlId, spaceId, from, to };
-    emitEvent(this.emitter, this.logger, WEBHOOK_URL_STATE_CHANGED, changed);
+    this.signals.announce(WEBHOOK_URL_STATE_CHANGED, changed);
   }
 }

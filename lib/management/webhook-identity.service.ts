@@ -94,6 +94,9 @@ export class WebhookIdentityService extends ManagedObjectService<WebhookIdentity
     const rotated = await inTransaction(this.dataSource, async (manager) => {
       const current = await this.readWithSecret(manager, spaceId, id);
       assertWritable(this.entityName, id, current.state);
+      // Refused unless this instance's key opens the secret: the retired secret signs on beside the
+      // new keys, which would be sealed with another key or none.
+      this.keyEncryption.open(current.secret!, current.keyId);
       retiredKeyId = current.keyId;
       const now = Date.now();
       // The versioned write first: of two concurrent rotations the second waits for the row and then

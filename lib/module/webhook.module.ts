@@ -1,6 +1,7 @@
-import { Module } from '@nestjs/common';
+import { Module, type DynamicModule } from '@nestjs/common';
 import { ChangeRecorder } from '../capture/change-recorder.service.js';
 import { CommitNotifier } from '../capture/commit-notifier.js';
+import { ModuleSignals } from '../events/module-signals.js';
 import { ListenerMatchCache } from '../capture/listener-match.cache.js';
 import { TransactionWatch } from '../capture/transaction-watch.js';
 import { WebhookCaptureSubscriber } from '../capture/webhook-capture.subscriber.js';
@@ -25,7 +26,7 @@ import { WebhookEntityMetadataAccessor } from '../registry/webhook-entity-metada
 import { WebhookEntityRegistry } from '../registry/webhook-entity.registry.js';
 import { KeyEncryptionService } from '../signing/key-encryption.service.js';
 import { WEBHOOK_RESOLVED_OPTIONS } from './webhook.constants.js';
-import { ConfigurableWebhookModule, WEBHOOK_MODULE_OPTIONS } from './webhook.module-definition.js';
+import { ConfigurableWebhookModule, WEBHOOK_MODULE_OPTIONS, type WEBHOOK_OPTIONS_TYPE } from './webhook.module-definition.js';
 import type { WebhookModuleOptions } from './webhook-options.interface.js';
 import { resolveWebhookOptions } from './webhook-options.validation.js';
 
@@ -59,6 +60,7 @@ const PUBLIC_SERVICES = [
     WebhookEntityMetadataAccessor,
     KeyEncryptionService,
     ListenerMatchCache,
+    ModuleSignals,
     ListenerChangeNotifier,
     CommitNotifier,
     TransactionWatch,
@@ -81,4 +83,9 @@ const PUBLIC_SERVICES = [
   // The emitter too: without the host's EventEmitter2, the host listens on the module's own.
   exports: [...PUBLIC_SERVICES, WEBHOOK_EVENT_EMITTER],
 })
-export class WebhookModule extends ConfigurableWebhookModule {}
+export class WebhookModule extends ConfigurableWebhookModule {
+  /** Every option has a default: `forRoot()` is `forRoot({})`. */
+  static forRoot(options: typeof WEBHOOK_OPTIONS_TYPE = {}): DynamicModule {
+    return super.forRoot(options);
+  }
+}

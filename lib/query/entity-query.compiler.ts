@@ -154,10 +154,14 @@ export class EntityQueryCompiler<T extends ObjectLiteral> {
    */
   private dateCondition(field: QueryField, column: string, operator: CriteriaOperator, date: Date): string {
     const stored = this.dialect === 'sqlite' ? `strftime('%Y-%m-%d %H:%M:%f', ${column})` : column;
+    // A date past year 9999 as it is sent is beyond every date stored, and MySQL cannot read it.
+    if (this.pastLastStorableYear(date)) {
+      if (operator === 'EQUALS' || operator === 'GREATER_THAN' || operator === 'GREATER_THAN_OR_EQUAL') return '1 = 0';
+      return `${column} IS NOT NULL`;
+    }
     const from = this.bindAsStored(field, date);
-    // The millisecond after the last one of year 9999 is beyond every date stored: no bound at all.
     const next = new Date(date.getTime() + 1);
-    const until = next.getUTCFullYear() > 9999 ? null : this.bindAsStored(field, next);
+    const until = this.pastLastStorableYear(next) ? null : this.bindAsStored(field, next);
     if (until === null) {
       if (operator === 'EQUALS' || operator === 'GREATER_THAN_OR_EQUAL') return `${stored} >= ${from}`;
       if (operator === 'NOT_EQUALS' || operator === 'LESS_THAN') return `${stored} < ${from}`;
@@ -177,6 +181,15 @@ export class EntityQueryCompiler<T extends ObjectLiteral> {
       default:
         return `${stored} < ${until}`;
     }
+  }
+
+  /**
+   * Whether a date's year, as the driver sends it, is past 9999. MySQL and MariaDB get the clock time
+   * of the application's zone (mysql2's default), where the last hours of year 9999 east of UTC are
+   * already year 10000; the other databases are compared in UTC here.
+   */
+  private pastLastStorableYear(date: Date): boolean {
+    return date.getUTCFullYear() > 9999 || (this.dialect === 'mysql' && date.getFullYear() > 9999);
   }
 
   private field(name: unknown, path: string): QueryField {

@@ -82,7 +82,9 @@ export class WebhookEntityRegistry implements OnModuleInit {
       if (!typeormEntities.has(target)) {
         throw new WebhookConfigurationError(`@WebhookEntity on ${target.name}`, 'needs a TypeORM entity: add @Entity() to the class');
       }
-      this.logger.warn(`${target.name} has @WebhookEntity but is not an entity of the module's DataSource; its changes are not published`);
+      this.logger.warn(
+        `${target.name} has @WebhookEntity but is not an entity of this module's DataSource: this module does not publish its changes (a module on a DataSource that has it does)`,
+      );
     }
   }
 

@@ -23,6 +23,8 @@ export class WebhookAddressRefusedError extends Error {
  * The IETF-reserved `::/8`. ipaddr.js names only part of it (`::`, `::1`, IPv4-mapped, rfc6145) and
  * calls the rest unicast, among it the deprecated IPv4-compatible `::/96` (`::7f00:1` is 127.0.0.1).
  */
+const NAT64_WELL_KNOWN = ipaddr.IPv6.parseCIDR('64:ff9b::/96');
+const NAT64_LOCAL_USE = ipaddr.IPv6.parseCIDR('64:ff9b:1::/48');
 const IPV6_RESERVED_BLOCK = ipaddr.IPv6.parseCIDR('::/8');
 
 /**
@@ -42,7 +44,9 @@ export function nonPublicRange(address: string): string | null {
     const v6 = parsed as ipaddr.IPv6;
     // Addresses that embed an IPv4 address are judged by it: IPv4-mapped (::ffff:a.b.c.d) and NAT64 (64:ff9b::/96).
     if (v6.isIPv4MappedAddress()) parsed = v6.toIPv4Address();
-    else if (v6.range() === 'rfc6052') parsed = ipaddr.fromByteArray(v6.toByteArray().slice(12));
+    else if (v6.match(NAT64_WELL_KNOWN)) parsed = ipaddr.fromByteArray(v6.toByteArray().slice(12));
+    // A NAT64 prefix of the local network's own (RFC 8215), which places the IPv4 address elsewhere: not public.
+    else if (v6.match(NAT64_LOCAL_USE)) return 'reserved';
   }
   const range = parsed.range();
   if (range !== 'unicast') return range;

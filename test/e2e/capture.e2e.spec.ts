@@ -365,6 +365,21 @@ describe.each(selectedDatabases())('capture of entity changes on %s', (database)
     expect(wakeUps).toEqual([{ events: 1, deliveries: 1 }]);
   });
 
+  it('records inserts made outside a transaction, more at once than the pool has connections, each on its own connection', async () => {
+    const space = freshSpace();
+    await listen(space);
+    // Two rows per insert(): their captures take turns on the insert's connection.
+    const inserts = Array.from({ length: 25 }, () =>
+      orders().insert([
+        { tenantId: space, state: OrderState.CONFIRMED },
+        { tenantId: space, state: OrderState.PENDING },
+      ]),
+    );
+    await Promise.all(inserts);
+    expect(await countIn('webhook_event', space)).toBe(50);
+    expect(await countIn('webhook_delivery', space)).toBe(50);
+  });
+
   it('does not capture update() of the state, and WebhookPublisher.publish() fills the gap in the same transaction', async () => {
     const space = freshSpace();
     await listen(space, { entityStates: ['SHIPPED'] });

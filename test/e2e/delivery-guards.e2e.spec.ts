@@ -7,10 +7,13 @@ import {
   WEBHOOK_DELIVERY_SUCCEEDED,
   WEBHOOK_EVENT_EMITTER,
   WEBHOOK_LISTENER_DEACTIVATED,
+  WEBHOOK_LISTENER_STATE_CHANGED,
+  WEBHOOK_URL_STATE_CHANGED,
   WebhookDelivery,
   WebhookDeliveryService,
   WebhookIdentityService,
   WebhookListenerService,
+  WebhookConfigurationError,
   WebhookUrlService,
   WebhookValidationError,
   type WebhookListenerDeactivatedPayload,
@@ -23,7 +26,7 @@ import { DeliveryStore, REFUSED_TEXT_NOTE, type ClaimedDelivery, type FinishedAt
 import { WebhookAttemptOutcome } from '../../lib/model/webhook-delivery-attempt.entity.js';
 import { connectionOptions, selectedDatabases, type TestDatabase } from '../src/databases.js';
 import { Order, OrderState, Parcel, ParcelState } from '../src/order.entity.js';
-import { answer, TestReceiver, waitFor, type ReceiverBehaviour } from '../src/receiver.js';
+import { answer, answerAfter, TestReceiver, waitFor, type ReceiverBehaviour } from '../src/receiver.js';
 import { LogCollector } from '../src/log-collector.js';
 import { freshSpace } from '../src/spaces.js';
 import { createTestApp, succeededDeliveries, type TestApp } from '../src/test-app.js';
@@ -313,6 +316,39 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
     }
   });
 
+  it.each([
+    ['another key', randomBytes(32).toString('base64')],
+    ['no key', undefined],
+  ])('refuses to rotate, with %s, an identity whose keys it cannot open, and changes nothing', async (_label, otherKey) => {
+    const { connection, cleanUp } = sharedConnection(database);
+    const space = freshSpace();
+    const sealing = await createTestApp(database, {
+      webhook: { signing: { keyEncryptionKey: randomBytes(32).toString('base64') } },
+      connection,
+    });
+    try {
+      const identities = sealing.get(WebhookIdentityService);
+      const identity = await identities.create(space, { name: 'sealed' });
+      const secret = await identities.revealSecret(space, identity.id);
+      const other = await createTestApp(database, {
+        webhook: otherKey ? { signing: { keyEncryptionKey: otherKey } } : {},
+        connection,
+        keepSchema: true,
+      });
+      try {
+        await expect(other.get(WebhookIdentityService).rotate(space, identity.id)).rejects.toThrow(WebhookConfigurationError);
+      } finally {
+        await other.close();
+      }
+      expect(await identities.read(space, identity.id)).toMatchObject({ keyId: identity.keyId, version: identity.version });
+      expect(await identities.revealSecret(space, identity.id)).toBe(secret);
+      expect(await identities.rotate(space, identity.id)).toMatchObject({ version: identity.version + 1 });
+    } finally {
+      await sealing.close();
+      cleanUp();
+    }
+  });
+
   it.each([[['standard-webhooks']], [['x-signature', 'standard-webhooks']]] as const)(
     'sends nothing for a listener whose identity cannot be opened, logs why and keeps the delivery, while the other listeners get theirs (schemes %j)',
     async (schemes) => {
@@ -435,14 +471,95 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
           retryAfterMs: null,
         },
       });
-      await store.complete(owner, [succeeded(first[0])]);
+      expect(await store.complete(owner, [succeeded(first[0])])).toEqual(new Set());
       await store.release(owner, first);
-      const [stillLeased] = await testApp.get(WebhookDeliveryService).searchDeliveries(space, {});
+      const deliveries = testApp.get(WebhookDeliveryService);
+      const [stillLeased] = await deliveries.searchDeliveries(space, {});
       expect(stillLeased).toMatchObject({ state: 'PENDING', attempts: 0, leaseOwner: owner, leaseUntil: again[0].leaseUntil });
+      expect(await deliveries.searchAttempts(space, {})).toEqual([]);
 
-      await store.complete(owner, [succeeded(again[0])]);
-      const [done] = await testApp.get(WebhookDeliveryService).searchDeliveries(space, {});
+      expect(await store.complete(owner, [succeeded(again[0])])).toEqual(new Set([pending.id]));
+      const [done] = await deliveries.searchDeliveries(space, {});
       expect(done).toMatchObject({ state: 'SUCCEEDED', attempts: 1, leaseOwner: null, leaseUntil: null });
+      expect((await deliveries.searchAttempts(space, {})).map((attempt) => attempt.attemptNumber)).toEqual([1]);
+    } finally {
+      await testApp.close();
+    }
+  });
+
+  it('neither logs nor announces an attempt whose lease another instance took meanwhile, and warns of it', async () => {
+    const logs = new LogCollector();
+    const testApp = await createTestApp(database, { webhook: { ...WORKER, security: { allowPrivateNetworks: true } }, logger: logs });
+    const announced: unknown[] = [];
+    testApp.app.get<EventEmitter2>(WEBHOOK_EVENT_EMITTER).onAny((name: string | string[], payload: unknown) => announced.push(payload));
+    try {
+      const space = freshSpace();
+      const path = `/taken-over/${space}`;
+      receiver.script(path, receiver.hold);
+      await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(path) });
+      await saveOrders(testApp, space, 1);
+      await waitFor(() => receiver.to(path).length === 1, 'the request to be held');
+      const deliveries = testApp.get(WebhookDeliveryService);
+      const [inFlight] = await deliveries.searchDeliveries(space, {});
+      // What a claim of another instance writes once this one's lease has run out (an outage, say).
+      const otherLease = { leaseOwner: 'another-instance', leaseUntil: Date.now() + 60_000 };
+      await testApp.dataSource.getRepository(WebhookDelivery).update(inFlight.id, otherLease);
+
+      receiver.releaseHeld();
+      await waitFor(() => logs.warnings.find((warning) => warning.includes(`(${inFlight.id})`)), 'the warning of the lost lease');
+      expect(await deliveries.searchAttempts(space, {})).toEqual([]);
+      expect((await deliveries.searchDeliveries(space, {}))[0]).toMatchObject({ state: 'PENDING', attempts: 0, ...otherLease });
+      expect(announced.filter((payload) => (payload as { deliveryId?: number }).deliveryId === inFlight.id)).toEqual([]);
+    } finally {
+      await testApp.close();
+    }
+  });
+
+  it("acts on its own listeners' and URLs' changes only, not on events of the same names on the application's emitter", async () => {
+    const { EventEmitterModule, EventEmitter2: HostEmitter } = await import('@nestjs/event-emitter');
+    const testApp = await createTestApp(database, {
+      webhook: { ...WORKER, security: { allowPrivateNetworks: true } },
+      extraImports: [EventEmitterModule.forRoot()],
+    });
+    try {
+      const space = freshSpace();
+      const path = `/shared-emitter/${space}`;
+      receiver.script(path, receiver.hold, answer(200));
+      const listener = await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(path) });
+      await saveOrders(testApp, space, 3);
+      await waitFor(() => receiver.to(path).length === 1, 'the first request to be held');
+      // As a copy of the module on another DataSource announces its own listener and URL of the same ids.
+      const hostEmitter = testApp.app.get(HostEmitter);
+      hostEmitter.emit(WEBHOOK_LISTENER_STATE_CHANGED, { listenerId: listener.id, spaceId: space, from: 'ACTIVE', to: 'INACTIVE' });
+      hostEmitter.emit(WEBHOOK_URL_STATE_CHANGED, { urlId: listener.url.id, spaceId: space, from: 'ACTIVE', to: 'INACTIVE' });
+
+      receiver.releaseHeld();
+      await waitFor(async () => (await succeededDeliveries(testApp, space)) === 3, 'all three deliveries to succeed');
+      expect(receiver.to(path)).toHaveLength(3);
+    } finally {
+      await testApp.close();
+    }
+  });
+
+  it('takes an answer that comes within timeoutMs, also one that comes in its last half second', async () => {
+    // undici's own timers tick every 499 ms: set to timeoutMs, they could end a request up to a tick
+    // early. Sixteen requests, up to four at once, go out at many phases of that tick.
+    const timeoutMs = 1_490;
+    const testApp = await createTestApp(database, {
+      webhook: { ...WORKER, security: { allowPrivateNetworks: true }, delivery: { pollIntervalMs: 100, timeoutMs, perUrlConcurrency: 4 } },
+    });
+    try {
+      const space = freshSpace();
+      const path = `/late-answer/${space}`;
+      receiver.script(path, answerAfter(1_200));
+      await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(path) });
+      await saveOrders(testApp, space, 16);
+      const deliveries = testApp.get(WebhookDeliveryService);
+      const finished = await waitFor(async () => {
+        const found = await deliveries.searchDeliveries(space, {});
+        return found.every((delivery) => delivery.attempts > 0) && found;
+      }, 'every delivery to have had an attempt');
+      expect(finished.filter((delivery) => delivery.state !== 'SUCCEEDED' || delivery.attempts !== 1)).toEqual([]);
     } finally {
       await testApp.close();
     }

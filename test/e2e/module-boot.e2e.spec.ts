@@ -29,6 +29,16 @@ describe.each(selectedDatabases())('WebhookModule boot on %s', (database) => {
     }
   });
 
+  it('boots with forRoot() and no options at all', async () => {
+    const { get, close } = await createTestApp(database, { webhookModule: WebhookModule.forRoot() });
+    try {
+      await get(WebhookUrlService).create(1, { name: 'a', url: 'https://example.com/a' });
+      expect(await get(WebhookUrlService).count(1)).toBe(1);
+    } finally {
+      await close();
+    }
+  });
+
   it('boots with autoLoadEntities and no webhook entities listed', async () => {
     const { get, close } = await createTestApp(database, { autoLoadEntities: true });
     try {

@@ -3,6 +3,7 @@ import {
   WebhookIdentityService,
   WebhookListenerService,
   WebhookUrlService,
+  WebhookDeliveryService,
   WebhookValidationError,
   type EntityQueryFilter,
   type WebhookListener,
@@ -159,15 +160,19 @@ describe.each(selectedDatabases())('EntityQuery search on %s', (database) => {
     }
   });
 
-  it('compares with the last millisecond of year 9999 as with any other date', async () => {
-    const everyone = ['Alpha orders', 'beta orders', 'Gamma refunds', 'delta', 'ALPHA shipping'];
-    const last = '9999-12-31T23:59:59.999Z';
-    expect(await names(leaf('createdOn', 'LESS_THAN_OR_EQUAL', last))).toEqual(everyone);
-    expect(await names(leaf('createdOn', 'LESS_THAN', last))).toEqual(everyone);
-    expect(await names(leaf('createdOn', 'GREATER_THAN', last))).toEqual([]);
-    expect(await names(leaf('createdOn', 'EQUALS', last))).toEqual([]);
-    expect(await names(leaf('createdOn', 'NOT_EQUALS', last))).toEqual(everyone);
-  });
+  // The last hours of year 9999 in UTC are year 10000 as clock times east of it, which MySQL gets.
+  it.each(['9999-12-31T23:59:59.999Z', '9999-12-31T20:00:00.000Z'])(
+    'compares with %s, at the end of year 9999, as with any other date',
+    async (last) => {
+      const everyone = ['Alpha orders', 'beta orders', 'Gamma refunds', 'delta', 'ALPHA shipping'];
+      expect(await names(leaf('createdOn', 'LESS_THAN_OR_EQUAL', last))).toEqual(everyone);
+      expect(await names(leaf('createdOn', 'LESS_THAN', last))).toEqual(everyone);
+      expect(await names(leaf('createdOn', 'GREATER_THAN', last))).toEqual([]);
+      expect(await names(leaf('createdOn', 'GREATER_THAN_OR_EQUAL', last))).toEqual([]);
+      expect(await names(leaf('createdOn', 'EQUALS', last))).toEqual([]);
+      expect(await names(leaf('createdOn', 'NOT_EQUALS', last))).toEqual(everyone);
+    },
+  );
 
   it('orders and pages', async () => {
     const byState = await listeners.search(space, { orderBys: [{ fieldName: 'state', sorting: 'ASC' }] });
@@ -218,6 +223,19 @@ describe.each(selectedDatabases())('EntityQuery search on %s', (database) => {
     const error = await listeners.search(space, query as never).catch((e) => e);
     expect(error).toBeInstanceOf(WebhookValidationError);
     expect(error.field).toBe(field);
+  });
+
+  const badFilter = leaf('no-such-field', 'EQUALS', 1);
+  it.each<[string, (deliveries: WebhookDeliveryService) => Promise<unknown>]>([
+    ['WebhookListenerService.count', () => listeners.count(space, badFilter)],
+    ['WebhookDeliveryService.countDeliveries', (deliveries) => deliveries.countDeliveries(space, badFilter)],
+    ['WebhookDeliveryService.countDeliveries of space 0', (deliveries) => deliveries.countDeliveries(0)],
+    ['WebhookDeliveryService.searchDeliveries', (deliveries) => deliveries.searchDeliveries(space, { filter: badFilter })],
+    ['WebhookDeliveryService.searchAttempts', (deliveries) => deliveries.searchAttempts(space, { filter: badFilter })],
+  ])('refuses bad input to %s as a rejected promise, not a throw', async (_method, call) => {
+    let returned: Promise<unknown> | undefined;
+    expect(() => (returned = call(testApp.get(WebhookDeliveryService)))).not.toThrow();
+    await expect(returned).rejects.toThrow(WebhookValidationError);
   });
 
   it('refuses a filter nested deeper than 8 levels', async () => {

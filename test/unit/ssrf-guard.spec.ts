@@ -24,6 +24,8 @@ describe('nonPublicRange', () => {
     ['::ffff:169.254.169.254', 'linkLocal'],
     ['64:ff9b::7f00:1', 'loopback'],
     ['64:ff9b::a00:1', 'private'],
+    ['64:ff9b:1:a9fe:a9:fe00:808:808', 'reserved'],
+    ['64:ff9b:1::808:808', 'reserved'],
     ['::7f00:1', 'reserved'],
     ['::127.0.0.1', 'reserved'],
     ['::a9fe:a9fe', 'reserved'],
