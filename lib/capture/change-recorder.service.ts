@@ -9,7 +9,6 @@ import { PreparedStatement } from '../persistence/prepared-statement.js';
 import { integerArray, SqlText } from '../persistence/sql-text.js';
 import {
   inTransaction,
-  isSqlite,
   runStepsThrough,
   synchronousSqlite,
   throughGate,
@@ -46,8 +45,6 @@ export class ChangeRecorder {
   private readonly sql = new SqlText(this.dataSource);
   /** The latest capture begun on each query runner at each depth, which the next one there waits for. */
   private readonly recording = new WeakMap<QueryRunner, Map<number, Promise<number>>>();
-  /** The latest transaction of its own begun on each query runner outside the host's, which the next one there waits for. */
-  private readonly ownTransactions = new WeakMap<QueryRunner, Promise<number>>();
   private readonly eventColumns = ['linkedSpaceId', 'entityName', 'listenerEntityId', 'entityId', 'state', 'createdOn', 'occurredAt']
     .map((property) => this.sql.column(WebhookEvent, property))
     .join(', ');
@@ -80,33 +77,27 @@ export class ChangeRecorder {
     const record = (through: EntityManager) => (inTurn ? this.recordInTurn(through, change) : this.record(through, change));
     const queryRunner = manager?.queryRunner;
     if (queryRunner?.isTransactionActive) return record(manager!);
-    // The write's own connection records: each of a pool's worth of writers waiting for a second
-    // connection while holding its first would wait for good. SQLite has only the one, shared.
-    if (queryRunner && !queryRunner.isReleased && !isSqlite(this.dataSource)) return this.inTransactionOn(queryRunner, record);
+    if (queryRunner && !queryRunner.isReleased && this.sql.postgres) return this.recordOnWritersConnection(manager!, record);
     return inTransaction(this.dataSource, record);
   }
 
   /**
-   * Runs `work` in a transaction of its own on `queryRunner`, after those begun before on it: the
-   * rows of one insert() are reported together.
+   * A write outside any transaction is committed already. On PostgreSQL its event and deliveries,
+   * one statement, follow on the write's own connection without a transaction: each of a pool's worth
+   * of such writes at once would otherwise hold its connection while waiting for a second one. A
+   * transaction that another subscriber opens there meanwhile is waited for (see TransactionWatch),
+   * so that the statement does not run inside it. Once TypeORM has given the connection back (another
+   * subscriber of the write failed) before the statement was sent, another connection records, in a
+   * transaction. (MySQL's two statements could be cut apart that way: there another connection
+   * records every time.)
    */
-  private inTransactionOn(queryRunner: QueryRunner, work: (manager: EntityManager) => Promise<number>): Promise<number> {
-    const previous = this.ownTransactions.get(queryRunner) ?? Promise.resolve(0);
-    const run = previous.then(noop, noop).then(async () => {
-      await queryRunner.startTransaction('READ COMMITTED');
-      try {
-        const recorded = await work(queryRunner.manager);
-        await queryRunner.commitTransaction();
-        return recorded;
-      } catch (error) {
-        await queryRunner.rollbackTransaction();
-        throw error;
-      }
-    });
-    this.ownTransactions.set(queryRunner, run);
-    const forget = () => this.ownTransactions.get(queryRunner) === run && this.ownTransactions.delete(queryRunner);
-    run.then(forget, forget);
-    return run;
+  private async recordOnWritersConnection(manager: EntityManager, record: (through: EntityManager) => Promise<number>): Promise<number> {
+    try {
+      return await record(manager);
+    } catch (error) {
+      if (!manager.queryRunner!.isReleased) throw error;
+      return inTransaction(this.dataSource, record);
+    }
   }
 
   /**

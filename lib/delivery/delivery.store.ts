@@ -59,7 +59,11 @@ export interface Leased {
 
 /** How a finished attempt changes its delivery. */
 export type DeliveryCompletion =
-  { kind: 'succeeded' } | { kind: 'retry'; nextAttemptAt: number } | { kind: 'abandoned' } | { kind: 'cancelled' };
+  | { kind: 'succeeded' }
+  | { kind: 'retry'; nextAttemptAt: number }
+  /** `deactivatesListener`: why its listener is to be deactivated once the result is written (410 Gone). */
+  | { kind: 'abandoned'; deactivatesListener?: string }
+  | { kind: 'cancelled' };
 
 export interface FinishedAttempt {
   delivery: ClaimedDelivery;

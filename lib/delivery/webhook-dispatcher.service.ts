@@ -549,10 +549,8 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   private completionOf(delivery: ClaimedDelivery, result: AttemptResult): DeliveryCompletion {
     const decision = decideAfterAttempt(result, delivery.attempts + 1, this.options.delivery);
     if (decision.kind === 'retry') return { kind: 'retry', nextAttemptAt: Date.now() + decision.delayMs };
-    if (decision.kind === 'abandon') {
-      if (decision.deactivateListener) this.track(this.health.deactivate(delivery.listenerId, decision.reason));
-      return { kind: 'abandoned' };
-    }
+    if (decision.kind === 'abandon')
+      return { kind: 'abandoned', ...(decision.deactivateListener && { deactivatesListener: decision.reason }) };
     return { kind: 'succeeded' };
   }
 
@@ -707,7 +705,9 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
           `Abandoned delivery ${delivery.id} to listener ${delivery.listenerId} after ${payload.attempt} attempt(s): ${result.error}`,
         );
         emitEvent(this.emitter, this.logger, WEBHOOK_DELIVERY_ABANDONED, payload);
-        this.track(this.health.afterAbandoned(delivery.listenerId));
+        // Only for a result written under this instance's lease: a late answer to a lost lease changes nothing.
+        if (completion.deactivatesListener) this.track(this.health.deactivate(delivery.listenerId, completion.deactivatesListener));
+        else this.track(this.health.afterAbandoned(delivery.listenerId));
       }
     }
   }

@@ -184,12 +184,16 @@ export class EntityQueryCompiler<T extends ObjectLiteral> {
   }
 
   /**
-   * Whether a date's year, as the driver sends it, is past 9999. MySQL and MariaDB get the clock time
-   * of the application's zone (mysql2's default), where the last hours of year 9999 east of UTC are
-   * already year 10000; the other databases are compared in UTC here.
+   * Whether a date's year, as the driver sends it, is past 9999, which MySQL and MariaDB cannot read:
+   * mysql2 sends the clock time of the connection's `timezone` option (by default the application's
+   * zone), where the last hours of year 9999 east of UTC are year 10000 already. PostgreSQL reads such
+   * a year; SQLite is sent UTC.
    */
   private pastLastStorableYear(date: Date): boolean {
-    return date.getUTCFullYear() > 9999 || (this.dialect === 'mysql' && date.getFullYear() > 9999);
+    if (date.getUTCFullYear() > 9999) return true;
+    if (this.dialect !== 'mysql') return false;
+    const offsetMinutes = fixedOffsetMinutes((this.dataSource.options as { timezone?: string }).timezone);
+    return offsetMinutes === null ? date.getFullYear() > 9999 : new Date(date.getTime() + offsetMinutes * 60_000).getUTCFullYear() > 9999;
   }
 
   private field(name: unknown, path: string): QueryField {
@@ -294,6 +298,16 @@ function refuseFieldsOfOtherType(node: Record<string, unknown>, path: string, ty
       `is not read by a ${type} node; a LEAF takes fieldName, operator and value, AND and OR take children`,
     );
   }
+}
+
+/** The offset of mysql2's `timezone` option (`Z`, `+09:00`, `-0530`) in minutes; `null` for the application's zone (`local`, none). */
+function fixedOffsetMinutes(timezone: string | undefined): number | null {
+  if (timezone === undefined || timezone === 'local') return null;
+  if (timezone === 'Z' || timezone === 'z') return 0;
+  const match = /^([+-])(\d\d):?(\d\d)$/.exec(timezone);
+  if (!match) return null;
+  const minutes = Number(match[2]) * 60 + Number(match[3]);
+  return match[1] === '-' ? -minutes : minutes;
 }
 
 /** The 32-bit integer columns' range. */

@@ -7,7 +7,19 @@ import { Global, Inject, Injectable, Module, type BeforeApplicationShutdown, typ
 import { NestFactory } from '@nestjs/core';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import { EventEmitterModule } from '@nestjs/event-emitter';
-import { DataSource, QueryFailedError, type DataSourceOptions, type EntityManager, type InsertEvent, type Repository } from 'typeorm';
+import {
+  Column,
+  DataSource,
+  Entity,
+  PrimaryGeneratedColumn,
+  QueryFailedError,
+  type DataSourceOptions,
+  type EntityManager,
+  type EntitySubscriberInterface,
+  type InsertEvent,
+  type ObjectLiteral,
+  type Repository,
+} from 'typeorm';
 import {
   CreationEntityState,
   WEBHOOK_EVENT_EMITTER,
@@ -365,20 +377,23 @@ describe.each(selectedDatabases())('capture of entity changes on %s', (database)
     expect(wakeUps).toEqual([{ events: 1, deliveries: 1 }]);
   });
 
-  it('records inserts made outside a transaction, more at once than the pool has connections, each on its own connection', async () => {
-    const space = freshSpace();
-    await listen(space);
-    // Two rows per insert(): their captures take turns on the insert's connection.
-    const inserts = Array.from({ length: 25 }, () =>
-      orders().insert([
-        { tenantId: space, state: OrderState.CONFIRMED },
-        { tenantId: space, state: OrderState.PENDING },
-      ]),
-    );
-    await Promise.all(inserts);
-    expect(await countIn('webhook_event', space)).toBe(50);
-    expect(await countIn('webhook_delivery', space)).toBe(50);
-  });
+  // Not on MySQL and MariaDB, where each such insert still takes a second connection (see README, What is captured).
+  if (database !== 'mariadb') {
+    it('records inserts made outside a transaction, more at once than the pool has connections', async () => {
+      const space = freshSpace();
+      await listen(space);
+      // Two rows per insert(): their captures take turns on the insert's connection.
+      const inserts = Array.from({ length: 25 }, () =>
+        orders().insert([
+          { tenantId: space, state: OrderState.CONFIRMED },
+          { tenantId: space, state: OrderState.PENDING },
+        ]),
+      );
+      await Promise.all(inserts);
+      expect(await countIn('webhook_event', space)).toBe(50);
+      expect(await countIn('webhook_delivery', space)).toBe(50);
+    });
+  }
 
   it('does not capture update() of the state, and WebhookPublisher.publish() fills the gap in the same transaction', async () => {
     const space = freshSpace();
@@ -952,3 +967,68 @@ const EVERYTHING_BUT_DATE: Config.FakeableAPI[] = [
   'setTimeout',
   'clearTimeout',
 ];
+
+@Entity('capture_test_note')
+class Note {
+  @PrimaryGeneratedColumn() id: number;
+  @Column({ type: 'varchar', length: 50, unique: true }) what: string;
+}
+
+type HostSubscriberKind = 'throws' | 'catches a failed insert' | 'opens a transaction';
+
+/** A subscriber of the application that works through the manager of an Order's insert. */
+class HostAfterInsert implements EntitySubscriberInterface {
+  constructor(private readonly kind: HostSubscriberKind) {}
+
+  async afterInsert(event: InsertEvent<ObjectLiteral>): Promise<void> {
+    if (event.metadata.target !== Order) return;
+    await event.manager.query('SELECT 1');
+    if (this.kind === 'throws') throw new Error('refused by a rule of the application');
+    if (this.kind === 'opens a transaction') {
+      await event.manager.transaction((manager) => manager.insert(Note, { what: `in a transaction ${Math.random()}` }));
+      return;
+    }
+    await event.manager.insert(Note, { what: 'taken' }).catch(() => undefined);
+  }
+}
+
+describeEachOf(selectedDatabases().filter((database) => database !== 'sqlite'))(
+  'capture of an insert outside a transaction beside a subscriber of the application, on %s',
+  (database) => {
+    it.each<HostSubscriberKind>(['throws', 'catches a failed insert', 'opens a transaction'])(
+      'records each insert that stands and leaves its connection outside any transaction, when the subscriber %s',
+      async (kind) => {
+        const testApp = await createTestApp(database, { hostEntities: [...HOST_ENTITIES, Note] });
+        const elsewhere = await new DataSource(connectionOptions(database)).initialize();
+        try {
+          testApp.dataSource.subscribers.unshift(new HostAfterInsert(kind));
+          const space = freshSpace();
+          await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: `https://${space}.example.com/hook` });
+          await testApp.dataSource.getRepository(Note).insert({ what: 'taken' });
+          for (let i = 0; i < 3; i++)
+            await testApp.dataSource
+              .getRepository(Order)
+              .insert({ tenantId: space, state: OrderState.CONFIRMED })
+              .catch(() => undefined);
+
+          const count = async (sql: string) => Number((await elsewhere.query(sql, [space]))[0].n);
+          const param = database === 'postgres' ? '$1' : '?';
+          const quoted = (name: string) => elsewhere.driver.escape(name);
+          expect(await count(`SELECT COUNT(*) AS n FROM test_order WHERE ${quoted('tenantId')} = ${param}`)).toBe(3);
+          await waitFor(
+            async () => (await count(`SELECT COUNT(*) AS n FROM webhook_event WHERE ${quoted('linkedSpaceId')} = ${param}`)) === 3,
+            'an event for every order',
+          );
+
+          // Writes of the application after them are committed, as seen from another connection.
+          for (let i = 0; i < 5; i++) await testApp.dataSource.getRepository(Note).insert({ what: `later ${i}` });
+          const later = await elsewhere.query(`SELECT what FROM capture_test_note WHERE what LIKE 'later%'`);
+          expect(later).toHaveLength(5);
+        } finally {
+          await elsewhere.destroy();
+          await testApp.close();
+        }
+      },
+    );
+  },
+);

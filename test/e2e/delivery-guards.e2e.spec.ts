@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { DataSource, In, type DataSourceOptions } from 'typeorm';
 import { join } from 'node:path';
@@ -487,33 +488,40 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
     }
   });
 
-  it('neither logs nor announces an attempt whose lease another instance took meanwhile, and warns of it', async () => {
-    const logs = new LogCollector();
-    const testApp = await createTestApp(database, { webhook: { ...WORKER, security: { allowPrivateNetworks: true } }, logger: logs });
-    const announced: unknown[] = [];
-    testApp.app.get<EventEmitter2>(WEBHOOK_EVENT_EMITTER).onAny((name: string | string[], payload: unknown) => announced.push(payload));
-    try {
-      const space = freshSpace();
-      const path = `/taken-over/${space}`;
-      receiver.script(path, receiver.hold);
-      await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(path) });
-      await saveOrders(testApp, space, 1);
-      await waitFor(() => receiver.to(path).length === 1, 'the request to be held');
-      const deliveries = testApp.get(WebhookDeliveryService);
-      const [inFlight] = await deliveries.searchDeliveries(space, {});
-      // What a claim of another instance writes once this one's lease has run out (an outage, say).
-      const otherLease = { leaseOwner: 'another-instance', leaseUntil: Date.now() + 60_000 };
-      await testApp.dataSource.getRepository(WebhookDelivery).update(inFlight.id, otherLease);
+  it.each([200, 410])(
+    'neither logs nor acts on an answer (%i) whose lease another instance took meanwhile, and warns of it',
+    async (status) => {
+      const logs = new LogCollector();
+      const testApp = await createTestApp(database, { webhook: { ...WORKER, security: { allowPrivateNetworks: true } }, logger: logs });
+      const announced: unknown[] = [];
+      testApp.app.get<EventEmitter2>(WEBHOOK_EVENT_EMITTER).onAny((name: string | string[], payload: unknown) => announced.push(payload));
+      try {
+        const space = freshSpace();
+        const path = `/taken-over/${space}`;
+        const held: ServerResponse[] = [];
+        receiver.script(path, (_request, _index, response) => held.push(response));
+        await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(path) });
+        await saveOrders(testApp, space, 1);
+        await waitFor(() => receiver.to(path).length === 1, 'the request to be held');
+        const deliveries = testApp.get(WebhookDeliveryService);
+        const [inFlight] = await deliveries.searchDeliveries(space, {});
+        // What a claim of another instance writes once this one's lease has run out (an outage, say).
+        const otherLease = { leaseOwner: 'another-instance', leaseUntil: Date.now() + 60_000 };
+        await testApp.dataSource.getRepository(WebhookDelivery).update(inFlight.id, otherLease);
 
-      receiver.releaseHeld();
-      await waitFor(() => logs.warnings.find((warning) => warning.includes(`(${inFlight.id})`)), 'the warning of the lost lease');
-      expect(await deliveries.searchAttempts(space, {})).toEqual([]);
-      expect((await deliveries.searchDeliveries(space, {}))[0]).toMatchObject({ state: 'PENDING', attempts: 0, ...otherLease });
-      expect(announced.filter((payload) => (payload as { deliveryId?: number }).deliveryId === inFlight.id)).toEqual([]);
-    } finally {
-      await testApp.close();
-    }
-  });
+        held.forEach((response) => response.writeHead(status).end());
+        await waitFor(() => logs.warnings.find((warning) => warning.includes(`(${inFlight.id})`)), 'the warning of the lost lease');
+        expect(await deliveries.searchAttempts(space, {})).toEqual([]);
+        expect((await deliveries.searchDeliveries(space, {}))[0]).toMatchObject({ state: 'PENDING', attempts: 0, ...otherLease });
+        expect(announced.filter((payload) => (payload as { deliveryId?: number }).deliveryId === inFlight.id)).toEqual([]);
+        // A 410 Gone deactivates its listener only under a lease still held.
+        expect(await testApp.get(WebhookListenerService).read(space, inFlight.listenerId)).toMatchObject({ state: 'ACTIVE' });
+        expect(announced.filter((payload) => (payload as { listenerId?: number }).listenerId === inFlight.listenerId)).toEqual([]);
+      } finally {
+        await testApp.close();
+      }
+    },
+  );
 
   it("acts on its own listeners' and URLs' changes only, not on events of the same names on the application's emitter", async () => {
     const { EventEmitterModule, EventEmitter2: HostEmitter } = await import('@nestjs/event-emitter');

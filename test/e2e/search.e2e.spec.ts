@@ -8,7 +8,8 @@ import {
   type EntityQueryFilter,
   type WebhookListener,
 } from '../../lib/index.js';
-import { selectedDatabases } from '../src/databases.js';
+import { connectionOptions, describeOnlyOn, selectedDatabases } from '../src/databases.js';
+import type { DataSourceOptions } from 'typeorm';
 import { freshSpace } from '../src/spaces.js';
 import { createTestApp, type TestApp } from '../src/test-app.js';
 
@@ -320,5 +321,24 @@ describe.each(selectedDatabases())('EntityQuery text order and comparison on %s'
     const byIdentity = (sorting: 'ASC' | 'DESC') => names({ orderBys: [{ fieldName: 'identity.id', sorting }, ...byName('ASC')] });
     expect(await byIdentity('ASC')).toEqual(['A', 'B', 'a', 'b', 'e ', 'é', 'e']);
     expect(await byIdentity('DESC')).toEqual(['e', 'A', 'B', 'a', 'b', 'e ', 'é']);
+  });
+});
+
+describeOnlyOn('mariadb')('EntityQuery dates at the end of year 9999 with a timezone option of the MariaDB connection', () => {
+  it.each(['+09:00', '+01:00', 'Z'])('compares them as any other date with timezone %s', async (timezone) => {
+    const testApp = await createTestApp('mariadb', { connection: { ...connectionOptions('mariadb'), timezone } as DataSourceOptions });
+    try {
+      const space = freshSpace();
+      const listeners = testApp.get(WebhookListenerService);
+      await listeners.create(space, { name: 'now', entity: 'Order', url: 'https://example.com/now' });
+      for (const last of ['9999-12-31T23:59:59.999Z', '9999-12-31T20:00:00.000Z']) {
+        expect(await listeners.count(space, leaf('createdOn', 'LESS_THAN', last))).toBe(1);
+        expect(await listeners.count(space, leaf('createdOn', 'NOT_EQUALS', last))).toBe(1);
+        expect(await listeners.count(space, leaf('createdOn', 'GREATER_THAN', last))).toBe(0);
+        expect(await listeners.count(space, leaf('createdOn', 'EQUALS', last))).toBe(0);
+      }
+    } finally {
+      await testApp.close();
+    }
   });
 });
