@@ -300,12 +300,14 @@ function refuseFieldsOfOtherType(node: Record<string, unknown>, path: string, ty
   }
 }
 
-/** The offset of mysql2's `timezone` option (`Z`, `+09:00`, `-0530`) in minutes; `null` for the application's zone (`local`, none). */
+/**
+ * The offset in minutes of mysql2's `timezone` option as mysql2 reads it: `local` (or none) is the
+ * application's zone (`null`), `Z` and `±HH:MM` (a space for `+`) fixed; anything else it replaces by `Z`.
+ */
 function fixedOffsetMinutes(timezone: string | undefined): number | null {
-  if (timezone === undefined || timezone === 'local') return null;
-  if (timezone === 'Z' || timezone === 'z') return 0;
-  const match = /^([+-])(\d\d):?(\d\d)$/.exec(timezone);
-  if (!match) return null;
+  if (!timezone || timezone === 'local') return null;
+  const match = /^([ +-])(\d\d):(\d\d)$/.exec(timezone);
+  if (!match) return 0;
   const minutes = Number(match[2]) * 60 + Number(match[3]);
   return match[1] === '-' ? -minutes : minutes;
 }
