@@ -474,28 +474,10 @@ export class DeliveryStore {
   /** Gives leased deliveries back without an attempt, e.g. at shutdown: due again at once. */
   async release(owner: string, leased: readonly Leased[], dueAt = Date.now()): Promise<void> {
     if (leased.length === 0) return;
-    await this.writeTogether([this.endLease(owner, leased, (b) => `${this.column('nextAttemptAt')} = ${b.integer(dueAt)}`)]);
-  }
-
-  /**
-   * Runs statements (`?` placeholders) as one unit: on PostgreSQL as one statement of data-modifying
-   * WITH queries, which needs no transaction around it; on better-sqlite3 in a transaction of one turn;
-   * elsewhere in a transaction.
-   */
-  private async writeTogether(statements: Statement[]): Promise<void> {
-    if (statements.length === 0) return;
-    if (this.sql.postgres) {
-      const parts = statements.map(([sql], index) => `w${index} AS (${sql})`);
-      await this.dataSource.query(
-        ...this.sql.statement(
-          `WITH ${parts.join(', ')} SELECT 1`,
-          statements.flatMap(([, values]) => values),
-        ),
-      );
-      return;
-    }
-    // `?` placeholders are the driver's own on the other databases.
-    await writeAll(this.dataSource, statements);
+    const [sql, values] = this.endLease(owner, leased, (b) => `${this.column('nextAttemptAt')} = ${b.integer(dueAt)}`);
+    // One statement: on PostgreSQL it needs no transaction around it. `?` placeholders are the driver's own elsewhere.
+    if (this.sql.postgres) await this.dataSource.query(...this.sql.statement(sql, values));
+    else await writeAll(this.dataSource, [[sql, values]]);
   }
 
   /** On PostgreSQL, `onlyDeliveriesIn` names a WITH query of delivery ids: the rows of other deliveries are left out. */

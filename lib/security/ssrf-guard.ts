@@ -19,12 +19,12 @@ export class WebhookAddressRefusedError extends Error {
   }
 }
 
+const NAT64_WELL_KNOWN = ipaddr.IPv6.parseCIDR('64:ff9b::/96');
+const NAT64_LOCAL_USE = ipaddr.IPv6.parseCIDR('64:ff9b:1::/48');
 /**
  * The IETF-reserved `::/8`. ipaddr.js names only part of it (`::`, `::1`, IPv4-mapped, rfc6145) and
  * calls the rest unicast, among it the deprecated IPv4-compatible `::/96` (`::7f00:1` is 127.0.0.1).
  */
-const NAT64_WELL_KNOWN = ipaddr.IPv6.parseCIDR('64:ff9b::/96');
-const NAT64_LOCAL_USE = ipaddr.IPv6.parseCIDR('64:ff9b:1::/48');
 const IPV6_RESERVED_BLOCK = ipaddr.IPv6.parseCIDR('::/8');
 
 /**
