@@ -36,22 +36,27 @@ export class SharedConnectionWrites {
    * last inserted rowid, which an `upsert()` that updated an existing row leaves as it was: another
    * row's, perhaps of another table. The key is trusted when its row holds the state and space written
    * and the values written of each unique index of the table (as after any plain insert); else the row
-   * is looked for by the values of a unique index, the conflict an upsert goes by. `null` when none
-   * finds one row (its transaction rolled back, say); the key as reported when the values cannot be
-   * compared as stored.
+   * is looked for by the values of a unique index and those written of `checked`, the conflict an
+   * upsert goes by. An insert that may have skipped rows (`maybeSkipped`: `orIgnore()`, `orUpdate()`)
+   * is checked so even with a key of its own, which is then trusted only if its row holds those
+   * values. `null` when no row is found so (its transaction rolled back, say, or the insert skipped
+   * it); the key as reported when the values cannot be compared as stored.
    */
-  insertedRow(metadata: EntityMetadata, row: ObjectLiteral, checked: readonly string[]): ObjectLiteral | null {
-    if (!this.idToBeGenerated.has(row)) return row;
+  insertedRow(metadata: EntityMetadata, row: ObjectLiteral, checked: readonly string[], maybeSkipped: boolean): ObjectLiteral | null {
+    const generatedKey = this.idToBeGenerated.has(row);
+    if (!generatedKey && !maybeSkipped) return row;
     const sqlite = synchronousSqlite(this.dataSource);
     if (!sqlite) return row;
     const writtenOf = (columns: readonly ColumnMetadata[]) => columns.every((column) => storable(column.getEntityValue(row)));
-    const keyAndChecked = [...metadata.primaryColumns, ...checked.map((property) => metadata.findColumnWithPropertyName(property)!)];
+    const checkedColumns = checked.map((property) => metadata.findColumnWithPropertyName(property)!);
+    const keyAndChecked = [...metadata.primaryColumns, ...checkedColumns];
     if (!writtenOf(keyAndChecked)) return row;
     try {
       const uniques = this.uniqueIndexes(sqlite, metadata).filter(writtenOf);
       if (sqlite.execute(...this.lookup(metadata, row, [...keyAndChecked, ...uniques.flat()])).rows.length > 0) return row;
+      if (!generatedKey) return null;
       for (const columns of uniques) {
-        const found = sqlite.execute(...this.lookup(metadata, row, columns)).rows;
+        const found = sqlite.execute(...this.lookup(metadata, row, [...columns, ...checkedColumns])).rows;
         if (found.length !== 1) continue;
         const withKey = { ...row };
         metadata.primaryColumns.forEach((column, index) => column.setEntityValue(withKey, found[0][`key${index}`]));

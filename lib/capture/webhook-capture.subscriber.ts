@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type {
   DataSource,
+  EntityManager,
   EntityMetadata,
   EntitySubscriberInterface,
   InsertEvent,
@@ -25,6 +26,7 @@ import { SharedConnectionWrites } from './shared-connection.writes.js';
 import { CommitNotifier } from './commit-notifier.js';
 import { ListenerMatchCache } from './listener-match.cache.js';
 import { TransactionWatch } from './transaction-watch.js';
+import { StatementWatch } from './statement-watch.js';
 
 type RowEvent = InsertEvent<ObjectLiteral> | UpdateEvent<ObjectLiteral> | RemoveEvent<ObjectLiteral>;
 
@@ -71,6 +73,7 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     private readonly notifier: CommitNotifier,
     private readonly cache: ListenerMatchCache,
     private readonly transactionWatch: TransactionWatch,
+    private readonly statementWatch: StatementWatch,
   ) {}
 
   /** Saves made while the application starts are recorded too: by this capture unless another is on the DataSource. */
@@ -117,31 +120,33 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   // its subscribers return, and a save() that concerns no listener need not wait for one.
 
   beforeInsert(event: InsertEvent<ObjectLiteral>): Promise<void> | undefined {
-    return this.beforeWrite(event, insertWrite);
+    return this.beforeWrite(event, insertWrite, false);
   }
 
   beforeUpdate(event: UpdateEvent<ObjectLiteral>): Promise<void> | undefined {
-    return this.beforeWrite(event, updateWrite);
+    return this.beforeWrite(event, updateWrite, true);
   }
 
   beforeRemove(event: RemoveEvent<ObjectLiteral>): Promise<void> | undefined {
-    return this.beforeWrite(event, removalWrite);
+    return this.beforeWrite(event, removalWrite, false);
   }
 
   beforeSoftRemove(event: SoftRemoveEvent<ObjectLiteral>): Promise<void> | undefined {
-    return this.beforeWrite(event, removalWrite);
+    return this.beforeWrite(event, removalWrite, true);
   }
 
   beforeRecover(event: RecoverEvent<ObjectLiteral>): Promise<void> | undefined {
-    return this.beforeWrite(event, removalWrite);
+    return this.beforeWrite(event, removalWrite, true);
   }
 
   afterInsert(event: InsertEvent<ObjectLiteral>): Promise<void> | undefined {
+    this.statementWatch.writesReported(event.queryRunner);
     const entity = this.registry.findByTarget(event.metadata.target);
     return entity && this.capture(event, entity, insertWrite(event));
   }
 
   afterUpdate(event: UpdateEvent<ObjectLiteral>): Promise<void> | undefined {
+    this.statementWatch.writesReported(event.queryRunner);
     const entity = this.registry.findByTarget(event.metadata.target);
     if (!entity || !event.entity) return;
     const write = updateWrite(event, entity);
@@ -164,6 +169,14 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     return this.captureRemoval(event);
   }
 
+  beforeQuery(event: { queryRunner: QueryRunner }): void {
+    this.statementWatch.statementSent(event.queryRunner);
+  }
+
+  afterQuery(event: { queryRunner: QueryRunner; query: string; success: boolean }): void {
+    this.statementWatch.statementAnswered(event.queryRunner, event.query, event.success);
+  }
+
   beforeTransactionStart(event: TransactionStartEvent): void {
     this.transactionWatch.levelOpens(event.queryRunner);
   }
@@ -173,7 +186,11 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     this.cache.transactionBegins(event.queryRunner);
   }
 
-  /** Refuses, until it is rolled back, the commit of a transaction that SQLite rolled back whole (a rejection: TypeORM collects it with the other subscribers'). */
+  /**
+   * Refuses, until it is rolled back, the commit of a transaction that SQLite rolled back whole, and
+   * of a level where a save() failed after writing part of its rows (a rejection: TypeORM collects
+   * it with the other subscribers').
+   */
   beforeTransactionCommit(event: TransactionCommitEvent): Promise<void> | undefined {
     if (transactionDepth(event.queryRunner) === 1 && this.endedBySqlite.has(event.queryRunner)) {
       return Promise.reject(
@@ -182,6 +199,8 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
         ),
       );
     }
+    const partlyWritten = this.statementWatch.commitRefusal(event.queryRunner);
+    if (partlyWritten) return Promise.reject(partlyWritten);
     this.sharedConnectionWrites?.transactionEnds(event.queryRunner);
     return undefined;
   }
@@ -193,6 +212,7 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
 
   beforeTransactionRollback(event: TransactionRollbackEvent): void {
     this.transactionWatch.rollbackBegins(event.queryRunner);
+    this.statementWatch.rollbackBegins(event.queryRunner);
     this.sharedConnectionWrites?.transactionEnds(event.queryRunner);
     const depth = transactionDepth(event.queryRunner);
     if (depth === 1) this.endedBySqlite.delete(event.queryRunner);
@@ -211,6 +231,7 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   }
 
   private captureRemoval(event: RemoveEvent<ObjectLiteral>): Promise<void> | undefined {
+    this.statementWatch.writesReported(event.queryRunner);
     const entity = this.registry.findByTarget(event.metadata.target);
     if (!entity) return;
     const write = removalWrite(event);
@@ -222,15 +243,18 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   }
 
   /**
-   * On the shared connection, notes which transaction (if any) was open as a write of a webhook
-   * entity began. Before the row is written, a change that listeners match but whose id or state is
+   * Announces the row of any entity to the statement watch, which follows the statements of the
+   * write until TypeORM reports it. On the shared connection, notes which transaction (if any) was
+   * open as a write of a webhook entity began. Before the row is written, a change that listeners match but whose id or state is
    * longer than an event holds fails its save(): a transaction that catches the error then keeps
    * neither the row nor an event. Only such a change waits for the listeners here.
    */
   private beforeWrite<E extends RowEvent>(
     event: E,
     describeWrite: (event: E, entity: RegisteredWebhookEntity) => CapturedWrite | null,
+    writtenConcurrently: boolean,
   ): Promise<void> | undefined {
+    if (event.queryRunner) this.statementWatch.rowAnnounced(event.queryRunner, writtenConcurrently);
     const entity = this.registry.findByTarget(event.metadata.target);
     if (!entity || !event.entity) return;
     this.sharedConnectionWrites?.writeBegins(event.entity, event.metadata, describeWrite === insertWrite);
@@ -239,11 +263,13 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     // A generated id is not known yet; a state that is too long is refused all the same.
     const entityId = entityIdOf(event.metadata, write.row, write.before, write.knownId) ?? 'with an id to be generated';
     const state = String(write.row[entity.stateProperty] ?? '');
-    if (fitsInEvent(entityId, state)) return;
     // What else the change lacks is logged after the write, as for any change.
     const spaceId = this.spaceIdIn(entity, write.row);
     if (spaceId === null) return;
-    return this.recorder.refuseUnstorable(event.manager, { entity, entityId, spaceId, state, stateChanged: write.stateChanged });
+    const change: EntityChange = { entity, entityId, spaceId, state, stateChanged: write.stateChanged };
+    if (event.queryRunner && !this.recorder.surelyUnmatched(change)) this.statementWatch.listenersMayHear(event.queryRunner, entity.name);
+    if (fitsInEvent(entityId, state)) return;
+    return this.recorder.refuseUnstorable(event.manager, change);
   }
 
   private capture(event: RowEvent, entity: RegisteredWebhookEntity, write: CapturedWrite): Promise<void> | undefined {
@@ -252,13 +278,17 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     let change = this.describeChange(event.metadata, entity, row, before, write.stateChanged, write.knownId);
     if (!change || this.recorder.surelyUnmatched(change)) return;
     const writes = this.sharedConnectionWrites;
+    const checked = entity.spaceProperty === null ? [entity.stateProperty] : [entity.stateProperty, entity.spaceProperty];
+    // After orIgnore() or orUpdate(), TypeORM reports every row it was given, written or not.
+    const maybeSkipped = write.inserted === true && this.statementWatch.lastInsertMayHaveSkippedRows(event.queryRunner);
     if (writes && write.inserted) {
-      const checked = entity.spaceProperty === null ? [entity.stateProperty] : [entity.stateProperty, entity.spaceProperty];
-      const inserted = writes.insertedRow(event.metadata, row, checked);
+      const inserted = writes.insertedRow(event.metadata, row, checked, maybeSkipped);
       if (!inserted) {
-        this.logger.warn(
-          `An inserted or upserted ${entity.name} was found neither by the key SQLite reported nor by a unique constraint of its values (its transaction rolled back?): its change was not published`,
-        );
+        if (!maybeSkipped) {
+          this.logger.warn(
+            `An inserted or upserted ${entity.name} was found neither by the key SQLite reported nor by a unique constraint of its values (its transaction rolled back?): its change was not published`,
+          );
+        }
         if (written) writes.forget(written);
         return;
       }
@@ -273,13 +303,25 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
             event.manager,
             change,
             () => (written === undefined ? undefined : writes.ranInOpenTransaction(written)),
-            write.removal
-              ? null
-              : () => rowAsChanged(this.dataSource, event.metadata, row, before && [entity.stateProperty, row[entity.stateProperty]]),
+            write.removal ? null : () => rowAsChanged(this.dataSource, event.metadata, row, before ? [entity.stateProperty] : []),
           )
           .finally(() => written && writes.forget(written))
-      : this.recorder.recordJoining(event.manager, change, { inTurn: true });
+      : maybeSkipped
+        ? this.recordIfHeld(event.manager, change, event.metadata, row, checked)
+        : this.recorder.recordJoining(event.manager, change, { inTurn: true });
     return recorded.then(() => undefined);
+  }
+
+  /** Records the change of a row only if the row holds the values given of `checked` (an insert the database may have skipped). */
+  private async recordIfHeld(
+    manager: EntityManager,
+    change: EntityChange,
+    metadata: EntityMetadata,
+    row: ObjectLiteral,
+    checked: readonly string[],
+  ): Promise<void> {
+    const found: unknown[] = await manager.query(...rowAsChanged(this.dataSource, metadata, row, checked));
+    if (found.length > 0) await this.recorder.recordJoining(manager, change, { inTurn: true });
   }
 
   private describeChange(
@@ -336,16 +378,12 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
 }
 
 /**
- * A statement that finds the row by its primary key: for an update, only while it holds the state
- * the update wrote (the row is there whether or not that update was rolled back).
+ * A statement that finds the row by its primary key, only while it holds the row's values of the
+ * `held` properties: for an update, the state it wrote (the row is there whether or not that update
+ * was rolled back).
  */
-function rowAsChanged(
-  dataSource: DataSource,
-  metadata: EntityMetadata,
-  row: ObjectLiteral,
-  updatedState?: [string, unknown],
-): DriverStatement {
-  const where = { ...metadata.getEntityIdMap(row), ...(updatedState && { [updatedState[0]]: updatedState[1] }) };
+function rowAsChanged(dataSource: DataSource, metadata: EntityMetadata, row: ObjectLiteral, held: readonly string[]): DriverStatement {
+  const where = { ...metadata.getEntityIdMap(row), ...Object.fromEntries(held.map((property) => [property, row[property]])) };
   return dataSource.createQueryBuilder(metadata.target, 'row').select('1', 'found').where(where).getQueryAndParameters();
 }
 

@@ -1,3 +1,4 @@
+import { StringDecoder } from 'node:string_decoder';
 import { Agent, errors as undiciErrors, type Dispatcher } from 'undici';
 import { setNewest } from '../caching/bounded-map.js';
 import { ATTEMPT_ERROR_MAX_LENGTH, WebhookAttemptOutcome } from '../model/webhook-delivery-attempt.entity.js';
@@ -194,7 +195,9 @@ class AnswerCollector implements Dispatcher.DispatchHandler {
   }
 
   private received(): Answer {
-    const body = this.size === 0 ? null : Buffer.concat(this.chunks).toString('utf8');
+    const kept = Buffer.concat(this.chunks);
+    // A cut answer may end inside a character: that part is left out rather than decoded to U+FFFD, which is longer.
+    const body = this.size === 0 ? null : this.size >= this.maxBytes ? new StringDecoder('utf8').write(kept) : kept.toString('utf8');
     return { kind: 'answered', statusCode: this.statusCode, headers: this.headers, body };
   }
 

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { Brackets, IsNull, LessThan, type DataSource } from 'typeorm';
 import { WebhookNotFoundError, WebhookStateError } from '../errors/webhook.errors.js';
 import { ModuleSignals } from '../events/module-signals.js';
-import { WebhookDeliveryAttempt } from '../model/webhook-delivery-attempt.entity.js';
+import { WebhookAttemptOutcome, WebhookDeliveryAttempt } from '../model/webhook-delivery-attempt.entity.js';
 import { WebhookDelivery, WebhookDeliveryState } from '../model/webhook-delivery.entity.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
 import { WEBHOOK_EVENTS_COMMITTED } from '../capture/capture.constants.js';
@@ -12,14 +12,19 @@ import { EntityQueryCompiler, searchByQuery } from '../query/entity-query.compil
 import type { EntityQuery, EntityQueryFilter } from '../query/entity-query.types.js';
 import { requireId } from '../validation/input.validation.js';
 
-const field = (alias: string, property: string, kind: QueryField['kind']): QueryField => ({ alias, property, kind });
+const field = (alias: string, property: string, kind: QueryField['kind'], values?: readonly string[]): QueryField => ({
+  alias,
+  property,
+  kind,
+  values,
+});
 
 const DELIVERY_FIELDS: Record<string, QueryField> = {
   id: field('d', 'id', 'integer'),
   eventId: field('d', 'eventId', 'integer'),
   listenerId: field('d', 'listenerId', 'integer'),
   urlId: field('d', 'urlId', 'integer'),
-  state: field('d', 'state', 'string'),
+  state: field('d', 'state', 'state', Object.values(WebhookDeliveryState)),
   attempts: field('d', 'attempts', 'integer'),
   nextAttemptAt: field('d', 'nextAttemptAt', 'integer'),
   completedAt: field('d', 'completedAt', 'integer'),
@@ -33,7 +38,7 @@ const ATTEMPT_FIELDS: Record<string, QueryField> = {
   attemptNumber: field('a', 'attemptNumber', 'integer'),
   startedAt: field('a', 'startedAt', 'integer'),
   durationMs: field('a', 'durationMs', 'integer'),
-  outcome: field('a', 'outcome', 'string'),
+  outcome: field('a', 'outcome', 'state', Object.values(WebhookAttemptOutcome)),
   statusCode: field('a', 'statusCode', 'integer'),
 };
 

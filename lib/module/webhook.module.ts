@@ -4,6 +4,7 @@ import { CommitNotifier } from '../capture/commit-notifier.js';
 import { ModuleSignals } from '../events/module-signals.js';
 import { ListenerMatchCache } from '../capture/listener-match.cache.js';
 import { TransactionWatch } from '../capture/transaction-watch.js';
+import { StatementWatch } from '../capture/statement-watch.js';
 import { WebhookCaptureSubscriber } from '../capture/webhook-capture.subscriber.js';
 import { WebhookPublisher } from '../capture/webhook-publisher.service.js';
 import { chooseEventEmitter, EventEmitter2, WEBHOOK_EVENT_EMITTER } from '../events/event-emitter.js';
@@ -64,6 +65,7 @@ const PUBLIC_SERVICES = [
     ListenerChangeNotifier,
     CommitNotifier,
     TransactionWatch,
+    StatementWatch,
     ChangeRecorder,
     WebhookCaptureSubscriber,
     {

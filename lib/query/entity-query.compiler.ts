@@ -256,7 +256,7 @@ export class EntityQueryCompiler<T extends ObjectLiteral> {
         // Text operators look for any text in a state; the others compare with a state.
         return TEXT_OPERATORS.includes(operator)
           ? requireString(value, path, 0, MAX_VALUE_LENGTH)
-          : requireOneOf(value, path, CREATION_ENTITY_STATES);
+          : requireOneOf(value, path, field.values ?? CREATION_ENTITY_STATES);
       case 'date':
         return requireDate(value, path);
     }

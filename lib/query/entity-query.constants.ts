@@ -12,6 +12,8 @@ export interface QueryField {
   alias: string;
   property: string;
   kind: QueryFieldKind;
+  /** The values of a `state` field, when they are not the lifecycle states (`CreationEntityState`). */
+  values?: readonly string[];
 }
 
 const EQUALITY: CriteriaOperator[] = ['EQUALS', 'NOT_EQUALS', 'IS_NULL', 'IS_NOT_NULL'];

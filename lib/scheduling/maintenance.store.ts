@@ -31,18 +31,31 @@ export class MaintenanceStore {
 
   private readonly sql: SqlText;
 
-  /** Cancels the deliveries of DELETING listeners that are not in flight; returns how many. */
+  /** Cancels the deliveries of DELETING listeners that are not in flight, batch by batch; returns how many. */
   async cancelDeliveriesOfDeletingListeners(now: number): Promise<number> {
     const listenerIds = await this.idsInState(WebhookListener, CreationEntityState.DELETING);
     if (listenerIds.length === 0) return 0;
-    const [cancelled] = await writeAll(this.dataSource, [
-      updateStatement(
-        this.dataSource,
-        WebhookDelivery,
-        { state: WebhookDeliveryState.CANCELLED, completedAt: now, nextAttemptAt: now },
-        { listenerId: In(listenerIds), state: WebhookDeliveryState.PENDING, leaseUntil: Or(IsNull(), LessThan(now)) },
-      ),
-    ]);
+    const cancellable = { state: WebhookDeliveryState.PENDING, leaseUntil: Or(IsNull(), LessThan(now)) };
+    let cancelled = 0;
+    for (let batch = 0; batch < MAINTENANCE_MAX_BATCHES; batch++) {
+      const rows: { id: number | string }[] = await this.dataSource.manager
+        .createQueryBuilder(WebhookDelivery, 'd')
+        .select('d.id', 'id')
+        .where({ listenerId: In(listenerIds), ...cancellable })
+        .limit(MAINTENANCE_BATCH_SIZE)
+        .getRawMany();
+      if (rows.length === 0) break;
+      const [changed] = await writeAll(this.dataSource, [
+        updateStatement(
+          this.dataSource,
+          WebhookDelivery,
+          { state: WebhookDeliveryState.CANCELLED, completedAt: now, nextAttemptAt: now },
+          { id: In(rows.map((row) => Number(row.id))), ...cancellable },
+        ),
+      ]);
+      cancelled += changed;
+      if (rows.length < MAINTENANCE_BATCH_SIZE) break;
+    }
     return cancelled;
   }
 

@@ -1,5 +1,6 @@
-// Receiver-side checks of webhook signatures. Loads node:crypto and files of its own only: usable in any Node service.
+// Receiver-side checks of webhook signatures. Loads Node's own modules and files of its own only: usable in any Node service.
 import { createPublicKey, timingSafeEqual, verify, type KeyObject } from 'node:crypto';
+import { types } from 'node:util';
 import { WebhookError } from '../errors/webhook.errors.js';
 import {
   decodeStandardWebhooksSecret,
@@ -65,11 +66,14 @@ export class WebhookVerificationOptionError extends WebhookError {
  */
 export function verifyXSignature(headerValue: unknown, rawBody: RawBody, publicKeyBase64: string): boolean {
   const key = publicKeyFrom(publicKeyBase64);
-  if (typeof headerValue !== 'string' || !isRawBody(rawBody)) return false;
+  const body = bytesOf(rawBody);
+  if (typeof headerValue !== 'string' || !body) return false;
   const parsed = parseXSignature(headerValue);
-  if (!parsed || parsed.algorithm !== X_SIGNATURE_ALGORITHM || !/^[A-Za-z0-9+/]+={0,2}$/.test(parsed.signature)) return false;
+  if (!parsed || parsed.algorithm !== X_SIGNATURE_ALGORITHM) return false;
+  const signature = canonicalBase64(parsed.signature);
+  if (!signature) return false;
   try {
-    return verify('sha256', toBuffer(rawBody), { key, dsaEncoding: 'der' }, Buffer.from(parsed.signature, 'base64'));
+    return verify('sha256', body, { key, dsaEncoding: 'der' }, signature);
   } catch {
     return false;
   }
@@ -93,16 +97,16 @@ export function verifyStandardWebhook(
   const id = header(headers, 'webhook-id');
   const timestamp = header(headers, 'webhook-timestamp');
   const signatures = header(headers, 'webhook-signature');
-  if (!id || !timestamp || !signatures || !/^\d{1,12}$/.test(timestamp) || !isRawBody(rawBody)) return false;
+  const body = bytesOf(rawBody);
+  if (!id || !timestamp || !signatures || !/^\d{1,12}$/.test(timestamp) || !body) return false;
   const timestampSec = Number(timestamp);
   const nowSec = Math.floor(now.getTime() / 1000);
   if (Math.abs(nowSec - timestampSec) > toleranceSec) return false;
 
-  const expected = Buffer.from(standardWebhooksSignature(key, id, timestampSec, toBuffer(rawBody)), 'base64');
+  // Compared as text, as the Standard Webhooks libraries do: another spelling of the same bytes is no match.
+  const expected = Buffer.from(`${STANDARD_WEBHOOKS_VERSION},${standardWebhooksSignature(key, id, timestampSec, body)}`);
   return signatures.split(' ').some((entry) => {
-    const [version, signature] = entry.split(',', 2);
-    if (version !== STANDARD_WEBHOOKS_VERSION || !signature) return false;
-    const given = Buffer.from(signature, 'base64');
+    const given = Buffer.from(entry);
     return given.length === expected.length && timingSafeEqual(given, expected);
   });
 }
@@ -115,7 +119,7 @@ function toleranceFrom(value: unknown): number {
 
 function nowFrom(value: unknown): Date {
   if (value === undefined) return new Date();
-  if (!(value instanceof Date) || Number.isNaN(value.getTime())) throw new WebhookVerificationOptionError('now', value);
+  if (!types.isDate(value) || Number.isNaN(value.getTime())) throw new WebhookVerificationOptionError('now', value);
   return value;
 }
 
@@ -141,16 +145,25 @@ function header(headers: WebhookHeaders, name: string): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
-function isRawBody(body: unknown): body is RawBody {
-  return typeof body === 'string' || body instanceof Uint8Array;
+/** The bytes of a body given as text or as a Uint8Array (of any realm); `null` for anything else, or a detached buffer. */
+function bytesOf(body: unknown): Buffer | null {
+  if (typeof body === 'string') return Buffer.from(body, 'utf8');
+  if (!types.isUint8Array(body)) return null;
+  try {
+    return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  } catch {
+    return null;
+  }
 }
 
-function toBuffer(body: RawBody): Buffer {
-  return typeof body === 'string' ? Buffer.from(body, 'utf8') : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+/** The bytes of base64 text in its one standard spelling (padded, no other characters); `null` for any other text. */
+function canonicalBase64(text: string): Buffer | null {
+  const bytes = Buffer.from(text, 'base64');
+  return bytes.length > 0 && bytes.toString('base64') === text ? bytes : null;
 }
 
 function describe(value: unknown): string {
-  if (value instanceof Date) return 'an invalid Date';
+  if (types.isDate(value)) return 'an invalid Date';
   if (typeof value === 'string') return `the string "${value.slice(0, 20)}"`;
   return typeof value === 'number' || value === null || value === undefined ? String(value) : typeof value;
 }

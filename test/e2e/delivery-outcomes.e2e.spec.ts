@@ -89,7 +89,12 @@ const SCENARIOS: Scenario[] = [
     ],
     finalState: 'ABANDONED',
   },
-  { name: '422, which is never retried', behaviours: [answer(422)], outcomes: [['HTTP_ERROR', 422]], finalState: 'ABANDONED' },
+  {
+    name: '422, which is never retried',
+    behaviours: [answer(422, `x${'é'.repeat(100)}`)],
+    outcomes: [['HTTP_ERROR', 422]],
+    finalState: 'ABANDONED',
+  },
   { name: '410 Gone', behaviours: [answer(410)], outcomes: [['HTTP_ERROR', 410]], finalState: 'ABANDONED' },
 ];
 
@@ -166,6 +171,10 @@ describe.each(selectedDatabases())('delivery outcomes on %s', (database) => {
     }
     if (name.startsWith('500 until')) {
       expect(attempts[0].responseBody).toBe('x'.repeat(100));
+    }
+    if (name.startsWith('422')) {
+      // Cut at 100 bytes, inside the 50th "é": the characters kept, without the part of one.
+      expect(attempts[0].responseBody).toBe(`x${'é'.repeat(49)}`);
     }
   });
 

@@ -14,6 +14,7 @@ import { WebhookMaintenance } from '../../lib/scheduling/webhook-maintenance.ser
 import { WEBHOOK_SCHEDULER_REGISTRY, type SchedulerRegistry } from '../../lib/scheduling/scheduler.js';
 import { connectionOptions, describeOnlyOn, selectedDatabases } from '../src/databases.js';
 import { LogCollector } from '../src/log-collector.js';
+import { StatementCounter } from '../src/statement-counter.js';
 import { Order, OrderState } from '../src/order.entity.js';
 import { answer, TestReceiver, waitFor } from '../src/receiver.js';
 import { freshSpace } from '../src/spaces.js';
@@ -268,6 +269,34 @@ describe.each(selectedDatabases())('scheduled jobs on %s', (database) => {
       expect(idle.app.get<SchedulerRegistry>(WEBHOOK_SCHEDULER_REGISTRY).getIntervals()).toEqual([]);
     } finally {
       await idle.close();
+    }
+  });
+});
+
+describe.each(selectedDatabases())("the cancelling of a deleted listener's deliveries on %s", (database) => {
+  it('goes through them 500 at a time, each batch a statement of its own', async () => {
+    const statements = new StatementCounter();
+    const testApp = await createTestApp(database, { webhook: { ...MANUAL, worker: { enabled: false } }, executedStatements: statements });
+    try {
+      const space = freshSpace();
+      const listeners = testApp.get(WebhookListenerService);
+      const listener = await listeners.create(space, { name: 'l', entity: 'Order', url: 'https://cancelled.example.com/x' });
+      const orders = Array.from({ length: 1_201 }, () => ({ tenantId: space, state: OrderState.CONFIRMED }));
+      await testApp.dataSource.transaction((manager) => manager.getRepository(Order).save(orders, { chunk: 200 }));
+      await listeners.delete(space, listener.id);
+
+      let cancelled = 0;
+      const sent = await statements.count(async () => {
+        cancelled = await testApp.get(MaintenanceStore).cancelDeliveriesOfDeletingListeners(Date.now());
+      });
+
+      expect(cancelled).toBe(1_201);
+      expect(sent.filter((statement) => /^\s*UPDATE\b/i.test(statement) && statement.includes('webhook_delivery'))).toHaveLength(3);
+      expect(await testApp.get(WebhookDeliveryService).countDeliveries(space)).toBe(1_201);
+      const stillPending = { type: 'LEAF', fieldName: 'state', operator: 'EQUALS', value: 'PENDING' } as const;
+      expect(await testApp.get(WebhookDeliveryService).countDeliveries(space, stillPending)).toBe(0);
+    } finally {
+      await testApp.close();
     }
   });
 });

@@ -239,6 +239,26 @@ describe.each(selectedDatabases())('EntityQuery search on %s', (database) => {
     await expect(returned).rejects.toThrow(WebhookValidationError);
   });
 
+  it("refuses a delivery's state or an attempt's outcome that is none, and takes any text with a text operator", async () => {
+    const deliveries = testApp.get(WebhookDeliveryService);
+    for (const call of [
+      () => deliveries.searchDeliveries(space, { filter: leaf('state', 'EQUALS', 'pending') }),
+      () => deliveries.countDeliveries(space, leaf('state', 'NOT_EQUALS', 'DONE')),
+      () => deliveries.searchAttempts(space, { filter: leaf('outcome', 'EQUALS', 'NOPE') }),
+    ]) {
+      await expect(call()).rejects.toMatchObject({
+        name: 'WebhookValidationError',
+        field: expect.stringMatching(/^(query\.)?filter\.value$/),
+      });
+    }
+    await expect(deliveries.countDeliveries(space, leaf('state', 'GREATER_THAN', 'A'))).rejects.toMatchObject({
+      field: 'filter.operator',
+    });
+    expect(await deliveries.countDeliveries(space, leaf('state', 'EQUALS', 'PENDING'))).toBe(0);
+    expect(await deliveries.countDeliveries(space, leaf('state', 'CONTAINS', 'pend'))).toBe(0);
+    expect(await deliveries.searchAttempts(space, { filter: leaf('outcome', 'EQUALS', 'TIMEOUT') })).toEqual([]);
+  });
+
   it('refuses a filter nested deeper than 8 levels', async () => {
     let filter: EntityQueryFilter = leaf('id', 'IS_NOT_NULL');
     for (let i = 0; i < 9; i++) filter = and(filter);

@@ -1,4 +1,5 @@
 import { createPrivateKey, sign } from 'node:crypto';
+import { runInNewContext } from 'node:vm';
 import { Webhook } from 'standardwebhooks';
 import { generateIdentityKeyMaterial } from '../../lib/signing/key-material.js';
 import { formatXSignature, standardWebhooksSignature, decodeStandardWebhooksSecret } from '../../lib/signing/signature-format.js';
@@ -64,6 +65,22 @@ describe('verifyXSignature', () => {
     expect(verifyXSignature(header, { body } as never, keys.publicKey)).toBe(false);
   });
 
+  it('answers false to a signature spelled other than in padded base64', () => {
+    // A DER signature is 70 to 72 bytes, and ECDSA signs anew each time: take one whose base64 is padded.
+    const signature = Array.from({ length: 100 }, () => signatureOf(body)).find((candidate) => candidate.endsWith('='))!;
+    expect(verifyXSignature(formatXSignature(keys.keyId, signature), body, keys.publicKey)).toBe(true);
+    for (const spelling of [signature.replace(/=+$/, ''), `${signature}x`, `${signature.slice(0, 10)}!*~${signature.slice(10)}`]) {
+      expect(verifyXSignature(formatXSignature(keys.keyId, spelling), body, keys.publicKey)).toBe(false);
+    }
+  });
+
+  it('takes a body from another realm, and answers false to one whose buffer was transferred', () => {
+    expect(verifyXSignature(header, runInNewContext('new Uint8Array(bytes)', { bytes: [...Buffer.from(body)] }), keys.publicKey)).toBe(
+      true,
+    );
+    expect(verifyXSignature(header, detached(body), keys.publicKey)).toBe(false);
+  });
+
   it('throws a typed error for a public key that is none', () => {
     for (const key of ['', 'bm90IGEga2V5', undefined, keys.privateKey]) {
       expect(() => verifyXSignature(header, body, key as string)).toThrow(WebhookVerificationKeyError);
@@ -121,6 +138,29 @@ describe('verifyStandardWebhook', () => {
     expect(verifyStandardWebhook(headersFor(ours), body, generateIdentityKeyMaterial().secret, { now })).toBe(false);
     expect(verifyStandardWebhook(headersFor(ours.replace(/.$/, ours.endsWith('A') ? 'B' : 'A')), body, secret, { now })).toBe(false);
     expect(verifyStandardWebhook(headersFor(ours.replace('v1,', 'v2,')), body, secret, { now })).toBe(false);
+  });
+
+  it('rejects a signature spelled otherwise than the standardwebhooks package spells it, as that package does', () => {
+    const respellings: ((signature: string) => string)[] = [
+      (signature) => `${signature}garbage`,
+      (signature) => `${signature.slice(0, 10)}!*~${signature.slice(10)}`,
+      (signature) => signature.replace(/=+$/, ''),
+    ];
+    const current = Math.floor(Date.now() / 1000);
+    const signatureAt = (ts: number) => standardWebhooksSignature(decodeStandardWebhooksSecret(secret)!, 'msg_1', ts, body);
+    for (const respell of respellings) {
+      expect(verifyStandardWebhook(headersFor(`v1,${respell(signatureAt(timestamp))}`), body, secret, { now })).toBe(false);
+      expect(() => new Webhook(secret).verify(body, headersFor(`v1,${respell(signatureAt(current))}`, current))).toThrow();
+    }
+    // Which standardwebhooks 1.3 refuses too (1.1 ignores what follows a second comma).
+    expect(verifyStandardWebhook(headersFor(`${ours},extra`), body, secret, { now })).toBe(false);
+  });
+
+  it('takes a body and a time from another realm, and answers false to a body whose buffer was transferred', () => {
+    const foreignBody = runInNewContext('new Uint8Array(bytes)', { bytes: [...Buffer.from(body)] });
+    const foreignNow = runInNewContext(`new Date(${now.getTime()})`);
+    expect(verifyStandardWebhook(headersFor(ours), foreignBody, secret, { now: foreignNow })).toBe(true);
+    expect(verifyStandardWebhook(headersFor(ours), detached(body), secret, { now })).toBe(false);
   });
 
   it('rejects a timestamp outside the tolerance', () => {
@@ -186,3 +226,10 @@ describe('verifyStandardWebhook', () => {
     }
   });
 });
+
+/** A Uint8Array of the text whose buffer was transferred away, as `structuredClone` with `transfer` leaves it. */
+function detached(text: string): Uint8Array {
+  const bytes = new Uint8Array(Buffer.from(text));
+  structuredClone(bytes.buffer, { transfer: [bytes.buffer] });
+  return bytes;
+}
