@@ -8,7 +8,7 @@ export { WEBHOOK_ENTITIES } from './model/webhook.entities.js';
 export { WebhookEvent } from './model/webhook-event.entity.js';
 export { WebhookDelivery, WebhookDeliveryState } from './model/webhook-delivery.entity.js';
 export { WebhookListenerRepository } from './persistence/webhook-listener.repository.js';
-export type { MatchableListener } from './persistence/webhook-listener.repository.js';
+export type { DueDeliveriesOptions, MatchableListener } from './persistence/webhook-listener.repository.js';
 export { WebhookPublisher } from './capture/webhook-publisher.service.js';
 export type { PublishResult, PublishWebhookEventInput } from './capture/webhook-publisher.service.js';
 export { WEBHOOK_EVENTS_COMMITTED } from './capture/capture.constants.js';

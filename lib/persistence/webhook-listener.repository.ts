@@ -1,9 +1,20 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { DataSource, EntityManager, FindManyOptions, FindOneOptions } from 'typeorm';
+import { LessThanOrEqual, type DataSource, type EntityManager, type FindManyOptions, type FindOneOptions } from 'typeorm';
 import { CreationEntityState } from '../model/creation-entity-state.enum.js';
+import { WebhookDelivery, WebhookDeliveryState } from '../model/webhook-delivery.entity.js';
 import { WebhookListener } from '../model/webhook-listener.entity.js';
+import { MAX_PAGE_SIZE } from '../query/entity-query.constants.js';
+import { assertKnownKeys, assertPlainObject, requireId, requireInteger } from '../validation/input.validation.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
 import { SqlText } from './sql-text.js';
+
+/** Which due deliveries `findDueDeliveries()` reads. */
+export interface DueDeliveriesOptions {
+  /** Only this listener's. */
+  listenerId?: number;
+  /** At most this many, 1 to 100. Default 100. */
+  limit?: number;
+}
 
 /** What matching a change needs of a listener, read without loading the whole row. */
 export interface MatchableListener {
@@ -85,5 +96,28 @@ export class WebhookListenerRepository {
   async findActiveForState(spaceId: number, entityName: string, state: string): Promise<MatchableListener[]> {
     const listeners = await this.findActiveForEntity(spaceId, entityName);
     return listeners.filter((listener) => watchesState(listener, state));
+  }
+
+  /**
+   * PENDING deliveries of a space whose next attempt is due (`nextAttemptAt` now or earlier), those
+   * a worker has claimed and is sending included (`leaseOwner` set), earliest due first: the backlog
+   * the workers claim from, read along the index on (state, nextAttemptAt).
+   */
+  async findDueDeliveries(spaceId: number, options: DueDeliveriesOptions = {}): Promise<WebhookDelivery[]> {
+    const space = requireId(spaceId, 'spaceId');
+    assertPlainObject(options, 'options');
+    assertKnownKeys(options, 'options', ['listenerId', 'limit']);
+    const listenerId = options.listenerId === undefined ? undefined : requireId(options.listenerId, 'options.listenerId');
+    const limit = options.limit === undefined ? MAX_PAGE_SIZE : requireInteger(options.limit, 'options.limit', 1, MAX_PAGE_SIZE);
+    return this.dataSource.getRepository(WebhookDelivery).find({
+      where: {
+        linkedSpaceId: space,
+        state: WebhookDeliveryState.PENDING,
+        nextAttemptAt: LessThanOrEqual(Date.now()),
+        ...(listenerId !== undefined && { listenerId }),
+      },
+      order: { nextAttemptAt: 'ASC', id: 'ASC' },
+      take: limit,
+    });
   }
 }

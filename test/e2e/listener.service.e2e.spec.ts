@@ -1,6 +1,7 @@
 import {
   CreationEntityState,
   WebhookIdentityService,
+  WebhookDelivery,
   WebhookListenerRepository,
   WebhookListenerService,
   WebhookNotFoundError,
@@ -16,6 +17,7 @@ import type { EventEmitter2 } from '../../lib/events/event-emitter.js';
 import type { DataSourceOptions } from 'typeorm';
 import { connectionOptions, describeOnlyOn, selectedDatabases } from '../src/databases.js';
 import { freshSpace } from '../src/spaces.js';
+import { Order, OrderState } from '../src/order.entity.js';
 import { createTestApp, type TestApp } from '../src/test-app.js';
 
 describe.each(selectedDatabases())('WebhookListenerService on %s', (database) => {
@@ -61,6 +63,39 @@ describe.each(selectedDatabases())('WebhookListenerService on %s', (database) =>
       expect(ids(await repository.findActiveForState(space, 'Order', 'SHIPPED'))).toEqual([every.id]);
       expect(await repository.count({ where: { linkedSpaceId: space } })).toBe(4);
       expect((await repository.findOne({ where: { id: confirmed.id } }))?.entityStates).toEqual(['CONFIRMED']);
+    });
+
+    it('reads the due deliveries of a space, earliest first, of one listener or all, and not those due later', async () => {
+      const space = freshSpace();
+      const repository = testApp.get(WebhookListenerRepository);
+      const confirmed = await listeners.create(space, valid({ name: 'confirmed', entityStates: ['CONFIRMED'] }));
+      const every = await listeners.create(space, valid({ name: 'every', entityStates: [] }));
+      const orders = testApp.dataSource.getRepository(Order);
+      await orders.save({ tenantId: space, state: OrderState.CONFIRMED });
+      await orders.save({ tenantId: space, state: OrderState.PENDING });
+      await orders.save({ tenantId: freshSpace(), state: OrderState.CONFIRMED });
+      const deliveries = testApp.dataSource.getRepository(WebhookDelivery);
+      const [, , later] = await deliveries.find({ where: { linkedSpaceId: space }, order: { id: 'ASC' } });
+      await deliveries.update(later.id, { nextAttemptAt: Date.now() + 3_600_000 });
+
+      const due = await repository.findDueDeliveries(space);
+      expect(due.map((delivery) => [delivery.listenerId, delivery.state])).toEqual([
+        [confirmed.id, 'PENDING'],
+        [every.id, 'PENDING'],
+      ]);
+      expect((await repository.findDueDeliveries(space, { listenerId: every.id })).map((delivery) => delivery.id)).toEqual([due[1].id]);
+      expect((await repository.findDueDeliveries(space, { limit: 1 })).map((delivery) => delivery.id)).toEqual([due[0].id]);
+      for (const [spaceId, options, field] of [
+        [0, {}, 'spaceId'],
+        [space, { limit: 101 }, 'options.limit'],
+        [space, { listenerId: -1 }, 'options.listenerId'],
+        [space, { state: 'PENDING' }, 'options.state'],
+      ] as const) {
+        await expect(repository.findDueDeliveries(spaceId, options as never)).rejects.toMatchObject({
+          name: 'WebhookValidationError',
+          field,
+        });
+      }
     });
   });
 
