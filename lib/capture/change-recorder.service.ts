@@ -32,6 +32,9 @@ export interface EntityChange {
   stateChanged: boolean;
 }
 
+/** The change as it happened, asked through the manager that records it: `null` when it did not happen. */
+export type ChangeResolver = (manager: EntityManager, change: EntityChange) => Promise<EntityChange | null>;
+
 /** Writes the event and its deliveries for a change, through the manager of the change's transaction. */
 @Injectable()
 export class ChangeRecorder {
@@ -71,10 +74,14 @@ export class ChangeRecorder {
    * Records through `manager` when it is inside a transaction, so the event commits or rolls back
    * with it; otherwise (no manager, or a write already committed such as `repository.insert()`
    * outside a transaction) in a transaction of its own. `inTurn` (see `recordInTurn`) for the
-   * changes TypeORM reports.
+   * changes TypeORM reports; `resolve`, asked in the change's turn, what happened (see ChangeResolver).
    */
-  recordJoining(manager: EntityManager | undefined, change: EntityChange, { inTurn = false } = {}): Promise<number> {
-    const record = (through: EntityManager) => (inTurn ? this.recordInTurn(through, change) : this.record(through, change));
+  recordJoining(
+    manager: EntityManager | undefined,
+    change: EntityChange,
+    { inTurn = false, resolve }: { inTurn?: boolean; resolve?: ChangeResolver } = {},
+  ): Promise<number> {
+    const record = (through: EntityManager) => (inTurn ? this.recordInTurn(through, change, resolve) : this.record(through, change));
     const queryRunner = manager?.queryRunner;
     if (queryRunner?.isTransactionActive) return record(manager!);
     if (queryRunner && !queryRunner.isReleased && this.sql.postgres) return this.recordOnWritersConnection(manager!, record);
@@ -163,6 +170,12 @@ export class ChangeRecorder {
     return listeners !== undefined && !listeners.some((listener) => matches(listener, change));
   }
 
+  /** Whether an ACTIVE listener matches the change (read through `manager` unless known). */
+  async anyListenerMatches(manager: EntityManager, change: EntityChange): Promise<boolean> {
+    const listeners = await this.cache.activeListeners(manager, change.spaceId, change.entity.name);
+    return listeners.some((listener) => matches(listener, change));
+  }
+
   /** The listeners to notify of the change; throws when they match but the event could not hold the change. */
   private async matchedListeners(manager: EntityManager, change: EntityChange): Promise<MatchableListener[]> {
     const listeners = await this.cache.activeListeners(manager, change.spaceId, change.entity.name);
@@ -186,15 +199,15 @@ export class ChangeRecorder {
    * opened does not wait for the captures of the level below, which wait for that savepoint to end;
    * nor does `publish()`, which a host's query subscriber may call while a capture reads the listeners.
    */
-  private recordInTurn(manager: EntityManager, change: EntityChange): Promise<number> {
+  private recordInTurn(manager: EntityManager, change: EntityChange, resolve?: ChangeResolver): Promise<number> {
     const queryRunner = manager.queryRunner;
-    if (!queryRunner) return this.record(manager, change);
+    if (!queryRunner) return this.record(manager, change, resolve);
     const level = this.transactionWatch.watch(queryRunner);
     const { depth } = level;
     const turns = this.recording.get(queryRunner) ?? new Map<number, Promise<number>>();
     this.recording.set(queryRunner, turns);
     const previous = turns.get(depth);
-    const recording = (previous ? previous.then(noop, noop) : Promise.resolve()).then(() => this.recordAt(level, manager, change));
+    const recording = (previous ? previous.then(noop, noop) : Promise.resolve()).then(() => this.recordAt(level, manager, change, resolve));
     turns.set(depth, recording);
     const forget = () => turns.get(depth) === recording && turns.delete(depth);
     recording.then(forget, forget);
@@ -202,11 +215,13 @@ export class ChangeRecorder {
   }
 
   /** Returns the number of deliveries written (0: no listener matched, nothing written). */
-  private record(manager: EntityManager, change: EntityChange): Promise<number> {
-    return this.recordAt(this.transactionWatch.watch(manager.queryRunner), manager, change);
+  private record(manager: EntityManager, change: EntityChange, resolve?: ChangeResolver): Promise<number> {
+    return this.recordAt(this.transactionWatch.watch(manager.queryRunner), manager, change, resolve);
   }
 
-  private async recordAt(level: ChangeLevel, manager: EntityManager, change: EntityChange): Promise<number> {
+  private async recordAt(level: ChangeLevel, manager: EntityManager, reported: EntityChange, resolve?: ChangeResolver): Promise<number> {
+    const change = resolve ? await resolve(manager, reported) : reported;
+    if (!change) return 0;
     const matched = await this.matchedListeners(manager, change);
     if (matched.length === 0) return 0;
 

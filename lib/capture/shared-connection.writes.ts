@@ -38,8 +38,7 @@ export class SharedConnectionWrites {
    * and the values written of each unique index of the table (as after any plain insert); else the row
    * is looked for by the values of a unique index and those written of `checked`, the conflict an
    * upsert goes by. An insert that may have skipped rows (`maybeSkipped`: `orIgnore()`, `orUpdate()`)
-   * is checked so even with a key of its own, which is then trusted only if its row holds those
-   * values. `null` when no row is found so (its transaction rolled back, say, or the insert skipped
+   * with a key of its own is trusted only if the row of that key holds the values of `checked`. `null` when no row is found so (its transaction rolled back, say, or the insert skipped
    * it); the key as reported when the values cannot be compared as stored.
    */
   insertedRow(metadata: EntityMetadata, row: ObjectLiteral, checked: readonly string[], maybeSkipped: boolean): ObjectLiteral | null {
@@ -52,9 +51,9 @@ export class SharedConnectionWrites {
     const keyAndChecked = [...metadata.primaryColumns, ...checkedColumns];
     if (!writtenOf(keyAndChecked)) return row;
     try {
+      if (!generatedKey) return sqlite.execute(...this.lookup(metadata, row, keyAndChecked)).rows.length > 0 ? row : null;
       const uniques = this.uniqueIndexes(sqlite, metadata).filter(writtenOf);
       if (sqlite.execute(...this.lookup(metadata, row, [...keyAndChecked, ...uniques.flat()])).rows.length > 0) return row;
-      if (!generatedKey) return null;
       for (const columns of uniques) {
         const found = sqlite.execute(...this.lookup(metadata, row, [...columns, ...checkedColumns])).rows;
         if (found.length !== 1) continue;

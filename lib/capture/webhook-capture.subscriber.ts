@@ -29,6 +29,7 @@ import { TransactionWatch } from './transaction-watch.js';
 import { StatementWatch } from './statement-watch.js';
 
 type RowEvent = InsertEvent<ObjectLiteral> | UpdateEvent<ObjectLiteral> | RemoveEvent<ObjectLiteral>;
+type ColumnMetadata = EntityMetadata['columns'][number];
 
 /** The captures of the applications running on each DataSource, earliest first (a host may share one between several). */
 const liveCaptures = new WeakMap<DataSource, WebhookCaptureSubscriber[]>();
@@ -140,13 +141,13 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   }
 
   afterInsert(event: InsertEvent<ObjectLiteral>): Promise<void> | undefined {
-    this.statementWatch.writesReported(event.queryRunner);
+    this.statementWatch.writeEnded(event.queryRunner, event.entity);
     const entity = this.registry.findByTarget(event.metadata.target);
     return entity && this.capture(event, entity, insertWrite(event));
   }
 
   afterUpdate(event: UpdateEvent<ObjectLiteral>): Promise<void> | undefined {
-    this.statementWatch.writesReported(event.queryRunner);
+    this.statementWatch.writeEnded(event.queryRunner, event.entity);
     const entity = this.registry.findByTarget(event.metadata.target);
     if (!entity || !event.entity) return;
     const write = updateWrite(event, entity);
@@ -169,8 +170,8 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     return this.captureRemoval(event);
   }
 
-  beforeQuery(event: { queryRunner: QueryRunner }): void {
-    this.statementWatch.statementSent(event.queryRunner);
+  beforeQuery(event: { queryRunner: QueryRunner; query: string }): void {
+    this.statementWatch.statementSent(event.queryRunner, event.query);
   }
 
   afterQuery(event: { queryRunner: QueryRunner; query: string; success: boolean }): void {
@@ -199,8 +200,13 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
         ),
       );
     }
-    const partlyWritten = this.statementWatch.commitRefusal(event.queryRunner);
-    if (partlyWritten) return Promise.reject(partlyWritten);
+    const partlyWritten = this.statementWatch.commitRefusal(event.queryRunner, event.manager);
+    if (partlyWritten) {
+      return partlyWritten.then((refusal) => {
+        if (refusal) throw refusal;
+        this.sharedConnectionWrites?.transactionEnds(event.queryRunner);
+      });
+    }
     this.sharedConnectionWrites?.transactionEnds(event.queryRunner);
     return undefined;
   }
@@ -231,7 +237,7 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   }
 
   private captureRemoval(event: RemoveEvent<ObjectLiteral>): Promise<void> | undefined {
-    this.statementWatch.writesReported(event.queryRunner);
+    this.statementWatch.writeEnded(event.queryRunner, event.entity);
     const entity = this.registry.findByTarget(event.metadata.target);
     if (!entity) return;
     const write = removalWrite(event);
@@ -254,9 +260,10 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     describeWrite: (event: E, entity: RegisteredWebhookEntity) => CapturedWrite | null,
     writtenConcurrently: boolean,
   ): Promise<void> | undefined {
-    if (event.queryRunner) this.statementWatch.rowAnnounced(event.queryRunner, writtenConcurrently);
+    if (!event.entity) return;
+    if (event.queryRunner) this.statementWatch.rowAnnounced(event.queryRunner, event.entity, event.metadata.tableName, writtenConcurrently);
     const entity = this.registry.findByTarget(event.metadata.target);
-    if (!entity || !event.entity) return;
+    if (!entity) return;
     this.sharedConnectionWrites?.writeBegins(event.entity, event.metadata, describeWrite === insertWrite);
     const write = describeWrite(event, entity);
     if (!write) return;
@@ -267,20 +274,26 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     const spaceId = this.spaceIdIn(entity, write.row);
     if (spaceId === null) return;
     const change: EntityChange = { entity, entityId, spaceId, state, stateChanged: write.stateChanged };
-    if (event.queryRunner && !this.recorder.surelyUnmatched(change)) this.statementWatch.listenersMayHear(event.queryRunner, entity.name);
+    if (event.queryRunner && !this.recorder.surelyUnmatched(change)) this.statementWatch.listenersMayHear(event.queryRunner, change);
     if (fitsInEvent(entityId, state)) return;
-    return this.recorder.refuseUnstorable(event.manager, change);
+    return this.recorder.refuseUnstorable(event.manager, change).catch((error: unknown) => {
+      // The write fails before its first statement: what follows on the connection is not its.
+      if (event.queryRunner) this.statementWatch.writeEnded(event.queryRunner, event.entity);
+      throw error;
+    });
   }
 
   private capture(event: RowEvent, entity: RegisteredWebhookEntity, write: CapturedWrite): Promise<void> | undefined {
     const { before, written } = write;
     let row = write.row;
-    let change = this.describeChange(event.metadata, entity, row, before, write.stateChanged, write.knownId);
-    if (!change || this.recorder.surelyUnmatched(change)) return;
     const writes = this.sharedConnectionWrites;
-    const checked = entity.spaceProperty === null ? [entity.stateProperty] : [entity.stateProperty, entity.spaceProperty];
-    // After orIgnore() or orUpdate(), TypeORM reports every row it was given, written or not.
+    // After orIgnore() or orUpdate(), TypeORM reports every row it was given, written or not, and
+    // may give the key of one to another (a row it skipped gets none, or that of the next one).
     const maybeSkipped = write.inserted === true && this.statementWatch.lastInsertMayHaveSkippedRows(event.queryRunner);
+    const keyFoundLater = maybeSkipped && !writes;
+    let change = this.describeChange(event.metadata, entity, row, before, write.stateChanged, write.knownId, keyFoundLater);
+    if (!change || this.recorder.surelyUnmatched(change)) return;
+    const checked = entity.spaceProperty === null ? [entity.stateProperty] : [entity.stateProperty, entity.spaceProperty];
     if (writes && write.inserted) {
       const inserted = writes.insertedRow(event.metadata, row, checked, maybeSkipped);
       if (!inserted) {
@@ -306,22 +319,11 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
             write.removal ? null : () => rowAsChanged(this.dataSource, event.metadata, row, before ? [entity.stateProperty] : []),
           )
           .finally(() => written && writes.forget(written))
-      : maybeSkipped
-        ? this.recordIfHeld(event.manager, change, event.metadata, row, checked)
-        : this.recorder.recordJoining(event.manager, change, { inTurn: true });
+      : this.recorder.recordJoining(event.manager, change, {
+          inTurn: true,
+          resolve: keyFoundLater ? (manager, given) => heldChange(manager, event.metadata, row, checked, given) : undefined,
+        });
     return recorded.then(() => undefined);
-  }
-
-  /** Records the change of a row only if the row holds the values given of `checked` (an insert the database may have skipped). */
-  private async recordIfHeld(
-    manager: EntityManager,
-    change: EntityChange,
-    metadata: EntityMetadata,
-    row: ObjectLiteral,
-    checked: readonly string[],
-  ): Promise<void> {
-    const found: unknown[] = await manager.query(...rowAsChanged(this.dataSource, metadata, row, checked));
-    if (found.length > 0) await this.recorder.recordJoining(manager, change, { inTurn: true });
   }
 
   private describeChange(
@@ -331,9 +333,10 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     before: ObjectLiteral | undefined,
     stateChanged: boolean,
     knownId: unknown,
+    keyFoundLater = false,
   ): EntityChange | null {
     const state = row[entity.stateProperty];
-    const entityId = entityIdOf(metadata, row, before, knownId);
+    const entityId = entityIdOf(metadata, row, before, knownId) ?? (keyFoundLater ? '' : null);
     const spaceId = this.spaceIdIn(entity, row);
     if (state === null || state === undefined || entityId === null) {
       this.logger.warn(`A change of ${entity.name} without ${entityId === null ? 'a primary key' : 'a state'} was not published`);
@@ -385,6 +388,57 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
 function rowAsChanged(dataSource: DataSource, metadata: EntityMetadata, row: ObjectLiteral, held: readonly string[]): DriverStatement {
   const where = { ...metadata.getEntityIdMap(row), ...Object.fromEntries(held.map((property) => [property, row[property]])) };
   return dataSource.createQueryBuilder(metadata.target, 'row').select('1', 'found').where(where).getQueryAndParameters();
+}
+
+/**
+ * The change of an inserted row the database may have skipped, if a row holds the state and space
+ * given: found by its key, or for a generated key (which TypeORM may have given to another of the
+ * rows) by the values given of a unique constraint declared on the entity; `null` when none does.
+ */
+async function heldChange(
+  manager: EntityManager,
+  metadata: EntityMetadata,
+  row: ObjectLiteral,
+  checked: readonly string[],
+  change: EntityChange,
+): Promise<EntityChange | null> {
+  const given = (columns: readonly ColumnMetadata[]) =>
+    Object.fromEntries(columns.map((column) => [column.propertyPath, column.getEntityValue(row)]));
+  const keyGiven = metadata.primaryColumns.every((column) => isStorable(column.getEntityValue(row)));
+  const checkedColumns = checked.map((property) => metadata.findColumnWithPropertyName(property)!);
+  if (keyGiven && (await rowsHolding(manager, metadata, { ...given(metadata.primaryColumns), ...given(checkedColumns) })).length > 0) {
+    return change;
+  }
+  if (!metadata.primaryColumns.some((column) => column.isGenerated)) return null;
+  for (const columns of declaredUniques(metadata)) {
+    if (!columns.every((column) => isStorable(column.getEntityValue(row)))) continue;
+    const found = await rowsHolding(manager, metadata, { ...given(columns), ...given(checkedColumns) });
+    if (found.length === 1) return { ...change, entityId: entityIdOf(metadata, found[0], undefined, undefined) ?? change.entityId };
+  }
+  return null;
+}
+
+/** The keys of at most two rows holding the values, read without the entity's load listeners. */
+function rowsHolding(manager: EntityManager, metadata: EntityMetadata, values: ObjectLiteral): Promise<ObjectLiteral[]> {
+  return manager
+    .createQueryBuilder(metadata.target, 'row')
+    .select(metadata.primaryColumns.map((column) => `row.${column.propertyPath}`))
+    .where(values)
+    .limit(2)
+    .callListeners(false)
+    .getMany();
+}
+
+/** The columns of each unique constraint and unique index declared on the entity, without generated ones. */
+function declaredUniques(metadata: EntityMetadata): ColumnMetadata[][] {
+  const uniques = [...metadata.uniques, ...metadata.indices.filter((index) => index.isUnique)].map((unique) => unique.columns);
+  return uniques.filter((columns) => columns.length > 0 && columns.every((column) => !column.isGenerated));
+}
+
+/** A value compared as it is stored: not raw SQL (a function), nor an object a transformer may turn into anything. */
+function isStorable(value: unknown): boolean {
+  const type = typeof value;
+  return type === 'string' || type === 'number' || type === 'bigint' || type === 'boolean' || value instanceof Date;
 }
 
 function definedValues(row: ObjectLiteral): ObjectLiteral {

@@ -174,7 +174,7 @@ class AnswerCollector implements Dispatcher.DispatchHandler {
   onResponseData(controller: DispatchController, chunk: Buffer): void {
     if (this.size < this.maxBytes) this.chunks.push(chunk.subarray(0, this.maxBytes - this.size));
     this.size += chunk.length;
-    if (this.size < this.maxBytes) return;
+    if (this.size <= this.maxBytes) return;
     // Enough of it is kept: the rest is not waited for, and the connection is not reused.
     this.answer(this.received());
     controller.abort(new Error('answer longer than maxResponseBytes'));
@@ -197,7 +197,7 @@ class AnswerCollector implements Dispatcher.DispatchHandler {
   private received(): Answer {
     const kept = Buffer.concat(this.chunks);
     // A cut answer may end inside a character: that part is left out rather than decoded to U+FFFD, which is longer.
-    const body = this.size === 0 ? null : this.size >= this.maxBytes ? new StringDecoder('utf8').write(kept) : kept.toString('utf8');
+    const body = this.size === 0 ? null : this.size > this.maxBytes ? new StringDecoder('utf8').write(kept) : kept.toString('utf8');
     return { kind: 'answered', statusCode: this.statusCode, headers: this.headers, body };
   }
 

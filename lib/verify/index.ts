@@ -119,8 +119,10 @@ function toleranceFrom(value: unknown): number {
 
 function nowFrom(value: unknown): Date {
   if (value === undefined) return new Date();
-  if (!types.isDate(value) || Number.isNaN(value.getTime())) throw new WebhookVerificationOptionError('now', value);
-  return value;
+  // Read through Date's own method: a Date of another realm, or one without its prototype, has its time all the same.
+  const time = types.isDate(value) ? Date.prototype.getTime.call(value) : Number.NaN;
+  if (Number.isNaN(time)) throw new WebhookVerificationOptionError('now', value);
+  return new Date(time);
 }
 
 function publicKeyFrom(publicKeyBase64: unknown): KeyObject {
@@ -136,8 +138,10 @@ function publicKeyFrom(publicKeyBase64: unknown): KeyObject {
 
 function header(headers: WebhookHeaders, name: string): string | undefined {
   if (!headers || typeof headers !== 'object') return undefined;
-  if (typeof (headers as { get?: unknown }).get === 'function')
-    return (headers as { get(n: string): string | null }).get(name) ?? undefined;
+  if (typeof (headers as { get?: unknown }).get === 'function') {
+    const value: unknown = (headers as { get(n: string): unknown }).get(name);
+    return typeof value === 'string' ? value : undefined;
+  }
   const record = headers as Record<string, unknown>;
   const found = Object.keys(record).find((key) => key.toLowerCase() === name);
   const value = found === undefined ? undefined : record[found];

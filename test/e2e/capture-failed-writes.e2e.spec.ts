@@ -1,10 +1,92 @@
-import { QueryFailedError, type DataSource } from 'typeorm';
-import { WebhookEvent, WebhookListenerService, WebhookTransactionEndedError } from '../../lib/index.js';
+import {
+  Column,
+  Entity,
+  PrimaryColumn,
+  PrimaryGeneratedColumn,
+  QueryFailedError,
+  type DataSource,
+  type EntitySubscriberInterface,
+  type InsertEvent,
+} from 'typeorm';
+import {
+  WebhookEntity,
+  WebhookEvent,
+  WebhookListenerService,
+  WebhookSpace,
+  WebhookState,
+  WebhookTransactionEndedError,
+} from '../../lib/index.js';
 import { selectedDatabases } from '../src/databases.js';
 import { LogCollector } from '../src/log-collector.js';
 import { Order, OrderState, Parcel, ParcelState, Shipment } from '../src/order.entity.js';
 import { freshSpace } from '../src/spaces.js';
-import { createTestApp, type TestApp } from '../src/test-app.js';
+import { createTestApp, HOST_ENTITIES, type TestApp } from '../src/test-app.js';
+
+/** Rows a subscriber of the application writes beside the module's entities. */
+@Entity('test_audit_note')
+class AuditNote {
+  @PrimaryGeneratedColumn()
+  id: number;
+
+  @Column({ type: 'varchar', length: 50 })
+  text: string;
+}
+
+/** A webhook entity with a key TypeORM generates itself (a uuid) and a unique column upserts go by. */
+@Entity('test_gadget')
+@WebhookEntity({ name: 'Gadget', states: ['A', 'B'] })
+class Gadget {
+  @PrimaryGeneratedColumn('uuid')
+  id: string;
+
+  @Column({ type: 'varchar', length: 30, unique: true })
+  sku: string;
+
+  @WebhookSpace()
+  @Column({ type: 'int' })
+  tenantId: number;
+
+  @WebhookState()
+  @Column({ type: 'varchar', length: 20 })
+  state: string;
+}
+
+/** A webhook entity with a key of its own and another unique column. */
+@Entity('test_labelled')
+@WebhookEntity({ name: 'Labelled', states: ['A', 'B'] })
+class Labelled {
+  @PrimaryColumn({ type: 'varchar', length: 30 })
+  code: string;
+
+  @Column({ type: 'varchar', length: 30, unique: true })
+  label: string;
+
+  @WebhookSpace()
+  @Column({ type: 'int' })
+  tenantId: number;
+
+  @WebhookState()
+  @Column({ type: 'varchar', length: 20 })
+  state: string;
+}
+
+/** An application subscriber that writes an audit row before every Shipment is inserted. */
+class ShipmentAudit implements EntitySubscriberInterface<Shipment> {
+  listenTo() {
+    return Shipment;
+  }
+
+  async beforeInsert(event: InsertEvent<Shipment>): Promise<void> {
+    // Without hooks, as a raw statement would be.
+    await event.manager
+      .createQueryBuilder()
+      .insert()
+      .into(AuditNote)
+      .values({ text: `before ${event.entity.ref}` })
+      .callListeners(false)
+      .execute();
+  }
+}
 
 /**
  * TypeORM reports the rows of a save() to subscribers only once all its statements succeeded, and
@@ -18,7 +100,7 @@ describe.each(selectedDatabases())('writes that fail part-way or skip rows, on %
   const failedStatementAbortsTransaction = database === 'postgres';
 
   beforeAll(async () => {
-    testApp = await createTestApp(database, { logger: logs });
+    testApp = await createTestApp(database, { logger: logs, hostEntities: [...HOST_ENTITIES, AuditNote, Gadget, Labelled] });
     dataSource = testApp.dataSource;
   });
   afterAll(() => testApp.close());
@@ -105,6 +187,87 @@ describe.each(selectedDatabases())('writes that fail part-way or skip rows, on %
     expect(await recorded(space)).toEqual(rows);
   });
 
+  it('commits after a save() refused before its first statement, whatever runs on the connection after it', async () => {
+    const space = freshSpace();
+    await listen(space, 'Order');
+    const existing = await orders().save({ tenantId: space, state: OrderState.PENDING });
+    const table = orders().metadata.tableName;
+    const [tenantId, state] = ['tenantId', 'state'].map((name) => dataSource.driver.escape(name));
+    const param = (index: number) => (database === 'postgres' ? `$${index}` : '?');
+
+    await dataSource.transaction(async (manager) => {
+      // A state longer than an event holds, which listeners match: refused before the row is written.
+      const unstorable = { tenantId: space, state: 'S'.repeat(101) as OrderState };
+      await expect(manager.save(Order, [unstorable, { tenantId: space, state: OrderState.CONFIRMED }])).rejects.toThrow('state');
+      await manager.query(`UPDATE ${table} SET ${state} = ${param(1)} WHERE id = ${param(2)}`, [OrderState.SHIPPED, existing.id]);
+      const duplicate = `INSERT INTO ${table} (id, ${tenantId}, ${state}) VALUES (${param(1)}, ${param(2)}, ${param(3)})`;
+      await manager.query(duplicate, [existing.id, space, OrderState.PENDING]).catch(() => undefined);
+    });
+
+    expect(await committedOrders(space)).toEqual([`${existing.id}:${failedStatementAbortsTransaction ? 'PENDING' : 'SHIPPED'}`]);
+  });
+
+  it('commits after a caught duplicate-key save() whose application subscriber wrote a row of its own first', async () => {
+    const space = freshSpace();
+    await listen(space, 'Shipment');
+    const audit = new ShipmentAudit();
+    dataSource.subscribers.unshift(audit);
+    try {
+      const first = await dataSource.getRepository(Shipment).save({ ref: `a-${space}`, tenantId: space, state: 'NEW' });
+      logs.errors.length = 0;
+      await dataSource.transaction(async (manager) => {
+        await expect(manager.save(Shipment, { ref: `a-${space}`, tenantId: space, state: 'SENT' })).rejects.toThrow(QueryFailedError);
+      });
+      await expect(
+        dataSource.getRepository(Shipment).save({ ref: `a-${space}`, tenantId: space, state: 'SENT' }, { transaction: false }),
+      ).rejects.toThrow(QueryFailedError);
+
+      expect(await recorded(space)).toEqual([`${first.id}:NEW`]);
+      expect(logs.errors).toEqual([]);
+    } finally {
+      dataSource.subscribers.splice(dataSource.subscribers.indexOf(audit), 1);
+    }
+  });
+
+  it('commits after a save() that failed part-way when no listener matches its rows', async () => {
+    const space = freshSpace();
+    await listen(space, 'Parcel');
+    // Saved without the capture, so that the module has not read the space's Order listeners yet.
+    const existing = await orders().save({ tenantId: space, state: OrderState.PENDING }, { listeners: false });
+
+    await dataSource.transaction(async (manager) => {
+      await manager.save(Order, newAndFailing(space, existing)).catch(() => undefined);
+    });
+
+    expect(await committedOrders(space)).toEqual(
+      failedStatementAbortsTransaction ? [`${existing.id}:PENDING`] : [`${existing.id}:PENDING`, expect.stringMatching(/:CONFIRMED$/)],
+    );
+    expect(await recorded(space)).toEqual([]);
+  });
+
+  it.each([0, 10, 15, 30])(
+    'refuses the commit also when another request saves rows of another entity meanwhile, %i turns later',
+    async (turns) => {
+      const space = freshSpace();
+      await listen(space, 'Order');
+      const existing = await orders().save({ tenantId: space, state: OrderState.PENDING });
+      const later = async () => {
+        for (let turn = 0; turn < turns; turn++) await Promise.resolve();
+        await dataSource.getRepository(AuditNote).save({ text: `beside ${space}` });
+      };
+      const [committing] = await Promise.allSettled([
+        dataSource.transaction(async (manager) => {
+          await manager.save(Order, newAndFailing(space, existing)).catch(() => undefined);
+        }),
+        later(),
+      ]);
+
+      expect(committing.status).toBe(failedStatementAbortsTransaction ? 'fulfilled' : 'rejected');
+      expect(await committedOrders(space)).toEqual([`${existing.id}:PENDING`]);
+      expect(await recorded(space)).toEqual([`${existing.id}:PENDING`]);
+    },
+  );
+
   it('logs an error naming the entity when a save() outside a transaction fails after writing some of its rows', async () => {
     const space = freshSpace();
     await listen(space, 'Order');
@@ -130,6 +293,53 @@ describe.each(selectedDatabases())('writes that fail part-way or skip rows, on %
     await insert(`kept-${space}`, ParcelState.IN_TRANSIT).orUpdate(['state', 'note'], ['code']).execute();
 
     expect(await recorded(space)).toEqual([`kept-${space}:DELIVERED`, `new-${space}:PACKED`, `kept-${space}:IN_TRANSIT`]);
+  });
+
+  it('records an upsert() of an existing row with a uuid key under the key of that row', async () => {
+    const space = freshSpace();
+    await listen(space, 'Gadget');
+    const gadgets = dataSource.getRepository(Gadget);
+    const existing = await gadgets.save({ sku: `s-${space}`, tenantId: space, state: 'A' });
+
+    await gadgets.upsert({ sku: `s-${space}`, tenantId: space, state: 'B' }, ['sku']);
+
+    expect(await recorded(space)).toEqual([`${existing.id}:A`, `${existing.id}:B`]);
+  });
+
+  it('records the row an orIgnore() of several rows with a generated key inserted, and not the one it skipped', async () => {
+    const space = freshSpace();
+    await listen(space, 'Shipment');
+    const shipments = dataSource.getRepository(Shipment);
+    const done = await shipments.save({ ref: `m-${space}`, tenantId: space, state: 'DONE' });
+
+    await shipments
+      .createQueryBuilder()
+      .insert()
+      .values([
+        { ref: `m-${space}`, tenantId: space, state: 'NEW' },
+        { ref: `n-${space}`, tenantId: space, state: 'SENT' },
+      ])
+      .orIgnore()
+      .execute();
+
+    const inserted = await shipments.findOneByOrFail({ ref: `n-${space}` });
+    expect(await recorded(space)).toEqual([`${done.id}:DONE`, `${inserted.id}:SENT`]);
+  });
+
+  it('records an orUpdate() by the key that changed the state, whatever another unique column was given', async () => {
+    const space = freshSpace();
+    await listen(space, 'Labelled');
+    await dataSource.getRepository(Labelled).save({ code: `c-${space}`, label: `old-${space}`, tenantId: space, state: 'A' });
+
+    await dataSource
+      .createQueryBuilder()
+      .insert()
+      .into(Labelled)
+      .values({ code: `c-${space}`, label: `new-${space}`, tenantId: space, state: 'B' })
+      .orUpdate(['state'], ['code'])
+      .execute();
+
+    expect(await recorded(space)).toEqual([`c-${space}:A`, `c-${space}:B`]);
   });
 
   it('records nothing for an insert with a generated key that orIgnore() skipped for a unique value', async () => {

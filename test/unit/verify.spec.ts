@@ -156,6 +156,13 @@ describe('verifyStandardWebhook', () => {
     expect(verifyStandardWebhook(headersFor(`${ours},extra`), body, secret, { now })).toBe(false);
   });
 
+  it('takes a Date without its prototype as the time, and answers false to headers whose get() gives no text', () => {
+    const bare = Object.setPrototypeOf(new Date(now.getTime()), null) as Date;
+    expect(verifyStandardWebhook(headersFor(ours), body, secret, { now: bare })).toBe(true);
+    const listed = new Map(Object.entries(headersFor(ours)).map(([name, value]) => [name, [value]]));
+    expect(verifyStandardWebhook(listed as never, body, secret, { now })).toBe(false);
+  });
+
   it('takes a body and a time from another realm, and answers false to a body whose buffer was transferred', () => {
     const foreignBody = runInNewContext('new Uint8Array(bytes)', { bytes: [...Buffer.from(body)] });
     const foreignNow = runInNewContext(`new Date(${now.getTime()})`);
