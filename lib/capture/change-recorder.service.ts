@@ -170,12 +170,6 @@ export class ChangeRecorder {
     return listeners !== undefined && !listeners.some((listener) => matches(listener, change));
   }
 
-  /** Whether an ACTIVE listener matches the change (read through `manager` unless known). */
-  async anyListenerMatches(manager: EntityManager, change: EntityChange): Promise<boolean> {
-    const listeners = await this.cache.activeListeners(manager, change.spaceId, change.entity.name);
-    return listeners.some((listener) => matches(listener, change));
-  }
-
   /** The listeners to notify of the change; throws when they match but the event could not hold the change. */
   private async matchedListeners(manager: EntityManager, change: EntityChange): Promise<MatchableListener[]> {
     const listeners = await this.cache.activeListeners(manager, change.spaceId, change.entity.name);

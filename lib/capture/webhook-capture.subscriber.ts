@@ -121,33 +121,31 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   // its subscribers return, and a save() that concerns no listener need not wait for one.
 
   beforeInsert(event: InsertEvent<ObjectLiteral>): Promise<void> | undefined {
-    return this.beforeWrite(event, insertWrite, false);
+    return this.beforeWrite(event, insertWrite);
   }
 
   beforeUpdate(event: UpdateEvent<ObjectLiteral>): Promise<void> | undefined {
-    return this.beforeWrite(event, updateWrite, true);
+    return this.beforeWrite(event, updateWrite);
   }
 
   beforeRemove(event: RemoveEvent<ObjectLiteral>): Promise<void> | undefined {
-    return this.beforeWrite(event, removalWrite, false);
+    return this.beforeWrite(event, removalWrite);
   }
 
   beforeSoftRemove(event: SoftRemoveEvent<ObjectLiteral>): Promise<void> | undefined {
-    return this.beforeWrite(event, removalWrite, true);
+    return this.beforeWrite(event, removalWrite);
   }
 
   beforeRecover(event: RecoverEvent<ObjectLiteral>): Promise<void> | undefined {
-    return this.beforeWrite(event, removalWrite, true);
+    return this.beforeWrite(event, removalWrite);
   }
 
   afterInsert(event: InsertEvent<ObjectLiteral>): Promise<void> | undefined {
-    this.statementWatch.writeEnded(event.queryRunner, event.entity);
     const entity = this.registry.findByTarget(event.metadata.target);
     return entity && this.capture(event, entity, insertWrite(event));
   }
 
   afterUpdate(event: UpdateEvent<ObjectLiteral>): Promise<void> | undefined {
-    this.statementWatch.writeEnded(event.queryRunner, event.entity);
     const entity = this.registry.findByTarget(event.metadata.target);
     if (!entity || !event.entity) return;
     const write = updateWrite(event, entity);
@@ -170,10 +168,6 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     return this.captureRemoval(event);
   }
 
-  beforeQuery(event: { queryRunner: QueryRunner; query: string }): void {
-    this.statementWatch.statementSent(event.queryRunner, event.query);
-  }
-
   afterQuery(event: { queryRunner: QueryRunner; query: string; success: boolean }): void {
     this.statementWatch.statementAnswered(event.queryRunner, event.query, event.success);
   }
@@ -187,11 +181,7 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     this.cache.transactionBegins(event.queryRunner);
   }
 
-  /**
-   * Refuses, until it is rolled back, the commit of a transaction that SQLite rolled back whole, and
-   * of a level where a save() failed after writing part of its rows (a rejection: TypeORM collects
-   * it with the other subscribers').
-   */
+  /** Refuses, until it is rolled back, the commit of a transaction that SQLite rolled back whole (a rejection: TypeORM collects it with the other subscribers'). */
   beforeTransactionCommit(event: TransactionCommitEvent): Promise<void> | undefined {
     if (transactionDepth(event.queryRunner) === 1 && this.endedBySqlite.has(event.queryRunner)) {
       return Promise.reject(
@@ -199,13 +189,6 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
           'SQLite had rolled back this whole transaction after an error in one of its savepoints (a full disk, for one); what was written before that is gone, so the rest is not committed either',
         ),
       );
-    }
-    const partlyWritten = this.statementWatch.commitRefusal(event.queryRunner, event.manager);
-    if (partlyWritten) {
-      return partlyWritten.then((refusal) => {
-        if (refusal) throw refusal;
-        this.sharedConnectionWrites?.transactionEnds(event.queryRunner);
-      });
     }
     this.sharedConnectionWrites?.transactionEnds(event.queryRunner);
     return undefined;
@@ -218,7 +201,6 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
 
   beforeTransactionRollback(event: TransactionRollbackEvent): void {
     this.transactionWatch.rollbackBegins(event.queryRunner);
-    this.statementWatch.rollbackBegins(event.queryRunner);
     this.sharedConnectionWrites?.transactionEnds(event.queryRunner);
     const depth = transactionDepth(event.queryRunner);
     if (depth === 1) this.endedBySqlite.delete(event.queryRunner);
@@ -237,7 +219,6 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   }
 
   private captureRemoval(event: RemoveEvent<ObjectLiteral>): Promise<void> | undefined {
-    this.statementWatch.writeEnded(event.queryRunner, event.entity);
     const entity = this.registry.findByTarget(event.metadata.target);
     if (!entity) return;
     const write = removalWrite(event);
@@ -249,38 +230,28 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   }
 
   /**
-   * Announces the row of any entity to the statement watch, which follows the statements of the
-   * write until TypeORM reports it. On the shared connection, notes which transaction (if any) was
-   * open as a write of a webhook entity began. Before the row is written, a change that listeners match but whose id or state is
+   * On the shared connection, notes which transaction (if any) was open as a write of a webhook
+   * entity began. Before the row is written, a change that listeners match but whose id or state is
    * longer than an event holds fails its save(): a transaction that catches the error then keeps
    * neither the row nor an event. Only such a change waits for the listeners here.
    */
   private beforeWrite<E extends RowEvent>(
     event: E,
     describeWrite: (event: E, entity: RegisteredWebhookEntity) => CapturedWrite | null,
-    writtenConcurrently: boolean,
   ): Promise<void> | undefined {
-    if (!event.entity) return;
-    if (event.queryRunner) this.statementWatch.rowAnnounced(event.queryRunner, event.entity, event.metadata.tableName, writtenConcurrently);
     const entity = this.registry.findByTarget(event.metadata.target);
-    if (!entity) return;
+    if (!entity || !event.entity) return;
     this.sharedConnectionWrites?.writeBegins(event.entity, event.metadata, describeWrite === insertWrite);
     const write = describeWrite(event, entity);
     if (!write) return;
     // A generated id is not known yet; a state that is too long is refused all the same.
     const entityId = entityIdOf(event.metadata, write.row, write.before, write.knownId) ?? 'with an id to be generated';
     const state = String(write.row[entity.stateProperty] ?? '');
+    if (fitsInEvent(entityId, state)) return;
     // What else the change lacks is logged after the write, as for any change.
     const spaceId = this.spaceIdIn(entity, write.row);
     if (spaceId === null) return;
-    const change: EntityChange = { entity, entityId, spaceId, state, stateChanged: write.stateChanged };
-    if (event.queryRunner && !this.recorder.surelyUnmatched(change)) this.statementWatch.listenersMayHear(event.queryRunner, change);
-    if (fitsInEvent(entityId, state)) return;
-    return this.recorder.refuseUnstorable(event.manager, change).catch((error: unknown) => {
-      // The write fails before its first statement: what follows on the connection is not its.
-      if (event.queryRunner) this.statementWatch.writeEnded(event.queryRunner, event.entity);
-      throw error;
-    });
+    return this.recorder.refuseUnstorable(event.manager, { entity, entityId, spaceId, state, stateChanged: write.stateChanged });
   }
 
   private capture(event: RowEvent, entity: RegisteredWebhookEntity, write: CapturedWrite): Promise<void> | undefined {
@@ -387,13 +358,14 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
  */
 function rowAsChanged(dataSource: DataSource, metadata: EntityMetadata, row: ObjectLiteral, held: readonly string[]): DriverStatement {
   const where = { ...metadata.getEntityIdMap(row), ...Object.fromEntries(held.map((property) => [property, row[property]])) };
-  return dataSource.createQueryBuilder(metadata.target, 'row').select('1', 'found').where(where).getQueryAndParameters();
+  return dataSource.createQueryBuilder(metadata.target, 'row').withDeleted().select('1', 'found').where(where).getQueryAndParameters();
 }
 
 /**
  * The change of an inserted row the database may have skipped, if a row holds the state and space
- * given: found by its key, or for a generated key (which TypeORM may have given to another of the
- * rows) by the values given of a unique constraint declared on the entity; `null` when none does.
+ * given: found, for a key the database or TypeORM generates (which TypeORM may have reported for
+ * another of the rows), by the values given of a unique constraint declared on the entity; else by
+ * its key. `null` when none does.
  */
 async function heldChange(
   manager: EntityManager,
@@ -402,26 +374,37 @@ async function heldChange(
   checked: readonly string[],
   change: EntityChange,
 ): Promise<EntityChange | null> {
-  const given = (columns: readonly ColumnMetadata[]) =>
-    Object.fromEntries(columns.map((column) => [column.propertyPath, column.getEntityValue(row)]));
-  const keyGiven = metadata.primaryColumns.every((column) => isStorable(column.getEntityValue(row)));
   const checkedColumns = checked.map((property) => metadata.findColumnWithPropertyName(property)!);
-  if (keyGiven && (await rowsHolding(manager, metadata, { ...given(metadata.primaryColumns), ...given(checkedColumns) })).length > 0) {
-    return change;
-  }
-  if (!metadata.primaryColumns.some((column) => column.isGenerated)) return null;
-  for (const columns of declaredUniques(metadata)) {
-    if (!columns.every((column) => isStorable(column.getEntityValue(row)))) continue;
-    const found = await rowsHolding(manager, metadata, { ...given(columns), ...given(checkedColumns) });
+  const given = (columns: readonly ColumnMetadata[]) => valuesOf([...columns, ...checkedColumns], row);
+  const uniques = metadata.primaryColumns.some((column) => column.isGenerated)
+    ? declaredUniques(metadata).filter((columns) => columns.every((column) => isStorable(column.getEntityValue(row))))
+    : [];
+  for (const columns of uniques) {
+    const found = await rowsHolding(manager, metadata, given(columns));
     if (found.length === 1) return { ...change, entityId: entityIdOf(metadata, found[0], undefined, undefined) ?? change.entityId };
   }
-  return null;
+  if (uniques.length > 0 || !metadata.primaryColumns.every((column) => isStorable(column.getEntityValue(row)))) return null;
+  return (await rowsHolding(manager, metadata, given(metadata.primaryColumns))).length > 0 ? change : null;
 }
 
-/** The keys of at most two rows holding the values, read without the entity's load listeners. */
+/** The row's values of the columns as a find condition, nested as TypeORM nests embedded columns. */
+function valuesOf(columns: readonly ColumnMetadata[], row: ObjectLiteral): ObjectLiteral {
+  return columns.reduce<ObjectLiteral>((values, column) => mergeNested(values, column.createValueMap(column.getEntityValue(row))), {});
+}
+
+function mergeNested(target: ObjectLiteral, source: ObjectLiteral): ObjectLiteral {
+  for (const [key, value] of Object.entries(source)) {
+    const nested = value !== null && typeof value === 'object' && !(value instanceof Date) && !Buffer.isBuffer(value);
+    target[key] = nested ? mergeNested({ ...(target[key] as ObjectLiteral | undefined) }, value as ObjectLiteral) : value;
+  }
+  return target;
+}
+
+/** The keys of at most two rows holding the values, soft-deleted or not, read without the entity's load listeners. */
 function rowsHolding(manager: EntityManager, metadata: EntityMetadata, values: ObjectLiteral): Promise<ObjectLiteral[]> {
   return manager
     .createQueryBuilder(metadata.target, 'row')
+    .withDeleted()
     .select(metadata.primaryColumns.map((column) => `row.${column.propertyPath}`))
     .where(values)
     .limit(2)

@@ -84,8 +84,7 @@ export class WebhookConfigurationError extends WebhookError {
 /**
  * The transaction (or savepoint) a change was made in began to roll back, or ended, or another
  * savepoint stayed open above it, before the change's event was written: nothing was written for it.
- * Also the commit of a transaction that SQLite had already rolled back whole, and on MySQL, MariaDB
- * and SQLite the commit of one in which a save() failed after writing part of its rows.
+ * On SQLite also the commit of a transaction that SQLite had already rolled back whole.
  */
 export class WebhookTransactionEndedError extends WebhookError {
   readonly code = 'WEBHOOK_TRANSACTION_ENDED';

@@ -1,0 +1,162 @@
+import { Column, Entity, PrimaryColumn, PrimaryGeneratedColumn, type DataSource } from 'typeorm';
+import { WebhookEntity, WebhookEvent, WebhookListenerService, WebhookSpace, WebhookState } from '../../lib/index.js';
+import { selectedDatabases } from '../src/databases.js';
+import { Order, OrderState, Parcel, ParcelState, Shipment } from '../src/order.entity.js';
+import { freshSpace } from '../src/spaces.js';
+import { createTestApp, HOST_ENTITIES, type TestApp } from '../src/test-app.js';
+
+/** A webhook entity with a key TypeORM generates itself (a uuid) and a unique column upserts go by. */
+@Entity('test_gadget')
+@WebhookEntity({ name: 'Gadget', states: ['A', 'B'] })
+class Gadget {
+  @PrimaryGeneratedColumn('uuid')
+  id: string;
+
+  @Column({ type: 'varchar', length: 30, unique: true })
+  sku: string;
+
+  @WebhookSpace()
+  @Column({ type: 'int' })
+  tenantId: number;
+
+  @WebhookState()
+  @Column({ type: 'varchar', length: 20 })
+  state: string;
+}
+
+/** A webhook entity with a key of its own and another unique column. */
+@Entity('test_labelled')
+@WebhookEntity({ name: 'Labelled', states: ['A', 'B'] })
+class Labelled {
+  @PrimaryColumn({ type: 'varchar', length: 30 })
+  code: string;
+
+  @Column({ type: 'varchar', length: 30, unique: true })
+  label: string;
+
+  @WebhookSpace()
+  @Column({ type: 'int' })
+  tenantId: number;
+
+  @WebhookState()
+  @Column({ type: 'varchar', length: 20 })
+  state: string;
+}
+
+/**
+ * TypeORM reports every row given to an insert with a conflict clause, whether the database inserted,
+ * updated or skipped it, and may report the generated key of one row for another.
+ */
+describe.each(selectedDatabases())('inserts with a conflict clause, on %s', (database) => {
+  let testApp: TestApp;
+  let dataSource: DataSource;
+
+  beforeAll(async () => {
+    testApp = await createTestApp(database, { hostEntities: [...HOST_ENTITIES, Gadget, Labelled] });
+    dataSource = testApp.dataSource;
+  });
+  afterAll(() => testApp.close());
+
+  const orders = () => dataSource.getRepository(Order);
+
+  async function listen(space: number, entity: string): Promise<void> {
+    await testApp.get(WebhookListenerService).create(space, { name: 'l', entity, url: `https://${space}.example.com/hook` });
+  }
+
+  async function recorded(space: number): Promise<string[]> {
+    const events = await dataSource.getRepository(WebhookEvent).find({ where: { linkedSpaceId: space }, order: { id: 'ASC' } });
+    return events.map((event) => `${event.entityId}:${event.state}`);
+  }
+
+  it('records an insert with orIgnore() or orUpdate() only for the rows it left in the state given', async () => {
+    const space = freshSpace();
+    await listen(space, 'Parcel');
+    await dataSource.getRepository(Parcel).save({ code: `kept-${space}`, shop: space, state: ParcelState.DELIVERED });
+    const insert = (code: string, state: ParcelState) =>
+      dataSource.createQueryBuilder().insert().into(Parcel).values({ code, shop: space, state, note: 'n' });
+
+    await insert(`kept-${space}`, ParcelState.PACKED).orIgnore().execute();
+    await insert(`kept-${space}`, ParcelState.PACKED).orUpdate(['note'], ['code']).execute();
+    await insert(`new-${space}`, ParcelState.PACKED).orIgnore().execute();
+    await insert(`kept-${space}`, ParcelState.IN_TRANSIT).orUpdate(['state', 'note'], ['code']).execute();
+
+    expect(await recorded(space)).toEqual([`kept-${space}:DELIVERED`, `new-${space}:PACKED`, `kept-${space}:IN_TRANSIT`]);
+  });
+
+  it('records an upsert() of an existing row with a uuid key under the key of that row', async () => {
+    const space = freshSpace();
+    await listen(space, 'Gadget');
+    const gadgets = dataSource.getRepository(Gadget);
+    const existing = await gadgets.save({ sku: `s-${space}`, tenantId: space, state: 'A' });
+
+    await gadgets.upsert({ sku: `s-${space}`, tenantId: space, state: 'B' }, ['sku']);
+
+    expect(await recorded(space)).toEqual([`${existing.id}:A`, `${existing.id}:B`]);
+  });
+
+  it('records the row an orIgnore() of several rows with a generated key inserted, and not the one it skipped', async () => {
+    const space = freshSpace();
+    await listen(space, 'Shipment');
+    const shipments = dataSource.getRepository(Shipment);
+    const done = await shipments.save({ ref: `m-${space}`, tenantId: space, state: 'DONE' });
+
+    await shipments
+      .createQueryBuilder()
+      .insert()
+      .values([
+        { ref: `m-${space}`, tenantId: space, state: 'NEW' },
+        { ref: `n-${space}`, tenantId: space, state: 'SENT' },
+      ])
+      .orIgnore()
+      .execute();
+
+    const inserted = await shipments.findOneByOrFail({ ref: `n-${space}` });
+    expect(await recorded(space)).toEqual([`${done.id}:DONE`, `${inserted.id}:SENT`]);
+  });
+
+  it('records an orUpdate() by the key that changed the state, whatever another unique column was given', async () => {
+    const space = freshSpace();
+    await listen(space, 'Labelled');
+    await dataSource.getRepository(Labelled).save({ code: `c-${space}`, label: `old-${space}`, tenantId: space, state: 'A' });
+
+    await dataSource
+      .createQueryBuilder()
+      .insert()
+      .into(Labelled)
+      .values({ code: `c-${space}`, label: `new-${space}`, tenantId: space, state: 'B' })
+      .orUpdate(['state'], ['code'])
+      .execute();
+
+    expect(await recorded(space)).toEqual([`c-${space}:A`, `c-${space}:B`]);
+  });
+
+  it('records an upsert() into a soft-deleted row that changed its state', async () => {
+    const space = freshSpace();
+    await listen(space, 'Parcel');
+    const parcels = dataSource.getRepository(Parcel);
+    const parcel = await parcels.save({ code: `gone-${space}`, shop: space, state: ParcelState.PACKED });
+    await parcels.softRemove(parcel);
+
+    await parcels.upsert({ code: `gone-${space}`, shop: space, state: ParcelState.IN_TRANSIT }, ['code']);
+
+    expect(await recorded(space)).toEqual([`gone-${space}:PACKED`, `gone-${space}:IN_TRANSIT`]);
+  });
+
+  it('records nothing for an insert with a generated key that orIgnore() skipped for a unique value', async () => {
+    const space = freshSpace();
+    await listen(space, 'Shipment');
+    const done = await dataSource.getRepository(Shipment).save({ ref: `r-${space}`, tenantId: space, state: 'DONE' });
+    // On SQLite the last inserted rowid is now an order's, which TypeORM reports for the skipped row.
+    await orders().save({ tenantId: freshSpace(), state: OrderState.PENDING });
+
+    await dataSource
+      .createQueryBuilder()
+      .insert()
+      .into(Shipment)
+      .values({ ref: `r-${space}`, tenantId: space, state: 'NEW' })
+      .orIgnore()
+      .execute();
+
+    expect(await recorded(space)).toEqual([`${done.id}:DONE`]);
+  });
+});
