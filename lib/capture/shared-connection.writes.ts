@@ -16,6 +16,8 @@ export class SharedConnectionWrites {
   private readonly openWhenBegun = new WeakMap<ObjectLiteral, number | null>();
   /** Rows inserted without a value for a generated primary key column. */
   private readonly idToBeGenerated = new WeakSet<ObjectLiteral>();
+  /** The keys given to rows inserted with a value for a generated key column, which TypeORM may overwrite with SQLite's last rowid. */
+  private readonly keysGiven = new WeakMap<ObjectLiteral, ObjectLiteral>();
   private readonly uniqueIndexesByTable = new Map<string, ColumnMetadata[][]>();
 
   private readonly sql: SqlText;
@@ -26,40 +28,44 @@ export class SharedConnectionWrites {
 
   writeBegins(row: ObjectLiteral, metadata: EntityMetadata, inserted: boolean): void {
     this.openWhenBegun.set(row, this.openTransaction());
-    if (inserted && metadata.primaryColumns.some((column) => column.isGenerated && column.getEntityValue(row) === undefined)) {
-      this.idToBeGenerated.add(row);
-    }
+    if (!inserted || !metadata.primaryColumns.some((column) => column.isGenerated)) return;
+    const key = metadata.getEntityIdMap(row);
+    if (key) this.keysGiven.set(row, structuredClone(key));
+    else this.idToBeGenerated.add(row);
   }
 
   /**
    * An inserted row with the primary key it really has. TypeORM takes a generated key from SQLite's
-   * last inserted rowid, which an `upsert()` that updated an existing row leaves as it was: another
-   * row's, perhaps of another table. The key is trusted when its row holds the state and space written
-   * and the values written of each unique index of the table (as after any plain insert); else the row
-   * is looked for by the values of a unique index and those written of `checked`, the conflict an
-   * upsert goes by. An insert that may have skipped rows (`maybeSkipped`: `orIgnore()`, `orUpdate()`)
-   * with a key of its own is trusted only if the row of that key holds the values of `checked`. `null` when no row is found so (its transaction rolled back, say, or the insert skipped
-   * it); the key as reported when the values cannot be compared as stored.
+   * last inserted rowid, which an insert that updated or skipped an existing row (`upsert()`,
+   * `orUpdate()`, `orIgnore()`) leaves as it was: another row's, perhaps of another table. A key
+   * given with the row is taken as given, and trusted only if its row holds the state and space
+   * written (the values of `checked`): an insert with a conflict clause may have skipped the row or
+   * left its state. A generated key is trusted when its row holds those values and the values written
+   * of each unique index of the table (as after any plain insert); else the row is looked for by the
+   * values of a unique index and of `checked`, the conflict an upsert goes by. `null` when no row is
+   * found so (its transaction rolled back, say, or the insert skipped it); the row as reported when
+   * the values cannot be compared as stored.
    */
-  insertedRow(metadata: EntityMetadata, row: ObjectLiteral, checked: readonly string[], maybeSkipped: boolean): ObjectLiteral | null {
-    const generatedKey = this.idToBeGenerated.has(row);
-    if (!generatedKey && !maybeSkipped) return row;
+  insertedRow(metadata: EntityMetadata, reported: ObjectLiteral, checked: readonly string[]): ObjectLiteral | null {
     const sqlite = synchronousSqlite(this.dataSource);
-    if (!sqlite) return row;
+    if (!sqlite) return reported;
+    const keyGiven = this.keysGiven.get(reported);
+    const row = keyGiven ? withKey(metadata, reported, keyGiven) : reported;
     const writtenOf = (columns: readonly ColumnMetadata[]) => columns.every((column) => storable(column.getEntityValue(row)));
     const checkedColumns = checked.map((property) => metadata.findColumnWithPropertyName(property)!);
     const keyAndChecked = [...metadata.primaryColumns, ...checkedColumns];
     if (!writtenOf(keyAndChecked)) return row;
     try {
-      if (!generatedKey) return sqlite.execute(...this.lookup(metadata, row, keyAndChecked)).rows.length > 0 ? row : null;
+      if (!this.idToBeGenerated.has(reported))
+        return sqlite.execute(...this.lookup(metadata, row, keyAndChecked)).rows.length > 0 ? row : null;
       const uniques = this.uniqueIndexes(sqlite, metadata).filter(writtenOf);
       if (sqlite.execute(...this.lookup(metadata, row, [...keyAndChecked, ...uniques.flat()])).rows.length > 0) return row;
       for (const columns of uniques) {
         const found = sqlite.execute(...this.lookup(metadata, row, [...columns, ...checkedColumns])).rows;
         if (found.length !== 1) continue;
-        const withKey = { ...row };
-        metadata.primaryColumns.forEach((column, index) => column.setEntityValue(withKey, found[0][`key${index}`]));
-        return withKey;
+        const foundKey: ObjectLiteral = {};
+        metadata.primaryColumns.forEach((column, index) => column.setEntityValue(foundKey, found[0][`key${index}`]));
+        return withKey(metadata, row, foundKey);
       }
     } catch {
       // A value the driver cannot bind as a transformer left it: the write itself went through.
@@ -130,4 +136,11 @@ export class SharedConnectionWrites {
 function storable(value: unknown): boolean {
   const type = typeof value;
   return type === 'string' || type === 'number' || type === 'bigint' || type === 'boolean' || value instanceof Date;
+}
+
+/** A copy of the row with the key's values in its primary columns. */
+export function withKey(metadata: EntityMetadata, row: ObjectLiteral, key: ObjectLiteral): ObjectLiteral {
+  const keyed = { ...row };
+  for (const column of metadata.primaryColumns) column.setEntityValue(keyed, column.getEntityValue(key));
+  return keyed;
 }

@@ -22,7 +22,7 @@ import { reopenTransactionEndedBySqlite, transactionDepth, type DriverStatement 
 import { WebhookTransactionEndedError } from '../errors/webhook.errors.js';
 import { isId } from '../validation/input.validation.js';
 import { ChangeRecorder, fitsInEvent, type EntityChange } from './change-recorder.service.js';
-import { SharedConnectionWrites } from './shared-connection.writes.js';
+import { SharedConnectionWrites, withKey } from './shared-connection.writes.js';
 import { CommitNotifier } from './commit-notifier.js';
 import { ListenerMatchCache } from './listener-match.cache.js';
 import { TransactionWatch } from './transaction-watch.js';
@@ -60,6 +60,8 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   private readonly logger = new Logger('WebhookCapture');
   /** Transactions SQLite rolled back whole from inside a savepoint, reopened empty: their commit is refused. */
   private readonly endedBySqlite = new WeakSet<QueryRunner>();
+  /** The key an inserted row was given, or that it was to be generated, as its before-hook saw it (not on SQLite). */
+  private readonly keysAtInsert = new WeakMap<ObjectLiteral, ObjectLiteral | 'generated'>();
   /** Warnings given once per entity, by kind and entity name. */
   private readonly warnedOnce = new Set<string>();
   /** On better-sqlite3, whose one connection TypeORM shares between all transactions. */
@@ -242,6 +244,7 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     const entity = this.registry.findByTarget(event.metadata.target);
     if (!entity || !event.entity) return;
     this.sharedConnectionWrites?.writeBegins(event.entity, event.metadata, describeWrite === insertWrite);
+    if (!this.sharedConnectionWrites && describeWrite === insertWrite) this.noteKeyAtInsert(event.entity, event.metadata);
     const write = describeWrite(event, entity);
     if (!write) return;
     // A generated id is not known yet; a state that is too long is refused all the same.
@@ -266,7 +269,7 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     if (!change || this.recorder.surelyUnmatched(change)) return;
     const checked = entity.spaceProperty === null ? [entity.stateProperty] : [entity.stateProperty, entity.spaceProperty];
     if (writes && write.inserted) {
-      const inserted = writes.insertedRow(event.metadata, row, checked, maybeSkipped);
+      const inserted = writes.insertedRow(event.metadata, row, checked);
       if (!inserted) {
         if (!maybeSkipped) {
           this.logger.warn(
@@ -292,9 +295,57 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
           .finally(() => written && writes.forget(written))
       : this.recorder.recordJoining(event.manager, change, {
           inTurn: true,
-          resolve: keyFoundLater ? (manager, given) => heldChange(manager, event.metadata, row, checked, given) : undefined,
+          resolve: keyFoundLater ? (manager, reported) => this.heldChange(manager, event.metadata, row, checked, reported) : undefined,
         });
     return recorded.then(() => undefined);
+  }
+
+  private noteKeyAtInsert(row: ObjectLiteral, metadata: EntityMetadata): void {
+    if (!metadata.primaryColumns.some((column) => column.isGenerated)) return;
+    const key = metadata.getEntityIdMap(row);
+    this.keysAtInsert.set(row, key ? structuredClone(key) : 'generated');
+  }
+
+  /**
+   * The change of an inserted row the database may have skipped, if a row holds the state and space
+   * given. A key given with the row is taken as given (TypeORM may report another row's key for a
+   * skipped one). A key to be generated is looked for by the values given of each unique constraint
+   * declared on the entity, which must all find the same row; without such a constraint, the key
+   * TypeORM reported is checked. `null` when no row is found so.
+   */
+  private async heldChange(
+    manager: EntityManager,
+    metadata: EntityMetadata,
+    reported: ObjectLiteral,
+    checked: readonly string[],
+    change: EntityChange,
+  ): Promise<EntityChange | null> {
+    const keyAtInsert = this.keysAtInsert.get(reported);
+    const row = keyAtInsert && keyAtInsert !== 'generated' ? withKey(metadata, reported, keyAtInsert) : reported;
+    const checkedColumns = checked.map((property) => metadata.findColumnWithPropertyName(property)!);
+    const holding = (columns: readonly ColumnMetadata[]) => rowsHolding(manager, metadata, valuesOf([...columns, ...checkedColumns], row));
+    const uniques =
+      keyAtInsert === 'generated'
+        ? declaredUniques(metadata).filter((columns) => columns.every((column) => isStorable(column.getEntityValue(row))))
+        : [];
+    if (uniques.length === 0) {
+      if (!metadata.primaryColumns.every((column) => isStorable(column.getEntityValue(row)))) return null;
+      return (await holding(metadata.primaryColumns)).length > 0
+        ? { ...change, entityId: entityIdOf(metadata, row, undefined, undefined)! }
+        : null;
+    }
+    const keys = new Set<string>();
+    for (const columns of uniques) {
+      const found = await holding(columns);
+      if (found.length === 1) keys.add(entityIdOf(metadata, found[0], undefined, undefined)!);
+    }
+    if (keys.size > 1) {
+      this.warnOnce(
+        `conflict ${metadata.name}`,
+        `An insert of ${metadata.name} with a conflict clause matched rows by different unique constraints, and TypeORM does not say which it wrote: its change was not published. Use save(), or WebhookPublisher.publish()`,
+      );
+    }
+    return keys.size === 1 ? { ...change, entityId: [...keys][0] } : null;
   }
 
   private describeChange(
@@ -359,32 +410,6 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
 function rowAsChanged(dataSource: DataSource, metadata: EntityMetadata, row: ObjectLiteral, held: readonly string[]): DriverStatement {
   const where = { ...metadata.getEntityIdMap(row), ...Object.fromEntries(held.map((property) => [property, row[property]])) };
   return dataSource.createQueryBuilder(metadata.target, 'row').withDeleted().select('1', 'found').where(where).getQueryAndParameters();
-}
-
-/**
- * The change of an inserted row the database may have skipped, if a row holds the state and space
- * given: found, for a key the database or TypeORM generates (which TypeORM may have reported for
- * another of the rows), by the values given of a unique constraint declared on the entity; else by
- * its key. `null` when none does.
- */
-async function heldChange(
-  manager: EntityManager,
-  metadata: EntityMetadata,
-  row: ObjectLiteral,
-  checked: readonly string[],
-  change: EntityChange,
-): Promise<EntityChange | null> {
-  const checkedColumns = checked.map((property) => metadata.findColumnWithPropertyName(property)!);
-  const given = (columns: readonly ColumnMetadata[]) => valuesOf([...columns, ...checkedColumns], row);
-  const uniques = metadata.primaryColumns.some((column) => column.isGenerated)
-    ? declaredUniques(metadata).filter((columns) => columns.every((column) => isStorable(column.getEntityValue(row))))
-    : [];
-  for (const columns of uniques) {
-    const found = await rowsHolding(manager, metadata, given(columns));
-    if (found.length === 1) return { ...change, entityId: entityIdOf(metadata, found[0], undefined, undefined) ?? change.entityId };
-  }
-  if (uniques.length > 0 || !metadata.primaryColumns.every((column) => isStorable(column.getEntityValue(row)))) return null;
-  return (await rowsHolding(manager, metadata, given(metadata.primaryColumns))).length > 0 ? change : null;
 }
 
 /** The row's values of the columns as a find condition, nested as TypeORM nests embedded columns. */

@@ -1,6 +1,7 @@
 import { Column, Entity, PrimaryColumn, PrimaryGeneratedColumn, type DataSource } from 'typeorm';
 import { WebhookEntity, WebhookEvent, WebhookListenerService, WebhookSpace, WebhookState } from '../../lib/index.js';
-import { selectedDatabases } from '../src/databases.js';
+import { describeOnlyOn, selectedDatabases } from '../src/databases.js';
+import { LogCollector } from '../src/log-collector.js';
 import { Order, OrderState, Parcel, ParcelState, Shipment } from '../src/order.entity.js';
 import { freshSpace } from '../src/spaces.js';
 import { createTestApp, HOST_ENTITIES, type TestApp } from '../src/test-app.js';
@@ -14,6 +15,9 @@ class Gadget {
 
   @Column({ type: 'varchar', length: 30, unique: true })
   sku: string;
+
+  @Column({ type: 'varchar', length: 30, unique: true, nullable: true })
+  ean?: string | null;
 
   @WebhookSpace()
   @Column({ type: 'int' })
@@ -142,6 +146,46 @@ describe.each(selectedDatabases())('inserts with a conflict clause, on %s', (dat
     expect(await recorded(space)).toEqual([`gone-${space}:PACKED`, `gone-${space}:IN_TRANSIT`]);
   });
 
+  it('records nothing for a row orIgnore() skipped while other requests insert beside it', async () => {
+    const space = freshSpace();
+    await listen(space, 'Parcel');
+    await dataSource.getRepository(Parcel).save({ code: `kept-${space}`, shop: space, state: ParcelState.DELIVERED });
+
+    for (let round = 0; round < 5; round++) {
+      await Promise.all([
+        dataSource
+          .createQueryBuilder()
+          .insert()
+          .into(Parcel)
+          .values({ code: `kept-${space}`, shop: space, state: ParcelState.PACKED })
+          .orIgnore()
+          .execute(),
+        dataSource.getRepository(Order).save({ tenantId: freshSpace(), state: OrderState.PENDING }),
+      ]);
+    }
+
+    expect(await recorded(space)).toEqual([`kept-${space}:DELIVERED`]);
+  });
+
+  it('records an orUpdate() by a generated key given with the row under that key', async () => {
+    const space = freshSpace();
+    await listen(space, 'Gadget');
+    const gadget = await dataSource.getRepository(Gadget).save({ sku: `s-${space}`, tenantId: space, state: 'A' });
+    // Another row since, so that a key reported from the last insert would be that one's.
+    await dataSource.getRepository(Gadget).save({ sku: `o-${space}`, tenantId: freshSpace(), state: 'A' });
+
+    await dataSource
+      .createQueryBuilder()
+      .insert()
+      .into(Gadget)
+      .values({ id: gadget.id, sku: `n-${space}`, tenantId: space, state: 'B' })
+      .orUpdate(['state'], ['id'])
+      .execute();
+
+    expect(await dataSource.getRepository(Gadget).findOneByOrFail({ id: gadget.id })).toMatchObject({ state: 'B' });
+    expect(await recorded(space)).toEqual([`${gadget.id}:A`, `${gadget.id}:B`]);
+  });
+
   it('records nothing for an insert with a generated key that orIgnore() skipped for a unique value', async () => {
     const space = freshSpace();
     await listen(space, 'Shipment');
@@ -158,5 +202,37 @@ describe.each(selectedDatabases())('inserts with a conflict clause, on %s', (dat
       .execute();
 
     expect(await recorded(space)).toEqual([`${done.id}:DONE`]);
+  });
+});
+
+describeOnlyOn('postgres')('an insert with a conflict clause whose unique values name different rows, on PostgreSQL', () => {
+  it('is not recorded under either, and says so', async () => {
+    const logs = new LogCollector();
+    const testApp = await createTestApp('postgres', { hostEntities: [...HOST_ENTITIES, Gadget, Labelled], logger: logs });
+    try {
+      const space = freshSpace();
+      await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Gadget', url: `https://${space}.example.com/hook` });
+      const gadgets = testApp.dataSource.getRepository(Gadget);
+      const first = await gadgets.save({ sku: `s1-${space}`, ean: `e1-${space}`, tenantId: space, state: 'A' });
+      const second = await gadgets.save({ sku: `s2-${space}`, ean: `e2-${space}`, tenantId: space, state: 'B' });
+
+      // Updates the first row, found by its ean, into B; the sku given is the second row's, already in B.
+      await testApp.dataSource
+        .createQueryBuilder()
+        .insert()
+        .into(Gadget)
+        .values({ sku: `s2-${space}`, ean: `e1-${space}`, tenantId: space, state: 'B' })
+        .orUpdate(['state'], ['ean'])
+        .execute();
+
+      expect(await gadgets.findOneByOrFail({ id: first.id })).toMatchObject({ state: 'B' });
+      const events = await testApp.dataSource.getRepository(WebhookEvent).find({ where: { linkedSpaceId: space }, order: { id: 'ASC' } });
+      expect(events.map((event) => `${event.entityId}:${event.state}`)).toEqual([`${first.id}:A`, `${second.id}:B`]);
+      expect(logs.warnings).toContainEqual(
+        expect.stringContaining('An insert of Gadget with a conflict clause matched rows by different unique constraints'),
+      );
+    } finally {
+      await testApp.close();
+    }
   });
 });
