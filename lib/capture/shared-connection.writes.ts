@@ -16,8 +16,8 @@ export class SharedConnectionWrites {
   private readonly openWhenBegun = new WeakMap<ObjectLiteral, number | null>();
   /** Rows inserted without a value for a generated primary key column. */
   private readonly idToBeGenerated = new WeakSet<ObjectLiteral>();
-  /** The keys given to rows inserted with a value for a generated key column, which TypeORM may overwrite with SQLite's last rowid. */
-  private readonly keysGiven = new WeakMap<ObjectLiteral, ObjectLiteral>();
+  /** The key values given to rows inserted with a value for a generated key column, which TypeORM may overwrite with SQLite's last rowid. */
+  private readonly keysGiven = new WeakMap<ObjectLiteral, unknown[]>();
   private readonly uniqueIndexesByTable = new Map<string, ColumnMetadata[][]>();
 
   private readonly sql: SqlText;
@@ -28,10 +28,14 @@ export class SharedConnectionWrites {
 
   writeBegins(row: ObjectLiteral, metadata: EntityMetadata, inserted: boolean): void {
     this.openWhenBegun.set(row, this.openTransaction());
+    // The same object may be inserted again (after remove(), say): what a former insert noted goes.
+    this.keysGiven.delete(row);
+    this.idToBeGenerated.delete(row);
     if (!inserted || !metadata.primaryColumns.some((column) => column.isGenerated)) return;
-    const key = metadata.getEntityIdMap(row);
-    if (key) this.keysGiven.set(row, structuredClone(key));
-    else this.idToBeGenerated.add(row);
+    const key = keyValuesGiven(metadata, row);
+    if (!key) this.idToBeGenerated.add(row);
+    // Raw SQL or an object a transformer turns into the key: TypeORM's report of the key is taken.
+    else if (key.every(storable)) this.keysGiven.set(row, key);
   }
 
   /**
@@ -63,9 +67,11 @@ export class SharedConnectionWrites {
       for (const columns of uniques) {
         const found = sqlite.execute(...this.lookup(metadata, row, [...columns, ...checkedColumns])).rows;
         if (found.length !== 1) continue;
-        const foundKey: ObjectLiteral = {};
-        metadata.primaryColumns.forEach((column, index) => column.setEntityValue(foundKey, found[0][`key${index}`]));
-        return withKey(metadata, row, foundKey);
+        return withKey(
+          metadata,
+          row,
+          metadata.primaryColumns.map((_, index) => found[0][`key${index}`]),
+        );
       }
     } catch {
       // A value the driver cannot bind as a transformer left it: the write itself went through.
@@ -133,14 +139,20 @@ export class SharedConnectionWrites {
 }
 
 /** A value that is compared as it is stored: not raw SQL (a function), nor an object a transformer may turn into anything. */
-function storable(value: unknown): boolean {
+export function storable(value: unknown): boolean {
   const type = typeof value;
   return type === 'string' || type === 'number' || type === 'bigint' || type === 'boolean' || value instanceof Date;
 }
 
-/** A copy of the row with the key's values in its primary columns. */
-export function withKey(metadata: EntityMetadata, row: ObjectLiteral, key: ObjectLiteral): ObjectLiteral {
+/** The values of the row's primary columns, in their order; `undefined` when one has none. */
+export function keyValuesGiven(metadata: EntityMetadata, row: ObjectLiteral): unknown[] | undefined {
+  const values = metadata.primaryColumns.map((column) => column.getEntityValue(row));
+  return values.every((value) => value !== undefined && value !== null) ? values : undefined;
+}
+
+/** A copy of the row with the values in its primary columns, in their order. */
+export function withKey(metadata: EntityMetadata, row: ObjectLiteral, values: readonly unknown[]): ObjectLiteral {
   const keyed = { ...row };
-  for (const column of metadata.primaryColumns) column.setEntityValue(keyed, column.getEntityValue(key));
+  metadata.primaryColumns.forEach((column, index) => column.setEntityValue(keyed, values[index]));
   return keyed;
 }

@@ -22,7 +22,7 @@ import { reopenTransactionEndedBySqlite, transactionDepth, type DriverStatement 
 import { WebhookTransactionEndedError } from '../errors/webhook.errors.js';
 import { isId } from '../validation/input.validation.js';
 import { ChangeRecorder, fitsInEvent, type EntityChange } from './change-recorder.service.js';
-import { SharedConnectionWrites, withKey } from './shared-connection.writes.js';
+import { keyValuesGiven, SharedConnectionWrites, storable, withKey } from './shared-connection.writes.js';
 import { CommitNotifier } from './commit-notifier.js';
 import { ListenerMatchCache } from './listener-match.cache.js';
 import { TransactionWatch } from './transaction-watch.js';
@@ -61,7 +61,7 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   /** Transactions SQLite rolled back whole from inside a savepoint, reopened empty: their commit is refused. */
   private readonly endedBySqlite = new WeakSet<QueryRunner>();
   /** The key an inserted row was given, or that it was to be generated, as its before-hook saw it (not on SQLite). */
-  private readonly keysAtInsert = new WeakMap<ObjectLiteral, ObjectLiteral | 'generated'>();
+  private readonly keysAtInsert = new WeakMap<ObjectLiteral, unknown[] | 'generated'>();
   /** Warnings given once per entity, by kind and entity name. */
   private readonly warnedOnce = new Set<string>();
   /** On better-sqlite3, whose one connection TypeORM shares between all transactions. */
@@ -301,9 +301,14 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   }
 
   private noteKeyAtInsert(row: ObjectLiteral, metadata: EntityMetadata): void {
-    if (!metadata.primaryColumns.some((column) => column.isGenerated)) return;
-    const key = metadata.getEntityIdMap(row);
-    this.keysAtInsert.set(row, key ? structuredClone(key) : 'generated');
+    if (!metadata.primaryColumns.some((column) => column.isGenerated)) {
+      this.keysAtInsert.delete(row);
+      return;
+    }
+    const key = keyValuesGiven(metadata, row);
+    // Raw SQL or an object a transformer turns into the key: TypeORM's report of the key is taken.
+    if (key && !key.every(storable)) this.keysAtInsert.delete(row);
+    else this.keysAtInsert.set(row, key ?? 'generated');
   }
 
   /**
@@ -326,10 +331,10 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     const holding = (columns: readonly ColumnMetadata[]) => rowsHolding(manager, metadata, valuesOf([...columns, ...checkedColumns], row));
     const uniques =
       keyAtInsert === 'generated'
-        ? declaredUniques(metadata).filter((columns) => columns.every((column) => isStorable(column.getEntityValue(row))))
+        ? declaredUniques(metadata).filter((columns) => columns.every((column) => storable(column.getEntityValue(row))))
         : [];
     if (uniques.length === 0) {
-      if (!metadata.primaryColumns.every((column) => isStorable(column.getEntityValue(row)))) return null;
+      if (!metadata.primaryColumns.every((column) => storable(column.getEntityValue(row)))) return null;
       return (await holding(metadata.primaryColumns)).length > 0
         ? { ...change, entityId: entityIdOf(metadata, row, undefined, undefined)! }
         : null;
@@ -441,12 +446,6 @@ function rowsHolding(manager: EntityManager, metadata: EntityMetadata, values: O
 function declaredUniques(metadata: EntityMetadata): ColumnMetadata[][] {
   const uniques = [...metadata.uniques, ...metadata.indices.filter((index) => index.isUnique)].map((unique) => unique.columns);
   return uniques.filter((columns) => columns.length > 0 && columns.every((column) => !column.isGenerated));
-}
-
-/** A value compared as it is stored: not raw SQL (a function), nor an object a transformer may turn into anything. */
-function isStorable(value: unknown): boolean {
-  const type = typeof value;
-  return type === 'string' || type === 'number' || type === 'bigint' || type === 'boolean' || value instanceof Date;
 }
 
 function definedValues(row: ObjectLiteral): ObjectLiteral {
