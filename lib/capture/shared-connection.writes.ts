@@ -1,5 +1,6 @@
 import type { DataSource, EntityMetadata, ObjectLiteral, QueryRunner } from 'typeorm';
 import { SqlText } from '../persistence/sql-text.js';
+import { storable, withKey, withKeyAtInsert, type KeyAtInsert } from './insert-keys.js';
 import { sqliteConnectionInTransaction, synchronousSqlite, transactionDepth, type SynchronousSqlite } from '../persistence/transaction.js';
 
 type ColumnMetadata = EntityMetadata['columns'][number];
@@ -14,10 +15,6 @@ export class SharedConnectionWrites {
   /** Counts the ends of transactions; with the connection's state it tells one transaction from the next. */
   private transactionsEnded = 0;
   private readonly openWhenBegun = new WeakMap<ObjectLiteral, number | null>();
-  /** Rows inserted without a value for a generated primary key column. */
-  private readonly idToBeGenerated = new WeakSet<ObjectLiteral>();
-  /** The key values given to rows inserted with a value for a generated key column, which TypeORM may overwrite with SQLite's last rowid. */
-  private readonly keysGiven = new WeakMap<ObjectLiteral, unknown[]>();
   private readonly uniqueIndexesByTable = new Map<string, ColumnMetadata[][]>();
 
   private readonly sql: SqlText;
@@ -26,16 +23,8 @@ export class SharedConnectionWrites {
     this.sql = new SqlText(dataSource);
   }
 
-  writeBegins(row: ObjectLiteral, metadata: EntityMetadata, inserted: boolean): void {
+  writeBegins(row: ObjectLiteral): void {
     this.openWhenBegun.set(row, this.openTransaction());
-    // The same object may be inserted again (after remove(), say): what a former insert noted goes.
-    this.keysGiven.delete(row);
-    this.idToBeGenerated.delete(row);
-    if (!inserted || !metadata.primaryColumns.some((column) => column.isGenerated)) return;
-    const key = keyValuesGiven(metadata, row);
-    if (!key) this.idToBeGenerated.add(row);
-    // Raw SQL or an object a transformer turns into the key: TypeORM's report of the key is taken.
-    else if (key.every(storable)) this.keysGiven.set(row, key);
   }
 
   /**
@@ -50,18 +39,21 @@ export class SharedConnectionWrites {
    * found so (its transaction rolled back, say, or the insert skipped it); the row as reported when
    * the values cannot be compared as stored.
    */
-  insertedRow(metadata: EntityMetadata, reported: ObjectLiteral, checked: readonly string[]): ObjectLiteral | null {
+  insertedRow(
+    metadata: EntityMetadata,
+    reported: ObjectLiteral,
+    checked: readonly string[],
+    keyAtInsert: KeyAtInsert | undefined,
+  ): ObjectLiteral | null {
     const sqlite = synchronousSqlite(this.dataSource);
     if (!sqlite) return reported;
-    const keyGiven = this.keysGiven.get(reported);
-    const row = keyGiven ? withKey(metadata, reported, keyGiven) : reported;
+    const row = withKeyAtInsert(metadata, reported, keyAtInsert);
     const writtenOf = (columns: readonly ColumnMetadata[]) => columns.every((column) => storable(column.getEntityValue(row)));
     const checkedColumns = checked.map((property) => metadata.findColumnWithPropertyName(property)!);
     const keyAndChecked = [...metadata.primaryColumns, ...checkedColumns];
     if (!writtenOf(keyAndChecked)) return row;
     try {
-      if (!this.idToBeGenerated.has(reported))
-        return sqlite.execute(...this.lookup(metadata, row, keyAndChecked)).rows.length > 0 ? row : null;
+      if (keyAtInsert !== 'generated') return sqlite.execute(...this.lookup(metadata, row, keyAndChecked)).rows.length > 0 ? row : null;
       const uniques = this.uniqueIndexes(sqlite, metadata).filter(writtenOf);
       if (sqlite.execute(...this.lookup(metadata, row, [...keyAndChecked, ...uniques.flat()])).rows.length > 0) return row;
       for (const columns of uniques) {
@@ -136,23 +128,4 @@ export class SharedConnectionWrites {
   private openTransaction(): number | null {
     return sqliteConnectionInTransaction(this.dataSource) ? this.transactionsEnded : null;
   }
-}
-
-/** A value that is compared as it is stored: not raw SQL (a function), nor an object a transformer may turn into anything. */
-export function storable(value: unknown): boolean {
-  const type = typeof value;
-  return type === 'string' || type === 'number' || type === 'bigint' || type === 'boolean' || value instanceof Date;
-}
-
-/** The values of the row's primary columns, in their order; `undefined` when one has none. */
-export function keyValuesGiven(metadata: EntityMetadata, row: ObjectLiteral): unknown[] | undefined {
-  const values = metadata.primaryColumns.map((column) => column.getEntityValue(row));
-  return values.every((value) => value !== undefined && value !== null) ? values : undefined;
-}
-
-/** A copy of the row with the values in its primary columns, in their order. */
-export function withKey(metadata: EntityMetadata, row: ObjectLiteral, values: readonly unknown[]): ObjectLiteral {
-  const keyed = { ...row };
-  metadata.primaryColumns.forEach((column, index) => column.setEntityValue(keyed, values[index]));
-  return keyed;
 }

@@ -22,7 +22,8 @@ import { reopenTransactionEndedBySqlite, transactionDepth, type DriverStatement 
 import { WebhookTransactionEndedError } from '../errors/webhook.errors.js';
 import { isId } from '../validation/input.validation.js';
 import { ChangeRecorder, fitsInEvent, type EntityChange } from './change-recorder.service.js';
-import { keyValuesGiven, SharedConnectionWrites, storable, withKey } from './shared-connection.writes.js';
+import { SharedConnectionWrites } from './shared-connection.writes.js';
+import { InsertKeys, storable, withKeyAtInsert } from './insert-keys.js';
 import { CommitNotifier } from './commit-notifier.js';
 import { ListenerMatchCache } from './listener-match.cache.js';
 import { TransactionWatch } from './transaction-watch.js';
@@ -60,8 +61,7 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   private readonly logger = new Logger('WebhookCapture');
   /** Transactions SQLite rolled back whole from inside a savepoint, reopened empty: their commit is refused. */
   private readonly endedBySqlite = new WeakSet<QueryRunner>();
-  /** The key an inserted row was given, or that it was to be generated, as its before-hook saw it (not on SQLite). */
-  private readonly keysAtInsert = new WeakMap<ObjectLiteral, unknown[] | 'generated'>();
+  private readonly insertKeys = new InsertKeys();
   /** Warnings given once per entity, by kind and entity name. */
   private readonly warnedOnce = new Set<string>();
   /** On better-sqlite3, whose one connection TypeORM shares between all transactions. */
@@ -243,8 +243,8 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   ): Promise<void> | undefined {
     const entity = this.registry.findByTarget(event.metadata.target);
     if (!entity || !event.entity) return;
-    this.sharedConnectionWrites?.writeBegins(event.entity, event.metadata, describeWrite === insertWrite);
-    if (!this.sharedConnectionWrites && describeWrite === insertWrite) this.noteKeyAtInsert(event.entity, event.metadata);
+    this.sharedConnectionWrites?.writeBegins(event.entity);
+    if (describeWrite === insertWrite) this.insertKeys.insertBegins(event.entity, event.metadata);
     const write = describeWrite(event, entity);
     if (!write) return;
     // A generated id is not known yet; a state that is too long is refused all the same.
@@ -269,7 +269,7 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     if (!change || this.recorder.surelyUnmatched(change)) return;
     const checked = entity.spaceProperty === null ? [entity.stateProperty] : [entity.stateProperty, entity.spaceProperty];
     if (writes && write.inserted) {
-      const inserted = writes.insertedRow(event.metadata, row, checked);
+      const inserted = writes.insertedRow(event.metadata, row, checked, this.insertKeys.keyAtInsert(row));
       if (!inserted) {
         if (!maybeSkipped) {
           this.logger.warn(
@@ -300,17 +300,6 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     return recorded.then(() => undefined);
   }
 
-  private noteKeyAtInsert(row: ObjectLiteral, metadata: EntityMetadata): void {
-    if (!metadata.primaryColumns.some((column) => column.isGenerated)) {
-      this.keysAtInsert.delete(row);
-      return;
-    }
-    const key = keyValuesGiven(metadata, row);
-    // Raw SQL or an object a transformer turns into the key: TypeORM's report of the key is taken.
-    if (key && !key.every(storable)) this.keysAtInsert.delete(row);
-    else this.keysAtInsert.set(row, key ?? 'generated');
-  }
-
   /**
    * The change of an inserted row the database may have skipped, if a row holds the state and space
    * given. A key given with the row is taken as given (TypeORM may report another row's key for a
@@ -325,8 +314,8 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     checked: readonly string[],
     change: EntityChange,
   ): Promise<EntityChange | null> {
-    const keyAtInsert = this.keysAtInsert.get(reported);
-    const row = keyAtInsert && keyAtInsert !== 'generated' ? withKey(metadata, reported, keyAtInsert) : reported;
+    const keyAtInsert = this.insertKeys.keyAtInsert(reported);
+    const row = withKeyAtInsert(metadata, reported, keyAtInsert);
     const checkedColumns = checked.map((property) => metadata.findColumnWithPropertyName(property)!);
     const holding = (columns: readonly ColumnMetadata[]) => rowsHolding(manager, metadata, valuesOf([...columns, ...checkedColumns], row));
     const uniques =

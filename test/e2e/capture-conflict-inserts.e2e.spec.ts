@@ -1,4 +1,4 @@
-import { Column, Entity, PrimaryColumn, PrimaryGeneratedColumn, type DataSource } from 'typeorm';
+import { Column, Entity, PrimaryColumn, PrimaryGeneratedColumn, type DataSource, type EntityTarget, type ObjectLiteral } from 'typeorm';
 import { WebhookEntity, WebhookEvent, WebhookListenerService, WebhookSpace, WebhookState } from '../../lib/index.js';
 import { describeOnlyOn, selectedDatabases } from '../src/databases.js';
 import { LogCollector } from '../src/log-collector.js';
@@ -204,34 +204,37 @@ describe.each(selectedDatabases())('inserts with a conflict clause, on %s', (dat
     expect(await recorded(space)).toEqual([`${done.id}:DONE`]);
   });
 
-  it('records the same object inserted again after remove(), under its new key', async () => {
+  it.each([
+    {
+      kind: 'with a unique column',
+      entity: 'Gadget',
+      target: Gadget as EntityTarget<ObjectLiteral>,
+      values: (space: number) => ({
+        id: `00000000-0000-4000-8000-${String(space).padStart(12, '0')}`,
+        sku: `g-${space}`,
+        tenantId: space,
+        state: 'A',
+      }),
+    },
+    {
+      kind: 'without a unique column',
+      entity: 'Order',
+      target: Order as EntityTarget<ObjectLiteral>,
+      values: (space: number) => ({ id: 800_000 + (space % 100_000), tenantId: space, state: OrderState.PENDING }),
+    },
+  ])('records an object $kind inserted again after remove(), under its new key', async ({ entity, target, values }) => {
     const space = freshSpace();
-    await listen(space, 'Gadget');
-    const gadgets = dataSource.getRepository(Gadget);
-    const given = `00000000-0000-4000-8000-${String(space).padStart(12, '0')}`;
-    const gadget = gadgets.create({ id: given, sku: `g-${space}`, tenantId: space, state: 'A' });
-    await gadgets.save(gadget);
-    await gadgets.remove(gadget);
+    await listen(space, entity);
+    const repository = dataSource.getRepository(target);
+    const object = repository.create(values(space));
+    await repository.save(object);
+    const given = object.id;
+    await repository.remove(object);
 
-    await gadgets.save(gadget);
+    await repository.save(object);
 
-    expect(gadget.id).not.toBe(given);
-    expect(await recorded(space)).toEqual([`${given}:A`, `${gadget.id}:A`]);
-  });
-
-  it('records an object without a unique column inserted again after remove(), under its new key', async () => {
-    const space = freshSpace();
-    await listen(space, 'Order');
-    const orders = dataSource.getRepository(Order);
-    const order = orders.create({ id: 800_000 + (space % 100_000), tenantId: space, state: OrderState.PENDING });
-    await orders.save(order);
-    const given = order.id;
-    await orders.remove(order);
-
-    await orders.save(order);
-
-    expect(order.id).not.toBe(given);
-    expect(await recorded(space)).toEqual([`${given}:PENDING`, `${order.id}:PENDING`]);
+    expect(object.id).not.toBe(given);
+    expect(await recorded(space)).toEqual([`${given}:${values(space).state}`, `${object.id}:${values(space).state}`]);
   });
 
   it('writes and records a row whose generated key is given as raw SQL', async () => {

@@ -1,0 +1,48 @@
+import type { EntityMetadata, ObjectLiteral } from 'typeorm';
+
+/** A row's primary key as its insert began: the values given, or `'generated'` when it was to be generated. */
+export type KeyAtInsert = readonly unknown[] | 'generated';
+
+/**
+ * The keys of inserted rows of entities with a generated key column, as each insert began. TypeORM
+ * may then report another key: SQLite's last inserted rowid, or another row's after an insert with
+ * a conflict clause.
+ */
+export class InsertKeys {
+  private readonly keys = new WeakMap<ObjectLiteral, KeyAtInsert>();
+
+  /**
+   * Notes the row's key as its insert begins, forgetting what a former insert of the same object
+   * (after remove(), say) noted. Nothing for an entity without a generated key column, nor for a key
+   * given as raw SQL or as an object a transformer turns into it: TypeORM's report of the key is taken.
+   */
+  insertBegins(row: ObjectLiteral, metadata: EntityMetadata): void {
+    this.keys.delete(row);
+    if (!metadata.primaryColumns.some((column) => column.isGenerated)) return;
+    const values = metadata.primaryColumns.map((column) => column.getEntityValue(row));
+    if (values.some((value) => value === undefined || value === null)) this.keys.set(row, 'generated');
+    else if (values.every(storable)) this.keys.set(row, values);
+  }
+
+  keyAtInsert(row: ObjectLiteral): KeyAtInsert | undefined {
+    return this.keys.get(row);
+  }
+}
+
+/** The row as inserted: with the key values given at its insert in its primary columns, if any were. */
+export function withKeyAtInsert(metadata: EntityMetadata, row: ObjectLiteral, key: KeyAtInsert | undefined): ObjectLiteral {
+  return key === undefined || key === 'generated' ? row : withKey(metadata, row, key);
+}
+
+/** A copy of the row with the values in its primary columns, in their order. */
+export function withKey(metadata: EntityMetadata, row: ObjectLiteral, values: readonly unknown[]): ObjectLiteral {
+  const keyed = { ...row };
+  metadata.primaryColumns.forEach((column, index) => column.setEntityValue(keyed, values[index]));
+  return keyed;
+}
+
+/** A value that is compared as it is stored: not raw SQL (a function), nor an object a transformer may turn into anything. */
+export function storable(value: unknown): boolean {
+  const type = typeof value;
+  return type === 'string' || type === 'number' || type === 'bigint' || type === 'boolean' || value instanceof Date;
+}
