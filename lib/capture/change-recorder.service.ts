@@ -5,6 +5,7 @@ import { WebhookValidationError } from '../errors/webhook.errors.js';
 import { ENTITY_ID_MAX_LENGTH, STATE_MAX_LENGTH, WebhookEvent } from '../model/webhook-event.entity.js';
 import { characterCount } from '../validation/input.validation.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
+import { mysqlTransactionInOneTurn } from '../persistence/driver-query.js';
 import { PreparedStatement } from '../persistence/prepared-statement.js';
 import { integerArray, SqlText } from '../persistence/sql-text.js';
 import {
@@ -84,19 +85,19 @@ export class ChangeRecorder {
     const record = (through: EntityManager) => (inTurn ? this.recordInTurn(through, change, resolve) : this.record(through, change));
     const queryRunner = manager?.queryRunner;
     if (queryRunner?.isTransactionActive) return record(manager!);
-    if (queryRunner && !queryRunner.isReleased && this.sql.postgres) return this.recordOnWritersConnection(manager!, record);
+    if (queryRunner && !queryRunner.isReleased && !this.sql.sqlite) return this.recordOnWritersConnection(manager!, record);
     return inTransaction(this.dataSource, record);
   }
 
   /**
-   * A write outside any transaction is committed already. On PostgreSQL its event and deliveries,
-   * one statement, follow on the write's own connection without a transaction: each of a pool's worth
-   * of such writes at once would otherwise hold its connection while waiting for a second one. A
-   * transaction that another subscriber opens there meanwhile is waited for (see TransactionWatch),
-   * so that the statement does not run inside it. Once TypeORM has given the connection back (another
-   * subscriber of the write failed) before the statement was sent, another connection records, in a
-   * transaction. (MySQL's two statements could be cut apart that way: there another connection
-   * records every time.)
+   * A write outside any transaction is committed already. Its event and deliveries follow on the
+   * write's own connection: each of a pool's worth of such writes at once would otherwise hold its
+   * connection while waiting for a second one. On PostgreSQL they are one statement; on MySQL and
+   * MariaDB a transaction whose statements are handed to the connection in one turn (see
+   * `committedOnWritersConnection`). A transaction that another subscriber opens there meanwhile is
+   * waited for (see TransactionWatch), so that they do not run inside it. Once TypeORM has given the
+   * connection back (another subscriber of the write failed) before they were sent, another
+   * connection records, in a transaction.
    */
   private async recordOnWritersConnection(manager: EntityManager, record: (through: EntityManager) => Promise<number>): Promise<number> {
     try {
@@ -235,6 +236,11 @@ export class ChangeRecorder {
     now: Date,
     level: ChangeLevel,
   ) {
+    if (this.sql.mysql && level.depth === 0) {
+      const statements = this.committedOnWritersConnection(change, matched, now);
+      await throughGate(level, (check) => mysqlTransactionInOneTurn(this.dataSource, manager.queryRunner!, statements, check));
+      return;
+    }
     if (!this.postgresInsert) {
       await runStepsThrough(manager, this.eventAndDeliverySteps(change, matched, now), level);
       return;
@@ -253,19 +259,46 @@ export class ChangeRecorder {
 
   /** The event, then its deliveries under the event's generated id (every database but PostgreSQL). */
   private *eventAndDeliverySteps(change: EntityChange, matched: MatchableListener[], now: Date): TransactionSteps<void> {
-    const { sql } = this;
     // Every value bound: better-sqlite3 statements are prepared once per text and kept (on the
     // connection by SynchronousSqlite), which one text per number of listeners lets capture reuse.
-    const { insertId } = yield [
-      `INSERT INTO ${sql.table(WebhookEvent)} (${this.eventColumns}) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    const { insertId } = yield this.eventInsert(change, now);
+    const [spaceId, state, dueAt, createdOn] = this.deliveryValues(change, now);
+    yield [
+      `${this.sql.insertInto(WebhookDelivery)} (${this.deliveryColumns}) VALUES ${matched.map(() => '(?, ?, ?, ?, ?, 0, ?, ?)').join(', ')}`,
+      matched.flatMap((listener) => [insertId, listener.id, listener.urlId, spaceId, state, dueAt, createdOn]),
+    ];
+  }
+
+  /**
+   * The event and its deliveries on MySQL or MariaDB, as statements sent together without waiting
+   * for the event's id: the deliveries take it from LAST_INSERT_ID(), which is first set to 0 so that
+   * they write nothing when the event's insert failed (it would otherwise still hold the id of the
+   * application's row). Should the deliveries' insert fail on its own, the event commits without
+   * deliveries: nothing is sent for it, the save() fails, and the retention job removes it.
+   */
+  private committedOnWritersConnection(change: EntityChange, matched: MatchableListener[], now: Date): DriverStatement[] {
+    const listeners = matched.map(() => 'SELECT ? AS id, ? AS url_id').join(' UNION ALL ');
+    return [
+      ['SELECT LAST_INSERT_ID(0)', []],
+      this.eventInsert(change, now),
+      [
+        `INSERT INTO ${this.sql.table(WebhookDelivery)} (${this.deliveryColumns})` +
+          ` SELECT LAST_INSERT_ID(), listener.id, listener.url_id, ?, ?, 0, ?, ? FROM (${listeners}) AS listener WHERE LAST_INSERT_ID() <> 0`,
+        [...this.deliveryValues(change, now), ...matched.flatMap((listener) => [listener.id, listener.urlId])],
+      ],
+    ];
+  }
+
+  private eventInsert(change: EntityChange, now: Date): DriverStatement {
+    return [
+      `INSERT INTO ${this.sql.table(WebhookEvent)} (${this.eventColumns}) VALUES (?, ?, ?, ?, ?, ?, ?)`,
       [...this.eventValues(change, now), now.getTime()],
     ];
-    const pending = WebhookDeliveryState.PENDING;
-    const deliveryCreatedOn = sql.stored(WebhookDelivery, 'createdOn', now);
-    yield [
-      `${sql.insertInto(WebhookDelivery)} (${this.deliveryColumns}) VALUES ${matched.map(() => '(?, ?, ?, ?, ?, 0, ?, ?)').join(', ')}`,
-      matched.flatMap((listener) => [insertId, listener.id, listener.urlId, change.spaceId, pending, now.getTime(), deliveryCreatedOn]),
-    ];
+  }
+
+  /** A new delivery's values after its event, listener and URL: space, state, due time and creation time. */
+  private deliveryValues(change: EntityChange, now: Date): unknown[] {
+    return [change.spaceId, WebhookDeliveryState.PENDING, now.getTime(), this.sql.stored(WebhookDelivery, 'createdOn', now)];
   }
 
   private eventValues(change: EntityChange, now: Date): unknown[] {

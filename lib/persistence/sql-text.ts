@@ -14,10 +14,13 @@ export type Statement = [sql: string, parameters: unknown[]];
 export class SqlText {
   readonly postgres: boolean;
   readonly sqlite: boolean;
+  /** MySQL or MariaDB. */
+  readonly mysql: boolean;
 
   constructor(private readonly dataSource: DataSource) {
     this.postgres = dataSource.options.type === 'postgres';
     this.sqlite = isSqlite(dataSource);
+    this.mysql = !this.postgres && !this.sqlite;
   }
 
   /** `schema.table` of an entity, quoted. */

@@ -377,22 +377,51 @@ describe.each(selectedDatabases())('capture of entity changes on %s', (database)
     expect(wakeUps).toEqual([{ events: 1, deliveries: 1 }]);
   });
 
-  // Not on MySQL and MariaDB, where each such insert still takes a second connection (see README, What is captured).
-  if (database !== 'mariadb') {
-    it('records inserts made outside a transaction, more at once than the pool has connections', async () => {
-      const space = freshSpace();
-      await listen(space);
-      // Two rows per insert(): their captures take turns on the insert's connection.
-      const inserts = Array.from({ length: 25 }, () =>
-        orders().insert([
-          { tenantId: space, state: OrderState.CONFIRMED },
-          { tenantId: space, state: OrderState.PENDING },
-        ]),
-      );
-      await Promise.all(inserts);
-      expect(await countIn('webhook_event', space)).toBe(50);
-      expect(await countIn('webhook_delivery', space)).toBe(50);
-    });
+  it('records inserts made outside a transaction, more at once than the pool has connections', async () => {
+    const space = freshSpace();
+    await listen(space);
+    // Two rows per insert(): their captures take turns on the insert's connection.
+    const inserts = Array.from({ length: 25 }, () =>
+      orders().insert([
+        { tenantId: space, state: OrderState.CONFIRMED },
+        { tenantId: space, state: OrderState.PENDING },
+      ]),
+    );
+    await Promise.all(inserts);
+    expect(await countIn('webhook_event', space)).toBe(50);
+    expect(await countIn('webhook_delivery', space)).toBe(50);
+  });
+
+  if (database === 'mariadb') {
+    it.each([
+      { refused: 'webhook_event', events: 0 },
+      // The event then commits alone: nothing is sent for it, and retention removes it.
+      { refused: 'webhook_delivery', events: 1 },
+    ])(
+      'fails an insert made outside a transaction whose $refused row the database refuses, and writes no delivery',
+      async ({ refused, events }) => {
+        const space = freshSpace();
+        await listen(space);
+        const deliveriesBefore = Number((await testApp.dataSource.query('SELECT COUNT(*) AS n FROM webhook_delivery'))[0].n);
+        await testApp.dataSource.query(
+          `CREATE TRIGGER refuse_in_space BEFORE INSERT ON ${refused} FOR EACH ROW` +
+            ` IF NEW.linkedSpaceId = ${space} THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by a trigger'; END IF`,
+        );
+        try {
+          await expect(orders().insert({ tenantId: space, state: OrderState.CONFIRMED })).rejects.toThrow('refused by a trigger');
+        } finally {
+          await testApp.dataSource.query('DROP TRIGGER refuse_in_space');
+        }
+
+        expect(await orders().countBy({ tenantId: space })).toBe(1);
+        expect(await countIn('webhook_event', space)).toBe(events);
+        // Not even under another event's id, such as the order's own id.
+        expect(Number((await testApp.dataSource.query('SELECT COUNT(*) AS n FROM webhook_delivery'))[0].n)).toBe(deliveriesBefore);
+        // The connection was left outside any transaction: the next insert on it is recorded and committed.
+        await orders().insert({ tenantId: space, state: OrderState.SHIPPED });
+        expect(await countIn('webhook_delivery', space)).toBe(1);
+      },
+    );
   }
 
   it('does not capture update() of the state, and WebhookPublisher.publish() fills the gap in the same transaction', async () => {
