@@ -1,6 +1,6 @@
 // Installs the packed build into a CommonJS app on NestJS 11 and an ES module app on NestJS 12,
-// each in a folder of its own outside the repository, and runs them; then type-checks a TypeScript
-// consumer compiled to CommonJS against the CommonJS app's install. Run `npm run build` first.
+// each in a folder of its own outside the repository, and runs them; then type-checks TypeScript
+// consumers against those installs, compiled to CommonJS and as ES modules. Run `npm run build` first.
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,9 +30,10 @@ for (const [app, entry] of [
   run(process.execPath, [entry], dir);
 }
 
-// With "module": "commonjs", TypeScript resolves the node10 way, which ignores `exports`: the types of
-// the /verify subpath are found through `typesVersions` only.
-const commonJsConsumer = `import { WebhookModule, type WebhookModuleOptions } from 'nestjs-webhook-listener';
+// A TypeScript consumer of the package and its /verify subpath, type-checked against an app's install
+// with the package's own declarations checked too (skipLibCheck off). Errors inside the other
+// packages' declarations are theirs, and are left to their own checks.
+const consumer = `import { WebhookModule, type WebhookModuleOptions } from 'nestjs-webhook-listener';
 import { verifyStandardWebhook, verifyXSignature, WebhookVerificationKeyError } from 'nestjs-webhook-listener/verify';
 
 const options: WebhookModuleOptions = { worker: { enabled: false } };
@@ -44,40 +45,50 @@ export function isSigned(headers: Record<string, string>, rawBody: string, publi
 
 export { WebhookVerificationKeyError };
 `;
-const consumerDir = join(work, 'cjs-nest11', 'typescript-commonjs');
-mkdirSync(consumerDir);
-writeFileSync(join(consumerDir, 'consumer.ts'), commonJsConsumer);
-// The package's own declarations are checked too (skipLibCheck off): read as CommonJS they must hold.
-// Errors inside the other packages' declarations are theirs, and are left to their own checks.
-writeFileSync(
-  join(consumerDir, 'tsconfig.json'),
-  JSON.stringify({
-    compilerOptions: {
-      module: 'commonjs',
-      target: 'es2022',
-      strict: true,
-      noEmit: true,
-      skipLibCheck: false,
-      typeRoots: [join(root, 'node_modules/@types')],
-      types: ['node'],
-    },
-    files: ['consumer.ts'],
-  }),
-);
-console.log('\n== typescript-commonjs: tsc');
-const ours = (line) => line.includes('error TS') && (line.startsWith('consumer.ts') || line.includes('nestjs-webhook-listener/'));
-let compilerOutput = '';
-try {
-  execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', consumerDir], {
-    cwd: consumerDir,
-    encoding: 'utf8',
-  });
-} catch (error) {
-  compilerOutput = String(error.stdout);
+const ours = (line) => line.includes('error TS') && (line.startsWith('consumer.') || line.includes('nestjs-webhook-listener/'));
+
+function typeCheck(app, name, file, compilerOptions) {
+  const consumerDir = join(work, app, name);
+  mkdirSync(consumerDir);
+  writeFileSync(join(consumerDir, file), consumer);
+  writeFileSync(
+    join(consumerDir, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: {
+        target: 'es2022',
+        strict: true,
+        noEmit: true,
+        skipLibCheck: false,
+        typeRoots: [join(root, 'node_modules/@types')],
+        types: ['node'],
+        ...compilerOptions,
+      },
+      files: [file],
+    }),
+  );
+  console.log(`\n== ${app}/${name}: tsc`);
+  let compilerOutput = '';
+  try {
+    execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', consumerDir], {
+      cwd: consumerDir,
+      encoding: 'utf8',
+    });
+  } catch (error) {
+    compilerOutput = String(error.stdout);
+  }
+  const errors = compilerOutput.split('\n').filter(ours);
+  if (errors.length > 0) {
+    console.error(errors.join('\n'));
+    throw new Error(
+      `the TypeScript consumer ${app}/${name} has ${errors.length} type error(s) in its own code or in this package's declarations`,
+    );
+  }
+  console.log(`types of nestjs-webhook-listener and nestjs-webhook-listener/verify resolve and check (${JSON.stringify(compilerOptions)})`);
 }
-const errors = compilerOutput.split('\n').filter(ours);
-if (errors.length > 0) {
-  console.error(errors.join('\n'));
-  throw new Error(`the CommonJS TypeScript consumer has ${errors.length} type error(s) in its own code or in this package's declarations`);
-}
-console.log('types of nestjs-webhook-listener and nestjs-webhook-listener/verify resolve and check with "module": "commonjs"');
+
+// With "module": "commonjs", TypeScript resolves the node10 way, which ignores `exports`: the types of
+// the /verify subpath are found through `typesVersions` only.
+typeCheck('cjs-nest11', 'typescript-commonjs', 'consumer.ts', { module: 'commonjs' });
+// An ES module consumer is given the ES module build's declarations.
+typeCheck('esm-nest12', 'typescript-node16', 'consumer.mts', { module: 'node16', moduleResolution: 'node16' });
+typeCheck('esm-nest12', 'typescript-bundler', 'consumer.ts', { module: 'esnext', moduleResolution: 'bundler' });

@@ -4,7 +4,10 @@ import type { EventEmitter2 as EventEmitter2Class } from 'eventemitter2';
 import type { Logger } from '@nestjs/common';
 import { errorMessage } from '../errors/error-message.js';
 
-export const EventEmitter2 = (eventemitter2 as unknown as { EventEmitter2: typeof EventEmitter2Class }).EventEmitter2;
+// Typed by the class itself, so that the declarations name it and not the CommonJS namespace's member,
+// which ES module consumers of the declarations cannot see.
+export const EventEmitter2: typeof EventEmitter2Class = (eventemitter2 as unknown as { EventEmitter2: typeof EventEmitter2Class })
+  .EventEmitter2;
 export type EventEmitter2 = EventEmitter2Class;
 
 /** The emitter the module publishes its events on: the host's EventEmitter2 when it has one. */
