@@ -5,7 +5,7 @@ import { WebhookValidationError } from '../errors/webhook.errors.js';
 import { ENTITY_ID_MAX_LENGTH, STATE_MAX_LENGTH, WebhookEvent } from '../model/webhook-event.entity.js';
 import { characterCount } from '../validation/input.validation.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
-import { mysqlTransactionInOneTurn } from '../persistence/driver-query.js';
+import { onMysqlConnectionInOneTurn } from '../persistence/driver-query.js';
 import { PreparedStatement } from '../persistence/prepared-statement.js';
 import { integerArray, SqlText } from '../persistence/sql-text.js';
 import {
@@ -85,7 +85,8 @@ export class ChangeRecorder {
     const record = (through: EntityManager) => (inTurn ? this.recordInTurn(through, change, resolve) : this.record(through, change));
     const queryRunner = manager?.queryRunner;
     if (queryRunner?.isTransactionActive) return record(manager!);
-    if (queryRunner && !queryRunner.isReleased && !this.sql.sqlite) return this.recordOnWritersConnection(manager!, record);
+    if (queryRunner && !queryRunner.isReleased && (this.sql.postgres || this.sql.mysql))
+      return this.recordOnWritersConnection(manager!, record);
     return inTransaction(this.dataSource, record);
   }
 
@@ -93,11 +94,11 @@ export class ChangeRecorder {
    * A write outside any transaction is committed already. Its event and deliveries follow on the
    * write's own connection: each of a pool's worth of such writes at once would otherwise hold its
    * connection while waiting for a second one. On PostgreSQL they are one statement; on MySQL and
-   * MariaDB a transaction whose statements are handed to the connection in one turn (see
-   * `committedOnWritersConnection`). A transaction that another subscriber opens there meanwhile is
-   * waited for (see TransactionWatch), so that they do not run inside it. Once TypeORM has given the
-   * connection back (another subscriber of the write failed) before they were sent, another
-   * connection records, in a transaction.
+   * MariaDB statements handed to the connection in one turn (see `followingOnWritersConnection`). A
+   * transaction that another subscriber opens there meanwhile is waited for (see TransactionWatch),
+   * so that they do not run inside it. Once TypeORM has given the connection back (another
+   * subscriber of the write failed) before they were sent, another connection records, in a
+   * transaction.
    */
   private async recordOnWritersConnection(manager: EntityManager, record: (through: EntityManager) => Promise<number>): Promise<number> {
     try {
@@ -237,8 +238,8 @@ export class ChangeRecorder {
     level: ChangeLevel,
   ) {
     if (this.sql.mysql && level.depth === 0) {
-      const statements = this.committedOnWritersConnection(change, matched, now);
-      await throughGate(level, (check) => mysqlTransactionInOneTurn(this.dataSource, manager.queryRunner!, statements, check));
+      const statements = this.followingOnWritersConnection(change, matched, now);
+      await throughGate(level, (check) => onMysqlConnectionInOneTurn(this.dataSource, manager.queryRunner!, statements, check));
       return;
     }
     if (!this.postgresInsert) {
@@ -270,20 +271,25 @@ export class ChangeRecorder {
   }
 
   /**
-   * The event and its deliveries on MySQL or MariaDB, as statements sent together without waiting
-   * for the event's id: the deliveries take it from LAST_INSERT_ID(), which is first set to 0 so that
-   * they write nothing when the event's insert failed (it would otherwise still hold the id of the
-   * application's row). Should the deliveries' insert fail on its own, the event commits without
-   * deliveries: nothing is sent for it, the save() fails, and the retention job removes it.
+   * The event and its deliveries on MySQL or MariaDB after a write outside any transaction that
+   * TypeORM knows of, as statements sent together without waiting for the event's id. The deliveries
+   * find the event by LAST_INSERT_ID(), first set to 0 so that they find none when the event's insert
+   * failed before generating an id (it would otherwise still hold the id of the application's row),
+   * and through the table, for an event whose insert was undone after. No START TRANSACTION: it would
+   * commit a transaction the application opened by hand, in which the statements now run; outside
+   * one, each commits by itself, and should the deliveries' insert alone fail, the event stands
+   * without deliveries (nothing is sent for it, the write fails, and the retention job removes it).
    */
-  private committedOnWritersConnection(change: EntityChange, matched: MatchableListener[], now: Date): DriverStatement[] {
+  private followingOnWritersConnection(change: EntityChange, matched: MatchableListener[], now: Date): DriverStatement[] {
     const listeners = matched.map(() => 'SELECT ? AS id, ? AS url_id').join(' UNION ALL ');
+    const eventId = this.sql.column(WebhookEvent, 'id', 'recorded');
     return [
       ['SELECT LAST_INSERT_ID(0)', []],
       this.eventInsert(change, now),
       [
         `INSERT INTO ${this.sql.table(WebhookDelivery)} (${this.deliveryColumns})` +
-          ` SELECT LAST_INSERT_ID(), listener.id, listener.url_id, ?, ?, 0, ?, ? FROM (${listeners}) AS listener WHERE LAST_INSERT_ID() <> 0`,
+          ` SELECT ${eventId}, listener.id, listener.url_id, ?, ?, 0, ?, ?` +
+          ` FROM ${this.sql.table(WebhookEvent)} AS recorded CROSS JOIN (${listeners}) AS listener WHERE ${eventId} = LAST_INSERT_ID()`,
         [...this.deliveryValues(change, now), ...matched.flatMap((listener) => [listener.id, listener.urlId])],
       ],
     ];

@@ -82,39 +82,36 @@ export function onMysqlConnection(
 }
 
 /**
- * Runs `statements` between START TRANSACTION and COMMIT on the MySQL or MariaDB connection of a query
- * runner that is outside any transaction, logged as TypeORM logs its own queries. All of them are
- * handed to the connection in one turn, right after `beforeSending`, and the connection runs them in
- * that order: nothing else sent on it, by another subscriber of the same write or by whoever the pool
- * gives it to next, can fall between them. A statement that fails does not stop the next ones, and
- * the COMMIT commits whatever stands: the statements are written so that a later one does nothing
- * after an earlier one failed. Resolves to each statement's result; rejects, once all have run, with
- * the first failure as TypeORM's `QueryFailedError`.
+ * Runs `statements` on the MySQL or MariaDB connection of a query runner, logged as TypeORM logs its
+ * own queries, all handed to the connection in one turn, right after `beforeSending`. The connection
+ * runs them in that order: nothing else sent on it, by another subscriber of the same write or by
+ * whoever the pool gives it to next, can fall between them. A statement that fails does not stop the
+ * next ones, which are to be written so that they then do nothing. Resolves to each statement's
+ * result; rejects, once all have run, with the first failure as TypeORM's `QueryFailedError`.
  */
-export async function mysqlTransactionInOneTurn(
+export async function onMysqlConnectionInOneTurn(
   dataSource: DataSource,
   queryRunner: QueryRunner,
   statements: [sql: string, values: unknown[]][],
   beforeSending: () => void,
 ): Promise<unknown[]> {
   const { logger } = dataSource;
-  const all: [sql: string, values: unknown[]][] = [['START TRANSACTION', []], ...statements, ['COMMIT', []]];
   const connection: MysqlConnection = await queryRunner.connect();
   beforeSending();
   const outcomes = await Promise.allSettled(
-    all.map(([sql, values]) => {
+    statements.map(([sql, values]) => {
       logger.logQuery(sql, values, queryRunner);
       return sendToMysql(connection, sql, values);
     }),
   );
   const failed = outcomes.findIndex((outcome) => outcome.status === 'rejected');
   if (failed >= 0) {
-    const [sql, values] = all[failed];
+    const [sql, values] = statements[failed];
     const error = (outcomes[failed] as PromiseRejectedResult).reason as Error;
     logger.logQueryError(error, sql, values, queryRunner);
     throw new QueryFailedError(sql, values, error);
   }
-  return outcomes.slice(1, -1).map((outcome) => (outcome as PromiseFulfilledResult<unknown>).value);
+  return outcomes.map((outcome) => (outcome as PromiseFulfilledResult<unknown>).value);
 }
 
 function sendToMysql(connection: MysqlConnection, sql: string, values: unknown[]): Promise<unknown> {

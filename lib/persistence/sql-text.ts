@@ -20,7 +20,7 @@ export class SqlText {
   constructor(private readonly dataSource: DataSource) {
     this.postgres = dataSource.options.type === 'postgres';
     this.sqlite = isSqlite(dataSource);
-    this.mysql = !this.postgres && !this.sqlite;
+    this.mysql = dataSource.options.type === 'mysql' || dataSource.options.type === 'mariadb';
   }
 
   /** `schema.table` of an entity, quoted. */

@@ -394,17 +394,19 @@ describe.each(selectedDatabases())('capture of entity changes on %s', (database)
 
   if (database === 'mariadb') {
     it.each([
-      { refused: 'webhook_event', events: 0 },
-      // The event then commits alone: nothing is sent for it, and retention removes it.
-      { refused: 'webhook_delivery', events: 1 },
+      { refused: 'webhook_event', when: 'BEFORE', events: 0 },
+      // After its id was generated: the connection's LAST_INSERT_ID() then names an event undone.
+      { refused: 'webhook_event', when: 'AFTER', events: 0 },
+      // The event then stands alone: nothing is sent for it, and retention removes it.
+      { refused: 'webhook_delivery', when: 'BEFORE', events: 1 },
     ])(
-      'fails an insert made outside a transaction whose $refused row the database refuses, and writes no delivery',
-      async ({ refused, events }) => {
+      'fails an insert made outside a transaction whose $refused row the database refuses ($when insert), and writes no delivery',
+      async ({ refused, when, events }) => {
         const space = freshSpace();
         await listen(space);
         const deliveriesBefore = Number((await testApp.dataSource.query('SELECT COUNT(*) AS n FROM webhook_delivery'))[0].n);
         await testApp.dataSource.query(
-          `CREATE TRIGGER refuse_in_space BEFORE INSERT ON ${refused} FOR EACH ROW` +
+          `CREATE TRIGGER refuse_in_space ${when} INSERT ON ${refused} FOR EACH ROW` +
             ` IF NEW.linkedSpaceId = ${space} THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by a trigger'; END IF`,
         );
         try {
@@ -422,6 +424,24 @@ describe.each(selectedDatabases())('capture of entity changes on %s', (database)
         expect(await countIn('webhook_delivery', space)).toBe(1);
       },
     );
+
+    it('records an insert made in a transaction opened by hand on its query runner inside that transaction, so that its rollback undoes both', async () => {
+      const space = freshSpace();
+      await listen(space);
+      const queryRunner = testApp.dataSource.createQueryRunner();
+      try {
+        // TypeORM does not know of this transaction: for it the insert runs outside any.
+        await queryRunner.query('START TRANSACTION');
+        await queryRunner.manager.insert(Order, { tenantId: space, state: OrderState.CONFIRMED });
+        await queryRunner.manager.insert(Order, { tenantId: space, state: OrderState.PENDING });
+        await queryRunner.query('ROLLBACK');
+      } finally {
+        await queryRunner.release();
+      }
+      expect(await orders().countBy({ tenantId: space })).toBe(0);
+      expect(await countIn('webhook_event', space)).toBe(0);
+      expect(await countIn('webhook_delivery', space)).toBe(0);
+    });
   }
 
   it('does not capture update() of the state, and WebhookPublisher.publish() fills the gap in the same transaction', async () => {
