@@ -40,15 +40,18 @@ export class ListenerMatchCache {
    * (MySQL's default) or SERIALIZABLE is as old as the transaction: it is kept only if the key was not
    * invalidated since the transaction began, and only until LISTENER_CACHE_TTL_MS after it began, so
    * that another instance's changes are still seen within that time. A list read outside one is kept
-   * unless the key was invalidated while it was read.
+   * unless the key was invalidated while it was read; it is read as last committed, also on a
+   * connection where the application opened a transaction with SQL of its own.
    */
   async activeListeners(manager: EntityManager, spaceId: number, entityName: string): Promise<MatchableListener[]> {
     const cached = this.cachedListeners(spaceId, entityName);
     if (cached) return cached;
     const key = cacheKey(spaceId, entityName);
     const queryRunner = manager.queryRunner;
-    const view = queryRunner?.isTransactionActive ? this.transactionsBegun.get(queryRunner) : this.viewNow();
-    const listeners = await this.repository.findActiveForEntity(spaceId, entityName, manager);
+    const inTransaction = queryRunner?.isTransactionActive === true;
+    const view = inTransaction ? this.transactionsBegun.get(queryRunner) : this.viewNow();
+    // Outside a transaction TypeORM knows of, the list is kept as fresh: it must be read as last committed.
+    const listeners = await this.repository.findActiveForEntity(spaceId, entityName, manager, { lastCommitted: !inTransaction });
     if (view && (this.invalidatedAt.get(key) ?? this.forgottenUpTo) <= view.invalidations) this.store(key, listeners, view.since);
     return listeners;
   }

@@ -6,7 +6,7 @@ import { WEBHOOK_RESOLVED_OPTIONS } from '../module/webhook.constants.js';
 import type { ResolvedWebhookOptions } from '../module/webhook-options.interface.js';
 import { WebhookEntityRegistry } from '../registry/webhook-entity.registry.js';
 import { ChangeRecorder } from './change-recorder.service.js';
-import { assertKnownKeys, assertPlainObject, requireId, requireString } from '../validation/input.validation.js';
+import { assertKnownKeys, assertObject, requireId, requireString } from '../validation/input.validation.js';
 
 export interface PublishWebhookEventInput {
   /** Technical name of a registered `@WebhookEntity`. */
@@ -38,7 +38,7 @@ export class WebhookPublisher {
   ) {}
 
   async publish(input: PublishWebhookEventInput, manager?: EntityManager): Promise<PublishResult> {
-    assertPlainObject(input, 'input');
+    assertObject(input, 'input');
     assertKnownKeys(input, '', ['entity', 'entityId', 'state', 'spaceId']);
     const entity = typeof input.entity === 'string' ? this.registry.find(input.entity) : undefined;
     if (!entity) throw new WebhookValidationError('entity', 'must be a registered webhook entity');

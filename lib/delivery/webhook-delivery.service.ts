@@ -1,9 +1,13 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { Brackets, IsNull, LessThan, type DataSource } from 'typeorm';
+import { Brackets, IsNull, LessThan, type DataSource, type EntityManager } from 'typeorm';
 import { WebhookNotFoundError, WebhookStateError } from '../errors/webhook.errors.js';
 import { ModuleSignals } from '../events/module-signals.js';
 import { WebhookAttemptOutcome, WebhookDeliveryAttempt } from '../model/webhook-delivery-attempt.entity.js';
+import { CreationEntityState } from '../model/creation-entity-state.enum.js';
 import { WebhookDelivery, WebhookDeliveryState } from '../model/webhook-delivery.entity.js';
+import { WebhookEvent } from '../model/webhook-event.entity.js';
+import { WebhookListener } from '../model/webhook-listener.entity.js';
+import { WebhookUrl } from '../model/webhook-url.entity.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
 import { WEBHOOK_EVENTS_COMMITTED } from '../capture/capture.constants.js';
 import { inTransaction } from '../persistence/transaction.js';
@@ -72,7 +76,8 @@ export class WebhookDeliveryService {
   /**
    * Makes a delivery due now, also an abandoned or cancelled one; its attempts so far stay in the log.
    * A delivery that an instance is sending (its lease holds) is refused: taken from under the lease,
-   * it would be sent twice at once and its attempt logged twice.
+   * it would be sent twice at once and its attempt logged twice. So is one whose listener or URL is
+   * not ACTIVE, or whose event is gone, which a worker would cancel without sending it.
    */
   async redeliver(spaceId: number, deliveryId: number): Promise<WebhookDelivery> {
     requireId(spaceId, 'spaceId');
@@ -80,6 +85,7 @@ export class WebhookDeliveryService {
     const delivery = await inTransaction(this.dataSource, async (manager) => {
       const found = await manager.findOne(WebhookDelivery, { where: { id: deliveryId, linkedSpaceId: spaceId } });
       if (!found) throw new WebhookNotFoundError('WebhookDelivery', deliveryId, spaceId);
+      await refuseUnsendable(manager, found);
       const now = Date.now();
       const { affected } = await manager
         .createQueryBuilder()
@@ -114,5 +120,36 @@ export class WebhookDeliveryService {
     requireId(spaceId, 'spaceId');
     const qb = this.dataSource.manager.createQueryBuilder(target, alias).where(`${alias}.linkedSpaceId = :spaceId`, { spaceId });
     return searchByQuery(this.dataSource, fields, qb, query);
+  }
+}
+
+/** Throws `WebhookStateError` when a worker would cancel the delivery unsent: its listener or URL not ACTIVE, or its event gone. */
+async function refuseUnsendable(manager: EntityManager, delivery: WebhookDelivery): Promise<void> {
+  const refuse = (detail: string) =>
+    new WebhookStateError(
+      'WebhookDelivery',
+      delivery.id,
+      delivery.state,
+      WebhookDeliveryState.PENDING,
+      `WebhookDelivery ${delivery.id} ${detail}`,
+    );
+  for (const [target, entityName, id] of [
+    [WebhookListener, 'WebhookListener', delivery.listenerId],
+    [WebhookUrl, 'WebhookUrl', delivery.urlId],
+  ] as const) {
+    const owner = await manager.findOne(target, {
+      select: { id: true, state: true },
+      where: { id, linkedSpaceId: delivery.linkedSpaceId },
+    });
+    if (owner?.state !== CreationEntityState.ACTIVE) {
+      throw refuse(
+        owner
+          ? `belongs to ${entityName} ${id}, which is ${owner.state}: make it ACTIVE before redelivering`
+          : `belongs to ${entityName} ${id}, which was purged: it cannot be sent again`,
+      );
+    }
+  }
+  if (!(await manager.exists(WebhookEvent, { where: { id: delivery.eventId } }))) {
+    throw refuse(`is of event ${delivery.eventId}, which was removed: it cannot be sent again`);
   }
 }

@@ -7,7 +7,7 @@ import type { ManagedWebhookObject } from '../model/managed-object.entity.js';
 import type { QueryField } from '../query/entity-query.constants.js';
 import { EntityQueryCompiler, searchByQuery } from '../query/entity-query.compiler.js';
 import type { EntityQuery, EntityQueryFilter } from '../query/entity-query.types.js';
-import { assertKnownKeys, assertPlainObject, MAX_ID, requireId, requireInteger, requireOneOf } from '../validation/input.validation.js';
+import { assertKnownKeys, assertObject, MAX_ID, requireId, requireInteger, requireOneOf } from '../validation/input.validation.js';
 import { assertTransition, assertWritable, CREATABLE_STATES, LIVE_STATES } from './lifecycle.js';
 import { lockedState } from './listener-usage.js';
 
@@ -74,7 +74,7 @@ export abstract class ManagedObjectService<T extends ManagedWebhookObject> {
 
   async update(spaceId: number, input: UpdateInput & Record<string, unknown>): Promise<T> {
     requireSpaceId(spaceId);
-    assertPlainObject(input, 'input');
+    assertObject(input, 'input');
     this.refuseImmutable(input);
     assertKnownKeys(input, '', ['id', 'version', 'state', ...this.updatableFields]);
     const id = requireId(input.id, 'id');

@@ -10,7 +10,7 @@ import { inTransaction } from '../persistence/transaction.js';
 import { WEBHOOK_DATA_SOURCE, WEBHOOK_RESOLVED_OPTIONS } from '../module/webhook.constants.js';
 import type { ResolvedWebhookOptions } from '../module/webhook-options.interface.js';
 import { KeyEncryptionService } from '../signing/key-encryption.service.js';
-import { assertKnownKeys, assertPlainObject, requireId, requireString } from '../validation/input.validation.js';
+import { assertKnownKeys, assertObject, requireId, requireString } from '../validation/input.validation.js';
 import { assertWritable } from './lifecycle.js';
 import { refuseWhileUsedByLiveListeners } from './listener-usage.js';
 import { commonQueryFields, ManagedObjectService, ROOT_ALIAS, requireSpaceId } from './managed-object.service.js';
@@ -58,7 +58,7 @@ export class WebhookIdentityService extends ManagedObjectService<WebhookIdentity
   /** Creates an identity with a fresh ECDSA P-256 key pair and Standard Webhooks secret. */
   async create(spaceId: number, input: CreateWebhookIdentityInput): Promise<WebhookIdentity> {
     requireSpaceId(spaceId);
-    assertPlainObject(input, 'input');
+    assertObject(input, 'input');
     assertKnownKeys(input, '', ['name', 'state']);
     const name = requireString(input.name, 'name', 1, NAME_MAX_LENGTH);
     const state = this.validateCreateState(input.state);

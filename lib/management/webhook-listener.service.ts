@@ -10,14 +10,7 @@ import { inTransaction, inTransactionUnder } from '../persistence/transaction.js
 import { SsrfGuard } from '../security/ssrf-guard.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
 import { WebhookEntityRegistry, type RegisteredWebhookEntity } from '../registry/webhook-entity.registry.js';
-import {
-  assertKnownKeys,
-  assertPlainObject,
-  requireArray,
-  requireBoolean,
-  requireId,
-  requireString,
-} from '../validation/input.validation.js';
+import { assertKnownKeys, assertObject, requireArray, requireBoolean, requireId, requireString } from '../validation/input.validation.js';
 import { isLive } from './lifecycle.js';
 import { ListenerChangeNotifier } from './listener-change.notifier.js';
 import { lockedState } from './listener-usage.js';
@@ -93,7 +86,7 @@ export class WebhookListenerService extends ManagedObjectService<WebhookListener
 
   async create(spaceId: number, input: CreateWebhookListenerInput): Promise<WebhookListener> {
     requireSpaceId(spaceId);
-    assertPlainObject(input, 'input');
+    assertObject(input, 'input');
     assertKnownKeys(input, '', CREATE_FIELDS);
     const name = requireString(input.name, 'name', 1, NAME_MAX_LENGTH);
     const entity = this.requireEntity(input.entity);

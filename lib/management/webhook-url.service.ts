@@ -7,10 +7,10 @@ import { WebhookUrl } from '../model/webhook-url.entity.js';
 import { inTransaction } from '../persistence/transaction.js';
 import { SsrfGuard } from '../security/ssrf-guard.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
-import { assertKnownKeys, assertPlainObject, requireBoolean, requireString } from '../validation/input.validation.js';
+import { assertKnownKeys, assertObject, requireBoolean, requireString } from '../validation/input.validation.js';
 import { isLive, LIVE_STATES } from './lifecycle.js';
 import { ListenerChangeNotifier } from './listener-change.notifier.js';
-import { lockedState, refuseWhileUsedByLiveListeners } from './listener-usage.js';
+import { lockedRow, refuseWhileUsedByLiveListeners } from './listener-usage.js';
 import { commonQueryFields, ManagedObjectService, ROOT_ALIAS, requireSpaceId } from './managed-object.service.js';
 import { requireWebhookAddress } from './url.validation.js';
 
@@ -31,6 +31,8 @@ export interface UpdateWebhookUrlInput {
 }
 
 const CREATE_FIELDS = ['name', 'url', 'state', 'applicationManaged'];
+/** How many times a listener's address is looked for while the URLs found get other addresses meanwhile, before a URL is created for it. */
+const MAX_ADDRESS_SEARCHES = 3;
 
 @Injectable()
 export class WebhookUrlService extends ManagedObjectService<WebhookUrl> {
@@ -59,7 +61,7 @@ export class WebhookUrlService extends ManagedObjectService<WebhookUrl> {
 
   async create(spaceId: number, input: CreateWebhookUrlInput): Promise<WebhookUrl> {
     requireSpaceId(spaceId);
-    assertPlainObject(input, 'input');
+    assertObject(input, 'input');
     assertKnownKeys(input, '', CREATE_FIELDS);
     const values = {
       linkedSpaceId: spaceId,
@@ -76,24 +78,23 @@ export class WebhookUrlService extends ManagedObjectService<WebhookUrl> {
   /**
    * The ACTIVE URL of the space with exactly this address, or a new one named after its host. A URL
    * of that address that is live but not ACTIVE is refused: a listener put on it would hear nothing.
+   * The URL found is locked and read again: an update that gave it another address meanwhile makes
+   * the search start over.
    */
   async findOrCreateWith(manager: EntityManager, spaceId: number, address: string, field: string): Promise<WebhookUrl> {
-    const alike = await manager.find(WebhookUrl, {
-      where: { linkedSpaceId: spaceId, url: address, state: In([...LIVE_STATES]) },
-      order: { id: 'ASC' },
-    });
-    // MySQL and MariaDB compare text without case by default: a path that differs in case is another URL.
-    const same = alike.filter((url) => url.url === address);
-    const existing = same.find((url) => url.state === CreationEntityState.ACTIVE) ?? same[0];
-    if (existing) {
-      const state = await lockedState(manager, WebhookUrl, spaceId, existing.id, 'share');
-      if (state === CreationEntityState.ACTIVE) return existing;
-      if (isLive(state)) {
+    for (let search = 0; search < MAX_ADDRESS_SEARCHES; search++) {
+      const existing = await this.liveUrlWith(manager, spaceId, address);
+      if (!existing) break;
+      const locked = await lockedRow(manager, WebhookUrl, spaceId, existing.id, 'share', ['url']);
+      if (locked?.url !== address) continue;
+      if (locked.state === CreationEntityState.ACTIVE) return existing;
+      if (isLive(locked.state)) {
         throw new WebhookValidationError(
           field,
-          `WebhookUrl ${existing.id} of the space has this address and is ${state}: make it ACTIVE, or give its id to use it as it is`,
+          `WebhookUrl ${existing.id} of the space has this address and is ${locked.state}: make it ACTIVE, or give its id to use it as it is`,
         );
       }
+      break;
     }
     const name = new URL(address).host.slice(0, NAME_MAX_LENGTH);
     const created = await this.insertWith(manager, {
@@ -105,6 +106,17 @@ export class WebhookUrlService extends ManagedObjectService<WebhookUrl> {
     });
     this.logger.log(`Created WebhookUrl ${created.id} in space ${spaceId} for a new listener`);
     return created;
+  }
+
+  /** The live URL of the space with exactly this address, the ACTIVE one first. */
+  private async liveUrlWith(manager: EntityManager, spaceId: number, address: string): Promise<WebhookUrl | undefined> {
+    const alike = await manager.find(WebhookUrl, {
+      where: { linkedSpaceId: spaceId, url: address, state: In([...LIVE_STATES]) },
+      order: { id: 'ASC' },
+    });
+    // MySQL and MariaDB compare text without case by default: a path that differs in case is another URL.
+    const same = alike.filter((url) => url.url === address);
+    return same.find((url) => url.state === CreationEntityState.ACTIVE) ?? same[0];
   }
 
   protected async validateChanges(

@@ -89,7 +89,7 @@ export function resolveWebhookOptions(options: WebhookModuleOptions | undefined)
     signing: {
       keyEncryptionKey: encryptionKey(signing.keyEncryptionKey),
       schemes: schemeList(signing.schemes),
-      rotationGraceMs: integer(signing.rotationGraceMs, 'signing.rotationGraceMs', DAY, 0, MAX_TIMER_DELAY_MS),
+      rotationGraceMs: integer(signing.rotationGraceMs, 'signing.rotationGraceMs', DAY, 0, MAX_DURATION_MS),
     },
     worker: { enabled: boolean(worker.enabled, 'worker.enabled', true) },
   };
@@ -129,7 +129,7 @@ function boolean(value: unknown, path: string, fallback: boolean): boolean {
 function delayList(value: unknown, path: string, fallback: number[]): number[] {
   if (value === undefined) return [...fallback];
   if (!Array.isArray(value) || value.length > 100) fail(path, 'must be a list of at most 100 delays in ms');
-  return value.map((delay, index) => integer(delay, `${path}[${index}]`, 0, 0, MAX_TIMER_DELAY_MS));
+  return value.map((delay, index) => integer(delay, `${path}[${index}]`, 0, 0, MAX_DURATION_MS));
 }
 
 function statusList(value: unknown, path: string): number[] {

@@ -4,7 +4,7 @@ import { CreationEntityState } from '../model/creation-entity-state.enum.js';
 import { WebhookDelivery, WebhookDeliveryState } from '../model/webhook-delivery.entity.js';
 import { WebhookListener } from '../model/webhook-listener.entity.js';
 import { MAX_PAGE_SIZE } from '../query/entity-query.constants.js';
-import { assertKnownKeys, assertPlainObject, requireId, requireInteger } from '../validation/input.validation.js';
+import { assertKnownKeys, assertObject, requireId, requireInteger } from '../validation/input.validation.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
 import { SqlText } from './sql-text.js';
 
@@ -42,12 +42,18 @@ export class WebhookListenerRepository {
 
   private readonly sql: SqlText;
 
-  find(options?: FindManyOptions<WebhookListener>): Promise<WebhookListener[]> {
-    return this.dataSource.getRepository(WebhookListener).find(options);
+  /** TypeORM's `find()`; an identity loaded with the listeners comes without its private key and secret, even when selected. */
+  async find(options?: FindManyOptions<WebhookListener>): Promise<WebhookListener[]> {
+    const listeners = await this.dataSource.getRepository(WebhookListener).find(options);
+    listeners.forEach(withoutKeyMaterial);
+    return listeners;
   }
 
-  findOne(options: FindOneOptions<WebhookListener>): Promise<WebhookListener | null> {
-    return this.dataSource.getRepository(WebhookListener).findOne(options);
+  /** TypeORM's `findOne()`, without key material as `find()`. */
+  async findOne(options: FindOneOptions<WebhookListener>): Promise<WebhookListener | null> {
+    const listener = await this.dataSource.getRepository(WebhookListener).findOne(options);
+    if (listener) withoutKeyMaterial(listener);
+    return listener;
   }
 
   count(options?: FindManyOptions<WebhookListener>): Promise<number> {
@@ -62,8 +68,12 @@ export class WebhookListenerRepository {
     spaceId: number,
     entityName: string,
     manager: EntityManager = this.dataSource.manager,
+    { lastCommitted = false }: { lastCommitted?: boolean } = {},
   ): Promise<MatchableListener[]> {
     const qb = manager.createQueryBuilder(WebhookListener, 'l');
+    // A locking read gives the rows as last committed even inside a REPEATABLE READ transaction that
+    // TypeORM does not know of (opened with SQL of the application's own), whose view may be older.
+    if (lastCommitted && this.sql.mysql) qb.setLock('pessimistic_read');
     const column = (property: string) => this.sql.column(WebhookListener, property, 'l');
     const rows: { id: number | string; urlId: number | string; entity: string; entityStates: string; notifyEveryChange: unknown }[] =
       await qb
@@ -105,7 +115,7 @@ export class WebhookListenerRepository {
    */
   async findDueDeliveries(spaceId: number, options: DueDeliveriesOptions = {}): Promise<WebhookDelivery[]> {
     const space = requireId(spaceId, 'spaceId');
-    assertPlainObject(options, 'options');
+    assertObject(options, 'options');
     assertKnownKeys(options, 'options', ['listenerId', 'limit']);
     const listenerId = options.listenerId === undefined ? undefined : requireId(options.listenerId, 'options.listenerId');
     const limit = options.limit === undefined ? MAX_PAGE_SIZE : requireInteger(options.limit, 'options.limit', 1, MAX_PAGE_SIZE);
@@ -120,4 +130,11 @@ export class WebhookListenerRepository {
       take: limit,
     });
   }
+}
+
+/** `revealSecret()` alone gives an identity's secret, and nothing its private key. */
+function withoutKeyMaterial(listener: WebhookListener): void {
+  if (!listener.identity) return;
+  delete listener.identity.privateKey;
+  delete listener.identity.secret;
 }

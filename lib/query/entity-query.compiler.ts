@@ -4,7 +4,7 @@ import { isSqlite } from '../persistence/transaction.js';
 import { CREATION_ENTITY_STATES } from '../model/creation-entity-state.enum.js';
 import {
   assertKnownKeys,
-  assertPlainObject,
+  assertObject,
   requireArray,
   requireBoolean,
   requireInteger,
@@ -54,7 +54,7 @@ export class EntityQueryCompiler<T extends ObjectLiteral> {
 
   /** A whole EntityQuery: filter, order and page. */
   applyQuery(query: unknown): void {
-    assertPlainObject(query, 'query');
+    assertObject(query, 'query');
     assertKnownKeys(query, 'query', ['filter', 'orderBys', 'startingEntity', 'numberOfEntities']);
     this.applyFilter(query.filter);
     this.applyOrder(query.orderBys);
@@ -70,7 +70,7 @@ export class EntityQueryCompiler<T extends ObjectLiteral> {
     if (orderBys !== undefined) {
       requireArray(orderBys, path, 10).forEach((orderBy, index) => {
         const itemPath = `${path}[${index}]`;
-        assertPlainObject(orderBy, itemPath);
+        assertObject(orderBy, itemPath);
         assertKnownKeys(orderBy, itemPath, ['fieldName', 'sorting']);
         const field = this.field(orderBy.fieldName, `${itemPath}.fieldName`);
         const sorting = requireOneOf(orderBy.sorting ?? 'ASC', `${itemPath}.sorting`, ['ASC', 'DESC'] as const);
@@ -95,7 +95,7 @@ export class EntityQueryCompiler<T extends ObjectLiteral> {
     if (depth > MAX_FILTER_DEPTH) throw new WebhookValidationError(path, `nests deeper than ${MAX_FILTER_DEPTH} levels`);
     if (++this.nodeCount > MAX_FILTER_NODES)
       throw new WebhookValidationError(path, `makes the filter longer than ${MAX_FILTER_NODES} nodes`);
-    assertPlainObject(node, path);
+    assertObject(node, path);
     assertKnownKeys(node, path, ['type', 'fieldName', 'operator', 'value', 'children']);
     const type = requireOneOf(node.type, `${path}.type`, ['LEAF', 'AND', 'OR'] as const);
     refuseFieldsOfOtherType(node, path, type);
@@ -317,12 +317,38 @@ const INT_MIN = -2_147_483_648;
 const INT_MAX = 2_147_483_647;
 
 function requireDate(value: unknown, path: string): Date {
-  const date = value instanceof Date ? value : typeof value === 'string' && value.length <= 40 ? new Date(value) : null;
-  if (!date || Number.isNaN(date.getTime())) throw new WebhookValidationError(path, 'must be a Date or an ISO 8601 date string');
+  const date = value instanceof Date ? value : typeof value === 'string' ? isoDate(value) : null;
+  if (!date || Number.isNaN(date.getTime())) {
+    throw new WebhookValidationError(path, 'must be a Date or an ISO 8601 date string: a day (UTC), or a time with Z or an offset');
+  }
   // The years every database compares: PostgreSQL refuses a timestamp far beyond them.
   const year = date.getUTCFullYear();
   if (year < 1 || year > 9999) throw new WebhookValidationError(path, 'must be a date of the years 1 to 9999');
   return date;
+}
+
+/** A day, or a day and time with its zone: other forms `Date` reads in the application's own zone, or guesses at. */
+const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-](\d{2}):(\d{2})))?$/;
+
+/** The date of an ISO 8601 text, or null: also for a day or time that does not exist, which `Date` would roll over. */
+function isoDate(text: string): Date | null {
+  const parts = ISO_DATE.exec(text);
+  if (!parts) return null;
+  const [year, month, day, hour = 0, minute = 0, second = 0, offsetHours = 0, offsetMinutes = 0] = parts
+    .slice(1)
+    .map((part) => (part === undefined ? undefined : Number(part)));
+  const daysInMonth = new Date(Date.UTC(year!, month!, 0)).getUTCDate();
+  const exists =
+    month! >= 1 &&
+    month! <= 12 &&
+    day! >= 1 &&
+    day! <= daysInMonth &&
+    hour <= 23 &&
+    minute <= 59 &&
+    second <= 59 &&
+    offsetHours <= 23 &&
+    offsetMinutes <= 59;
+  return exists ? new Date(text) : null;
 }
 
 export function dialectOf(dataSource: DataSource): Dialect {

@@ -3,10 +3,11 @@ import { WebhookValidationError } from '../errors/webhook.errors.js';
 /** Largest id or space id a webhook table holds (a 32-bit signed integer column). */
 export const MAX_ID = 2_147_483_647;
 
-export function assertPlainObject(value: unknown, field: string): asserts value is Record<string, unknown> {
-  const prototype = value !== null && typeof value === 'object' ? Object.getPrototypeOf(value) : undefined;
-  if (prototype !== Object.prototype && prototype !== null) {
-    throw new WebhookValidationError(field, 'must be a plain object');
+export function assertObject(value: unknown, field: string): asserts value is Record<string, unknown> {
+  // A plain object, or an instance of a class of the host's (a DTO a ValidationPipe made); not an
+  // array, a Date, a Map or another built-in, whose fields are not its own properties.
+  if (value === null || typeof value !== 'object' || Object.prototype.toString.call(value) !== '[object Object]') {
+    throw new WebhookValidationError(field, 'must be an object');
   }
 }
 

@@ -425,6 +425,25 @@ describe.each(selectedDatabases())('capture of entity changes on %s', (database)
       },
     );
 
+    it('matches an insert in a transaction opened by hand against the listeners as last committed, not as that transaction began', async () => {
+      const space = freshSpace();
+      const queryRunner = testApp.dataSource.createQueryRunner();
+      try {
+        // Under REPEATABLE READ, the transaction's view begins with its first read, before the listener exists.
+        await queryRunner.query('START TRANSACTION');
+        await queryRunner.query(`SELECT COUNT(*) FROM ${testApp.dataSource.getMetadata(Order).tableName}`);
+        await listen(space);
+        await queryRunner.manager.insert(Order, { tenantId: space, state: OrderState.CONFIRMED });
+        await queryRunner.query('COMMIT');
+      } finally {
+        await queryRunner.release();
+      }
+      // The list read for it was kept for the writes after it.
+      await orders().insert({ tenantId: space, state: OrderState.PENDING });
+      await orders().save({ tenantId: space, state: OrderState.SHIPPED });
+      expect(await countIn('webhook_event', space)).toBe(3);
+    });
+
     it('records an insert made in a transaction opened by hand on its query runner inside that transaction, so that its rollback undoes both', async () => {
       const space = freshSpace();
       await listen(space);

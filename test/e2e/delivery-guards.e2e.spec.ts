@@ -15,6 +15,7 @@ import {
   WebhookIdentityService,
   WebhookListenerService,
   WebhookConfigurationError,
+  WebhookStateError,
   WebhookUrlService,
   WebhookValidationError,
   type WebhookListenerDeactivatedPayload,
@@ -675,11 +676,12 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
       await saveOrders(testApp, space, 1);
       const deliveries = testApp.get(WebhookDeliveryService);
       await waitFor(async () => (await deliveries.searchDeliveries(space, {}))[0]?.attempts === 1, 'the first attempt to fail');
-      // The URL is set INACTIVE, and its pending delivery made due at once.
+      // The URL is set INACTIVE, and its pending delivery made due at once (redeliver() refuses it now).
       const urls = testApp.get(WebhookUrlService);
       await urls.update(space, { id: listener.url.id, version: listener.url.version, state: 'INACTIVE' });
       const [pending] = await deliveries.searchDeliveries(space, {});
-      await deliveries.redeliver(space, pending.id);
+      await expect(deliveries.redeliver(space, pending.id)).rejects.toThrow(WebhookStateError);
+      await testApp.dataSource.getRepository(WebhookDelivery).update(pending.id, { nextAttemptAt: Date.now() });
       await saveOrders(testApp, space, 1);
       await waitFor(async () => (await deliveries.searchDeliveries(space, {}))[0].state === 'CANCELLED', 'the delivery to be cancelled');
       expect(await deliveries.countDeliveries(space)).toBe(1);

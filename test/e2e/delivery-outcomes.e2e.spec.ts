@@ -6,8 +6,10 @@ import {
   WEBHOOK_EVENT_EMITTER,
   WEBHOOK_LISTENER_DEACTIVATED,
   WebhookDeliveryService,
+  type WebhookDelivery,
   WebhookListenerService,
   WebhookStateError,
+  WebhookUrlService,
   type WebhookDeliveryEventPayload,
 } from '../../lib/index.js';
 import type { EventEmitter2 } from '../../lib/events/event-emitter.js';
@@ -178,6 +180,17 @@ describe.each(selectedDatabases())('delivery outcomes on %s', (database) => {
     }
   });
 
+  /** The one delivery of the space, once it is abandoned. */
+  async function theAbandonedDelivery(space: number): Promise<WebhookDelivery> {
+    const [abandoned] = await waitFor(async () => {
+      const found = await testApp.get(WebhookDeliveryService).searchDeliveries(space, {
+        filter: { type: 'LEAF', fieldName: 'state', operator: 'EQUALS', value: 'ABANDONED' },
+      });
+      return found.length === 1 && found;
+    }, 'the abandoned delivery');
+    return abandoned;
+  }
+
   it('redelivers an abandoned delivery on demand, keeping its earlier attempts', async () => {
     const space = freshSpace();
     const path = `/${space}/redeliver`;
@@ -185,16 +198,38 @@ describe.each(selectedDatabases())('delivery outcomes on %s', (database) => {
     await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(path) });
     await testApp.dataSource.getRepository(Order).save({ tenantId: space, state: OrderState.CONFIRMED });
     const deliveries = testApp.get(WebhookDeliveryService);
-    const [abandoned] = await waitFor(async () => {
-      const found = await deliveries.searchDeliveries(space, {
-        filter: { type: 'LEAF', fieldName: 'state', operator: 'EQUALS', value: 'ABANDONED' },
-      });
-      return found.length === 1 && found;
-    }, 'the abandoned delivery');
+    const abandoned = await theAbandonedDelivery(space);
     await deliveries.redeliver(space, abandoned.id);
     await waitFor(async () => (await deliveries.searchDeliveries(space, {}))[0].state === 'SUCCEEDED', 'the redelivery');
     expect((await deliveries.searchAttempts(space, {})).map((a) => a.statusCode)).toEqual([422, 200]);
     expect(receiver.to(path).map((r) => r.headers['webhook-id'])).toEqual([`msg_${abandoned.id}`, `msg_${abandoned.id}`]);
+  });
+
+  it('refuses to redeliver a delivery whose listener or URL is not ACTIVE, which would be cancelled unsent, and redelivers it once both are', async () => {
+    const space = freshSpace();
+    const path = `/${space}/redeliver-inactive`;
+    receiver.script(path, answer(422), answer(200));
+    const listeners = testApp.get(WebhookListenerService);
+    const urls = testApp.get(WebhookUrlService);
+    const listener = await listeners.create(space, { name: 'l', entity: 'Order', url: receiver.url(path) });
+    await testApp.dataSource.getRepository(Order).save({ tenantId: space, state: OrderState.CONFIRMED });
+    const deliveries = testApp.get(WebhookDeliveryService);
+    const abandoned = await theAbandonedDelivery(space);
+
+    const inactive = await listeners.update(space, { id: listener.id, version: listener.version, state: 'INACTIVE' });
+    await expect(deliveries.redeliver(space, abandoned.id)).rejects.toThrow(
+      `WebhookDelivery ${abandoned.id} belongs to WebhookListener ${listener.id}, which is INACTIVE: make it ACTIVE before redelivering`,
+    );
+    await listeners.update(space, { id: listener.id, version: inactive.version, state: 'ACTIVE' });
+    const url = await urls.read(space, abandoned.urlId);
+    const inactiveUrl = await urls.update(space, { id: url.id, version: url.version, state: 'INACTIVE' });
+    await expect(deliveries.redeliver(space, abandoned.id)).rejects.toThrow(WebhookStateError);
+    expect((await deliveries.searchDeliveries(space, {}))[0].state).toBe('ABANDONED');
+
+    await urls.update(space, { id: url.id, version: inactiveUrl.version, state: 'ACTIVE' });
+    await deliveries.redeliver(space, abandoned.id);
+    await waitFor(async () => (await deliveries.searchDeliveries(space, {}))[0].state === 'SUCCEEDED', 'the redelivery');
+    expect(receiver.to(path)).toHaveLength(2);
   });
 
   it('refuses to redeliver a delivery while an instance is sending it, and redelivers it once that attempt has finished', async () => {

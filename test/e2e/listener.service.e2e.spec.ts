@@ -65,6 +65,20 @@ describe.each(selectedDatabases())('WebhookListenerService on %s', (database) =>
       expect((await repository.findOne({ where: { id: confirmed.id } }))?.entityStates).toEqual(['CONFIRMED']);
     });
 
+    it("never gives the private key or the secret of a listener's identity, even when selected", async () => {
+      const space = freshSpace();
+      const repository = testApp.get(WebhookListenerRepository);
+      const identity = await testApp.get(WebhookIdentityService).create(space, { name: 'signer' });
+      const listener = await listeners.create(space, valid({ identity: identity.id }));
+      const select = { id: true, identity: { id: true, keyId: true, publicKey: true, privateKey: true, secret: true } } as const;
+
+      const [found] = await repository.find({ where: { id: listener.id }, relations: { identity: true }, select });
+      const one = await repository.findOne({ where: { id: listener.id }, relations: { identity: true }, select });
+      for (const read of [found, one!]) {
+        expect(read.identity).toEqual({ id: identity.id, keyId: identity.keyId, publicKey: identity.publicKey });
+      }
+    });
+
     it('reads the due deliveries of a space, earliest first, of one listener or all, and not those due later', async () => {
       const space = freshSpace();
       const repository = testApp.get(WebhookListenerRepository);
@@ -236,6 +250,27 @@ describe.each(selectedDatabases())('WebhookListenerService on %s', (database) =>
       expect(error.field).toBe(field);
       expect(await rowCounts()).toEqual(before);
       expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    });
+
+    it('takes an instance of a class of the application, as a ValidationPipe gives it, and refuses what is no object', async () => {
+      class CreateListenerDto {
+        name = 'From a DTO';
+        entity = 'Order';
+        entityStates = ['CONFIRMED'];
+        url = 'https://dto.example.com/hook';
+      }
+      const space = freshSpace();
+      const created = await listeners.create(space, new CreateListenerDto());
+      expect(created).toMatchObject({ name: 'From a DTO', entityStates: ['CONFIRMED'] });
+      expect(created.url.url).toBe('https://dto.example.com/hook');
+      const found = await listeners.search(space, Object.assign(new (class SearchDto {})(), { numberOfEntities: 1 }));
+      expect(found.map((listener) => listener.id)).toEqual([created.id]);
+
+      const before = await rowCounts();
+      for (const input of [null, [valid()], new Date(), new Map(Object.entries(valid())), 'name']) {
+        await expect(listeners.create(space, input as never)).rejects.toMatchObject({ name: 'WebhookValidationError', field: 'input' });
+      }
+      expect(await rowCounts()).toEqual(before);
     });
 
     it('counts a name in characters as the database does, so 50 emoji fit and 51 do not', async () => {

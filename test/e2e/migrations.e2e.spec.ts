@@ -2,6 +2,38 @@ import { DataSource } from 'typeorm';
 import { WEBHOOK_ENTITIES, WebhookConfigurationError, webhookMigrationsFor } from '../../lib/index.js';
 import { connectionOptions, selectedDatabases } from '../src/databases.js';
 
+/** Rows of the module's tables as the migrations leave them, for the tests of their ids and undoing. */
+const row = {
+  identity: (keyId: string) => ({
+    linkedSpaceId: 1,
+    name: 'shop',
+    state: 'ACTIVE',
+    version: 1,
+    keyId,
+    publicKey: 'public',
+    privateKey: 'private',
+    secret: 'secret',
+  }),
+  event: () => ({ linkedSpaceId: 1, entityName: 'Order', listenerEntityId: 1001, entityId: '1', state: 'PAID' }),
+  delivery: (eventId: number, listenerId: number, urlId: number) => ({
+    eventId,
+    listenerId,
+    urlId,
+    linkedSpaceId: 1,
+    state: 'SUCCEEDED',
+    nextAttemptAt: 0,
+  }),
+  attempt: (deliveryId: number, listenerId: number) => ({
+    deliveryId,
+    linkedSpaceId: 1,
+    listenerId,
+    attemptNumber: 1,
+    startedAt: 0,
+    durationMs: 1,
+    outcome: 'SUCCEEDED',
+  }),
+};
+
 describe.each(selectedDatabases())('webhook migrations on %s', (database) => {
   let dataSource: DataSource;
 
@@ -36,6 +68,53 @@ describe.each(selectedDatabases())('webhook migrations on %s', (database) => {
 
     for (let i = 0; i < applied.length; i++) await dataSource.undoLastMigration({ transaction: 'each' });
     expect(await tables()).toEqual([]);
+  });
+
+  it("undo one by one with TypeORM's default options while rows refer to each other, and keep the rows of the tables they keep", async () => {
+    await dataSource.runMigrations();
+    const quote = (name: string) => dataSource.driver.escape(name);
+    const insert = async (table: string, row: Record<string, string | number>) => {
+      await dataSource.query(
+        `INSERT INTO ${table} (${Object.keys(row).map(quote).join(', ')}) VALUES (${Object.values(row)
+          .map((value) => (typeof value === 'number' ? String(value) : `'${value}'`))
+          .join(', ')})`,
+      );
+      return Number((await dataSource.query(`SELECT MAX(id) AS id FROM ${table}`))[0].id);
+    };
+    const managed = { linkedSpaceId: 1, state: 'ACTIVE', version: 1 };
+    const identityId = await insert('webhook_identity', row.identity('key-1'));
+    const urlId = await insert('webhook_url', { ...managed, name: 'receiver', url: 'https://receiver.example/hook' });
+    const listenerId = await insert('webhook_listener', {
+      ...managed,
+      name: 'orders',
+      entity: 'Order',
+      entityStates: '[]',
+      urlId,
+      identityId,
+    });
+    const eventId = await insert('webhook_event', row.event());
+    const deliveryId = await insert('webhook_delivery', row.delivery(eventId, listenerId, urlId));
+    await insert('webhook_delivery_attempt', row.attempt(deliveryId, listenerId));
+
+    const tables = ['webhook_identity', 'webhook_url', 'webhook_listener', 'webhook_event', 'webhook_delivery', 'webhook_delivery_attempt'];
+    const rowsPerTable = async () => {
+      const queryRunner = dataSource.createQueryRunner();
+      try {
+        const present = (await queryRunner.getTables(tables)).map((table) => table.name.split('.').pop()!);
+        const counts: Record<string, number> = {};
+        for (const table of present.sort()) counts[table] = Number((await dataSource.query(`SELECT COUNT(*) AS n FROM ${table}`))[0].n);
+        return counts;
+      } finally {
+        await queryRunner.release();
+      }
+    };
+    for (let undone = 0; undone < dataSource.migrations.length; undone++) {
+      const name = dataSource.migrations[dataSource.migrations.length - 1 - undone].name;
+      await expect(dataSource.undoLastMigration().then(() => name)).resolves.toBe(name);
+      const counts = await rowsPerTable();
+      expect({ name, counts }).toEqual({ name, counts: Object.fromEntries(Object.keys(counts).map((table) => [table, 1])) });
+    }
+    expect(await rowsPerTable()).toEqual({});
   });
 
   // Many migration steps of DDL, slow on a busy disk.
@@ -73,27 +152,10 @@ describe.each(selectedDatabases())('webhook migrations on %s', (database) => {
     const first: Record<string, number> = {};
     let keys = 0;
     const rows: Record<string, () => Record<string, string | number>> = {
-      webhook_identity: () => ({
-        linkedSpaceId: 1,
-        name: 'shop',
-        state: 'ACTIVE',
-        version: 1,
-        keyId: `key-${++keys}`,
-        publicKey: 'public',
-        privateKey: 'private',
-        secret: 'secret',
-      }),
-      webhook_event: () => ({ linkedSpaceId: 1, entityName: 'Order', listenerEntityId: 1001, entityId: '1', state: 'PAID' }),
-      webhook_delivery: () => ({ eventId: first.webhook_event, listenerId, urlId, linkedSpaceId: 1, state: 'SUCCEEDED', nextAttemptAt: 0 }),
-      webhook_delivery_attempt: () => ({
-        deliveryId: first.webhook_delivery,
-        linkedSpaceId: 1,
-        listenerId,
-        attemptNumber: 1,
-        startedAt: 0,
-        durationMs: 1,
-        outcome: 'SUCCEEDED',
-      }),
+      webhook_identity: () => row.identity(`key-${++keys}`),
+      webhook_event: row.event,
+      webhook_delivery: () => row.delivery(first.webhook_event, listenerId, urlId),
+      webhook_delivery_attempt: () => row.attempt(first.webhook_delivery, listenerId),
     };
     const highestGiven: Record<string, number> = {};
     /** Three rows, the two newest then removed as retention would. */

@@ -95,6 +95,12 @@ describe.each(selectedDatabases())('EntityQuery search on %s', (database) => {
       ['Alpha orders', 'beta orders', 'Gamma refunds', 'delta', 'ALPHA shipping'],
     ],
     ['LESS_THAN on an ISO date string', () => leaf('createdOn', 'LESS_THAN', '2000-01-01T00:00:00Z'), []],
+    ['LESS_THAN on an ISO day, taken in UTC', () => leaf('createdOn', 'LESS_THAN', '2000-01-01'), []],
+    [
+      'GREATER_THAN on an ISO time with an offset',
+      () => leaf('createdOn', 'GREATER_THAN', '2000-01-01T01:00:00.5+01:00'),
+      ['Alpha orders', 'beta orders', 'Gamma refunds', 'delta', 'ALPHA shipping'],
+    ],
     ['IS_NULL on a relation', () => leaf('identity.id', 'IS_NULL'), ['Alpha orders', 'beta orders', 'delta', 'ALPHA shipping']],
     ['IS_NOT_NULL on a relation', () => leaf('identity.id', 'IS_NOT_NULL'), ['Gamma refunds']],
     [
@@ -206,6 +212,12 @@ describe.each(selectedDatabases())('EntityQuery search on %s', (database) => {
     ['query.filter.value', { filter: leaf('state', 'EQUALS', 'SLEEPING') }],
     ['query.filter.value', { filter: leaf('createdOn', 'GREATER_THAN', 'yesterday') }],
     ['query.filter.value', { filter: leaf('createdOn', 'GREATER_THAN', '-100000-01-01T00:00:00Z') }],
+    // Forms Date would read in the application's time zone, guess at, or roll over to another day.
+    ['query.filter.value', { filter: leaf('createdOn', 'GREATER_THAN', '1') }],
+    ['query.filter.value', { filter: leaf('createdOn', 'GREATER_THAN', 'Dec 31 1999 23:00') }],
+    ['query.filter.value', { filter: leaf('createdOn', 'GREATER_THAN', '2000-01-01T00:00') }],
+    ['query.filter.value', { filter: leaf('createdOn', 'GREATER_THAN', '2000-02-30') }],
+    ['query.filter.value', { filter: leaf('createdOn', 'GREATER_THAN', '2000-01-01T24:00Z') }],
     ['query.filter.value', { filter: leaf('id', 'GREATER_THAN', 2 ** 40) }],
     ['query.filter.value', { filter: leaf('name', 'CONTAINS', 'a\u0000') }],
     ['query.filter.value', { filter: leaf('notifyEveryChange', 'EQUALS', 'true') }],

@@ -5,6 +5,7 @@ import {
   WebhookIdentity,
   WebhookIdentityService,
   WebhookListenerService,
+  type WebhookListener,
   WebhookNotFoundError,
   WebhookStateError,
   WebhookUrl,
@@ -20,6 +21,7 @@ import { freshSpace } from '../src/spaces.js';
 import { createTestApp, type TestApp } from '../src/test-app.js';
 
 const KEY_ENCRYPTION_KEY = randomBytes(32).toString('base64');
+const noop = () => undefined;
 
 describe.each(selectedDatabases())('WebhookUrlService and WebhookIdentityService on %s', (database) => {
   let testApp: TestApp;
@@ -250,6 +252,36 @@ describeEachOf(selectedDatabases().filter((database) => database !== 'sqlite'))(
         expect((await urls.delete(space, url.id)).state).toBe('DELETING');
         expect(await creating).toEqual(expect.objectContaining({ field: 'url' }));
         expect(await listeners.count(space)).toBe(0);
+      } finally {
+        testApp.dataSource.subscribers.splice(testApp.dataSource.subscribers.indexOf(createMeanwhile), 1);
+      }
+    });
+
+    it('puts a listener created by address on a URL of that address when the URL it found gets another address meanwhile', async () => {
+      const space = freshSpace();
+      const urls = testApp.get(WebhookUrlService);
+      const listeners = testApp.get(WebhookListenerService);
+      const before = 'https://before.example.com/hook';
+      const after = 'https://after.example.com/hook';
+      const url = await urls.create(space, { name: 'u', url: before });
+      let creating: Promise<WebhookListener> | undefined;
+      let created = false;
+      // Once the update has written the new address, and before it commits, a listener is created by the old one.
+      const createMeanwhile: EntitySubscriberInterface = {
+        listenTo: () => WebhookUrl,
+        afterUpdate: async (event) => {
+          if (creating || (event.entity as Partial<WebhookUrl> | undefined)?.url !== after) return;
+          creating = listeners.create(space, { name: 'l', entity: 'Order', url: before });
+          void creating.then(() => (created = true), noop);
+          await waitFor(async () => created || (await someoneWaitsForALock()), 'the listener to be created or to wait for the URL', 45_000);
+        },
+      };
+      testApp.dataSource.subscribers.push(createMeanwhile);
+      try {
+        await urls.update(space, { id: url.id, version: url.version, url: after });
+        const listener = await creating!;
+        expect((await urls.read(space, listener.url.id)).url).toBe(before);
+        expect(listener.url.id).not.toBe(url.id);
       } finally {
         testApp.dataSource.subscribers.splice(testApp.dataSource.subscribers.indexOf(createMeanwhile), 1);
       }

@@ -67,8 +67,16 @@ describe('resolveWebhookOptions', () => {
     [{ security: { allowedHosts: ['1.2.3.4.5'] } }, 'option security.allowedHosts[0] is no host a URL can hold'],
     [{ signing: { schemes: [] } }, 'option signing.schemes must be a non-empty list'],
     [{ signing: { keyEncryptionKey: 'zz'.repeat(32) } }, 'option signing.keyEncryptionKey must be 32 bytes'],
-    [{ signing: { rotationGraceMs: -1 } }, 'option signing.rotationGraceMs must be an integer from 0 to 2147483647, got -1'],
+    [{ signing: { rotationGraceMs: -1 } }, 'option signing.rotationGraceMs must be an integer from 0 to 3153600000000, got -1'],
     [{ worker: { enabled: 1 } }, 'option worker.enabled must be true or false, got 1'],
+    [
+      { delivery: { retrySchedule: [1, MAX_DURATION_MS + 1] } },
+      'option delivery.retrySchedule[1] must be an integer from 0 to 3153600000000',
+    ],
+    [
+      { delivery: { retrySchedule: Array.from({ length: 101 }, () => 1) } },
+      'option delivery.retrySchedule must be a list of at most 100 delays in ms',
+    ],
     [
       { retention: { deletedListenerPurgeAfterMs: Number.MAX_SAFE_INTEGER } },
       'option retention.deletedListenerPurgeAfterMs must be an integer from 0 to 3153600000000, got 9007199254740991',
@@ -96,14 +104,18 @@ describe('resolveWebhookOptions', () => {
 
   it('accepts durations up to 100 years, whose dates computed from now stay valid', () => {
     expect(MAX_DURATION_MS).toBe(100 * 365 * 24 * 3600_000);
-    const { retention, delivery } = resolveWebhookOptions({
+    const { retention, delivery, signing } = resolveWebhookOptions({
       retention: { deletedListenerPurgeAfterMs: MAX_DURATION_MS, deliveryLogTtlMs: MAX_DURATION_MS },
-      delivery: { deactivateAfter: { noSuccessForMs: MAX_DURATION_MS } },
+      delivery: { deactivateAfter: { noSuccessForMs: MAX_DURATION_MS }, retrySchedule: [MAX_DURATION_MS] },
+      signing: { rotationGraceMs: MAX_DURATION_MS },
     });
     const years = [
       new Date(Date.now() + retention.deletedListenerPurgeAfterMs),
       new Date(Date.now() - retention.deliveryLogTtlMs),
       new Date(Date.now() - delivery.deactivateAfter.noSuccessForMs),
+      // The longest retry, with its jitter of up to 20 %.
+      new Date(Date.now() + delivery.retrySchedule[0] * 1.2),
+      new Date(Date.now() + signing.rotationGraceMs),
     ].map((date) => date.getUTCFullYear());
     for (const year of years) expect(year).toBeGreaterThan(1000);
     for (const year of years) expect(year).toBeLessThan(10_000);

@@ -72,20 +72,9 @@ export class WebhookDeliverySqlite1795798299800 implements MigrationInterface {
       await queryRunner.query(`CREATE INDEX "IDX_webhook_delivery_listener" ON "webhook_delivery" ("listenerId", "state") `);
       await queryRunner.query(`CREATE INDEX "IDX_webhook_delivery_due" ON "webhook_delivery" ("state", "nextAttemptAt") `);
     });
-    // Copied and renamed into place, not renamed aside: renaming the table aside would point the
-    // listeners' foreign key at the copy that is then dropped.
-    await keepingIdSequence(queryRunner, 'webhook_identity', async () => {
-      await queryRunner.query(
-        `CREATE TABLE "temporary_webhook_identity" ("id" integer PRIMARY KEY AUTOINCREMENT NOT NULL, "linkedSpaceId" integer NOT NULL, "name" varchar(50) NOT NULL, "state" varchar(16) NOT NULL, "plannedPurgeDate" datetime, "version" integer NOT NULL, "createdOn" datetime NOT NULL DEFAULT (datetime('now')), "updatedOn" datetime NOT NULL DEFAULT (datetime('now')), "keyId" varchar(36) NOT NULL, "publicKey" text NOT NULL, "privateKey" text NOT NULL, "secret" text NOT NULL)`,
-      );
-      await queryRunner.query(
-        `INSERT INTO "temporary_webhook_identity"("id", "linkedSpaceId", "name", "state", "plannedPurgeDate", "version", "createdOn", "updatedOn", "keyId", "publicKey", "privateKey", "secret") SELECT "id", "linkedSpaceId", "name", "state", "plannedPurgeDate", "version", "createdOn", "updatedOn", "keyId", "publicKey", "privateKey", "secret" FROM "webhook_identity"`,
-      );
-      await queryRunner.query(`DROP INDEX "IDX_webhook_identity_key_id"`);
-      await queryRunner.query(`DROP TABLE "webhook_identity"`);
-      await queryRunner.query(`ALTER TABLE "temporary_webhook_identity" RENAME TO "webhook_identity"`);
-      await queryRunner.query(`CREATE UNIQUE INDEX "IDX_webhook_identity_key_id" ON "webhook_identity" ("keyId") `);
-    });
+    // Dropped in place, not by copying the table: the listeners' foreign key refers to it, and TypeORM
+    // undoes a migration in a transaction, inside which SQLite keeps foreign keys checked.
+    await queryRunner.query(`ALTER TABLE "webhook_identity" DROP COLUMN "spaceDefault"`);
     await queryRunner.query(`DROP INDEX "IDX_webhook_delivery_attempt_delivery"`);
     await queryRunner.query(`DROP TABLE "webhook_delivery_attempt"`);
   }
