@@ -47,23 +47,11 @@ export async function lockedState(
   id: number,
   lock: 'share' | 'update',
 ): Promise<CreationEntityState | undefined> {
-  return (await lockedRow(manager, target, spaceId, id, lock))?.state;
-}
-
-/** As `lockedState`, with the values of `columns` (properties of the entity) as the locked row holds them. */
-export async function lockedRow<C extends string = never>(
-  manager: EntityManager,
-  target: EntityTarget<ManagedWebhookObject>,
-  spaceId: number,
-  id: number,
-  lock: 'share' | 'update',
-  columns: C[] = [],
-): Promise<({ state: CreationEntityState } & Record<C, unknown>) | undefined> {
   const qb = manager
     .createQueryBuilder(target, 'o')
     .select('o.state', 'state')
     .where('o.id = :id AND o.linkedSpaceId = :spaceId', { id, spaceId });
-  for (const column of columns) qb.addSelect(`o.${column}`, column);
   if (!isSqlite(manager.connection)) qb.setLock(lock === 'share' ? 'pessimistic_read' : 'pessimistic_write');
-  return qb.getRawOne();
+  const row: { state: CreationEntityState } | undefined = await qb.getRawOne();
+  return row?.state;
 }

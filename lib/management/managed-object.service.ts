@@ -79,7 +79,11 @@ export abstract class ManagedObjectService<T extends ManagedWebhookObject> {
     assertKnownKeys(input, '', ['id', 'version', 'state', ...this.updatableFields]);
     const id = requireId(input.id, 'id');
     const version = requireInteger(input.version, 'version', 1, MAX_ID);
-    const { id: _id, version: _version, state, ...rest } = input;
+    const state = input.state;
+    // Read by name, as create() reads them: a field of a class instance may be a getter or inherited.
+    const rest = Object.fromEntries(
+      this.updatableFields.map((field) => [field, input[field]] as const).filter(([, value]) => value !== undefined),
+    );
     const targetState = state === undefined ? undefined : requireOneOf(state, 'state', Object.values(CreationEntityState));
 
     let previousState: CreationEntityState | undefined;
@@ -177,7 +181,7 @@ export abstract class ManagedObjectService<T extends ManagedWebhookObject> {
 
   private refuseImmutable(input: Record<string, unknown>): void {
     for (const field of ['linkedSpaceId', ...this.immutableFields]) {
-      if (Object.hasOwn(input, field)) {
+      if (input[field] !== undefined) {
         throw new WebhookValidationError(field, 'cannot be changed after create');
       }
     }

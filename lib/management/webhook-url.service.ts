@@ -4,13 +4,13 @@ import { CreationEntityState } from '../model/creation-entity-state.enum.js';
 import { WebhookValidationError } from '../errors/webhook.errors.js';
 import { NAME_MAX_LENGTH } from '../model/managed-object.entity.js';
 import { WebhookUrl } from '../model/webhook-url.entity.js';
-import { inTransaction } from '../persistence/transaction.js';
+import { inTransaction, isSqlite } from '../persistence/transaction.js';
 import { SsrfGuard } from '../security/ssrf-guard.js';
 import { WEBHOOK_DATA_SOURCE } from '../module/webhook.constants.js';
 import { assertKnownKeys, assertObject, requireBoolean, requireString } from '../validation/input.validation.js';
 import { isLive, LIVE_STATES } from './lifecycle.js';
 import { ListenerChangeNotifier } from './listener-change.notifier.js';
-import { lockedRow, refuseWhileUsedByLiveListeners } from './listener-usage.js';
+import { refuseWhileUsedByLiveListeners } from './listener-usage.js';
 import { commonQueryFields, ManagedObjectService, ROOT_ALIAS, requireSpaceId } from './managed-object.service.js';
 import { requireWebhookAddress } from './url.validation.js';
 
@@ -31,8 +31,6 @@ export interface UpdateWebhookUrlInput {
 }
 
 const CREATE_FIELDS = ['name', 'url', 'state', 'applicationManaged'];
-/** How many times a listener's address is looked for while the URLs found get other addresses meanwhile, before a URL is created for it. */
-const MAX_ADDRESS_SEARCHES = 3;
 
 @Injectable()
 export class WebhookUrlService extends ManagedObjectService<WebhookUrl> {
@@ -78,23 +76,24 @@ export class WebhookUrlService extends ManagedObjectService<WebhookUrl> {
   /**
    * The ACTIVE URL of the space with exactly this address, or a new one named after its host. A URL
    * of that address that is live but not ACTIVE is refused: a listener put on it would hear nothing.
-   * The URL found is locked and read again: an update that gave it another address meanwhile makes
-   * the search start over.
+   * The URLs of that address are read with a lock, which waits for a change of one of them to commit
+   * and then reads it as changed (its address or state).
    */
   async findOrCreateWith(manager: EntityManager, spaceId: number, address: string, field: string): Promise<WebhookUrl> {
-    for (let search = 0; search < MAX_ADDRESS_SEARCHES; search++) {
-      const existing = await this.liveUrlWith(manager, spaceId, address);
-      if (!existing) break;
-      const locked = await lockedRow(manager, WebhookUrl, spaceId, existing.id, 'share', ['url']);
-      if (locked?.url !== address) continue;
-      if (locked.state === CreationEntityState.ACTIVE) return existing;
-      if (isLive(locked.state)) {
-        throw new WebhookValidationError(
-          field,
-          `WebhookUrl ${existing.id} of the space has this address and is ${locked.state}: make it ACTIVE, or give its id to use it as it is`,
-        );
-      }
-      break;
+    const alike = await manager.find(WebhookUrl, {
+      where: { linkedSpaceId: spaceId, url: address, state: In([...LIVE_STATES]) },
+      order: { id: 'ASC' },
+      ...(!isSqlite(manager.connection) && { lock: { mode: 'pessimistic_read' } }),
+    });
+    // MySQL and MariaDB compare text without case by default: a path that differs in case is another URL.
+    const same = alike.filter((url) => url.url === address && isLive(url.state));
+    const active = same.find((url) => url.state === CreationEntityState.ACTIVE);
+    if (active) return active;
+    if (same.length > 0) {
+      throw new WebhookValidationError(
+        field,
+        `WebhookUrl ${same[0].id} of the space has this address and is ${same[0].state}: make it ACTIVE, or give its id to use it as it is`,
+      );
     }
     const name = new URL(address).host.slice(0, NAME_MAX_LENGTH);
     const created = await this.insertWith(manager, {
@@ -106,17 +105,6 @@ export class WebhookUrlService extends ManagedObjectService<WebhookUrl> {
     });
     this.logger.log(`Created WebhookUrl ${created.id} in space ${spaceId} for a new listener`);
     return created;
-  }
-
-  /** The live URL of the space with exactly this address, the ACTIVE one first. */
-  private async liveUrlWith(manager: EntityManager, spaceId: number, address: string): Promise<WebhookUrl | undefined> {
-    const alike = await manager.find(WebhookUrl, {
-      where: { linkedSpaceId: spaceId, url: address, state: In([...LIVE_STATES]) },
-      order: { id: 'ASC' },
-    });
-    // MySQL and MariaDB compare text without case by default: a path that differs in case is another URL.
-    const same = alike.filter((url) => url.url === address);
-    return same.find((url) => url.state === CreationEntityState.ACTIVE) ?? same[0];
   }
 
   protected async validateChanges(

@@ -1,20 +1,44 @@
+import { types } from 'node:util';
 import { WebhookValidationError } from '../errors/webhook.errors.js';
 
 /** Largest id or space id a webhook table holds (a 32-bit signed integer column). */
 export const MAX_ID = 2_147_483_647;
 
 export function assertObject(value: unknown, field: string): asserts value is Record<string, unknown> {
-  // A plain object, or an instance of a class of the host's (a DTO a ValidationPipe made); not an
-  // array, a Date, a Map or another built-in, whose fields are not its own properties.
-  if (value === null || typeof value !== 'object' || Object.prototype.toString.call(value) !== '[object Object]') {
+  if (value === null || typeof value !== 'object' || isBuiltInValue(value)) {
     throw new WebhookValidationError(field, 'must be an object');
   }
 }
 
-/** Refuses keys that are not in `allowed`, which also keeps `__proto__` and friends out. */
+/**
+ * An array, a date, a collection, a buffer or another built-in value, told by what it is rather than
+ * by its `Symbol.toStringTag`: its data is not in fields of its own. Any other object is taken, a plain
+ * one or an instance of a class of the application (a DTO a ValidationPipe made).
+ */
+function isBuiltInValue(value: object): boolean {
+  return (
+    Array.isArray(value) ||
+    types.isDate(value) ||
+    types.isRegExp(value) ||
+    types.isMap(value) ||
+    types.isSet(value) ||
+    types.isWeakMap(value) ||
+    types.isWeakSet(value) ||
+    types.isPromise(value) ||
+    types.isNativeError(value) ||
+    types.isBoxedPrimitive(value) ||
+    types.isAnyArrayBuffer(value) ||
+    types.isArrayBufferView(value)
+  );
+}
+
+/**
+ * Refuses keys that are not in `allowed`, which also keeps `__proto__` and friends out. A key whose
+ * value is `undefined` gives nothing and passes (the optional fields of a DTO class that were not set).
+ */
 export function assertKnownKeys(value: Record<string, unknown>, field: string, allowed: readonly string[]): void {
   for (const key of Object.keys(value)) {
-    if (!allowed.includes(key)) {
+    if (value[key] !== undefined && !allowed.includes(key)) {
       throw new WebhookValidationError(joinPath(field, key), `is not a known field; allowed: ${allowed.join(', ')}`);
     }
   }

@@ -266,8 +266,32 @@ describe.each(selectedDatabases())('WebhookListenerService on %s', (database) =>
       const found = await listeners.search(space, Object.assign(new (class SearchDto {})(), { numberOfEntities: 1 }));
       expect(found.map((listener) => listener.id)).toEqual([created.id]);
 
+      // A getter, a tag of its own, and a field of the class left undefined (`entity`, which cannot change).
+      class UpdateListenerDto {
+        entity?: string = undefined;
+        readonly #name: string;
+        constructor(
+          readonly id: number,
+          readonly version: number,
+          name: string,
+        ) {
+          this.#name = name;
+        }
+        get name() {
+          return this.#name;
+        }
+        get [Symbol.toStringTag]() {
+          return 'UpdateListenerDto';
+        }
+      }
+      const renamed = await listeners.update(space, new UpdateListenerDto(created.id, created.version, 'Renamed by a DTO') as never);
+      expect(renamed).toMatchObject({ name: 'Renamed by a DTO', version: created.version + 1 });
+      const inherited = Object.assign(Object.create({ name: 'Inherited' }), { id: created.id, version: renamed.version });
+      expect((await listeners.update(space, inherited)).name).toBe('Inherited');
+
       const before = await rowCounts();
-      for (const input of [null, [valid()], new Date(), new Map(Object.entries(valid())), 'name']) {
+      const taggedArray = Object.assign([valid()], { [Symbol.toStringTag]: 'Object' });
+      for (const input of [null, [valid()], taggedArray, new Date(), new Map(Object.entries(valid())), 'name']) {
         await expect(listeners.create(space, input as never)).rejects.toMatchObject({ name: 'WebhookValidationError', field: 'input' });
       }
       expect(await rowCounts()).toEqual(before);

@@ -257,34 +257,72 @@ describeEachOf(selectedDatabases().filter((database) => database !== 'sqlite'))(
       }
     });
 
-    it('puts a listener created by address on a URL of that address when the URL it found gets another address meanwhile', async () => {
-      const space = freshSpace();
-      const urls = testApp.get(WebhookUrlService);
-      const listeners = testApp.get(WebhookListenerService);
-      const before = 'https://before.example.com/hook';
-      const after = 'https://after.example.com/hook';
-      const url = await urls.create(space, { name: 'u', url: before });
+    /**
+     * Runs `change` of a URL; once it has written what `isTheChange` looks for, and before it commits,
+     * a listener is created by `address`. Resolves to that listener.
+     */
+    async function listenerCreatedWhile(
+      space: number,
+      address: string,
+      isTheChange: (written: Partial<WebhookUrl>) => boolean,
+      change: () => Promise<unknown>,
+    ): Promise<WebhookListener> {
       let creating: Promise<WebhookListener> | undefined;
       let created = false;
-      // Once the update has written the new address, and before it commits, a listener is created by the old one.
       const createMeanwhile: EntitySubscriberInterface = {
         listenTo: () => WebhookUrl,
         afterUpdate: async (event) => {
-          if (creating || (event.entity as Partial<WebhookUrl> | undefined)?.url !== after) return;
-          creating = listeners.create(space, { name: 'l', entity: 'Order', url: before });
+          if (creating || !isTheChange((event.entity ?? {}) as Partial<WebhookUrl>)) return;
+          creating = testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: address });
           void creating.then(() => (created = true), noop);
           await waitFor(async () => created || (await someoneWaitsForALock()), 'the listener to be created or to wait for the URL', 45_000);
         },
       };
       testApp.dataSource.subscribers.push(createMeanwhile);
       try {
-        await urls.update(space, { id: url.id, version: url.version, url: after });
-        const listener = await creating!;
-        expect((await urls.read(space, listener.url.id)).url).toBe(before);
-        expect(listener.url.id).not.toBe(url.id);
+        await change();
+        return await creating!;
       } finally {
         testApp.dataSource.subscribers.splice(testApp.dataSource.subscribers.indexOf(createMeanwhile), 1);
       }
+    }
+
+    it.each<[string, (urls: WebhookUrlService, space: number, url: WebhookUrl) => Promise<unknown>]>([
+      ['INACTIVE', (urls, space, url) => urls.update(space, { id: url.id, version: url.version, state: 'INACTIVE' })],
+      ['DELETING', (urls, space, url) => urls.delete(space, url.id)],
+    ])(
+      'puts a listener created by address on the other ACTIVE URL of that address when the one it would take becomes %s meanwhile',
+      async (state, change) => {
+        const space = freshSpace();
+        const urls = testApp.get(WebhookUrlService);
+        const address = 'https://twice.example.com/hook';
+        const first = await urls.create(space, { name: 'first', url: address });
+        const second = await urls.create(space, { name: 'second', url: address });
+        const listener = await listenerCreatedWhile(
+          space,
+          address,
+          (written) => written.state === state,
+          () => change(urls, space, first),
+        );
+        expect(listener.url.id).toBe(second.id);
+        expect(await urls.count(space)).toBe(2);
+      },
+    );
+
+    it('puts a listener created by address on a URL of that address when the URL it found gets another address meanwhile', async () => {
+      const space = freshSpace();
+      const urls = testApp.get(WebhookUrlService);
+      const before = 'https://before.example.com/hook';
+      const after = 'https://after.example.com/hook';
+      const url = await urls.create(space, { name: 'u', url: before });
+      const listener = await listenerCreatedWhile(
+        space,
+        before,
+        (written) => written.url === after,
+        () => urls.update(space, { id: url.id, version: url.version, url: after }),
+      );
+      expect((await urls.read(space, listener.url.id)).url).toBe(before);
+      expect(listener.url.id).not.toBe(url.id);
     });
   },
 );
