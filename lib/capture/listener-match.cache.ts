@@ -40,8 +40,9 @@ export class ListenerMatchCache {
    * (MySQL's default) or SERIALIZABLE is as old as the transaction: it is kept only if the key was not
    * invalidated since the transaction began, and only until LISTENER_CACHE_TTL_MS after it began, so
    * that another instance's changes are still seen within that time. A list read outside one is kept
-   * unless the key was invalidated while it was read; it is read as last committed, also on a
-   * connection where the application opened a transaction with SQL of its own.
+   * unless the key was invalidated while it was read, and only if the connection was outside any
+   * transaction indeed: the application may have opened one with SQL of its own, which TypeORM does
+   * not know of, whose view may be older.
    */
   async activeListeners(manager: EntityManager, spaceId: number, entityName: string): Promise<MatchableListener[]> {
     const cached = this.cachedListeners(spaceId, entityName);
@@ -50,9 +51,9 @@ export class ListenerMatchCache {
     const queryRunner = manager.queryRunner;
     const inTransaction = queryRunner?.isTransactionActive === true;
     const view = inTransaction ? this.transactionsBegun.get(queryRunner) : this.viewNow();
-    // Outside a transaction TypeORM knows of, the list is kept as fresh: it must be read as last committed.
-    const listeners = await this.repository.findActiveForEntity(spaceId, entityName, manager, { lastCommitted: !inTransaction });
-    if (view && (this.invalidatedAt.get(key) ?? this.forgottenUpTo) <= view.invalidations) this.store(key, listeners, view.since);
+    const listeners = await this.repository.findActiveForEntity(spaceId, entityName, manager);
+    const fresh = view && (this.invalidatedAt.get(key) ?? this.forgottenUpTo) <= view.invalidations;
+    if (fresh && (inTransaction || !queryRunner || (await outsideAnyTransaction(manager)))) this.store(key, listeners, view.since);
     return listeners;
   }
 
@@ -85,4 +86,24 @@ export class ListenerMatchCache {
 
 function cacheKey(spaceId: number, entityName: string): string {
   return `${spaceId}\u0000${entityName}`;
+}
+
+/**
+ * Whether the connection of `manager`, outside any transaction TypeORM knows of, is outside one opened
+ * with SQL of the application's own as well. PostgreSQL runs each statement outside a transaction as
+ * one of its own, which began with it; MariaDB says so. MySQL tells it only to users with more
+ * privileges than an application has: there it counts as inside. SQLite's one connection sees what
+ * was committed, in a transaction or not.
+ */
+async function outsideAnyTransaction(manager: EntityManager): Promise<boolean> {
+  switch (manager.connection.options.type) {
+    case 'postgres':
+      return (await manager.query('SELECT transaction_timestamp() = statement_timestamp() AS outside'))[0].outside === true;
+    case 'mariadb':
+      return Number((await manager.query('SELECT @@in_transaction AS inside'))[0].inside) === 0;
+    case 'mysql':
+      return false;
+    default:
+      return true;
+  }
 }

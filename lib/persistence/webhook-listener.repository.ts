@@ -68,12 +68,8 @@ export class WebhookListenerRepository {
     spaceId: number,
     entityName: string,
     manager: EntityManager = this.dataSource.manager,
-    { lastCommitted = false }: { lastCommitted?: boolean } = {},
   ): Promise<MatchableListener[]> {
     const qb = manager.createQueryBuilder(WebhookListener, 'l');
-    // A locking read gives the rows as last committed even inside a REPEATABLE READ transaction that
-    // TypeORM does not know of (opened with SQL of the application's own), whose view may be older.
-    if (lastCommitted && this.sql.mysql) qb.setLock('pessimistic_read');
     const column = (property: string) => this.sql.column(WebhookListener, property, 'l');
     const rows: { id: number | string; urlId: number | string; entity: string; entityStates: string; notifyEveryChange: unknown }[] =
       await qb
