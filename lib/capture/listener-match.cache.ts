@@ -52,8 +52,9 @@ export class ListenerMatchCache {
     const inTransaction = queryRunner?.isTransactionActive === true;
     const view = inTransaction ? this.transactionsBegun.get(queryRunner) : this.viewNow();
     const listeners = await this.repository.findActiveForEntity(spaceId, entityName, manager);
-    const fresh = view && (this.invalidatedAt.get(key) ?? this.forgottenUpTo) <= view.invalidations;
-    if (fresh && (inTransaction || !queryRunner || (await outsideAnyTransaction(manager)))) this.store(key, listeners, view.since);
+    if (!view || !(inTransaction || !queryRunner || (await outsideAnyTransaction(manager)))) return listeners;
+    // Checked after the last await: a change of a listener committed meanwhile invalidated the key.
+    if ((this.invalidatedAt.get(key) ?? this.forgottenUpTo) <= view.invalidations) this.store(key, listeners, view.since);
     return listeners;
   }
 
@@ -88,22 +89,29 @@ function cacheKey(spaceId: number, entityName: string): string {
   return `${spaceId}\u0000${entityName}`;
 }
 
+/** The bit of a MySQL or MariaDB server's status, sent with every answer, that says a transaction is open. */
+const SERVER_STATUS_IN_TRANS = 1;
+
 /**
  * Whether the connection of `manager`, outside any transaction TypeORM knows of, is outside one opened
  * with SQL of the application's own as well. PostgreSQL runs each statement outside a transaction as
- * one of its own, which began with it; MariaDB says so. MySQL tells it only to users with more
- * privileges than an application has: there it counts as inside. SQLite's one connection sees what
- * was committed, in a transaction or not.
+ * one of its own, which began with it; MySQL and MariaDB say so in the status of every answer. SQLite's
+ * one connection sees what was committed, in a transaction or not. A check that fails counts as inside.
  */
 async function outsideAnyTransaction(manager: EntityManager): Promise<boolean> {
-  switch (manager.connection.options.type) {
-    case 'postgres':
-      return (await manager.query('SELECT transaction_timestamp() = statement_timestamp() AS outside'))[0].outside === true;
-    case 'mariadb':
-      return Number((await manager.query('SELECT @@in_transaction AS inside'))[0].inside) === 0;
-    case 'mysql':
-      return false;
-    default:
-      return true;
+  try {
+    switch (manager.connection.options.type) {
+      case 'postgres':
+        return (await manager.query('SELECT transaction_timestamp() = statement_timestamp() AS outside'))[0].outside === true;
+      case 'mysql':
+      case 'mariadb': {
+        const { serverStatus } = (await manager.query('DO 0')) as { serverStatus?: number };
+        return serverStatus !== undefined && (serverStatus & SERVER_STATUS_IN_TRANS) === 0;
+      }
+      default:
+        return true;
+    }
+  } catch {
+    return false;
   }
 }

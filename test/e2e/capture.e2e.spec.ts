@@ -404,6 +404,30 @@ describe.each(selectedDatabases())('capture of entity changes on %s', (database)
   });
 
   if (database !== 'sqlite') {
+    it('does not keep a list of listeners read outside a transaction when this instance changed them before it could be kept', async () => {
+      const space = freshSpace();
+      await listen(space);
+      let creating: Promise<unknown> | undefined;
+      // The capture asks the connection whether it is outside any transaction before it keeps the list it read.
+      const createWhileChecked: EntitySubscriberInterface = {
+        beforeQuery: async (event) => {
+          if (creating || !/^(DO 0|SELECT transaction_timestamp\(\))/.test(event.query)) return;
+          creating = listen(space);
+          await creating;
+        },
+      };
+      testApp.dataSource.subscribers.push(createWhileChecked);
+      try {
+        await orders().insert({ tenantId: space, state: OrderState.CONFIRMED });
+      } finally {
+        testApp.dataSource.subscribers.splice(testApp.dataSource.subscribers.indexOf(createWhileChecked), 1);
+      }
+      expect(creating).toBeDefined();
+      await orders().insert({ tenantId: space, state: OrderState.PENDING });
+      // One delivery for the first insert, two for the second: the listener created first is matched at once.
+      expect(await countIn('webhook_delivery', space)).toBe(3);
+    });
+
     it('does not keep, for later writes, the listeners read in a REPEATABLE READ transaction opened by hand before one was created', async () => {
       const space = freshSpace();
       const queryRunner = testApp.dataSource.createQueryRunner();
