@@ -10,9 +10,14 @@ import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
 import { WEBHOOK_ENTITIES, WebhookEntity, WebhookModule, WebhookPublisher, WebhookSpace, WebhookState } from '../dist/esm/index.js';
 
 export const now = () => performance.timeOrigin + performance.now();
-export const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
-export const percentile = (values, p) =>
-  [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor((p / 100) * values.length))];
+/** The middle value; for an even count, the mean of the two middle ones. */
+export const median = (values) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+};
+/** The nearest-rank percentile: the smallest value at least `p` % of the values are not above. */
+export const percentile = (values, p) => [...values].sort((a, b) => a - b)[Math.max(0, Math.ceil((p / 100) * values.length) - 1)];
 
 export function progress(line) {
   process.stderr.write(`  ${line}\n`);
