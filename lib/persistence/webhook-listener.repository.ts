@@ -78,7 +78,9 @@ export class WebhookListenerRepository {
         .addSelect(column('entity'), 'entity')
         .addSelect(column('entityStates'), 'entityStates')
         .addSelect(column('notifyEveryChange'), 'notifyEveryChange')
-        .innerJoin('l.url', 'u', 'u.state = :state')
+        // The URL's space too (always the listener's): by its id alone, PostgreSQL hashes every URL of
+        // every space once there are a few hundred.
+        .innerJoin('l.url', 'u', 'u.state = :state AND u.linkedSpaceId = :spaceId')
         .where(`${column('linkedSpaceId')} = :spaceId`, { spaceId })
         .andWhere(`${column('entity')} = :entityName`, { entityName })
         .andWhere(`${column('state')} = :state`, { state: CreationEntityState.ACTIVE })
