@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { LessThanOrEqual, type DataSource, type EntityManager, type FindManyOptions, type FindOneOptions } from 'typeorm';
+import { WebhookValidationError } from '../errors/webhook.errors.js';
 import { CreationEntityState } from '../model/creation-entity-state.enum.js';
 import { WebhookDelivery, WebhookDeliveryState } from '../model/webhook-delivery.entity.js';
 import { WebhookListener } from '../model/webhook-listener.entity.js';
@@ -42,8 +43,12 @@ export class WebhookListenerRepository {
 
   private readonly sql: SqlText;
 
-  /** TypeORM's `find()`; an identity loaded with the listeners comes without its private key and secret, even when selected. */
+  /**
+   * TypeORM's `find()`; an identity loaded with the listeners comes without its private key and secret,
+   * even when selected, and neither can be filtered or ordered on.
+   */
   async find(options?: FindManyOptions<WebhookListener>): Promise<WebhookListener[]> {
+    refuseKeyMaterialIn(options);
     const listeners = await this.dataSource.getRepository(WebhookListener).find(options);
     listeners.forEach(withoutKeyMaterial);
     return listeners;
@@ -51,12 +56,15 @@ export class WebhookListenerRepository {
 
   /** TypeORM's `findOne()`, without key material as `find()`. */
   async findOne(options: FindOneOptions<WebhookListener>): Promise<WebhookListener | null> {
+    refuseKeyMaterialIn(options);
     const listener = await this.dataSource.getRepository(WebhookListener).findOne(options);
     if (listener) withoutKeyMaterial(listener);
     return listener;
   }
 
-  count(options?: FindManyOptions<WebhookListener>): Promise<number> {
+  /** TypeORM's `count()`, which cannot filter on key material either. */
+  async count(options?: FindManyOptions<WebhookListener>): Promise<number> {
+    refuseKeyMaterialIn(options);
     return this.dataSource.getRepository(WebhookListener).count(options);
   }
 
@@ -135,4 +143,22 @@ function withoutKeyMaterial(listener: WebhookListener): void {
   if (!listener.identity) return;
   delete listener.identity.privateKey;
   delete listener.identity.secret;
+}
+
+const KEY_MATERIAL = ['privateKey', 'secret'];
+
+/** Refuses a filter or an ordering on an identity's key material, which would tell its value piece by piece. */
+function refuseKeyMaterialIn(options: FindManyOptions<WebhookListener> | undefined): void {
+  const wheres = options?.where === undefined ? [] : Array.isArray(options.where) ? options.where : [options.where];
+  const places: [string, unknown][] = [
+    ...wheres.map((where) => ['options.where', where] as [string, unknown]),
+    ['options.order', options?.order],
+  ];
+  for (const [path, value] of places) {
+    const identity = (value as { identity?: unknown } | undefined)?.identity;
+    if (identity === null || typeof identity !== 'object') continue;
+    for (const key of KEY_MATERIAL) {
+      if (key in identity) throw new WebhookValidationError(`${path}.identity.${key}`, 'cannot be filtered or ordered on');
+    }
+  }
 }

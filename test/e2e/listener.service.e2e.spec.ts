@@ -14,7 +14,7 @@ import {
   WEBHOOK_LISTENER_STATE_CHANGED,
 } from '../../lib/index.js';
 import type { EventEmitter2 } from '../../lib/events/event-emitter.js';
-import type { DataSourceOptions } from 'typeorm';
+import { IsNull, Like, Not, type DataSourceOptions } from 'typeorm';
 import { connectionOptions, describeOnlyOn, selectedDatabases } from '../src/databases.js';
 import { freshSpace } from '../src/spaces.js';
 import { Order, OrderState } from '../src/order.entity.js';
@@ -77,6 +77,18 @@ describe.each(selectedDatabases())('WebhookListenerService on %s', (database) =>
       for (const read of [found, one!]) {
         expect(read.identity).toEqual({ id: identity.id, keyId: identity.keyId, publicKey: identity.publicKey });
       }
+      // Nor can they be probed by a filter or an ordering.
+      const secret = await testApp.get(WebhookIdentityService).revealSecret(space, identity.id);
+      const probes: [string, () => Promise<unknown>][] = [
+        ['options.where.identity.secret', () => repository.count({ where: { identity: { secret } } })],
+        [
+          'options.where.identity.secret',
+          () => repository.find({ where: [{ id: listener.id }, { identity: { secret: Like('whsec_%') } }] }),
+        ],
+        ['options.where.identity.privateKey', () => repository.findOne({ where: { identity: { privateKey: Not(IsNull()) } } })],
+        ['options.order.identity.secret', () => repository.find({ order: { identity: { secret: 'ASC' } } })],
+      ];
+      for (const [field, probe] of probes) await expect(probe()).rejects.toMatchObject({ name: 'WebhookValidationError', field });
     });
 
     it('reads the due deliveries of a space, earliest first, of one listener or all, and not those due later', async () => {
