@@ -73,8 +73,9 @@ export class ChangeRecorder {
 
   /**
    * Records through `manager` when it is inside a transaction, so the event commits or rolls back
-   * with it; otherwise (no manager, or a write already committed such as `repository.insert()`
-   * outside a transaction) in a transaction of its own. `inTurn` (see `recordInTurn`) for the
+   * with it; after a write outside any transaction on PostgreSQL, MySQL or MariaDB (already committed,
+   * such as `repository.insert()`), on the write's own connection (see `recordOnWritersConnection`);
+   * otherwise (no manager, SQLite) in a transaction of its own. `inTurn` (see `recordInTurn`) for the
    * changes TypeORM reports; `resolve`, asked in the change's turn, what happened (see ChangeResolver).
    */
   recordJoining(
@@ -227,8 +228,10 @@ export class ChangeRecorder {
   }
 
   /**
-   * One prepared statement on PostgreSQL; elsewhere the event, then its deliveries under the event's
-   * generated id. Each statement is sent at the change's level, or not at all (see TransactionWatch).
+   * One prepared statement on PostgreSQL; on MySQL and MariaDB outside any transaction, statements
+   * sent together (see `followingOnWritersConnection`); elsewhere the event, then its deliveries under
+   * the event's generated id. Each statement is sent at the change's level, or not at all (see
+   * TransactionWatch).
    */
   private async insertEventAndDeliveries(
     manager: EntityManager,
@@ -258,7 +261,7 @@ export class ChangeRecorder {
     await throughGate(level, (check) => insert.run(manager.queryRunner!, check, values));
   }
 
-  /** The event, then its deliveries under the event's generated id (every database but PostgreSQL). */
+  /** The event, then its deliveries under the event's generated id (SQLite; MySQL and MariaDB inside a transaction). */
   private *eventAndDeliverySteps(change: EntityChange, matched: MatchableListener[], now: Date): TransactionSteps<void> {
     // Every value bound: better-sqlite3 statements are prepared once per text and kept (on the
     // connection by SynchronousSqlite), which one text per number of listeners lets capture reuse.

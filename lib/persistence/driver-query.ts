@@ -86,15 +86,15 @@ export function onMysqlConnection(
  * own queries, all handed to the connection in one turn, right after `beforeSending`. The connection
  * runs them in that order: nothing else sent on it, by another subscriber of the same write or by
  * whoever the pool gives it to next, can fall between them. A statement that fails does not stop the
- * next ones, which are to be written so that they then do nothing. Resolves to each statement's
- * result; rejects, once all have run, with the first failure as TypeORM's `QueryFailedError`.
+ * next ones, which are to be written so that they then do nothing. Rejects, once all have run, with
+ * the first failure as TypeORM's `QueryFailedError`.
  */
 export async function onMysqlConnectionInOneTurn(
   dataSource: DataSource,
   queryRunner: QueryRunner,
   statements: [sql: string, values: unknown[]][],
   beforeSending: () => void,
-): Promise<unknown[]> {
+): Promise<void> {
   const { logger } = dataSource;
   const connection: MysqlConnection = await queryRunner.connect();
   beforeSending();
@@ -111,7 +111,6 @@ export async function onMysqlConnectionInOneTurn(
     logger.logQueryError(error, sql, values, queryRunner);
     throw new QueryFailedError(sql, values, error);
   }
-  return outcomes.map((outcome) => (outcome as PromiseFulfilledResult<unknown>).value);
 }
 
 function sendToMysql(connection: MysqlConnection, sql: string, values: unknown[]): Promise<unknown> {

@@ -147,18 +147,26 @@ function withoutKeyMaterial(listener: WebhookListener): void {
 
 const KEY_MATERIAL = ['privateKey', 'secret'];
 
-/** Refuses a filter or an ordering on an identity's key material, which would tell its value piece by piece. */
+/**
+ * Refuses a filter or an ordering on an identity's key material, which would tell its value piece by
+ * piece. TypeORM reads an array as OR at any level of a filter, so arrays are looked into.
+ */
 function refuseKeyMaterialIn(options: FindManyOptions<WebhookListener> | undefined): void {
-  const wheres = options?.where === undefined ? [] : Array.isArray(options.where) ? options.where : [options.where];
   const places: [string, unknown][] = [
-    ...wheres.map((where) => ['options.where', where] as [string, unknown]),
+    ...everyItem(options?.where).map((where) => ['options.where', where] as [string, unknown]),
     ['options.order', options?.order],
   ];
   for (const [path, value] of places) {
-    const identity = (value as { identity?: unknown } | undefined)?.identity;
-    if (identity === null || typeof identity !== 'object') continue;
-    for (const key of KEY_MATERIAL) {
-      if (key in identity) throw new WebhookValidationError(`${path}.identity.${key}`, 'cannot be filtered or ordered on');
+    for (const identity of everyItem((value as { identity?: unknown } | undefined)?.identity)) {
+      if (identity === null || typeof identity !== 'object') continue;
+      for (const key of KEY_MATERIAL) {
+        if (key in identity) throw new WebhookValidationError(`${path}.identity.${key}`, 'cannot be filtered or ordered on');
+      }
     }
   }
+}
+
+/** The items of nested arrays, or the value itself. */
+function everyItem(value: unknown): unknown[] {
+  return Array.isArray(value) ? value.flatMap(everyItem) : value === undefined ? [] : [value];
 }

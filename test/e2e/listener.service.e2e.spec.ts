@@ -87,8 +87,19 @@ describe.each(selectedDatabases())('WebhookListenerService on %s', (database) =>
         ],
         ['options.where.identity.privateKey', () => repository.findOne({ where: { identity: { privateKey: Not(IsNull()) } } })],
         ['options.order.identity.secret', () => repository.find({ order: { identity: { secret: 'ASC' } } })],
+        // Arrays, which TypeORM reads as OR at any level (nested ones beyond its types).
+        ['options.where.identity.secret', () => repository.count({ where: { identity: [{ secret: Like('whsec_%') }] } })],
+        ['options.where.identity.secret', () => repository.count({ where: [[{ identity: { secret: Like('whsec_%') } }]] as never })],
+        ['options.where.identity.privateKey', () => repository.count({ where: { identity: [[{ privateKey: Not(IsNull()) }]] } as never })],
       ];
       for (const [field, probe] of probes) await expect(probe()).rejects.toMatchObject({ name: 'WebhookValidationError', field });
+      // Filters on the identity's other fields stay open.
+      const mine = { linkedSpaceId: space };
+      const open = [
+        { ...mine, identity: { keyId: identity.keyId } },
+        { ...mine, identity: [{ state: CreationEntityState.DELETED }] },
+      ];
+      expect(await repository.count({ where: open })).toBe(1);
     });
 
     it('reads the due deliveries of a space, earliest first, of one listener or all, and not those due later', async () => {
