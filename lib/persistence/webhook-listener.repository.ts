@@ -159,14 +159,20 @@ function refuseKeyMaterialIn(options: FindManyOptions<WebhookListener> | undefin
   for (const [path, value] of places) {
     for (const identity of everyItem((value as { identity?: unknown } | undefined)?.identity)) {
       if (identity === null || typeof identity !== 'object') continue;
+      // As TypeORM reads it: its own keys and those it inherits.
+      const keys: string[] = [];
+      for (const key in identity) keys.push(key);
       for (const key of KEY_MATERIAL) {
-        if (key in identity) throw new WebhookValidationError(`${path}.identity.${key}`, 'cannot be filtered or ordered on');
+        if (keys.includes(key)) throw new WebhookValidationError(`${path}.identity.${key}`, 'cannot be filtered or ordered on');
       }
     }
   }
 }
 
-/** The items of nested arrays, or the value itself. */
+/** The items of nested arrays, or the value itself; by index, as TypeORM reads them, not by their own methods. */
 function everyItem(value: unknown): unknown[] {
-  return Array.isArray(value) ? value.flatMap(everyItem) : value === undefined ? [] : [value];
+  if (!Array.isArray(value)) return value === undefined ? [] : [value];
+  const items: unknown[] = [];
+  for (let index = 0; index < value.length; index++) items.push(...everyItem(value[index]));
+  return items;
 }

@@ -92,6 +92,13 @@ describe.each(selectedDatabases())('WebhookListenerService on %s', (database) =>
         ['options.where.identity.secret', () => repository.count({ where: [[{ identity: { secret: Like('whsec_%') } }]] as never })],
         ['options.where.identity.privateKey', () => repository.count({ where: { identity: [[{ privateKey: Not(IsNull()) }]] } as never })],
       ];
+      // An array whose own methods say otherwise, and a proxy that denies having the key.
+      const disguised = Object.assign([{ secret: Like('whsec_%') }], { flatMap: () => [] });
+      const denying = new Proxy({ secret: Like('whsec_%') }, { has: () => false });
+      probes.push(
+        ['options.where.identity.secret', () => repository.count({ where: { identity: disguised } })],
+        ['options.where.identity.secret', () => repository.count({ where: { identity: denying } })],
+      );
       for (const [field, probe] of probes) await expect(probe()).rejects.toMatchObject({ name: 'WebhookValidationError', field });
       // Filters on the identity's other fields stay open.
       const mine = { linkedSpaceId: space };
