@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager, QueryRunner } from 'typeorm';
 import { setNewest } from '../caching/bounded-map.js';
-import { transactionDepth } from '../persistence/transaction.js';
+import { isMysqlFamily, transactionDepth } from '../persistence/transaction.js';
 import { WebhookListenerRepository, type MatchableListener } from '../persistence/webhook-listener.repository.js';
 import { LISTENER_CACHE_MAX_ENTRIES, LISTENER_CACHE_TTL_MS } from './capture.constants.js';
 
@@ -100,17 +100,14 @@ const SERVER_STATUS_IN_TRANS = 1;
  */
 async function outsideAnyTransaction(manager: EntityManager): Promise<boolean> {
   try {
-    switch (manager.connection.options.type) {
-      case 'postgres':
-        return (await manager.query('SELECT transaction_timestamp() = statement_timestamp() AS outside'))[0].outside === true;
-      case 'mysql':
-      case 'mariadb': {
-        const { serverStatus } = (await manager.query('DO 0')) as { serverStatus?: number };
-        return serverStatus !== undefined && (serverStatus & SERVER_STATUS_IN_TRANS) === 0;
-      }
-      default:
-        return true;
+    if (manager.connection.options.type === 'postgres') {
+      return (await manager.query('SELECT transaction_timestamp() = statement_timestamp() AS outside'))[0].outside === true;
     }
+    if (isMysqlFamily(manager.connection)) {
+      const { serverStatus } = (await manager.query('DO 0')) as { serverStatus?: number };
+      return serverStatus !== undefined && (serverStatus & SERVER_STATUS_IN_TRANS) === 0;
+    }
+    return true;
   } catch {
     return false;
   }

@@ -42,9 +42,14 @@ export async function onDriverConnection<C, T>(
   try {
     return await run(connection);
   } catch (error) {
-    logger.logQueryError(error as Error, text, values, queryRunner);
-    throw new QueryFailedError(text, values, error as Error);
+    throw failedQuery(dataSource, queryRunner, text, values, error);
   }
+}
+
+/** A driver's error for a statement, logged and wrapped as TypeORM does for its own queries. */
+function failedQuery(dataSource: DataSource, queryRunner: QueryRunner, text: string, values: unknown[], error: unknown): QueryFailedError {
+  dataSource.logger.logQueryError(error as Error, text, values, queryRunner);
+  return new QueryFailedError(text, values, error as Error);
 }
 
 /**
@@ -105,12 +110,7 @@ export async function onMysqlConnectionInOneTurn(
     }),
   );
   const failed = outcomes.findIndex((outcome) => outcome.status === 'rejected');
-  if (failed >= 0) {
-    const [sql, values] = statements[failed];
-    const error = (outcomes[failed] as PromiseRejectedResult).reason as Error;
-    logger.logQueryError(error, sql, values, queryRunner);
-    throw new QueryFailedError(sql, values, error);
-  }
+  if (failed >= 0) throw failedQuery(dataSource, queryRunner, ...statements[failed], (outcomes[failed] as PromiseRejectedResult).reason);
 }
 
 function sendToMysql(connection: MysqlConnection, sql: string, values: unknown[]): Promise<unknown> {

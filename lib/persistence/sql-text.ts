@@ -1,5 +1,5 @@
 import type { DataSource, EntityTarget, ObjectLiteral } from 'typeorm';
-import { isSqlite } from './transaction.js';
+import { isMysqlFamily, isSqlite } from './transaction.js';
 
 /** A statement and its bound values, in the driver's own placeholder style. */
 export type Statement = [sql: string, parameters: unknown[]];
@@ -20,7 +20,7 @@ export class SqlText {
   constructor(private readonly dataSource: DataSource) {
     this.postgres = dataSource.options.type === 'postgres';
     this.sqlite = isSqlite(dataSource);
-    this.mysql = dataSource.options.type === 'mysql' || dataSource.options.type === 'mariadb';
+    this.mysql = isMysqlFamily(dataSource);
   }
 
   /** `schema.table` of an entity, quoted. */

@@ -69,7 +69,8 @@ export async function inTransactionUnder<T>(
   }
 }
 
-function isMysqlFamily(dataSource: DataSource): boolean {
+/** MySQL or MariaDB (TypeORM's `mysql` and `mariadb` types). */
+export function isMysqlFamily(dataSource: DataSource): boolean {
   const type: string = dataSource.options.type;
   return type === 'mysql' || type === 'mariadb';
 }

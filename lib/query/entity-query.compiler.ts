@@ -1,6 +1,6 @@
 import { Brackets, type DataSource, type ObjectLiteral, type SelectQueryBuilder, type WhereExpressionBuilder } from 'typeorm';
 import { WebhookConfigurationError, WebhookValidationError } from '../errors/webhook.errors.js';
-import { isSqlite } from '../persistence/transaction.js';
+import { isMysqlFamily, isSqlite } from '../persistence/transaction.js';
 import { CREATION_ENTITY_STATES } from '../model/creation-entity-state.enum.js';
 import {
   assertKnownKeys,
@@ -354,7 +354,7 @@ function isoDate(text: string): Date | null {
 export function dialectOf(dataSource: DataSource): Dialect {
   const type: string = dataSource.options.type;
   if (type === 'postgres') return 'postgres';
-  if (type === 'mysql' || type === 'mariadb') return 'mysql';
+  if (isMysqlFamily(dataSource)) return 'mysql';
   if (isSqlite(dataSource)) return 'sqlite';
   throw new WebhookConfigurationError(
     'DataSource type',
