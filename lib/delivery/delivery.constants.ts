@@ -40,6 +40,14 @@ export interface WebhookListenerStateChangedPayload {
   to: string;
 }
 
+/** Heard by the module's own parts only, never published: a URL's address as a change of it committed. */
+export const URL_ADDRESS_COMMITTED = 'url.address-committed';
+
+export interface UrlAddressCommittedPayload {
+  urlId: number;
+  address: string;
+}
+
 export interface WebhookUrlStateChangedPayload {
   urlId: number;
   spaceId: number;

@@ -22,8 +22,11 @@ import { addToGroup } from './groups.js';
 
 /** Identities whose keys are kept in memory at most; more are read again. */
 const KEY_CACHE_SIZE = 10_000;
-/** A space's default identity may be deleted and made anew: it is looked up again after this long. */
-const SPACE_DEFAULT_TTL_MS = 60_000;
+/**
+ * How long keys read are used: another instance may rotate an identity, or delete a space's default
+ * identity and make it anew. This instance forgets them at once when it changes an identity.
+ */
+const KEYS_TTL_MS = 60_000;
 
 /** Everything needed to send one claimed delivery. */
 export interface ClaimedDelivery {
@@ -348,24 +351,31 @@ export class DeliveryStore {
   }
 
   /**
-   * The sealed keys of an identity. Kept once read: a key id and its key material never change, and
-   * reading them with every batch would move hundreds of bytes per delivery.
+   * The sealed keys of the identity a delivery was claimed with, by the key id it had then: as the
+   * identity is now, if a rotation has retired that key since, so that a request signed again after
+   * a rotation carries the new key (and, in the grace period, the old secret beside the new one).
    */
   identityKeys(keyId: string): Promise<StoredIdentityKeys> {
-    return this.remembered(this.keysByKeyId, keyId, async () => {
-      const found = await this.identityWithKeys(this.dataSource.manager).where({ keyId }).getOneOrFail();
-      return this.withRetiredSecrets(this.dataSource.manager, found);
-    });
+    return this.remembered(this.keysByKeyId, keyId, () => this.currentKeysOf(keyId), KEYS_TTL_MS);
   }
 
-  /** The keys of the identity signing for listeners of a space that name none, kept for a minute. */
+  private async currentKeysOf(keyId: string): Promise<StoredIdentityKeys> {
+    const manager = this.dataSource.manager;
+    const current = await this.identityWithKeys(manager).where({ keyId }).getOne();
+    if (current) return this.withRetiredSecrets(manager, current);
+    const retired = await manager.findOneOrFail(WebhookRetiredKey, { select: { identityId: true }, where: { keyId } });
+    return this.withRetiredSecrets(manager, await this.identityWithKeys(manager).where({ id: retired.identityId }).getOneOrFail());
+  }
+
+  /** The keys of the identity signing for listeners of a space that name none. */
   spaceDefaultKeys(spaceId: number): Promise<StoredIdentityKeys> {
-    return this.remembered(this.defaultKeysBySpace, spaceId, () => this.findOrCreateSpaceDefault(spaceId), SPACE_DEFAULT_TTL_MS);
+    return this.remembered(this.defaultKeysBySpace, spaceId, () => this.findOrCreateSpaceDefault(spaceId), KEYS_TTL_MS);
   }
 
-  /** Reads the space's default identity again on next need (this instance rotated or deleted it). */
-  forgetSpaceDefault(spaceId: number): void {
-    this.defaultKeysBySpace.delete(spaceId);
+  /** Reads identities' keys again on next need: this instance changed one (rotated it, deleted it). */
+  forgetKeysOf(identity: { spaceDefault: boolean; linkedSpaceId: number }): void {
+    this.keysByKeyId.clear();
+    if (identity.spaceDefault) this.defaultKeysBySpace.delete(identity.linkedSpaceId);
   }
 
   private remembered<K, V>(

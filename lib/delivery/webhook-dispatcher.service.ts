@@ -24,11 +24,13 @@ import { SsrfGuard } from '../security/ssrf-guard.js';
 import { WebhookSigner } from '../signing/webhook-signer.service.js';
 import {
   SQLITE_ROLLBACK_JOURNAL_MODES,
+  URL_ADDRESS_COMMITTED,
   WEBHOOK_DELIVERY_ABANDONED,
   WEBHOOK_DELIVERY_FAILED,
   WEBHOOK_DELIVERY_SUCCEEDED,
   WEBHOOK_LISTENER_STATE_CHANGED,
   WEBHOOK_URL_STATE_CHANGED,
+  type UrlAddressCommittedPayload,
   type WebhookDeliveryEventPayload,
   type WebhookListenerStateChangedPayload,
   type WebhookUrlStateChangedPayload,
@@ -133,6 +135,9 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     this.afterStateChange(this.deactivated, listenerId, to, (delivery) => delivery.listenerId === listenerId);
   private readonly onUrlStateChanged = ({ urlId, to }: WebhookUrlStateChangedPayload) =>
     this.afterStateChange(this.deactivatedUrls, urlId, to, (delivery) => delivery.urlId === urlId);
+  /** URLs whose address this instance changed, to what and when: a claim that began before read the old one. */
+  private readonly readdressedUrls = new Map<number, { address: string; at: number }>();
+  private readonly onUrlAddressCommitted = ({ urlId, address }: UrlAddressCommittedPayload) => this.afterAddressChange(urlId, address);
 
   constructor(
     @Inject(WEBHOOK_RESOLVED_OPTIONS) private readonly options: ResolvedWebhookOptions,
@@ -166,6 +171,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     this.signals.on(WEBHOOK_EVENTS_COMMITTED, this.onCommitted);
     this.signals.on(WEBHOOK_LISTENER_STATE_CHANGED, this.onListenerStateChanged);
     this.signals.on(WEBHOOK_URL_STATE_CHANGED, this.onUrlStateChanged);
+    this.signals.on(URL_ADDRESS_COMMITTED, this.onUrlAddressCommitted);
     replaceInterval(this.scheduler, this.pollTimer, () => this.wakeForAnyUrl(), this.options.delivery.pollIntervalMs);
     this.logger.log(
       `Delivering as ${this.owner} (concurrency ${this.options.delivery.concurrency}, ${this.options.delivery.perUrlConcurrency} per URL)`,
@@ -193,6 +199,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     this.signals.off(WEBHOOK_EVENTS_COMMITTED, this.onCommitted);
     this.signals.off(WEBHOOK_LISTENER_STATE_CHANGED, this.onListenerStateChanged);
     this.signals.off(WEBHOOK_URL_STATE_CHANGED, this.onUrlStateChanged);
+    this.signals.off(URL_ADDRESS_COMMITTED, this.onUrlAddressCommitted);
     removeInterval(this.scheduler, this.pollTimer);
     removeTimeout(this.scheduler, this.retryTimer);
     this.giveUpWritingAt = Date.now() + 2 * this.options.delivery.timeoutMs + 1_000;
@@ -378,6 +385,8 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
       this.deactivatedUrls.get(delivery.urlId) ?? Number.NEGATIVE_INFINITY,
     );
     if (deactivatedAt >= claimStart) delivery.sendable = false;
+    const readdressed = this.readdressedUrls.get(delivery.urlId);
+    if (readdressed && readdressed.at >= claimStart) delivery.url = readdressed.address;
     this.heldById.set(delivery.id, delivery);
     this.ready.push(delivery);
     this.heldPerUrl.set(delivery.urlId, (this.heldPerUrl.get(delivery.urlId) ?? 0) + 1);
@@ -482,6 +491,14 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     this.cancelUnsent(this.allReady().filter(ofIt));
   }
 
+  /** A URL's address changed: what is held of it and not yet started goes to the new one. */
+  private afterAddressChange(urlId: number, address: string): void {
+    const now = Date.now();
+    for (const [other, { at }] of this.readdressedUrls) if (at < now - this.options.delivery.leaseMs) this.readdressedUrls.delete(other);
+    this.readdressedUrls.set(urlId, { address, at: now });
+    for (const delivery of this.allReady()) if (delivery.urlId === urlId) delivery.url = address;
+  }
+
   /** Ready deliveries that must not be sent (listener no longer active, event or URL gone) end as cancelled, without waiting for a slot. */
   private cancelUnsent(deliveries: ClaimedDelivery[]): void {
     if (deliveries.length === 0) return;
@@ -543,7 +560,17 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     if (delivery.leaseUntil < this.latestSafeStart()) return null;
     const result = await this.sender.send({ url: delivery.url, body, headers });
     this.windows.afterAttempt(delivery.urlId, result.outcome);
-    return { delivery, result, completion: this.completionOf(delivery, result) };
+    const completion = this.completionOf(delivery, result);
+    if (completion.kind === 'abandoned' && completion.deactivatesListener) this.listenerGone(delivery.listenerId);
+    return { delivery, result, completion };
+  }
+
+  /**
+   * A receiver answered 410 Gone: what this instance holds of the listener is cancelled at once, as
+   * its deactivation will have it, rather than sent while the result and the deactivation are written.
+   */
+  private listenerGone(listenerId: number): void {
+    this.afterStateChange(this.deactivated, listenerId, CreationEntityState.INACTIVE, (delivery) => delivery.listenerId === listenerId);
   }
 
   private completionOf(delivery: ClaimedDelivery, result: AttemptResult): DeliveryCompletion {

@@ -20,6 +20,11 @@ export class ModuleSignals {
     emitEvent(this.emitter, this.logger, event, payload);
   }
 
+  /** Heard by this copy's own parts only: for what the application is not told of. */
+  signal(event: string, payload: object): void {
+    this.own.emit(event, payload);
+  }
+
   on<P extends object>(event: string, listener: (payload: P) => void): void {
     this.own.on(event, listener);
   }

@@ -1,8 +1,10 @@
 import { Injectable } from '@nestjs/common';
 import { ListenerMatchCache } from '../capture/listener-match.cache.js';
 import {
+  URL_ADDRESS_COMMITTED,
   WEBHOOK_LISTENER_STATE_CHANGED,
   WEBHOOK_URL_STATE_CHANGED,
+  type UrlAddressCommittedPayload,
   type WebhookListenerStateChangedPayload,
   type WebhookUrlStateChangedPayload,
 } from '../delivery/delivery.constants.js';
@@ -46,5 +48,11 @@ export class ListenerChangeNotifier {
     for (const entity of this.registry.list()) this.matchCache.invalidate(spaceId, entity.name);
     const changed: WebhookUrlStateChangedPayload = { urlId, spaceId, from, to };
     this.signals.announce(WEBHOOK_URL_STATE_CHANGED, changed);
+  }
+
+  /** A change of a URL committed: the worker sends what it holds of the URL to its address as it is now. */
+  urlAddressCommitted(urlId: number, address: string): void {
+    const committed: UrlAddressCommittedPayload = { urlId, address };
+    this.signals.signal(URL_ADDRESS_COMMITTED, committed);
   }
 }

@@ -118,9 +118,9 @@ export class WebhookIdentityService extends ManagedObjectService<WebhookIdentity
     return rotated;
   }
 
-  /** This instance signs for the space with the space's default identity as it is now, not as it kept it. */
+  /** This instance signs with the identity as it is now, not as it kept it. */
   protected override afterCommit(identity: WebhookIdentity): void {
-    if (identity.spaceDefault) this.deliveryStore.forgetSpaceDefault(identity.linkedSpaceId);
+    this.deliveryStore.forgetKeysOf(identity);
   }
 
   /** The `whsec_…` secret to hand to the receiver; the only call that returns it. */

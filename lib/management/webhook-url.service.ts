@@ -51,10 +51,11 @@ export class WebhookUrlService extends ManagedObjectService<WebhookUrl> {
     super(dataSource);
   }
 
-  /** Only the listeners of an ACTIVE URL are sent anything. */
+  /** Only the listeners of an ACTIVE URL are sent anything, and to the URL's address as it is now. */
   protected override afterCommit(url: WebhookUrl, previousState?: CreationEntityState): void {
     if (previousState !== undefined && previousState !== url.state)
       this.changes.urlStateCommitted(url.id, url.linkedSpaceId, previousState, url.state);
+    this.changes.urlAddressCommitted(url.id, url.url);
   }
 
   async create(spaceId: number, input: CreateWebhookUrlInput): Promise<WebhookUrl> {

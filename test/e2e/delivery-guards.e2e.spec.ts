@@ -12,6 +12,7 @@ import {
   WEBHOOK_URL_STATE_CHANGED,
   WebhookDelivery,
   WebhookDeliveryService,
+  WebhookDeliveryState,
   WebhookIdentityService,
   WebhookListenerService,
   WebhookConfigurationError,
@@ -659,6 +660,50 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
         'the four others to be cancelled',
       );
       expect(receiver.to(path)).toHaveLength(1);
+    } finally {
+      await testApp.close();
+    }
+  });
+
+  it('cancels what it holds of a listener whose receiver answered 410 Gone, and sends none of it', async () => {
+    const testApp = await createTestApp(database, {
+      webhook: { ...WORKER, security: { allowPrivateNetworks: true }, delivery: { ...WORKER.delivery, perUrlConcurrency: 4 } },
+    });
+    try {
+      const space = freshSpace();
+      const path = `/gone/${space}`;
+      receiver.script(path, answer(410));
+      const listener = await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(path) });
+      // All twenty are claimed together; the URL's window lets one request out until it has answered.
+      await saveOrders(testApp, space, 20);
+      const deliveries = testApp.get(WebhookDeliveryService);
+      const states = async () => (await deliveries.searchDeliveries(space, {})).map((delivery) => delivery.state).sort();
+      await waitFor(async () => !(await states()).includes(WebhookDeliveryState.PENDING), 'every delivery to end');
+      expect(await states()).toEqual(['ABANDONED', ...Array(19).fill('CANCELLED')]);
+      expect(receiver.to(path)).toHaveLength(1);
+      expect((await testApp.get(WebhookListenerService).read(space, listener.id)).state).toBe('INACTIVE');
+    } finally {
+      await testApp.close();
+    }
+  });
+
+  it("sends what it holds of a URL to the URL's new address once this instance changed it", async () => {
+    const testApp = await createTestApp(database, {
+      webhook: { ...WORKER, security: { allowPrivateNetworks: true }, delivery: { ...WORKER.delivery, perUrlConcurrency: 1 } },
+    });
+    try {
+      const space = freshSpace();
+      const [before, after] = [`/moving/${space}`, `/moved/${space}`];
+      receiver.script(before, receiver.hold, answer(200));
+      const listener = await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(before) });
+      await saveOrders(testApp, space, 5);
+      await waitFor(() => receiver.to(before).length === 1, 'the first request to be held');
+      // The other four are claimed, waiting behind it for the URL's one slot.
+      const urls = testApp.get(WebhookUrlService);
+      await urls.update(space, { id: listener.url.id, version: listener.url.version, url: receiver.url(after) });
+      receiver.releaseHeld();
+      await waitFor(() => receiver.to(after).length === 4, 'the four others at the new address');
+      expect(receiver.to(before)).toHaveLength(1);
     } finally {
       await testApp.close();
     }

@@ -8,7 +8,8 @@ import {
 import { verifyStandardWebhook, verifyXSignature } from '../../lib/verify/index.js';
 import { selectedDatabases } from '../src/databases.js';
 import { Order, OrderState } from '../src/order.entity.js';
-import { TestReceiver, waitFor, type ReceivedRequest } from '../src/receiver.js';
+import { DeliveryStore } from '../../lib/delivery/delivery.store.js';
+import { answer, answerAfter, TestReceiver, waitFor, type ReceivedRequest } from '../src/receiver.js';
 import { freshSpace } from '../src/spaces.js';
 import { createTestApp, type TestApp } from '../src/test-app.js';
 
@@ -67,6 +68,38 @@ describe.each(selectedDatabases())('identity rotation on %s', (database) => {
     // A receiver that still has the old secret and one that already has the new one both accept it.
     expect(verifyStandardWebhook(second.headers, second.rawBody, oldSecret)).toBe(true);
     expect(verifyStandardWebhook(second.headers, second.rawBody, newSecret)).toBe(true);
+  });
+
+  it('signs a delivery claimed before the rotation and signed again as it starts with the new key and both secrets', async () => {
+    const space = freshSpace();
+    const before = await identities.create(space, { name: 'signing' });
+    const oldSecret = await identities.revealSecret(space, before.id);
+    const path = `/claimed-before-rotation/${space}`;
+    // A URL gets one request at a time until it answers: the second, claimed with the first, waits
+    // the 1.5 s the first takes, and is then signed again as it starts.
+    receiver.script(path, answerAfter(1_500), answer(200));
+    await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(path), identity: before.id });
+    await testApp.dataSource.transaction((manager) =>
+      manager.getRepository(Order).save([1, 2].map(() => ({ tenantId: space, state: OrderState.CONFIRMED }))),
+    );
+    await waitFor(() => receiver.to(path).length === 1, 'the first request');
+    const after = await identities.rotate(space, before.id);
+    const newSecret = await identities.revealSecret(space, before.id);
+
+    const [, second] = await waitFor(() => receiver.to(path).length === 2 && receiver.to(path), 'the second request');
+    expect(String(second.headers['x-signature'])).toContain(`keyId=${after.keyId}`);
+    expect(verifyXSignature(String(second.headers['x-signature']), second.rawBody, after.publicKey)).toBe(true);
+    expect(verifyStandardWebhook(second.headers, second.rawBody, newSecret)).toBe(true);
+    expect(verifyStandardWebhook(second.headers, second.rawBody, oldSecret)).toBe(true);
+  });
+
+  it('reads the keys of a delivery claimed with a key that a rotation has retired since: the identity as it is now', async () => {
+    const space = freshSpace();
+    const before = await identities.create(space, { name: 'signing' });
+    const after = await identities.rotate(space, before.id);
+    const keys = await testApp.get(DeliveryStore).identityKeys(before.keyId);
+    expect(keys.keyId).toBe(after.keyId);
+    expect(keys.retiredSecrets?.map((retired) => retired.keyId)).toEqual([before.keyId]);
   });
 
   it("signs a space's next delivery with the new key once its default identity is rotated", async () => {
