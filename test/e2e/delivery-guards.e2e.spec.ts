@@ -638,18 +638,26 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
     }
   });
 
-  it('cancels what it holds of a URL that is set INACTIVE, and sends none of it', async () => {
+  /**
+   * A worker with one request per URL, and five deliveries to `path` of a new listener: the first
+   * held by the receiver, the other four claimed with it and waiting behind it for the URL's one slot.
+   */
+  async function fourWaitingBehindAHeldOne(path: string, space: number) {
     const testApp = await createTestApp(database, {
       webhook: { ...WORKER, security: { allowPrivateNetworks: true }, delivery: { ...WORKER.delivery, perUrlConcurrency: 1 } },
     });
+    receiver.script(path, receiver.hold, answer(200));
+    const listener = await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(path) });
+    await saveOrders(testApp, space, 5);
+    await waitFor(() => receiver.to(path).length === 1, 'the first request to be held');
+    return { testApp, listener };
+  }
+
+  it('cancels what it holds of a URL that is set INACTIVE, and sends none of it', async () => {
+    const space = freshSpace();
+    const path = `/url-paused/${space}`;
+    const { testApp, listener } = await fourWaitingBehindAHeldOne(path, space);
     try {
-      const space = freshSpace();
-      const path = `/url-paused/${space}`;
-      receiver.script(path, receiver.hold, answer(200));
-      const listener = await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(path) });
-      await saveOrders(testApp, space, 5);
-      await waitFor(() => receiver.to(path).length === 1, 'the first request to be held');
-      // The other four are claimed, waiting behind it for the URL's one slot.
       await testApp.get(WebhookUrlService).update(space, { id: listener.url.id, version: listener.url.version, state: 'INACTIVE' });
       receiver.releaseHeld();
       const deliveries = testApp.get(WebhookDeliveryService);
@@ -688,17 +696,10 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
   });
 
   it("sends what it holds of a URL to the URL's new address once this instance changed it", async () => {
-    const testApp = await createTestApp(database, {
-      webhook: { ...WORKER, security: { allowPrivateNetworks: true }, delivery: { ...WORKER.delivery, perUrlConcurrency: 1 } },
-    });
+    const space = freshSpace();
+    const [before, after] = [`/moving/${space}`, `/moved/${space}`];
+    const { testApp, listener } = await fourWaitingBehindAHeldOne(before, space);
     try {
-      const space = freshSpace();
-      const [before, after] = [`/moving/${space}`, `/moved/${space}`];
-      receiver.script(before, receiver.hold, answer(200));
-      const listener = await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(before) });
-      await saveOrders(testApp, space, 5);
-      await waitFor(() => receiver.to(before).length === 1, 'the first request to be held');
-      // The other four are claimed, waiting behind it for the URL's one slot.
       const urls = testApp.get(WebhookUrlService);
       await urls.update(space, { id: listener.url.id, version: listener.url.version, url: receiver.url(after) });
       receiver.releaseHeld();

@@ -20,6 +20,21 @@ const WITH_GRACE: WebhookModuleOptions = {
   worker: { enabled: true },
 };
 
+/** A request signed after a rotation in its grace period: the new key only in `x-signature`, both secrets in `webhook-signature`. */
+function expectSignedAsRotated(
+  request: ReceivedRequest,
+  keys: { before: { publicKey: string }; after: { keyId: string; publicKey: string }; oldSecret: string; newSecret: string },
+): void {
+  const xSignature = String(request.headers['x-signature']);
+  expect(xSignature).toContain(`keyId=${keys.after.keyId}`);
+  expect(verifyXSignature(xSignature, request.rawBody, keys.after.publicKey)).toBe(true);
+  expect(verifyXSignature(xSignature, request.rawBody, keys.before.publicKey)).toBe(false);
+  expect(String(request.headers['webhook-signature']).split(' ')).toHaveLength(2);
+  // A receiver that still has the old secret and one that already has the new one both accept it.
+  expect(verifyStandardWebhook(request.headers, request.rawBody, keys.oldSecret)).toBe(true);
+  expect(verifyStandardWebhook(request.headers, request.rawBody, keys.newSecret)).toBe(true);
+}
+
 describe.each(selectedDatabases())('identity rotation on %s', (database) => {
   let testApp: TestApp;
   let receiver: TestReceiver;
@@ -60,14 +75,7 @@ describe.each(selectedDatabases())('identity rotation on %s', (database) => {
     expect(await identities.readPublicKey(after.keyId)).toEqual({ id: after.keyId, publicKey: after.publicKey });
 
     const second = await deliveredAfterSave(space, path, 2);
-    const xSignature = String(second.headers['x-signature']);
-    expect(xSignature).toContain(`keyId=${after.keyId}`);
-    expect(verifyXSignature(xSignature, second.rawBody, after.publicKey)).toBe(true);
-    expect(verifyXSignature(xSignature, second.rawBody, before.publicKey)).toBe(false);
-    expect(String(second.headers['webhook-signature']).split(' ')).toHaveLength(2);
-    // A receiver that still has the old secret and one that already has the new one both accept it.
-    expect(verifyStandardWebhook(second.headers, second.rawBody, oldSecret)).toBe(true);
-    expect(verifyStandardWebhook(second.headers, second.rawBody, newSecret)).toBe(true);
+    expectSignedAsRotated(second, { before, after, oldSecret, newSecret });
   });
 
   it('signs a delivery claimed before the rotation and signed again as it starts with the new key and both secrets', async () => {
@@ -87,10 +95,7 @@ describe.each(selectedDatabases())('identity rotation on %s', (database) => {
     const newSecret = await identities.revealSecret(space, before.id);
 
     const [, second] = await waitFor(() => receiver.to(path).length === 2 && receiver.to(path), 'the second request');
-    expect(String(second.headers['x-signature'])).toContain(`keyId=${after.keyId}`);
-    expect(verifyXSignature(String(second.headers['x-signature']), second.rawBody, after.publicKey)).toBe(true);
-    expect(verifyStandardWebhook(second.headers, second.rawBody, newSecret)).toBe(true);
-    expect(verifyStandardWebhook(second.headers, second.rawBody, oldSecret)).toBe(true);
+    expectSignedAsRotated(second, { before, after, oldSecret, newSecret });
   });
 
   it('reads the keys of a delivery claimed with a key that a rotation has retired since: the identity as it is now', async () => {
