@@ -135,6 +135,12 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     this.afterStateChange(this.deactivated, listenerId, to, (delivery) => delivery.listenerId === listenerId);
   private readonly onUrlStateChanged = ({ urlId, to }: WebhookUrlStateChangedPayload) =>
     this.afterStateChange(this.deactivatedUrls, urlId, to, (delivery) => delivery.urlId === urlId);
+  /**
+   * Listeners whose receiver answered 410 Gone, with the deliveries held of them meanwhile: none is
+   * started until each such result is written and its listener's deactivation has run (whose signal
+   * cancels them), or the result is not written (a lease lost), which lets them go on.
+   */
+  private readonly goneListeners = new Map<number, { results: number; waiting: ClaimedDelivery[] }>();
   /** URLs whose address this instance changed, to what and when: a claim that began before read the old one. */
   private readonly readdressedUrls = new Map<number, { address: string; at: number }>();
   private readonly onUrlAddressCommitted = ({ urlId, address }: UrlAddressCommittedPayload) => this.afterAddressChange(urlId, address);
@@ -388,7 +394,9 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     const readdressed = this.readdressedUrls.get(delivery.urlId);
     if (readdressed && readdressed.at >= claimStart) delivery.url = readdressed.address;
     this.heldById.set(delivery.id, delivery);
-    this.ready.push(delivery);
+    const gone = this.goneListeners.get(delivery.listenerId);
+    if (gone) gone.waiting.push(delivery);
+    else this.ready.push(delivery);
     this.heldPerUrl.set(delivery.urlId, (this.heldPerUrl.get(delivery.urlId) ?? 0) + 1);
     return true;
   }
@@ -459,15 +467,17 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     return Date.now() + this.options.delivery.timeoutMs + LEASE_MARGIN_MS;
   }
 
-  /** Every ready delivery, parked or not. */
+  /** Every ready delivery, parked, waiting for a gone listener's deactivation, or neither. */
   private allReady(): ClaimedDelivery[] {
-    return [...[...this.parked.values()].flat(), ...this.ready];
+    const waiting = [...this.goneListeners.values()].flatMap((gone) => gone.waiting);
+    return [...[...this.parked.values()].flat(), ...waiting, ...this.ready];
   }
 
   private takeAllReady(): ClaimedDelivery[] {
     const all = this.allReady();
     this.ready = [];
     this.parked.clear();
+    for (const gone of this.goneListeners.values()) gone.waiting = [];
     return all;
   }
 
@@ -513,6 +523,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
 
   private removeReady(removed: (delivery: ClaimedDelivery) => boolean): void {
     this.ready = this.ready.filter((delivery) => !removed(delivery));
+    for (const gone of this.goneListeners.values()) gone.waiting = gone.waiting.filter((delivery) => !removed(delivery));
     for (const [urlId, queue] of this.parked) {
       const keptParked = queue.filter((delivery) => !removed(delivery));
       if (keptParked.length > 0) this.parked.set(urlId, keptParked);
@@ -560,17 +571,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     if (delivery.leaseUntil < this.latestSafeStart()) return null;
     const result = await this.sender.send({ url: delivery.url, body, headers });
     this.windows.afterAttempt(delivery.urlId, result.outcome);
-    const completion = this.completionOf(delivery, result);
-    if (completion.kind === 'abandoned' && completion.deactivatesListener) this.listenerGone(delivery.listenerId);
-    return { delivery, result, completion };
-  }
-
-  /**
-   * A receiver answered 410 Gone: what this instance holds of the listener is cancelled at once, as
-   * its deactivation will have it, rather than sent while the result and the deactivation are written.
-   */
-  private listenerGone(listenerId: number): void {
-    this.afterStateChange(this.deactivated, listenerId, CreationEntityState.INACTIVE, (delivery) => delivery.listenerId === listenerId);
+    return { delivery, result, completion: this.completionOf(delivery, result) };
   }
 
   private completionOf(delivery: ClaimedDelivery, result: AttemptResult): DeliveryCompletion {
@@ -583,8 +584,36 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
 
   private record(outcome: FinishedAttempt): void {
     if (this.released.delete(outcome.delivery.id)) return;
+    if (deactivatesListener(outcome)) this.holdBackListener(outcome.delivery.listenerId);
     this.finished.push(outcome);
     void this.flush();
+  }
+
+  /** A 410 Gone came in: what is held of its listener waits (see goneListeners) instead of being sent. */
+  private holdBackListener(listenerId: number): void {
+    const gone = this.goneListeners.get(listenerId);
+    if (gone) {
+      gone.results++;
+      return;
+    }
+    const waiting = this.allReady().filter((delivery) => delivery.listenerId === listenerId);
+    const moved = new Set(waiting);
+    this.removeReady((delivery) => moved.has(delivery));
+    this.goneListeners.set(listenerId, { results: 1, waiting });
+  }
+
+  /** One 410 Gone of the listener is through (written and acted on, or not written): the last lets what still waits go on. */
+  private letListenerGoOn(listenerId: number): void {
+    const gone = this.goneListeners.get(listenerId);
+    if (!gone || --gone.results > 0) return;
+    this.goneListeners.delete(listenerId);
+    this.ready.unshift(...gone.waiting);
+    if (this.running) this.startReady();
+  }
+
+  /** 410 Gone results that will not be acted on: written under a lease that had run out, or dropped. */
+  private goneNotActedOn(results: readonly FinishedAttempt[]): void {
+    for (const result of results) if (deactivatesListener(result)) this.letListenerGoOn(result.delivery.listenerId);
   }
 
   private settle(delivery: ClaimedDelivery): void {
@@ -627,9 +656,10 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
       } catch (error) {
         if (Date.now() > this.giveUpWritingAt) {
           // All at once: after failures the batches may be down to single results, each another wait.
-          const dropped = batch.length + this.finished.splice(0).length;
+          const dropped = [...batch, ...this.finished.splice(0)];
+          this.goneNotActedOn(dropped);
           this.logger.error(
-            `Shutdown: could not write ${dropped} delivery results; their deliveries are taken up again once their leases end: ${errorMessage(error)}`,
+            `Shutdown: could not write ${dropped.length} delivery results; their deliveries are taken up again once their leases end: ${errorMessage(error)}`,
           );
           continue;
         }
@@ -642,6 +672,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
       if (Date.now() >= this.resultBatchRegrowAt) this.resultBatchLimit = Math.min(RESULT_BATCH_SIZE, this.resultBatchLimit * 2);
       batch.forEach((result) => this.refusedResults.delete(result));
       this.announce(batch.filter((result) => written.has(result.delivery.id)));
+      this.goneNotActedOn(batch.filter((result) => !written.has(result.delivery.id)));
       this.warnOfLostLeases(batch, written);
     }
   }
@@ -694,6 +725,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     const lessened = lessLogged(result);
     const refusal = `The database refused the result of delivery ${result.delivery.id}`;
     if (!lessened) {
+      this.goneNotActedOn([result]);
       this.logger.error(`${refusal}; the delivery is taken up again once its lease ends: ${errorMessage(error)}`);
       return;
     }
@@ -733,7 +765,12 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
         );
         emitEvent(this.emitter, this.logger, WEBHOOK_DELIVERY_ABANDONED, payload);
         // Only for a result written under this instance's lease: a late answer to a lost lease changes nothing.
-        if (completion.deactivatesListener) this.track(this.health.deactivate(delivery.listenerId, completion.deactivatesListener));
+        if (completion.deactivatesListener)
+          this.track(
+            this.health
+              .deactivate(delivery.listenerId, completion.deactivatesListener)
+              .finally(() => this.letListenerGoOn(delivery.listenerId)),
+          );
         else this.track(this.health.afterAbandoned(delivery.listenerId));
       }
     }
@@ -764,6 +801,11 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
       });
     });
   }
+}
+
+/** A result whose listener is to be deactivated once it is written: a 410 Gone. */
+function deactivatesListener({ completion }: FinishedAttempt): boolean {
+  return completion.kind === 'abandoned' && Boolean(completion.deactivatesListener);
 }
 
 function delay(ms: number): Promise<void> {

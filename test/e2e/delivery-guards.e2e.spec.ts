@@ -491,34 +491,41 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
   });
 
   it.each([200, 410])(
-    'neither logs nor acts on an answer (%i) whose lease another instance took meanwhile, and warns of it',
+    'neither logs nor acts on an answer (%i) whose lease another instance took meanwhile, warns of it, and sends the deliveries waiting behind it',
     async (status) => {
       const logs = new LogCollector();
       const testApp = await createTestApp(database, { webhook: { ...WORKER, security: { allowPrivateNetworks: true } }, logger: logs });
       const announced: unknown[] = [];
-      testApp.app.get<EventEmitter2>(WEBHOOK_EVENT_EMITTER).onAny((name: string | string[], payload: unknown) => announced.push(payload));
+      const listenerEvents: string[] = [];
+      testApp.app.get<EventEmitter2>(WEBHOOK_EVENT_EMITTER).onAny((name: string | string[], payload: unknown) => {
+        announced.push(payload);
+        if (String(name).startsWith('webhook.listener.')) listenerEvents.push(String(name));
+      });
       try {
         const space = freshSpace();
         const path = `/taken-over/${space}`;
         const held: ServerResponse[] = [];
-        receiver.script(path, (_request, _index, response) => held.push(response));
+        receiver.script(path, (_request, _index, response) => held.push(response), answer(200));
         await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(path) });
-        await saveOrders(testApp, space, 1);
-        await waitFor(() => receiver.to(path).length === 1, 'the request to be held');
+        // The URL gets one request until it has answered: three wait behind the held one.
+        await saveOrders(testApp, space, 4);
+        const [first] = await waitFor(() => receiver.to(path).length === 1 && receiver.to(path), 'the first request to be held');
+        const inFlightId = Number(String(first.headers['webhook-id']).slice('msg_'.length));
         const deliveries = testApp.get(WebhookDeliveryService);
-        const [inFlight] = await deliveries.searchDeliveries(space, {});
+        const inFlight = async () => (await deliveries.searchDeliveries(space, {})).find((delivery) => delivery.id === inFlightId)!;
         // What a claim of another instance writes once this one's lease has run out (an outage, say).
         const otherLease = { leaseOwner: 'another-instance', leaseUntil: Date.now() + 60_000 };
-        await testApp.dataSource.getRepository(WebhookDelivery).update(inFlight.id, otherLease);
+        await testApp.dataSource.getRepository(WebhookDelivery).update(inFlightId, otherLease);
 
         held.forEach((response) => response.writeHead(status).end());
-        await waitFor(() => logs.warnings.find((warning) => warning.includes(`(${inFlight.id})`)), 'the warning of the lost lease');
-        expect(await deliveries.searchAttempts(space, {})).toEqual([]);
-        expect((await deliveries.searchDeliveries(space, {}))[0]).toMatchObject({ state: 'PENDING', attempts: 0, ...otherLease });
-        expect(announced.filter((payload) => (payload as { deliveryId?: number }).deliveryId === inFlight.id)).toEqual([]);
+        await waitFor(() => logs.warnings.find((warning) => warning.includes(`(${inFlightId})`)), 'the warning of the lost lease');
+        await waitFor(async () => (await succeededDeliveries(testApp, space)) === 3, 'the three others to be delivered');
+        expect((await deliveries.searchAttempts(space, {})).filter((attempt) => attempt.deliveryId === inFlightId)).toEqual([]);
+        expect(await inFlight()).toMatchObject({ state: 'PENDING', attempts: 0, ...otherLease });
+        expect(announced.filter((payload) => (payload as { deliveryId?: number }).deliveryId === inFlightId)).toEqual([]);
         // A 410 Gone deactivates its listener only under a lease still held.
-        expect(await testApp.get(WebhookListenerService).read(space, inFlight.listenerId)).toMatchObject({ state: 'ACTIVE' });
-        expect(announced.filter((payload) => (payload as { listenerId?: number }).listenerId === inFlight.listenerId)).toEqual([]);
+        expect(await testApp.get(WebhookListenerService).read(space, (await inFlight()).listenerId)).toMatchObject({ state: 'ACTIVE' });
+        expect(listenerEvents).toEqual([]);
       } finally {
         await testApp.close();
       }
