@@ -85,8 +85,8 @@ export class ListenerHealthService {
     return { version: Number(row.version), changedMsAgo: Math.floor(Number(row.changedMsAgo)) };
   }
 
-  /** Sets the listener INACTIVE if it is ACTIVE (and still at `version`, when given). */
-  async deactivate(listenerId: number, reason: string, version?: number): Promise<void> {
+  /** Sets the listener INACTIVE if it is ACTIVE (and still at `version`, when given); `false` if it was not. */
+  async deactivate(listenerId: number, reason: string, version?: number): Promise<boolean> {
     const deactivate = updateStatement(
       this.dataSource,
       WebhookListener,
@@ -105,10 +105,11 @@ export class ListenerHealthService {
       const { rows } = yield read;
       return { id: listenerId, linkedSpaceId: Number(rows[0].linkedSpaceId), entity: String(rows[0].entity) };
     });
-    if (!listener) return;
+    if (!listener) return false;
     this.logger.warn(`Deactivated WebhookListener ${listenerId} of space ${listener.linkedSpaceId}: ${reason}`);
     const deactivated: WebhookListenerDeactivatedPayload = { listenerId, spaceId: listener.linkedSpaceId, reason };
     emitEvent(this.emitter, this.logger, WEBHOOK_LISTENER_DEACTIVATED, deactivated);
     this.changes.committed(listener, CreationEntityState.ACTIVE, CreationEntityState.INACTIVE);
+    return true;
   }
 }

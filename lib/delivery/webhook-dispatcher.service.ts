@@ -765,14 +765,23 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
         );
         emitEvent(this.emitter, this.logger, WEBHOOK_DELIVERY_ABANDONED, payload);
         // Only for a result written under this instance's lease: a late answer to a lost lease changes nothing.
-        if (completion.deactivatesListener)
-          this.track(
-            this.health
-              .deactivate(delivery.listenerId, completion.deactivatesListener)
-              .finally(() => this.letListenerGoOn(delivery.listenerId)),
-          );
+        if (completion.deactivatesListener) this.track(this.deactivateGone(delivery.listenerId, completion.deactivatesListener));
         else this.track(this.health.afterAbandoned(delivery.listenerId));
       }
+    }
+  }
+
+  /**
+   * After a 410 Gone was written: deactivates its listener, whose signal cancels what waits of it.
+   * One that was no longer ACTIVE (another instance deactivated it first, say) has what waits of it
+   * cancelled all the same; only a failed deactivation lets it go on.
+   */
+  private async deactivateGone(listenerId: number, reason: string): Promise<void> {
+    try {
+      if (!(await this.health.deactivate(listenerId, reason)))
+        this.afterStateChange(this.deactivated, listenerId, CreationEntityState.INACTIVE, (delivery) => delivery.listenerId === listenerId);
+    } finally {
+      this.letListenerGoOn(listenerId);
     }
   }
 

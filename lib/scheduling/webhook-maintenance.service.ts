@@ -17,6 +17,9 @@ import {
   WEBHOOK_SCHEDULER_REGISTRY,
 } from './scheduler.js';
 
+/** Events without deliveries are kept at least this long (see removeOrphanEvents). */
+const YOUNG_EVENT_MS = 60_000;
+
 /**
  * The scheduled jobs: finishing deletions (DELETING → DELETED), purging objects past their planned
  * purge date, and removing old delivery logs. A failing run is logged and the timer goes on; a run
@@ -100,8 +103,7 @@ export class WebhookMaintenance implements OnApplicationBootstrap, OnModuleDestr
         objects++;
       }
     }
-    // Events of a minute ago at least: a younger one may belong to a transaction that is still writing its deliveries.
-    const events = await this.store.removeOrphanEvents(new Date(Date.now() - 60_000));
+    const events = await this.removeOrphanEvents(Date.now());
     if (objects + deliveries + events > 0) this.logger.debug(`Purged ${objects} object(s), ${deliveries} deliveries, ${events} events`);
   }
 
@@ -109,9 +111,18 @@ export class WebhookMaintenance implements OnApplicationBootstrap, OnModuleDestr
   async expireDeliveryLog(): Promise<void> {
     const cutoff = Date.now() - this.options.retention.deliveryLogTtlMs;
     const deliveries = await this.store.removeFinishedDeliveries(cutoff);
-    const events = await this.store.removeOrphanEvents(new Date(cutoff));
+    const events = await this.removeOrphanEvents(cutoff);
     if (deliveries + events > 0)
       this.logger.debug(`Removed ${deliveries} finished deliveries and ${events} events older than ${new Date(cutoff).toISOString()}`);
+  }
+
+  /**
+   * Events without deliveries older than `before` (epoch ms), and than a minute: a younger one may
+   * still be having its deliveries written (on MySQL and MariaDB, a write outside a transaction
+   * commits its event a statement before its deliveries).
+   */
+  private removeOrphanEvents(before: number): Promise<number> {
+    return this.store.removeOrphanEvents(new Date(Math.min(before, Date.now() - YOUNG_EVENT_MS)));
   }
 
   private run(name: string, job: () => Promise<void>): Promise<void> {

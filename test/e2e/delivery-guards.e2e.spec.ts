@@ -14,8 +14,10 @@ import {
   WebhookDeliveryService,
   WebhookDeliveryState,
   WebhookIdentityService,
+  WebhookListener,
   WebhookListenerService,
   WebhookConfigurationError,
+  CreationEntityState,
   WebhookStateError,
   WebhookUrlService,
   WebhookValidationError,
@@ -697,6 +699,25 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
       expect(await states()).toEqual(['ABANDONED', ...Array(19).fill('CANCELLED')]);
       expect(receiver.to(path)).toHaveLength(1);
       expect((await testApp.get(WebhookListenerService).read(space, listener.id)).state).toBe('INACTIVE');
+    } finally {
+      await testApp.close();
+    }
+  });
+
+  it('cancels what it holds of a listener whose receiver answered 410 Gone after another instance had deactivated it', async () => {
+    const space = freshSpace();
+    const path = `/gone-elsewhere/${space}`;
+    const { testApp, listener } = await fourWaitingBehindAHeldOne(path, space);
+    try {
+      // As another instance does on a 410 of its own: the row only, which this instance hears nothing of.
+      await testApp.dataSource.getRepository(WebhookListener).update(listener.id, { state: CreationEntityState.INACTIVE });
+      receiver.script(path, answer(410));
+      receiver.releaseHeld(410);
+      const deliveries = testApp.get(WebhookDeliveryService);
+      const states = async () => (await deliveries.searchDeliveries(space, {})).map((delivery) => delivery.state).sort();
+      await waitFor(async () => !(await states()).includes(WebhookDeliveryState.PENDING), 'every delivery to end');
+      expect(await states()).toEqual(['ABANDONED', ...Array(4).fill('CANCELLED')]);
+      expect(receiver.to(path)).toHaveLength(1);
     } finally {
       await testApp.close();
     }

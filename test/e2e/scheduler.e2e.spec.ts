@@ -9,6 +9,7 @@ import {
   WEBHOOK_ENTITIES,
   type WebhookModuleOptions,
 } from '../../lib/index.js';
+import { WebhookEvent } from '../../lib/model/webhook-event.entity.js';
 import { MaintenanceStore } from '../../lib/scheduling/maintenance.store.js';
 import { WebhookMaintenance } from '../../lib/scheduling/webhook-maintenance.service.js';
 import { WEBHOOK_SCHEDULER_REGISTRY, type SchedulerRegistry } from '../../lib/scheduling/scheduler.js';
@@ -241,6 +242,26 @@ describe.each(selectedDatabases())('scheduled jobs on %s', (database) => {
     } finally {
       await restarted.close();
       for (const suffix of ['', '-wal', '-shm']) rmSync(`${file}${suffix}`, { force: true });
+    }
+  });
+
+  it('keeps an event without deliveries for a minute at least, whatever the retention: its deliveries may still be being written', async () => {
+    const instant = await createTestApp(database, {
+      webhook: { ...MANUAL, retention: { deletedListenerPurgeAfterMs: 0, deliveryLogTtlMs: 0 } },
+      connection: testApp.dataSource.options,
+      keepSchema: true,
+    });
+    try {
+      const events = instant.dataSource.getRepository(WebhookEvent);
+      const event = { linkedSpaceId: freshSpace(), entityName: 'Order', listenerEntityId: 1, entityId: '1', state: 'CONFIRMED' };
+      const [young, old] = await events.save([{ ...event }, { ...event }]);
+      await events.update(old.id, { createdOn: new Date(Date.now() - 2 * HOUR) });
+
+      await instant.get(WebhookMaintenance).expireDeliveryLog();
+      expect(await events.findOneBy({ id: young.id })).not.toBeNull();
+      expect(await events.findOneBy({ id: old.id })).toBeNull();
+    } finally {
+      await instant.close();
     }
   });
 

@@ -68,9 +68,9 @@ export class TestReceiver {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
-  /** Answers every held request with 200. */
-  releaseHeld(): void {
-    this.held.splice(0).forEach((response) => response.writableEnded || response.destroyed || response.writeHead(200).end('late'));
+  /** Answers every held request, with 200 unless told otherwise. */
+  releaseHeld(status = 200): void {
+    this.held.splice(0).forEach((response) => response.writableEnded || response.destroyed || response.writeHead(status).end('late'));
   }
 
   /** Never answers (until released or the receiver stops). */
