@@ -299,7 +299,9 @@ export class DeliveryStore {
       ` ${column(WebhookDelivery, 'urlId', 'd')} AS url_id, ${column(WebhookDelivery, 'linkedSpaceId', 'd')} AS space_id,` +
       ` ${column(WebhookEvent, 'entityName', 'e')} AS entity_name, ${column(WebhookEvent, 'listenerEntityId', 'e')} AS listener_entity_id,` +
       ` ${column(WebhookEvent, 'entityId', 'e')} AS entity_id, ${column(WebhookEvent, 'state', 'e')} AS entity_state,` +
-      ` ${column(WebhookEvent, 'occurredAt', 'e')} AS event_occurred_at, ${column(WebhookEvent, 'createdOn', 'e')} AS event_created_on,` +
+      ` ${column(WebhookEvent, 'occurredAt', 'e')} AS event_occurred_at,` +
+      // Only where it is needed: the drivers of PostgreSQL, MySQL and MariaDB make a Date of every timestamp they read.
+      ` CASE WHEN ${column(WebhookEvent, 'occurredAt', 'e')} IS NULL THEN ${column(WebhookEvent, 'createdOn', 'e')} END AS event_created_on,` +
       ` ${column(WebhookUrl, 'url', 'u')} AS url, ${column(WebhookUrl, 'state', 'u')} AS url_state,` +
       ` ${column(WebhookListener, 'state', 'l')} AS listener_state, ${column(WebhookListener, 'enablePayloadSignatureAndState', 'l')} AS signed,` +
       ` ${column(WebhookIdentity, 'keyId', 'i')} AS key_id` +
