@@ -151,14 +151,22 @@ export class MaintenanceStore {
     return removed;
   }
 
-  /** Removes events older than `cutoff` that no delivery refers to any more. */
-  async removeOrphanEvents(cutoff: Date): Promise<number> {
+  /**
+   * Removes events recorded before `cutoff` (epoch ms) that no delivery refers to any more. Their
+   * time is `occurredAt`: `createdOn`, a date without a time zone, holds the clock time of the
+   * instance that wrote it, which another instance's zone would read hours off. Only events recorded
+   * before `occurredAt` existed are told by their `createdOn`.
+   */
+  async removeOrphanEvents(cutoff: number): Promise<number> {
     let removed = 0;
     for (let batch = 0; batch < MAINTENANCE_MAX_BATCHES; batch++) {
       const rows: { id: number | string }[] = await this.dataSource.manager
         .createQueryBuilder(WebhookEvent, 'e')
         .select('e.id', 'id')
-        .where('e.createdOn < :cutoff', { cutoff })
+        .where('(e.occurredAt < :cutoff OR (e.occurredAt IS NULL AND e.createdOn < :cutoffDate))', {
+          cutoff,
+          cutoffDate: new Date(cutoff),
+        })
         .andWhere(
           `NOT EXISTS (SELECT 1 FROM ${this.sql.table(WebhookDelivery)} d WHERE ${this.sql.column(WebhookDelivery, 'eventId', 'd')} = e.id)`,
         )

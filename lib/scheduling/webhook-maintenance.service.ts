@@ -122,7 +122,7 @@ export class WebhookMaintenance implements OnApplicationBootstrap, OnModuleDestr
    * commits its event a statement before its deliveries).
    */
   private removeOrphanEvents(before: number): Promise<number> {
-    return this.store.removeOrphanEvents(new Date(Math.min(before, Date.now() - YOUNG_EVENT_MS)));
+    return this.store.removeOrphanEvents(Math.min(before, Date.now() - YOUNG_EVENT_MS));
   }
 
   private run(name: string, job: () => Promise<void>): Promise<void> {

@@ -254,12 +254,23 @@ describe.each(selectedDatabases())('scheduled jobs on %s', (database) => {
     try {
       const events = instant.dataSource.getRepository(WebhookEvent);
       const event = { linkedSpaceId: freshSpace(), entityName: 'Order', listenerEntityId: 1, entityId: '1', state: 'CONFIRMED' };
-      const [young, old] = await events.save([{ ...event }, { ...event }]);
-      await events.update(old.id, { createdOn: new Date(Date.now() - 2 * HOUR) });
+      const twoHoursAgo = Date.now() - 2 * HOUR;
+      const [young, , youngOfAnotherZone, youngUntimed, oldUntimed] = await events.save([
+        { ...event, occurredAt: Date.now() },
+        // Removed: older than a minute and than the retention.
+        { ...event, occurredAt: twoHoursAgo },
+        { ...event, occurredAt: Date.now() },
+        // Recorded before occurredAt existed: told by createdOn.
+        { ...event, occurredAt: null },
+        { ...event, occurredAt: null },
+      ]);
+      // As an instance whose time zone is two hours behind writes createdOn, a date without a zone.
+      await events.update(youngOfAnotherZone.id, { createdOn: new Date(twoHoursAgo) });
+      await events.update(oldUntimed.id, { createdOn: new Date(twoHoursAgo) });
 
       await instant.get(WebhookMaintenance).expireDeliveryLog();
-      expect(await events.findOneBy({ id: young.id })).not.toBeNull();
-      expect(await events.findOneBy({ id: old.id })).toBeNull();
+      const left = (await events.findBy({ linkedSpaceId: event.linkedSpaceId })).map(({ id }) => id).sort((a, b) => a - b);
+      expect(left).toEqual([young.id, youngOfAnotherZone.id, youngUntimed.id]);
     } finally {
       await instant.close();
     }
