@@ -64,6 +64,8 @@ const RESULT_BATCH_SIZE = 500;
 const RESULT_COALESCE_MS = 20;
 /** Failures of a single result, each after other results were written, that make it taken for one the database refuses. */
 const REFUSED_RESULT_STRIKES = 3;
+/** Lost leases are named in one warning at most this often while results are being written. */
+const LOST_LEASES_WARNING_INTERVAL_MS = 1_000;
 /** How long after a failed write of several results their batches stay small. */
 const RESULT_BATCH_REGROW_MS = 10_000;
 /** A ready delivery is started only if its lease outlasts the attempt's deadline by this much. */
@@ -123,6 +125,9 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   /** Results that failed to be written on their own: how often while others could be, and the count of writes at their last failure. */
   private readonly refusedResults = new Map<FinishedAttempt, { strikes: number; writesAtLastFailure: number }>();
   private nextRetryAt = Number.POSITIVE_INFINITY;
+  /** Deliveries whose results came after their leases had run out, not yet named in a warning. */
+  private lostLeases: number[] = [];
+  private lostLeasesWarnedAt = 0;
   private idleWaiters: (() => void)[] = [];
   /** After this time (set at shutdown) results that cannot be written are dropped: their leases expire and they are sent again. */
   private giveUpWritingAt = Number.POSITIVE_INFINITY;
@@ -311,10 +316,14 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   /**
    * Deliveries this instance may still claim: enough to fill every request slot and one batch
    * beyond. Ready deliveries of URLs at their cap do not count: a slow URL must not stop the others.
+   * Results waiting to be written beyond a batch of them do: while the database takes no results
+   * (connections cut again and again, say), leases would otherwise pile up and run out, and their
+   * deliveries be sent again by other claims.
    */
   private claimRoom(): number {
     const { concurrency, batchSize } = this.options.delivery;
-    return concurrency + batchSize - this.inFlight.size - (this.ready.length + this.parkedCount() - this.readyBehindCap());
+    const unwritten = Math.max(0, this.finished.length - RESULT_BATCH_SIZE);
+    return concurrency + batchSize - this.inFlight.size - (this.ready.length + this.parkedCount() - this.readyBehindCap()) - unwritten;
   }
 
   /**
@@ -645,6 +654,14 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   }
 
   private async writeFinished(): Promise<void> {
+    try {
+      await this.writeAllFinished();
+    } finally {
+      this.warnOfLostLeases();
+    }
+  }
+
+  private async writeAllFinished(): Promise<void> {
     while (this.finished.length > 0) {
       // While requests are in flight more results are coming: waiting a moment for them turns one
       // transaction per result (SQLite answers that fast) into one per batch.
@@ -673,14 +690,23 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
       batch.forEach((result) => this.refusedResults.delete(result));
       this.announce(batch.filter((result) => written.has(result.delivery.id)));
       this.goneNotActedOn(batch.filter((result) => !written.has(result.delivery.id)));
-      this.warnOfLostLeases(batch, written);
+      this.noteLostLeases(batch, written);
+      // Claims held back by results waiting to be written (see claimRoom) go on.
+      if (this.moreDue && this.worthClaiming(this.claimRoom())) this.wake();
     }
   }
 
   /** Results of deliveries whose lease ran out before they were written: another claim took them up. */
-  private warnOfLostLeases(batch: FinishedAttempt[], written: Set<number>): void {
-    const lost = batch.filter((result) => result.result && !written.has(result.delivery.id)).map((result) => result.delivery.id);
+  private noteLostLeases(batch: FinishedAttempt[], written: Set<number>): void {
+    for (const result of batch) if (result.result && !written.has(result.delivery.id)) this.lostLeases.push(result.delivery.id);
+    if (Date.now() - this.lostLeasesWarnedAt >= LOST_LEASES_WARNING_INTERVAL_MS) this.warnOfLostLeases();
+  }
+
+  /** One warning for the leases noted lost since the last: after an outage, results are written one by one. */
+  private warnOfLostLeases(): void {
+    const lost = this.lostLeases.splice(0);
     if (lost.length === 0) return;
+    this.lostLeasesWarnedAt = Date.now();
     this.logger.warn(
       `The attempts of ${lost.length} deliveries (${lost.slice(0, 10).join(', ')}${lost.length > 10 ? ', …' : ''}) were not logged: ` +
         `their leases (delivery.leaseMs ${this.options.delivery.leaseMs} ms) had run out before the results could be written, and another claim has taken them up`,

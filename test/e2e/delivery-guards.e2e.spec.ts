@@ -994,6 +994,41 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
     return listener;
   }
 
+  it('stops claiming while the database takes no results, and sends the rest once it does, each once', async () => {
+    const testApp = await createTestApp(database, {
+      webhook: {
+        ...WORKER,
+        security: { allowPrivateNetworks: true },
+        delivery: { pollIntervalMs: 100, concurrency: 8, perUrlConcurrency: 8, batchSize: 50 },
+      },
+    });
+    try {
+      const space = freshSpace();
+      const path = `/results-refused/${space}`;
+      await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: receiver.url(path) });
+      // As while connections to the database are cut again and again: every write of results fails.
+      const store = testApp.get(DeliveryStore);
+      const complete = store.complete.bind(store);
+      let refusing = true;
+      store.complete = (owner, finished) => (refusing ? Promise.reject(new Error('Connection terminated')) : complete(owner, finished));
+      await saveOrders(testApp, space, 1_200);
+      const dispatcher = testApp.app.get(WebhookDispatcher) as unknown as { finished: unknown[]; ready: unknown[]; inFlightCount: number };
+      await waitFor(
+        () => dispatcher.inFlightCount === 0 && dispatcher.ready.length === 0 && dispatcher.finished.length > 500,
+        'the worker to stop claiming with its results unwritten',
+      );
+      expect(receiver.to(path).length).toBeLessThan(1_200);
+
+      refusing = false;
+      await waitFor(async () => (await succeededDeliveries(testApp, space)) === 1_200, 'every delivery once results are written', 30_000);
+      const ids = receiver.to(path).map((request) => request.headers['webhook-id']);
+      expect(new Set(ids).size).toBe(1_200);
+      expect(ids).toHaveLength(1_200);
+    } finally {
+      await testApp.close();
+    }
+  });
+
   it('counts an attempt whose log row the database refuses, writes the other results, and logs why', async () => {
     const logs = new LogCollector();
     const testApp = await createTestApp(database, {
