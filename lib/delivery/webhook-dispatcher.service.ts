@@ -137,7 +137,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   /** The same for URLs. */
   private readonly deactivatedUrls = new Map<number, number>();
   private readonly onListenerStateChanged = ({ listenerId, to }: WebhookListenerStateChangedPayload) =>
-    this.afterStateChange(this.deactivated, listenerId, to, (delivery) => delivery.listenerId === listenerId);
+    this.afterListenerStateChange(listenerId, to);
   private readonly onUrlStateChanged = ({ urlId, to }: WebhookUrlStateChangedPayload) =>
     this.afterStateChange(this.deactivatedUrls, urlId, to, (delivery) => delivery.urlId === urlId);
   /**
@@ -505,15 +505,24 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
       return;
     }
     const now = Date.now();
-    for (const [other, at] of deactivated) if (at < now - this.options.delivery.leaseMs) deactivated.delete(other);
+    this.forgetOlderThanLease(deactivated, (at) => at, now);
     deactivated.set(id, now);
     this.cancelUnsent(this.allReady().filter(ofIt));
+  }
+
+  private afterListenerStateChange(listenerId: number, to: string): void {
+    this.afterStateChange(this.deactivated, listenerId, to, (delivery) => delivery.listenerId === listenerId);
+  }
+
+  /** Forgets what was noted more than a lease ago: no delivery of a claim that began before it is still held. */
+  private forgetOlderThanLease<V>(noted: Map<number, V>, notedAt: (value: V) => number, now: number): void {
+    for (const [id, value] of noted) if (notedAt(value) < now - this.options.delivery.leaseMs) noted.delete(id);
   }
 
   /** A URL's address changed: what is held of it and not yet started goes to the new one. */
   private afterAddressChange(urlId: number, address: string): void {
     const now = Date.now();
-    for (const [other, { at }] of this.readdressedUrls) if (at < now - this.options.delivery.leaseMs) this.readdressedUrls.delete(other);
+    this.forgetOlderThanLease(this.readdressedUrls, ({ at }) => at, now);
     this.readdressedUrls.set(urlId, { address, at: now });
     for (const delivery of this.allReady()) if (delivery.urlId === urlId) delivery.url = address;
   }
@@ -804,8 +813,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
    */
   private async deactivateGone(listenerId: number, reason: string): Promise<void> {
     try {
-      if (!(await this.health.deactivate(listenerId, reason)))
-        this.afterStateChange(this.deactivated, listenerId, CreationEntityState.INACTIVE, (delivery) => delivery.listenerId === listenerId);
+      if (!(await this.health.deactivate(listenerId, reason))) this.afterListenerStateChange(listenerId, CreationEntityState.INACTIVE);
     } finally {
       this.letListenerGoOn(listenerId);
     }
