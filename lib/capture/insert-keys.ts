@@ -4,29 +4,17 @@ import type { EntityMetadata, ObjectLiteral } from 'typeorm';
 export type KeyAtInsert = readonly unknown[] | 'generated';
 
 /**
- * The keys of inserted rows of entities with a generated key column, as each insert began. TypeORM
- * may then report another key: SQLite's last inserted rowid, or another row's after an insert with
- * a conflict clause.
+ * The key of a row as its insert begins, for an entity with a generated key column: the values given,
+ * or `'generated'` when it is to be generated. TypeORM may then report another key: SQLite's last
+ * inserted rowid, or another row's after an insert with a conflict clause. `undefined` for an entity
+ * without such a column, and for a key given as raw SQL or as an object a transformer turns into it:
+ * TypeORM's report of the key is taken.
  */
-export class InsertKeys {
-  private readonly keys = new WeakMap<ObjectLiteral, KeyAtInsert>();
-
-  /**
-   * Notes the row's key as its insert begins, forgetting what a former insert of the same object
-   * (after remove(), say) noted. Nothing for an entity without a generated key column, nor for a key
-   * given as raw SQL or as an object a transformer turns into it: TypeORM's report of the key is taken.
-   */
-  insertBegins(row: ObjectLiteral, metadata: EntityMetadata): void {
-    this.keys.delete(row);
-    if (!metadata.primaryColumns.some((column) => column.isGenerated)) return;
-    const values = metadata.primaryColumns.map((column) => column.getEntityValue(row));
-    if (values.some((value) => value === undefined || value === null)) this.keys.set(row, 'generated');
-    else if (values.every(storable)) this.keys.set(row, values);
-  }
-
-  keyAtInsert(row: ObjectLiteral): KeyAtInsert | undefined {
-    return this.keys.get(row);
-  }
+export function keyAtInsertOf(row: ObjectLiteral, metadata: EntityMetadata): KeyAtInsert | undefined {
+  if (!metadata.primaryColumns.some((column) => column.isGenerated)) return undefined;
+  const values = metadata.primaryColumns.map((column) => column.getEntityValue(row));
+  if (values.some((value) => value === undefined || value === null)) return 'generated';
+  return values.every(storable) ? values : undefined;
 }
 
 /** The row as inserted: with the key values given at its insert in its primary columns, if any were. */

@@ -14,17 +14,12 @@ type ColumnMetadata = EntityMetadata['columns'][number];
 export class SharedConnectionWrites {
   /** Counts the ends of transactions; with the connection's state it tells one transaction from the next. */
   private transactionsEnded = 0;
-  private readonly openWhenBegun = new WeakMap<ObjectLiteral, number | null>();
   private readonly uniqueIndexesByTable = new Map<string, ColumnMetadata[][]>();
 
   private readonly sql: SqlText;
 
   constructor(private readonly dataSource: DataSource) {
     this.sql = new SqlText(dataSource);
-  }
-
-  writeBegins(row: ObjectLiteral): void {
-    this.openWhenBegun.set(row, this.openTransaction());
   }
 
   /**
@@ -111,21 +106,16 @@ export class SharedConnectionWrites {
   }
 
   /**
-   * Whether the transaction open now was open when the row's write began and has not ended since;
-   * undefined when the write's beginning was not seen.
+   * Whether the transaction open now is the one `openAtStart` (from `openTransaction()` as a write
+   * began) names, not ended since; undefined when the write's beginning was not seen.
    */
-  ranInOpenTransaction(row: ObjectLiteral): boolean | undefined {
-    const open = this.openWhenBegun.get(row);
-    if (open === undefined) return undefined;
-    return open !== null && open === this.openTransaction();
+  ranInOpenTransaction(openAtStart: number | null | undefined): boolean | undefined {
+    if (openAtStart === undefined) return undefined;
+    return openAtStart !== null && openAtStart === this.openTransaction();
   }
 
-  /** Once the row's capture is done: a later capture of the same object without a write seen beginning is then told so. */
-  forget(row: ObjectLiteral): void {
-    this.openWhenBegun.delete(row);
-  }
-
-  private openTransaction(): number | null {
+  /** The transaction open on the connection now, told from the ones before and after it; `null` outside any. */
+  openTransaction(): number | null {
     return sqliteConnectionInTransaction(this.dataSource) ? this.transactionsEnded : null;
   }
 }

@@ -23,7 +23,8 @@ import { WebhookTransactionEndedError } from '../errors/webhook.errors.js';
 import { isId } from '../validation/input.validation.js';
 import { ChangeRecorder, fitsInEvent, type EntityChange } from './change-recorder.service.js';
 import { SharedConnectionWrites } from './shared-connection.writes.js';
-import { InsertKeys, storable, withKeyAtInsert } from './insert-keys.js';
+import { keyAtInsertOf, storable, withKeyAtInsert } from './insert-keys.js';
+import { WriteStarts } from './write-starts.js';
 import { CommitNotifier } from './commit-notifier.js';
 import { ListenerMatchCache } from './listener-match.cache.js';
 import { TransactionWatch } from './transaction-watch.js';
@@ -61,7 +62,7 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   private readonly logger = new Logger('WebhookCapture');
   /** Transactions SQLite rolled back whole from inside a savepoint, reopened empty: their commit is refused. */
   private readonly endedBySqlite = new WeakSet<QueryRunner>();
-  private readonly insertKeys = new InsertKeys();
+  private readonly writeStarts = new WriteStarts();
   /** Warnings given once per entity, by kind and entity name. */
   private readonly warnedOnce = new Set<string>();
   /** On better-sqlite3, whose one connection TypeORM shares between all transactions. */
@@ -243,10 +244,12 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   ): Promise<void> | undefined {
     const entity = this.registry.findByTarget(event.metadata.target);
     if (!entity || !event.entity) return;
-    this.sharedConnectionWrites?.writeBegins(event.entity);
-    if (describeWrite === insertWrite) this.insertKeys.insertBegins(event.entity, event.metadata);
+    this.writeStarts.begins(event.entity, {
+      keyAtInsert: describeWrite === insertWrite ? keyAtInsertOf(event.entity, event.metadata) : undefined,
+      openTransaction: this.sharedConnectionWrites?.openTransaction(),
+    });
     const write = describeWrite(event, entity);
-    if (!write) return;
+    if (!write || this.nobodyListens(entity, write.row)) return;
     // A generated id is not known yet; a state that is too long is refused all the same.
     const entityId = entityIdOf(event.metadata, write.row, write.before, write.knownId) ?? 'with an id to be generated';
     const state = String(write.row[entity.stateProperty] ?? '');
@@ -258,6 +261,7 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   }
 
   private capture(event: RowEvent, entity: RegisteredWebhookEntity, write: CapturedWrite): Promise<void> | undefined {
+    if (this.nobodyListens(entity, write.row)) return;
     const { before, written } = write;
     let row = write.row;
     const writes = this.sharedConnectionWrites;
@@ -269,14 +273,14 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     if (!change || this.recorder.surelyUnmatched(change)) return;
     const checked = entity.spaceProperty === null ? [entity.stateProperty] : [entity.stateProperty, entity.spaceProperty];
     if (writes && write.inserted) {
-      const inserted = writes.insertedRow(event.metadata, row, checked, this.insertKeys.keyAtInsert(row));
+      const inserted = writes.insertedRow(event.metadata, row, checked, this.writeStarts.of(row)?.keyAtInsert);
       if (!inserted) {
         if (!maybeSkipped) {
           this.logger.warn(
             `An inserted or upserted ${entity.name} was found neither by the key SQLite reported nor by a unique constraint of its values (its transaction rolled back?): its change was not published`,
           );
         }
-        if (written) writes.forget(written);
+        if (written) this.writeStarts.forget(written);
         return;
       }
       if (inserted !== row) {
@@ -289,10 +293,10 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
           .recordOnSharedConnection(
             event.manager,
             change,
-            () => (written === undefined ? undefined : writes.ranInOpenTransaction(written)),
+            () => (written === undefined ? undefined : writes.ranInOpenTransaction(this.writeStarts.of(written)?.openTransaction)),
             write.removal ? null : () => rowAsChanged(this.dataSource, event.metadata, row, before ? [entity.stateProperty] : []),
           )
-          .finally(() => written && writes.forget(written))
+          .finally(() => written && this.writeStarts.forget(written))
       : this.recorder.recordJoining(event.manager, change, {
           inTurn: true,
           resolve: keyFoundLater ? (manager, reported) => this.heldChange(manager, event.metadata, row, checked, reported) : undefined,
@@ -314,7 +318,7 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
     checked: readonly string[],
     change: EntityChange,
   ): Promise<EntityChange | null> {
-    const keyAtInsert = this.insertKeys.keyAtInsert(reported);
+    const keyAtInsert = this.writeStarts.of(reported)?.keyAtInsert;
     const row = withKeyAtInsert(metadata, reported, keyAtInsert);
     const checkedColumns = checked.map((property) => metadata.findColumnWithPropertyName(property)!);
     const holding = (columns: readonly ColumnMetadata[]) => rowsHolding(manager, metadata, valuesOf([...columns, ...checkedColumns], row));
@@ -365,6 +369,17 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
       return null;
     }
     return { entity, entityId, spaceId, state: String(state), stateChanged };
+  }
+
+  /**
+   * Known from memory that no listener of the entity is active in the row's space, so that most saves
+   * of an entity nobody listens to cost no more than this look. A row without a state or a valid space
+   * is described all the same, for its warning.
+   */
+  private nobodyListens(entity: RegisteredWebhookEntity, row: ObjectLiteral): boolean {
+    const spaceId = this.spaceIdIn(entity, row);
+    if (spaceId === null || row[entity.stateProperty] === null || row[entity.stateProperty] === undefined) return false;
+    return this.cache.cachedListeners(spaceId, entity.name)?.length === 0;
   }
 
   /** The space of a change: its space column's value, or `defaultSpaceId` for an entity without one. */
