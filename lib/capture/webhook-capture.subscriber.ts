@@ -261,7 +261,8 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
   }
 
   private capture(event: RowEvent, entity: RegisteredWebhookEntity, write: CapturedWrite): Promise<void> | undefined {
-    if (this.nobodyListens(entity, write.row)) return;
+    // A row without its key is described all the same, for its warning.
+    if (hasKey(event.metadata, write.row) && this.nobodyListens(entity, write.row)) return;
     const { before, written } = write;
     let row = write.row;
     const writes = this.sharedConnectionWrites;
@@ -373,8 +374,8 @@ export class WebhookCaptureSubscriber implements EntitySubscriberInterface, OnMo
 
   /**
    * Known from memory that no listener of the entity is active in the row's space, so that most saves
-   * of an entity nobody listens to cost no more than this look. A row without a state or a valid space
-   * is described all the same, for its warning.
+   * of an entity nobody listens to there cost no more than this look. A row without a state or a valid
+   * space is described all the same, for its warning.
    */
   private nobodyListens(entity: RegisteredWebhookEntity, row: ObjectLiteral): boolean {
     const spaceId = this.spaceIdIn(entity, row);
@@ -474,6 +475,13 @@ function removalWrite(event: RemoveEvent<ObjectLiteral>): CapturedWrite | null {
   if (!event.entity && !event.databaseEntity) return null;
   const row = { ...definedValues(event.entity ?? {}), ...definedValues(event.databaseEntity ?? {}) };
   return { row, stateChanged: false, written: event.entity, removal: true, knownId: event.entityId };
+}
+
+function hasKey(metadata: EntityMetadata, row: ObjectLiteral): boolean {
+  return metadata.primaryColumns.every((column) => {
+    const value = column.getEntityValue(row);
+    return value !== undefined && value !== null;
+  });
 }
 
 /** The primary key as text; composite keys joined with ":" in column order. */
