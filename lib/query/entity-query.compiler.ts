@@ -74,9 +74,14 @@ export class EntityQueryCompiler<T extends ObjectLiteral> {
         assertKnownKeys(orderBy, itemPath, ['fieldName', 'sorting']);
         const field = this.field(orderBy.fieldName, `${itemPath}.fieldName`);
         const sorting = requireOneOf(orderBy.sorting ?? 'ASC', `${itemPath}.sorting`, ['ASC', 'DESC'] as const);
+        const expression = this.byCodePoint(field, this.column(field));
+        // TypeORM keeps one direction per expression: a second entry would override the first.
+        if (expression in this.qb.expressionMap.orderBys) {
+          throw new WebhookValidationError(`${itemPath}.fieldName`, 'is already ordered by an earlier entry');
+        }
         // SQLite and MySQL sort NULL first in ascending order; PostgreSQL is told to do the same.
         const nulls = this.dialect === 'postgres' ? (sorting === 'ASC' ? 'NULLS FIRST' : 'NULLS LAST') : undefined;
-        this.qb.addOrderBy(this.byCodePoint(field, this.column(field)), sorting, nulls);
+        this.qb.addOrderBy(expression, sorting, nulls);
       });
     }
     // A final order by id makes pages stable; an explicit order by id already is.
@@ -215,13 +220,19 @@ export class EntityQueryCompiler<T extends ObjectLiteral> {
     return column;
   }
 
-  /** `LOWER()` of a text, then compared exactly: MySQL's collation would also ignore accents and trailing spaces. */
+  /**
+   * `LOWER()` of a text, then compared exactly: MySQL's collation would also ignore accents and trailing
+   * spaces, and so would a nondeterministic collation a PostgreSQL column may be given.
+   */
   private exactlyLowered(text: string): string {
-    return this.dialect === 'mysql' ? `BINARY LOWER(${text})` : `LOWER(${text})`;
+    if (this.dialect === 'mysql') return `BINARY LOWER(${text})`;
+    if (this.dialect === 'postgres') return `LOWER(${text}) COLLATE "C"`;
+    return `LOWER(${text})`;
   }
 
+  /** PostgreSQL refuses `strpos()` under a nondeterministic collation. */
   private position(column: string, value: string): string {
-    if (this.dialect === 'postgres') return `strpos(${column}, ${value})`;
+    if (this.dialect === 'postgres') return `strpos(${column} COLLATE "C", ${value})`;
     if (this.dialect === 'mysql') return `INSTR(BINARY ${column}, ${value})`;
     return `instr(${column}, ${value})`;
   }

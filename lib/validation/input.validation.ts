@@ -105,6 +105,10 @@ export function requireArray(value: unknown, field: string, maxLength: number): 
   if (!Array.isArray(value) || value.length > maxLength) {
     throw new WebhookValidationError(field, `must be a list of at most ${maxLength} items`);
   }
+  // A hole (`new Array(1)`, `[, x]`) would be skipped by forEach and map: an OR of holes would match everything.
+  for (let index = 0; index < value.length; index++) {
+    if (!(index in value)) throw new WebhookValidationError(`${field}[${index}]`, 'is missing: the list has a hole here');
+  }
   return value;
 }
 
