@@ -12,9 +12,17 @@ export type KeyAtInsert = readonly unknown[] | 'generated';
  */
 export function keyAtInsertOf(row: ObjectLiteral, metadata: EntityMetadata): KeyAtInsert | undefined {
   if (!metadata.primaryColumns.some((column) => column.isGenerated)) return undefined;
+  if (!hasKey(metadata, row)) return 'generated';
   const values = metadata.primaryColumns.map((column) => column.getEntityValue(row));
-  if (values.some((value) => value === undefined || value === null)) return 'generated';
   return values.every(storable) ? values : undefined;
+}
+
+/** Whether the row holds a value in every primary column. */
+export function hasKey(metadata: EntityMetadata, row: ObjectLiteral): boolean {
+  return metadata.primaryColumns.every((column) => {
+    const value = column.getEntityValue(row);
+    return value !== undefined && value !== null;
+  });
 }
 
 /** The row as inserted: with the key values given at its insert in its primary columns, if any were. */

@@ -23,7 +23,7 @@ import { WebhookTransactionEndedError } from '../errors/webhook.errors.js';
 import { isId } from '../validation/input.validation.js';
 import { ChangeRecorder, fitsInEvent, type EntityChange } from './change-recorder.service.js';
 import { SharedConnectionWrites } from './shared-connection.writes.js';
-import { keyAtInsertOf, storable, withKeyAtInsert } from './insert-keys.js';
+import { hasKey, keyAtInsertOf, storable, withKeyAtInsert } from './insert-keys.js';
 import { WriteStarts } from './write-starts.js';
 import { CommitNotifier } from './commit-notifier.js';
 import { ListenerMatchCache } from './listener-match.cache.js';
@@ -475,13 +475,6 @@ function removalWrite(event: RemoveEvent<ObjectLiteral>): CapturedWrite | null {
   if (!event.entity && !event.databaseEntity) return null;
   const row = { ...definedValues(event.entity ?? {}), ...definedValues(event.databaseEntity ?? {}) };
   return { row, stateChanged: false, written: event.entity, removal: true, knownId: event.entityId };
-}
-
-function hasKey(metadata: EntityMetadata, row: ObjectLiteral): boolean {
-  return metadata.primaryColumns.every((column) => {
-    const value = column.getEntityValue(row);
-    return value !== undefined && value !== null;
-  });
 }
 
 /** The primary key as text; composite keys joined with ":" in column order. */
