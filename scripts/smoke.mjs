@@ -2,9 +2,9 @@
 // each in a folder of its own outside the repository, and runs them; then type-checks TypeScript
 // consumers against those installs, compiled to CommonJS and as ES modules. Run `npm run build` first.
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 
 const root = resolve(import.meta.dirname, '..');
 const work = process.env.SMOKE_DIR ?? join(tmpdir(), 'nestjs-webhook-listener-smoke');
@@ -28,6 +28,19 @@ for (const [app, entry] of [
   console.log(`\n== ${app}: npm install`);
   run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', tarball], dir);
   run(process.execPath, [entry], dir);
+  checkSourceMaps(join(dir, 'node_modules/nestjs-webhook-listener'));
+}
+
+/** Every source a map of the installed package names is installed with it: stack traces and debuggers find it. */
+function checkSourceMaps(installed) {
+  const maps = readdirSync(installed, { recursive: true }).filter((file) => file.endsWith('.js.map'));
+  if (maps.length === 0) throw new Error(`no source maps installed in ${installed}`);
+  for (const map of maps) {
+    const { sources } = JSON.parse(readFileSync(join(installed, map), 'utf8'));
+    const missing = sources.filter((source) => !existsSync(resolve(installed, dirname(map), source)));
+    if (missing.length > 0) throw new Error(`the installed ${map} names sources that are not installed: ${missing.join(', ')}`);
+  }
+  console.log(`the ${maps.length} source maps of the installed package name installed sources`);
 }
 
 // A TypeScript consumer of the package and its /verify subpath, type-checked against an app's install
