@@ -4,8 +4,9 @@ export interface WebhookDeliveryOptions {
   /** Requests in flight at once, over all URLs. Default 64. */
   concurrency?: number;
   /**
-   * Requests in flight at once to one URL, per instance. Default 8. A URL starts with one request
-   * in flight and gets one more with every answer up to this cap; a timeout takes it back to one.
+   * Requests in flight at once to one URL, per instance. Default 8; a value above `concurrency` is
+   * lowered to it. A URL starts with one request in flight and gets one more with every answer up
+   * to this cap; a timeout takes it back to one.
    */
   perUrlConcurrency?: number;
   /** Time allowed for one attempt: connect, headers and body. Default 10 000 ms. */
@@ -16,7 +17,10 @@ export interface WebhookDeliveryOptions {
   batchSize?: number;
   /** Backstop polling interval; a commit wakes the dispatcher at once. Default 5 000 ms. */
   pollIntervalMs?: number;
-  /** How long a claimed delivery stays with one instance before others may take it. Default 60 000 ms. */
+  /**
+   * How long a claimed delivery stays with one instance before others may take it. Default 60 000 ms
+   * or twice `timeoutMs`, whichever is longer; at least `timeoutMs` + 2 000 ms.
+   */
   leaseMs?: number;
   /** Bytes of a receiver's response body kept in the attempt log. Default 4 096. */
   maxResponseBytes?: number;

@@ -1,6 +1,7 @@
 import { WebhookConfigurationError } from '../errors/webhook.errors.js';
 import { MAX_TIMER_DELAY_MS } from '../scheduling/scheduler.js';
 import { comparableHost, unmatchableHostReason } from '../security/ssrf-guard.js';
+import { firstHole, HOLE_REASON } from '../validation/input.validation.js';
 import type { ResolvedWebhookOptions, WebhookModuleOptions, WebhookSignatureScheme } from './webhook-options.interface.js';
 
 const SECOND = 1000;
@@ -99,9 +100,21 @@ function fail(path: string, reason: string): never {
   throw new WebhookConfigurationError(path === 'options' ? 'options' : `option ${path}`, reason);
 }
 
+/**
+ * What `forRoot()` is given, checked before Nest copies it: it would fail on `null` with a TypeError,
+ * and make a string into an object of its characters.
+ */
+export function requireOptionsObject(options: unknown): void {
+  requireObject(options, 'options');
+}
+
+function requireObject(value: unknown, path: string): asserts value is Section {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) fail(path, 'must be an object');
+}
+
 function section(value: unknown, path: string, known: string[]): Section {
   if (value === undefined) return {};
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) fail(path, 'must be an object');
+  requireObject(value, path);
   const unknown = Object.keys(value).filter((key) => !known.includes(key));
   if (unknown.length > 0) {
     fail(
@@ -126,22 +139,28 @@ function boolean(value: unknown, path: string, fallback: boolean): boolean {
   return value;
 }
 
+/** A list without holes: `map()` skips a hole (`[100, , 100]`, `new Array(3)`) and would leave it in the result. */
+function list(value: unknown, path: string, reason: string, maxLength = Number.POSITIVE_INFINITY): unknown[] {
+  if (!Array.isArray(value) || value.length > maxLength) fail(path, reason);
+  const hole = firstHole(value);
+  if (hole >= 0) fail(`${path}[${hole}]`, HOLE_REASON);
+  return value;
+}
+
 function delayList(value: unknown, path: string, fallback: number[]): number[] {
   if (value === undefined) return [...fallback];
-  if (!Array.isArray(value) || value.length > 100) fail(path, 'must be a list of at most 100 delays in ms');
-  return value.map((delay, index) => integer(delay, `${path}[${index}]`, 0, 0, MAX_DURATION_MS));
+  const delays = list(value, path, 'must be a list of at most 100 delays in ms', 100);
+  return delays.map((delay, index) => integer(delay, `${path}[${index}]`, 0, 0, MAX_DURATION_MS));
 }
 
 function statusList(value: unknown, path: string): number[] {
   if (value === undefined) return [];
-  if (!Array.isArray(value)) fail(path, 'must be a list of HTTP statuses');
-  return value.map((status, index) => integer(status, `${path}[${index}]`, 0, 100, 599));
+  return list(value, path, 'must be a list of HTTP statuses').map((status, index) => integer(status, `${path}[${index}]`, 0, 100, 599));
 }
 
 function hostList(value: unknown, path: string): string[] {
   if (value === undefined) return [];
-  if (!Array.isArray(value)) fail(path, 'must be a list of host names');
-  return value.map((host, index) => {
+  return list(value, path, 'must be a list of host names').map((host, index) => {
     if (typeof host !== 'string' || host.length === 0) fail(`${path}[${index}]`, `must be a host name, got ${describe(host)}`);
     const unmatchable = unmatchableHostReason(host);
     if (unmatchable) fail(`${path}[${index}]`, `${unmatchable}, got ${describe(host)}`);
@@ -152,11 +171,13 @@ function hostList(value: unknown, path: string): string[] {
 function schemeList(value: unknown): WebhookSignatureScheme[] {
   if (value === undefined) return [...SIGNATURE_SCHEMES];
   const allowed = `allowed: ${SIGNATURE_SCHEMES.map((s) => `"${s}"`).join(', ')}`;
-  if (!Array.isArray(value) || value.length === 0) fail('signing.schemes', `must be a non-empty list; ${allowed}`);
-  for (const scheme of value) {
+  const reason = `must be a non-empty list; ${allowed}`;
+  const schemes = list(value, 'signing.schemes', reason) as WebhookSignatureScheme[];
+  if (schemes.length === 0) fail('signing.schemes', reason);
+  for (const scheme of schemes) {
     if (!SIGNATURE_SCHEMES.includes(scheme)) fail('signing.schemes', `has ${describe(scheme)}; ${allowed}`);
   }
-  return [...new Set(value as WebhookSignatureScheme[])];
+  return [...new Set(schemes)];
 }
 
 function encryptionKey(value: unknown): Buffer | null {

@@ -29,7 +29,7 @@ import { KeyEncryptionService } from '../signing/key-encryption.service.js';
 import { WEBHOOK_RESOLVED_OPTIONS } from './webhook.constants.js';
 import { ConfigurableWebhookModule, WEBHOOK_MODULE_OPTIONS, type WEBHOOK_OPTIONS_TYPE } from './webhook.module-definition.js';
 import type { WebhookModuleOptions } from './webhook-options.interface.js';
-import { resolveWebhookOptions } from './webhook-options.validation.js';
+import { requireOptionsObject, resolveWebhookOptions } from './webhook-options.validation.js';
 
 const PUBLIC_SERVICES = [
   WebhookListenerService,
@@ -88,6 +88,7 @@ const PUBLIC_SERVICES = [
 export class WebhookModule extends ConfigurableWebhookModule {
   /** Every option has a default: `forRoot()` is `forRoot({})`. */
   static forRoot(options: typeof WEBHOOK_OPTIONS_TYPE = {}): DynamicModule {
+    requireOptionsObject(options);
     return super.forRoot(options);
   }
 }

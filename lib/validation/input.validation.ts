@@ -105,11 +105,18 @@ export function requireArray(value: unknown, field: string, maxLength: number): 
   if (!Array.isArray(value) || value.length > maxLength) {
     throw new WebhookValidationError(field, `must be a list of at most ${maxLength} items`);
   }
-  // A hole (`new Array(1)`, `[, x]`) would be skipped by forEach and map: an OR of holes would match everything.
-  for (let index = 0; index < value.length; index++) {
-    if (!(index in value)) throw new WebhookValidationError(`${field}[${index}]`, 'is missing: the list has a hole here');
-  }
+  // forEach and map skip a hole: an OR of holes would match everything.
+  const hole = firstHole(value);
+  if (hole >= 0) throw new WebhookValidationError(`${field}[${hole}]`, HOLE_REASON);
   return value;
+}
+
+export const HOLE_REASON = 'is missing: the list has a hole here';
+
+/** The index of a list's first hole (`new Array(1)`, `[, x]`), or -1. */
+export function firstHole(list: readonly unknown[]): number {
+  for (let index = 0; index < list.length; index++) if (!(index in list)) return index;
+  return -1;
 }
 
 export function joinPath(parent: string, key: string): string {

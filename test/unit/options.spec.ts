@@ -1,5 +1,12 @@
-import { WebhookConfigurationError } from '../../lib/index.js';
+import { WebhookConfigurationError, WebhookModule } from '../../lib/index.js';
 import { DEFAULT_RETRY_SCHEDULE_MS, MAX_DURATION_MS, resolveWebhookOptions } from '../../lib/module/webhook-options.validation.js';
+
+/** `values` with a hole at `at`, as `[1, , 3]` writes it. */
+function withHole<T>(values: T[], at: number): T[] {
+  const copy = [...values];
+  delete copy[at];
+  return copy;
+}
 
 describe('resolveWebhookOptions', () => {
   it('fills in the documented defaults', () => {
@@ -97,6 +104,17 @@ describe('resolveWebhookOptions', () => {
       { delivery: { timeoutMs: 2_000, leaseMs: 3_999 } },
       'option delivery.leaseMs must be at least delivery.timeoutMs + 2000 (4000), got 3999',
     ],
+    [
+      { delivery: { retrySchedule: withHole([100, 100, 100], 1) } },
+      'option delivery.retrySchedule[1] is missing: the list has a hole here',
+    ],
+    [{ delivery: { retrySchedule: new Array(2) } }, 'option delivery.retrySchedule[0] is missing: the list has a hole here'],
+    [{ delivery: { noRetryStatuses: withHole([410, 404], 0) } }, 'option delivery.noRetryStatuses[0] is missing: the list has a hole here'],
+    [
+      { security: { allowedHosts: withHole(['a.example', 'b.example'], 1) } },
+      'option security.allowedHosts[1] is missing: the list has a hole here',
+    ],
+    [{ signing: { schemes: new Array(1) } }, 'option signing.schemes[0] is missing: the list has a hole here'],
   ])('refuses %j', (options, message) => {
     expect(() => resolveWebhookOptions(options as never)).toThrow(WebhookConfigurationError);
     expect(() => resolveWebhookOptions(options as never)).toThrow(message);
@@ -126,5 +144,20 @@ describe('resolveWebhookOptions', () => {
     expect(() => resolveWebhookOptions({ signing: { keyEncryptionKey: secretLooking } })).toThrow(
       expect.objectContaining({ message: expect.not.stringContaining(secretLooking) }),
     );
+  });
+});
+
+describe('WebhookModule.forRoot', () => {
+  it.each<[string, unknown]>([
+    ['null', null],
+    ['a string', 'webhook'],
+    ['a list', []],
+  ])('refuses %s as its options with WebhookConfigurationError as it is called', (_, options) => {
+    expect(() => WebhookModule.forRoot(options as never)).toThrow(WebhookConfigurationError);
+    expect(() => WebhookModule.forRoot(options as never)).toThrow('nestjs-webhook-listener: options must be an object');
+  });
+
+  it('takes no options as every default', () => {
+    expect(WebhookModule.forRoot().module).toBe(WebhookModule);
   });
 });
