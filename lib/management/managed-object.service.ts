@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import { In, type DataSource, type EntityManager, type EntityTarget, type SelectQueryBuilder } from 'typeorm';
 import { WebhookNotFoundError, WebhookValidationError, WebhookVersionConflictError } from '../errors/webhook.errors.js';
 import { CreationEntityState } from '../model/creation-entity-state.enum.js';
-import { inTransaction } from '../persistence/transaction.js';
+import { inTransaction, withUpdateDate } from '../persistence/transaction.js';
 import type { ManagedWebhookObject } from '../model/managed-object.entity.js';
 import type { QueryField } from '../query/entity-query.constants.js';
 import { EntityQueryCompiler, searchByQuery } from '../query/entity-query.compiler.js';
@@ -173,7 +173,7 @@ export abstract class ManagedObjectService<T extends ManagedWebhookObject> {
     const result = await manager
       .createQueryBuilder()
       .update(this.target)
-      .set(changes as never)
+      .set(withUpdateDate(manager.connection, this.target, changes) as never)
       .where(where)
       .execute();
     return result.affected ?? 0;

@@ -61,6 +61,17 @@ export class SqlText {
     return `(CURRENT_TIMESTAMP(6) + INTERVAL ${whole * 1000} MICROSECOND)`;
   }
 
+  /**
+   * The database's now plus `ms`, for a date column of the module's tables that is waited for: MySQL's
+   * and MariaDB's keep whole seconds, cut or rounded, so there a date in the future is moved a second
+   * less a microsecond later, which stores it no earlier than the exact date and less than 1.5 s after
+   * it. Now itself is kept as it is: whatever waits for it comes after it was written.
+   */
+  databaseDateAtLeast(ms: number): string {
+    if (this.postgres || this.sqlite || Math.trunc(ms) <= 0) return this.databaseNowPlus(ms);
+    return `(CURRENT_TIMESTAMP(6) + INTERVAL ${Math.trunc(ms) * 1000 + 999_999} MICROSECOND)`;
+  }
+
   /** A value as the driver stores it in an entity's column (dates above all, whose form differs per driver). */
   stored(entity: EntityTarget<ObjectLiteral>, property: string, value: unknown): unknown {
     return this.dataSource.driver.preparePersistentValue(value, this.dataSource.getMetadata(entity).findColumnWithPropertyName(property)!);

@@ -219,7 +219,24 @@ export function updateStatement(
   values: ObjectLiteral,
   where: ObjectLiteral,
 ): DriverStatement {
-  return dataSource.createQueryBuilder().update(target).set(values).where(where).getQueryAndParameters();
+  return dataSource
+    .createQueryBuilder()
+    .update(target)
+    .set(withUpdateDate(dataSource, target, values))
+    .where(where)
+    .getQueryAndParameters();
+}
+
+/**
+ * `values` with the entity's update date, if it has one, set by the database's clock as TypeORM's
+ * `save()` sets it: its query builder's UPDATE writes CURRENT_TIMESTAMP, which MySQL and MariaDB
+ * give in whole seconds, so that a change could be dated before the row's creation.
+ */
+export function withUpdateDate(dataSource: DataSource, target: EntityTarget<ObjectLiteral>, values: ObjectLiteral): ObjectLiteral {
+  const column = dataSource.getMetadata(target).updateDateColumn;
+  if (!column || values[column.propertyName] !== undefined) return values;
+  const now = dataSource.driver.mappedDataTypes.updateDateDefault;
+  return { ...values, [column.propertyName]: () => now };
 }
 
 /** A DELETE built by TypeORM's query builder, for `writeAll()` or transaction steps. */

@@ -84,7 +84,7 @@ export class MaintenanceStore {
    * clock (as it keeps `createdOn` and `updatedOn`); false when another instance was first.
    */
   async markDeleted(target: ManagedTarget, id: number, purgeAfterMs: number): Promise<boolean> {
-    const plannedPurgeDate = () => this.sql.databaseNowPlus(purgeAfterMs);
+    const plannedPurgeDate = () => this.sql.databaseDateAtLeast(purgeAfterMs);
     const [marked] = await writeAll(this.dataSource, [
       updateStatement(
         this.dataSource,

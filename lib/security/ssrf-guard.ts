@@ -55,6 +55,11 @@ export function nonPublicRange(address: string): string | null {
 
 type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
 
+/** `localhost` or a name under it, written in any case and with or without the root's trailing dot. */
+function isLocalhostName(host: string): boolean {
+  return /(^|\.)localhost\.?$/i.test(host);
+}
+
 /** A host without the brackets a URL puts around an IPv6 address. */
 function withoutBrackets(host: string): string {
   return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
@@ -105,10 +110,17 @@ export class SsrfGuard {
     return this.options.allowPrivateNetworks || this.allowedHosts.has(comparableHost(host));
   }
 
-  /** Checks a host that is an IP literal (no lookup happens for those); names are checked at connect time. */
+  /**
+   * Checks a host whose addresses are known without a lookup: an IP literal, or `localhost` and the
+   * names under it, which are loopback by definition (RFC 6761). Other names are checked at connect time.
+   */
   checkLiteral(host: string): void {
+    if (this.isExempt(host)) return;
     const address = withoutBrackets(host);
-    if (!isIP(address) || this.isExempt(host)) return;
+    if (!isIP(address)) {
+      if (isLocalhostName(host)) throw new WebhookAddressRefusedError(host, '127.0.0.1 or ::1', 'loopback');
+      return;
+    }
     const range = nonPublicRange(address);
     if (range) throw new WebhookAddressRefusedError(host, address, range);
   }

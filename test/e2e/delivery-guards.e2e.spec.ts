@@ -19,6 +19,7 @@ import {
   WebhookConfigurationError,
   CreationEntityState,
   WebhookStateError,
+  WebhookUrl,
   WebhookUrlService,
   WebhookValidationError,
   type WebhookListenerDeactivatedPayload,
@@ -109,6 +110,8 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
       '[64:ff9b::7f00:1]',
       '[::127.0.0.1]',
       '[::a9fe:a9fe]',
+      'localhost',
+      'api.LOCALHOST.',
     ])('refuses a listener URL on %s when it is saved', async (host) => {
       const error = await testApp
         .get(WebhookListenerService)
@@ -118,11 +121,18 @@ describe.each(selectedDatabases())('delivery guards on %s', (database) => {
       expect(error.field).toBe('url');
     });
 
-    it('refuses at connect time a name that resolves to a loopback address, sends nothing and abandons', async () => {
+    it('refuses to send to a loopback name stored earlier (as while private networks were allowed), sends nothing and abandons', async () => {
       const space = freshSpace();
-      await testApp
-        .get(WebhookListenerService)
-        .create(space, { name: 'l', entity: 'Order', url: receiver.url(`/ssrf/${space}`, 'localhost') });
+      // Written as an instance that allowed private networks would have saved it.
+      const url = await testApp.dataSource.getRepository(WebhookUrl).save({
+        linkedSpaceId: space,
+        name: 'saved earlier',
+        url: receiver.url(`/ssrf/${space}`, 'localhost'),
+        state: CreationEntityState.ACTIVE,
+        applicationManaged: false,
+        plannedPurgeDate: null,
+      });
+      await testApp.get(WebhookListenerService).create(space, { name: 'l', entity: 'Order', url: url.id });
       await saveOrders(testApp, space, 1);
       const deliveries = testApp.get(WebhookDeliveryService);
       const [delivery] = await waitFor(async () => {

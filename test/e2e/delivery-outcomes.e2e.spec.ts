@@ -207,6 +207,38 @@ describe.each(selectedDatabases())('delivery outcomes on %s', (database) => {
     expect(receiver.to(path).map((r) => r.headers['webhook-id'])).toEqual([`msg_${abandoned.id}`, `msg_${abandoned.id}`]);
   });
 
+  it('retries a redelivery on what its schedule has left: the rest after an early abandonment, none after the last retry', async () => {
+    const deliveries = testApp.get(WebhookDeliveryService);
+    /** The one delivery of a new space whose receiver answers `behaviours` (the last one repeats), once abandoned. */
+    const abandonedDelivery = async (name: string, ...behaviours: ReceiverBehaviour[]) => {
+      const space = freshSpace();
+      const path = `/${space}/${name}`;
+      receiver.script(path, ...behaviours);
+      await testApp.get(WebhookListenerService).create(space, { name, entity: 'Order', url: receiver.url(path) });
+      await testApp.dataSource.getRepository(Order).save({ tenantId: space, state: OrderState.CONFIRMED });
+      return { space, path, delivery: await theAbandonedDelivery(space) };
+    };
+    const abandonedAgain = async (space: number, attempts: number) => {
+      await waitFor(async () => {
+        const [delivery] = await deliveries.searchDeliveries(space, {});
+        return delivery.state === 'ABANDONED' && delivery.attempts === attempts;
+      }, `the delivery abandoned after ${attempts} attempts`);
+      const attemptsLogged = await deliveries.searchAttempts(space, { orderBys: [{ fieldName: 'attemptNumber', sorting: 'ASC' }] });
+      return attemptsLogged.map((attempt) => `${attempt.attemptNumber}:${attempt.statusCode}`);
+    };
+
+    const early = await abandonedDelivery('redeliver-early', answer(422), answer(500));
+    expect(early.delivery.attempts).toBe(1);
+    await deliveries.redeliver(early.space, early.delivery.id);
+    expect(await abandonedAgain(early.space, 4)).toEqual(['1:422', '2:500', '3:500', '4:500']);
+
+    const late = await abandonedDelivery('redeliver-late', answer(500));
+    expect(late.delivery.attempts).toBe(4);
+    await deliveries.redeliver(late.space, late.delivery.id);
+    expect(await abandonedAgain(late.space, 5)).toEqual(['1:500', '2:500', '3:500', '4:500', '5:500']);
+    expect(receiver.to(late.path)).toHaveLength(5);
+  });
+
   it('refuses to redeliver a delivery whose listener or URL is not ACTIVE, which would be cancelled unsent, and redelivers it once both are', async () => {
     const space = freshSpace();
     const path = `/${space}/redeliver-inactive`;

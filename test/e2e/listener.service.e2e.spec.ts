@@ -379,6 +379,17 @@ describe.each(selectedDatabases())('WebhookListenerService on %s', (database) =>
       expect(await listeners.read(space, created.id)).toEqual(updated);
     });
 
+    it('dates an update and a deletion by the database clock no earlier than the creation', async () => {
+      const space = freshSpace();
+      const created = await listeners.create(space, valid());
+      const updated = await listeners.update(space, { id: created.id, version: created.version, name: 'Renamed' });
+      const deleted = await listeners.delete(space, created.id);
+      const urlUpdated = await urls.update(space, { id: created.url.id, version: created.url.version, name: 'Renamed too' });
+      expect(updated.updatedOn.getTime()).toBeGreaterThanOrEqual(created.createdOn.getTime());
+      expect(deleted.updatedOn.getTime()).toBeGreaterThanOrEqual(updated.updatedOn.getTime());
+      expect(urlUpdated.updatedOn.getTime()).toBeGreaterThanOrEqual(urlUpdated.createdOn.getTime());
+    });
+
     it('gives a version conflict for a stale version and leaves the row as it was', async () => {
       const space = freshSpace();
       const created = await listeners.create(space, valid());

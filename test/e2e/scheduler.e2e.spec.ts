@@ -92,6 +92,37 @@ describe.each(selectedDatabases())('scheduled jobs on %s', (database) => {
     expect(await rowsOfListener('webhook_delivery_attempt', listener.id)).toBe(0);
   });
 
+  it('dates the purge no earlier than the retention after the deletion, to the second it keeps at least, and purges only after it', async () => {
+    const purgeAfterMs = 2_500;
+    const retaining = await createTestApp(database, {
+      webhook: { ...MANUAL, retention: { deletedListenerPurgeAfterMs: purgeAfterMs, deliveryLogTtlMs: HOUR } },
+      connection: testApp.dataSource.options,
+      keepSchema: true,
+    });
+    try {
+      const space = freshSpace();
+      const listeners = retaining.get(WebhookListenerService);
+      const listener = await listeners.create(space, { name: 'l', entity: 'Order', url: receiver.url(`/purge-date/${space}`) });
+      await listeners.delete(space, listener.id);
+      const retainingJobs = retaining.app.get(WebhookMaintenance);
+      await retainingJobs.finishDeletions();
+      // Both written by the same statement, by the database's clock.
+      const deleted = await listeners.read(space, listener.id);
+      expect(deleted.state).toBe('DELETED');
+      expect(deleted.plannedPurgeDate!.getTime()).toBeGreaterThanOrEqual(deleted.updatedOn.getTime() + purgeAfterMs);
+      expect(deleted.plannedPurgeDate!.getTime()).toBeLessThan(deleted.updatedOn.getTime() + purgeAfterMs + 1_500);
+
+      await retainingJobs.purge();
+      expect(await isPurged(retaining, space, listener.id)).toBe(false);
+      await waitFor(async () => {
+        await retainingJobs.purge();
+        return isPurged(retaining, space, listener.id);
+      }, 'the purge once the date has passed');
+    } finally {
+      await retaining.close();
+    }
+  });
+
   it('keeps a listener DELETING while a delivery is in flight, and cancels the ones not yet sent', async () => {
     const space = freshSpace();
     receiver.script(`/held/${space}`, receiver.hold);

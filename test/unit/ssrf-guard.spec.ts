@@ -58,6 +58,17 @@ describe('SsrfGuard', () => {
     expect(() => strict.checkLiteral('example.com')).not.toThrow();
   });
 
+  it.each(['localhost', 'LOCALHOST.', 'foo.localhost', 'a.b.Localhost'])('refuses %s, loopback by definition, without a lookup', (host) => {
+    expect(() => strict.checkLiteral(host)).toThrow(WebhookAddressRefusedError);
+    expect(() => strict.checkLiteral(host)).toThrow(`${host} resolves to 127.0.0.1 or ::1 (loopback)`);
+    expect(() => new SsrfGuard({ allowPrivateNetworks: false, allowedHosts: [host] }).checkLiteral(host)).not.toThrow();
+    expect(() => new SsrfGuard({ allowPrivateNetworks: true, allowedHosts: [] }).checkLiteral(host)).not.toThrow();
+  });
+
+  it.each(['localhost.example.com', 'notlocalhost', 'localhost-x.example'])('leaves %s to the check at connect time', (host) => {
+    expect(() => strict.checkLiteral(host)).not.toThrow();
+  });
+
   it('exempts an IPv6 address listed with or without brackets, in any of its forms', () => {
     for (const listed of ['::1', '[::1]', '0:0:0:0:0:0:0:1']) {
       const guard = new SsrfGuard({ allowPrivateNetworks: false, allowedHosts: [listed] });
