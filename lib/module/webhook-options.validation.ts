@@ -20,9 +20,11 @@ export const SIGNATURE_SCHEMES: readonly WebhookSignatureScheme[] = ['x-signatur
 
 type Section = Record<string, unknown>;
 
+const OPTION_SECTIONS = ['defaultSpaceId', 'delivery', 'scheduler', 'security', 'retention', 'signing', 'worker'] as const;
+
 /** Checks the options a host passed and fills in the defaults; any mistake stops the boot. */
 export function resolveWebhookOptions(options: WebhookModuleOptions | undefined): ResolvedWebhookOptions {
-  const root = section(options, 'options', ['defaultSpaceId', 'delivery', 'scheduler', 'security', 'retention', 'signing', 'worker']);
+  const root = section(options, 'options', [...OPTION_SECTIONS]);
   const delivery = section(root.delivery, 'delivery', [
     'concurrency',
     'perUrlConcurrency',
@@ -101,11 +103,19 @@ function fail(path: string, reason: string): never {
 }
 
 /**
- * What `forRoot()` is given, checked before Nest copies it: it would fail on `null` with a TypeError,
- * and make a string into an object of its characters.
+ * What `forRoot()` hands to Nest, which copies only the own keys of its options (it would fail on
+ * `null` with a TypeError, and make a string into an object of its characters): the options and
+ * settings given as getters or inherited, by a class's instance say, are read by name, as
+ * `forRootAsync()` reads what its factory returns.
  */
-export function requireOptionsObject(options: unknown): void {
+export function plainModuleOptions<T extends object>(options: T, settings: readonly string[]): T {
   requireObject(options, 'options');
+  const plain: Section = { ...options };
+  for (const key of [...OPTION_SECTIONS, ...settings]) {
+    const value = (options as Section)[key];
+    if (value !== undefined) plain[key] = value;
+  }
+  return plain as T;
 }
 
 function requireObject(value: unknown, path: string): asserts value is Section {
@@ -144,6 +154,9 @@ function list(value: unknown, path: string, reason: string, maxLength = Number.P
   if (!Array.isArray(value) || value.length > maxLength) fail(path, reason);
   const hole = firstHole(value);
   if (hole >= 0) fail(`${path}[${hole}]`, HOLE_REASON);
+  // An option left undefined takes its default; an item has none.
+  const unset = value.indexOf(undefined);
+  if (unset >= 0) fail(`${path}[${unset}]`, 'is undefined');
   return value;
 }
 

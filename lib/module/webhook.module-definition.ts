@@ -13,6 +13,9 @@ export interface WebhookModuleExtras {
   dataSourceName?: string;
 }
 
+/** The names of `WebhookModuleExtras`. */
+export const WEBHOOK_MODULE_SETTINGS: readonly (keyof WebhookModuleExtras)[] = ['isGlobal', 'dataSourceName'];
+
 export const {
   ConfigurableModuleClass: ConfigurableWebhookModule,
   MODULE_OPTIONS_TOKEN: WEBHOOK_MODULE_OPTIONS,

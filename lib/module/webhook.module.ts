@@ -27,9 +27,14 @@ import { WebhookEntityMetadataAccessor } from '../registry/webhook-entity-metada
 import { WebhookEntityRegistry } from '../registry/webhook-entity.registry.js';
 import { KeyEncryptionService } from '../signing/key-encryption.service.js';
 import { WEBHOOK_RESOLVED_OPTIONS } from './webhook.constants.js';
-import { ConfigurableWebhookModule, WEBHOOK_MODULE_OPTIONS, type WEBHOOK_OPTIONS_TYPE } from './webhook.module-definition.js';
+import {
+  ConfigurableWebhookModule,
+  WEBHOOK_MODULE_OPTIONS,
+  WEBHOOK_MODULE_SETTINGS,
+  type WEBHOOK_OPTIONS_TYPE,
+} from './webhook.module-definition.js';
 import type { WebhookModuleOptions } from './webhook-options.interface.js';
-import { requireOptionsObject, resolveWebhookOptions } from './webhook-options.validation.js';
+import { plainModuleOptions, resolveWebhookOptions } from './webhook-options.validation.js';
 
 const PUBLIC_SERVICES = [
   WebhookListenerService,
@@ -88,7 +93,6 @@ const PUBLIC_SERVICES = [
 export class WebhookModule extends ConfigurableWebhookModule {
   /** Every option has a default: `forRoot()` is `forRoot({})`. */
   static forRoot(options: typeof WEBHOOK_OPTIONS_TYPE = {}): DynamicModule {
-    requireOptionsObject(options);
-    return super.forRoot(options);
+    return super.forRoot(plainModuleOptions(options, WEBHOOK_MODULE_SETTINGS));
   }
 }

@@ -1,5 +1,6 @@
 import { WebhookConfigurationError, WebhookModule } from '../../lib/index.js';
 import { DEFAULT_RETRY_SCHEDULE_MS, MAX_DURATION_MS, resolveWebhookOptions } from '../../lib/module/webhook-options.validation.js';
+import { WEBHOOK_MODULE_OPTIONS } from '../../lib/module/webhook.module-definition.js';
 
 /** `values` with a hole at `at`, as `[1, , 3]` writes it. */
 function withHole<T>(values: T[], at: number): T[] {
@@ -115,6 +116,8 @@ describe('resolveWebhookOptions', () => {
       'option security.allowedHosts[1] is missing: the list has a hole here',
     ],
     [{ signing: { schemes: new Array(1) } }, 'option signing.schemes[0] is missing: the list has a hole here'],
+    [{ delivery: { retrySchedule: [5_000, undefined, 5_000] } }, 'option delivery.retrySchedule[1] is undefined'],
+    [{ delivery: { noRetryStatuses: [undefined] } }, 'option delivery.noRetryStatuses[0] is undefined'],
   ])('refuses %j', (options, message) => {
     expect(() => resolveWebhookOptions(options as never)).toThrow(WebhookConfigurationError);
     expect(() => resolveWebhookOptions(options as never)).toThrow(message);
@@ -159,5 +162,25 @@ describe('WebhookModule.forRoot', () => {
 
   it('takes no options as every default', () => {
     expect(WebhookModule.forRoot().module).toBe(WebhookModule);
+  });
+
+  it("reads options and settings given as a class's getters, as forRootAsync does", () => {
+    class WebhookSettings {
+      get worker() {
+        return { enabled: false };
+      }
+      get delivery() {
+        return { concurrency: 3 };
+      }
+      get isGlobal() {
+        return false;
+      }
+    }
+    const dynamicModule = WebhookModule.forRoot(new WebhookSettings());
+    const options = dynamicModule.providers?.find(
+      (provider) => typeof provider === 'object' && 'provide' in provider && provider.provide === WEBHOOK_MODULE_OPTIONS,
+    );
+    expect(options).toMatchObject({ useValue: { worker: { enabled: false }, delivery: { concurrency: 3 } } });
+    expect(dynamicModule.global).toBe(false);
   });
 });
