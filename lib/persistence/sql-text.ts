@@ -58,7 +58,7 @@ export class SqlText {
     const whole = Math.trunc(ms);
     if (this.postgres) return `(LOCALTIMESTAMP + interval '${whole} milliseconds')`;
     if (this.sqlite) return `strftime('%Y-%m-%d %H:%M:%f', 'now', '${whole / 1000} seconds')`;
-    return `(CURRENT_TIMESTAMP(6) + INTERVAL ${whole * 1000} MICROSECOND)`;
+    return mysqlNowPlusMicroseconds(whole * 1000);
   }
 
   /**
@@ -69,7 +69,7 @@ export class SqlText {
    */
   databaseDateAtLeast(ms: number): string {
     if (this.postgres || this.sqlite || Math.trunc(ms) <= 0) return this.databaseNowPlus(ms);
-    return `(CURRENT_TIMESTAMP(6) + INTERVAL ${Math.trunc(ms) * 1000 + 999_999} MICROSECOND)`;
+    return mysqlNowPlusMicroseconds(Math.trunc(ms) * 1000 + 999_999);
   }
 
   /** A value as the driver stores it in an entity's column (dates above all, whose form differs per driver). */
@@ -174,4 +174,8 @@ export function integer(value: number): string {
 function safeInteger(value: number): number {
   if (!Number.isSafeInteger(value)) throw new Error(`not a safe integer: ${value}`);
   return value;
+}
+
+function mysqlNowPlusMicroseconds(microseconds: number): string {
+  return `(CURRENT_TIMESTAMP(6) + INTERVAL ${microseconds} MICROSECOND)`;
 }

@@ -115,12 +115,11 @@ export class SsrfGuard {
    * names under it, which are loopback by definition (RFC 6761). Other names are checked at connect time.
    */
   checkLiteral(host: string): void {
-    if (this.isExempt(host)) return;
     const address = withoutBrackets(host);
-    if (!isIP(address)) {
-      if (isLocalhostName(host)) throw new WebhookAddressRefusedError(host, '127.0.0.1 or ::1', 'loopback');
-      return;
-    }
+    const literal = isIP(address) !== 0;
+    // Before the exemption, which every request's other names would otherwise compute for nothing.
+    if ((!literal && !isLocalhostName(host)) || this.isExempt(host)) return;
+    if (!literal) throw new WebhookAddressRefusedError(host, '127.0.0.1 or ::1', 'loopback');
     const range = nonPublicRange(address);
     if (range) throw new WebhookAddressRefusedError(host, address, range);
   }
